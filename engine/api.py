@@ -1,0 +1,378 @@
+"""The application API: the one way the CLI, the TUI and the simulator act on btar.
+
+No front end talks to storage or the catalog directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol, TypeVar
+
+from engine import rules
+from engine.catalog import Catalog, EventRow, ItemRow
+from engine.config import LoadedConfig, load_config
+from engine.effects import DeleteBatch, Effect, Now
+from engine.errors import (
+    BadInput,
+    RegionNotQualified,
+    ReplicationNotEnabled,
+    StorageError,
+    UnknownName,
+)
+from engine.formats import get_layout
+from engine.lag import PERIODS, LagBucket, LagStats, Period, bucketize, summarize
+from engine.model import (
+    REPLICABLE_TYPES,
+    ItemStatus,
+    Region,
+    RegionRole,
+    RegionState,
+    RestoreWindow,
+    Service,
+)
+from engine.regions import get_region
+from engine.replication import (
+    PassOutcome,
+    ReplicationSettings,
+    discover_primary,
+    list_all,
+    replication_pass,
+)
+from engine.runtime import CopyProgress, LiveDriver, StorageRegistry
+from engine.storage.base import Storage
+from engine.storage.locations import LocationConfig, open_location
+from engine.windows import window_from_catalog
+
+T = TypeVar("T")
+
+#: A destination this far behind is "lagging" rather than merely "copying".
+LAGGING_AFTER = timedelta(minutes=15)
+DESTINATION_ROLES = (RegionRole.SECONDARY, RegionRole.PREVIOUS)
+
+
+class Driver(Protocol):
+    """Carries out procedures: the live runtime, or a simulator's."""
+
+    def now(self) -> datetime: ...
+
+    def run(self, procedure: Generator[Effect, Any, T]) -> T: ...
+
+
+@dataclass(frozen=True)
+class RegionStatus:
+    region: str
+    role: RegionRole
+    state: RegionState
+    reason: str
+    items: dict[str, int]
+    window: RestoreWindow
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    type: str
+    provider: str
+    primary_region: str
+    additional_region: str | None
+    state: str
+    current_lag_seconds: float | None
+    regions: list[RegionStatus] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LagReport:
+    service: str
+    region: str
+    period: Period
+    start: datetime
+    end: datetime
+    current_lag_seconds: float | None
+    stats: LagStats
+    buckets: tuple[LagBucket, ...]
+
+
+@dataclass(frozen=True)
+class DisableOutcome:
+    service: str
+    regions: list[str]
+    mode: str  # "keep" or "delete"
+    deleted_objects: int
+
+
+class Btar:
+    """One btar installation: its configuration, catalog and driver."""
+
+    def __init__(self, services: Iterable[Service], locations: dict[str, LocationConfig],
+                 catalog: Catalog, driver: Driver, *,
+                 settings: ReplicationSettings | None = None, actor: str = "cli") -> None:
+        self._services = {s.name: s for s in services}
+        self._locations = locations
+        self.catalog = catalog
+        self.driver = driver
+        self.settings = settings or ReplicationSettings()
+        self.actor = actor
+        now = driver.now()
+        for service in self._services.values():
+            if self.catalog.service(service.name) != service:
+                self.catalog.upsert_service(service, now)
+            if self.catalog.location(service.name, service.region) is None:
+                self.catalog.set_location(service.name, service.region, RegionRole.PRIMARY,
+                                          RegionState.ACTIVE, now)
+
+    @classmethod
+    def open(cls, loaded: LoadedConfig | str, *, actor: str = "cli",
+             on_copy: Callable[[CopyProgress], None] | None = None) -> Btar:
+        """Open the installation a configuration file describes, with the live driver."""
+        if isinstance(loaded, str):
+            from pathlib import Path
+
+            loaded = load_config(Path(loaded))
+        config = loaded.config
+        registry = StorageRegistry(lambda region: open_location(config.regions[region], region))
+        driver = LiveDriver(registry, concurrency=config.replication.concurrency,
+                            on_copy=on_copy)
+        settings = ReplicationSettings(batch_size=config.replication.batch_size,
+                                       max_attempts=config.replication.max_attempts)
+        app = cls(loaded.services().values(), dict(config.regions),
+                  Catalog.open(loaded.catalog_path), driver, settings=settings, actor=actor)
+        app._registry = registry
+        return app
+
+    _registry: StorageRegistry | None = None
+
+    def close(self) -> None:
+        if self._registry is not None:
+            self._registry.close()
+        self.catalog.close()
+
+    def storage(self, region: str) -> Storage:
+        """The storage of a configured region (for drivers and tools, not front ends)."""
+        if self._registry is None:
+            raise BadInput("this btar has no live storage")
+        return self._registry(region)
+
+    # -- lookups -----------------------------------------------------------------------------
+
+    def services(self) -> list[Service]:
+        return [self._services[name] for name in sorted(self._services)]
+
+    def service(self, name: str) -> Service:
+        try:
+            return self._services[name]
+        except KeyError:
+            raise UnknownName("service", name, sorted(self._services)) from None
+
+    def additional_region(self, name: str) -> str | None:
+        rows = self.catalog.locations(name, roles=[RegionRole.SECONDARY])
+        return rows[0].region if rows else None
+
+    def offered_regions(self, name: str) -> list[tuple[Region, bool]]:
+        """Rule 2: the qualifying regions, farthest first, each with whether a location is
+        configured for it (only those can be enabled)."""
+        service = self.service(name)
+        rules.check_replicable(service)
+        return [(r, r.id in self._locations) for r in rules.offered_regions(service)]
+
+    def _require_location(self, region: str) -> None:
+        if region not in self._locations:
+            raise BadInput(f"{region} has no backup location in [regions] of the configuration; "
+                           "add one, e.g. " f'{region} = "file:///path/to/{region}"')
+
+    # -- management --------------------------------------------------------------------------
+
+    def enable(self, name: str, region: str) -> None:
+        """Start replicating a service's backups to an additional region."""
+        service = self.service(name)
+        target = rules.check_enable(service, region, self.additional_region(name))
+        self._require_location(target.id)
+        now = self.driver.now()
+        self.catalog.set_location(name, target.id, RegionRole.SECONDARY, RegionState.ACTIVE, now)
+        self.catalog.audit(now, self.actor, "enable", name, {"region": target.id})
+        self.catalog.event(now, "info", name, target.id, "additional backup region enabled")
+
+    def change_region(self, name: str, region: str) -> None:
+        """Move the additional region; the old one keeps replicating until the new one can
+        restore (rule 8)."""
+        service = self.service(name)
+        current = self.additional_region(name)
+        target = rules.check_change(service, region, current)
+        self._require_location(target.id)
+        assert current is not None  # check_change refused otherwise
+        now = self.driver.now()
+        self.catalog.set_location(name, current, RegionRole.PREVIOUS, RegionState.ACTIVE, now)
+        self.catalog.set_location(name, target.id, RegionRole.SECONDARY, RegionState.ACTIVE, now)
+        self.catalog.audit(now, self.actor, "change-region", name,
+                           {"from": current, "to": target.id})
+        self.catalog.event(now, "info", name, target.id,
+                           f"additional region changed from {current}; {current} keeps "
+                           "replicating until this region can restore")
+
+    def disable(self, name: str, *, keep: bool, delete: bool, confirmed: bool) -> DisableOutcome:
+        """Stop replication; keep the copies (retained) or delete them (rule 7)."""
+        service = self.service(name)
+        rules.check_disable(name, keep=keep, delete=delete, confirmed=confirmed)
+        targets = self.catalog.locations(name, roles=DESTINATION_ROLES)
+        if not targets:
+            raise ReplicationNotEnabled(name)
+        now = self.driver.now()
+        regions = [t.region for t in targets]
+        if keep:
+            for region in regions:
+                self.catalog.set_location(name, region, RegionRole.RETAINED, RegionState.STOPPED,
+                                          now, "replication disabled; copies kept")
+                self.catalog.retain_region(name, region, now)
+            self.catalog.audit(now, self.actor, "disable", name,
+                               {"mode": "keep", "regions": regions})
+            return DisableOutcome(name, regions, "keep", 0)
+        # Refresh what the primary really holds before judging what else covers each point.
+        self.driver.run(discover_primary(self.catalog, get_layout(service.layout), service,
+                                         self.settings))
+        deleted = 0
+        for region in regions:
+            rules.check_not_primary(service, region)
+            self._check_not_a_primary_location(region, service)
+            others = [self.window(name, r) for r in self._covering_regions(name, exclude=region)]
+            rules.check_deletion_safe(name, self.window(name, region), others)
+            deleted += self.driver.run(self._delete_region(service, region))
+            self.catalog.forget_region(name, region)
+            self.catalog.remove_location(name, region)
+            self.catalog.event(now, "warning", name, region,
+                               f"replication disabled; {deleted} objects deleted")
+        self.catalog.audit(now, self.actor, "disable", name,
+                           {"mode": "delete", "regions": regions, "deleted_objects": deleted})
+        return DisableOutcome(name, regions, "delete", deleted)
+
+    def _covering_regions(self, name: str, exclude: str) -> list[str]:
+        service = self.service(name)
+        regions = [service.region]
+        regions += [loc.region for loc in self.catalog.locations(name)
+                    if loc.region not in (exclude, service.region)]
+        return regions
+
+    def _check_not_a_primary_location(self, region: str, service: Service) -> None:
+        """Never delete where any service keeps its primary backups."""
+        for other in self._services.values():
+            if other.region == region and other.key_prefix == service.key_prefix:
+                raise RegionNotQualified(
+                    service.name, region,
+                    f"it holds the primary backups of {other.name}; btar never deletes there",
+                    [])
+
+    def _delete_region(self, service: Service, region: str) -> Generator[Effect, Any, int]:
+        listing = yield from list_all(region, f"{service.key_prefix}/",
+                                      self.settings.list_page_size)
+        keys = [o.key for o in listing]
+        deleted = 0
+        for start in range(0, len(keys), 500):
+            chunk = tuple(keys[start:start + 500])
+            errors: tuple[str, ...] = yield DeleteBatch(region, chunk)
+            failures = [e for e in errors if e]
+            if failures:
+                raise StorageError(region, "", f"{len(failures)} deletions failed: {failures[0]}")
+            deleted += len(chunk)
+        yield Now()
+        return deleted
+
+    # -- replication -------------------------------------------------------------------------
+
+    def sync(self, names: Iterable[str] | None = None) -> list[PassOutcome]:
+        """One replication pass for each named (default: every enabled) service."""
+        chosen = [self.service(n) for n in names] if names else self.services()
+        outcomes = []
+        for service in chosen:
+            if names:
+                rules.check_replicable(service)
+            elif service.type not in REPLICABLE_TYPES:
+                continue
+            procedure = replication_pass(self.catalog, get_layout(service.layout), service,
+                                         self.settings)
+            outcomes.append(self.driver.run(procedure))
+        return outcomes
+
+    # -- status ------------------------------------------------------------------------------
+
+    def window(self, name: str, region: str) -> RestoreWindow:
+        location = self.catalog.location(name, region)
+        role = location.role if location else RegionRole.SECONDARY
+        return window_from_catalog(self.catalog, name, region, role)
+
+    def windows(self, name: str) -> list[RestoreWindow]:
+        """The restorable window of every region that holds this service's backups."""
+        self.service(name)
+        return [self.window(name, loc.region) for loc in self._ordered_locations(name)]
+
+    def _ordered_locations(self, name: str) -> list[Any]:
+        order = {RegionRole.PRIMARY: 0, RegionRole.SECONDARY: 1, RegionRole.PREVIOUS: 2,
+                 RegionRole.RETAINED: 3}
+        return sorted(self.catalog.locations(name), key=lambda loc: (order[loc.role], loc.region))
+
+    def current_lag(self, name: str, region: str, now: datetime) -> float | None:
+        """How far ``region`` is behind: the age of its oldest item not yet published."""
+        unfinished = self.catalog.items(name, region, statuses=[
+            ItemStatus.PENDING, ItemStatus.COPYING, ItemStatus.FAILED, ItemStatus.PAUSED])
+        if unfinished:
+            oldest = min(item.completed_at for item in unfinished)
+            return max(0.0, (now - oldest).total_seconds())
+        return 0.0 if self.catalog.items(name, region) else None
+
+    def status(self) -> list[ServiceStatus]:
+        now = self.driver.now()
+        return [self._service_status(s, now) for s in self.services()]
+
+    def _service_status(self, service: Service, now: datetime) -> ServiceStatus:
+        regions: list[RegionStatus] = []
+        for loc in self._ordered_locations(service.name):
+            counts: dict[str, int] = {}
+            for item in self.catalog.items(service.name, loc.region):
+                counts[str(item.status)] = counts.get(str(item.status), 0) + 1
+            regions.append(RegionStatus(loc.region, loc.role, loc.state, loc.reason, counts,
+                                        self.window(service.name, loc.region)))
+        secondary = self.additional_region(service.name)
+        lag = self.current_lag(service.name, secondary, now) if secondary else None
+        if service.type not in REPLICABLE_TYPES:
+            state = "unsupported"
+        elif secondary is None:
+            state = "disabled"
+        elif any(r.state == RegionState.PAUSED for r in regions):
+            state = "paused: " + next(r.reason for r in regions if r.state == RegionState.PAUSED)
+        elif not any(r.items for r in regions if r.role == RegionRole.SECONDARY):
+            state = "waiting for first sync"
+        elif lag and lag > LAGGING_AFTER.total_seconds():
+            state = "lagging"
+        elif lag:
+            state = "copying"
+        else:
+            state = "in sync"
+        return ServiceStatus(service.name, str(service.type),
+                             str(get_region(service.region).provider), service.region,
+                             secondary, state, lag, regions)
+
+    def backups(self, name: str, region: str | None = None) -> list[ItemRow]:
+        """The items (base backups and log segments) of a service, per region."""
+        self.service(name)
+        regions = [region] if region else [loc.region for loc in self._ordered_locations(name)]
+        known = {loc.region for loc in self.catalog.locations(name)}
+        for wanted in regions:
+            if wanted not in known:
+                raise UnknownName("region of " + name, wanted, sorted(known))
+        return [row for r in regions for row in self.catalog.items(name, r)]
+
+    def lag(self, name: str, period: Period, region: str | None = None) -> LagReport:
+        """Replication lag of a service's additional region over a period."""
+        self.service(name)
+        region = region or self.additional_region(name)
+        if region is None:
+            raise ReplicationNotEnabled(name)
+        now = self.driver.now()
+        start, buckets = bucketize(
+            self.catalog.lag_samples(name, region, now - PERIODS[period][0], now), period, now)
+        values = [lag for _, lag in self.catalog.lag_samples(name, region, start, now)]
+        return LagReport(name, region, period, start, now, self.current_lag(name, region, now),
+                         summarize(values), buckets)
+
+    def events(self, limit: int = 100, service: str | None = None) -> list[EventRow]:
+        return self.catalog.events(limit, service)
+

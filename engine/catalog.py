@@ -1,0 +1,396 @@
+"""The catalog: what is where, in one SQLite file (WAL mode) through sqlite-utils.
+
+The schema is versioned; ``MIGRATIONS[i]`` brings a catalog from version i to i + 1. Times are
+stored as fixed-width UTC text (``YYYY-MM-DDTHH:MM:SS.ffffffZ``) so that text order is time
+order. Credentials are never stored here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.db import Table
+
+from engine.model import (
+    BackupItem,
+    ItemKind,
+    ItemStatus,
+    ObjectRef,
+    RegionRole,
+    RegionState,
+    Service,
+    ServiceType,
+    utc,
+)
+
+_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def to_text(moment: datetime) -> str:
+    return utc(moment).strftime(_TIME)
+
+
+def from_text(text: str) -> datetime:
+    return datetime.strptime(text, _TIME).replace(tzinfo=UTC)
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.table("services").create(
+        {"name": str, "type": str, "region": str, "layout": str, "prefix": str,
+         "updated_at": str}, pk="name")
+    db.table("locations").create(
+        {"service": str, "region": str, "role": str, "state": str, "reason": str,
+         "since": str, "updated_at": str}, pk=("service", "region"))
+    db.table("items").create(
+        {"service": str, "region": str, "item_id": str, "kind": str, "stream": str, "seq": int,
+         "start_time": str, "end_time": str, "size": int, "object_count": int, "status": str,
+         "reason": str, "completed_at": str, "available_at": str, "lag_seconds": float,
+         "updated_at": str}, pk=("service", "region", "item_id"))
+    items = db.table("items")
+    items.create_index(["service", "region", "status"])
+    items.create_index(["service", "region", "kind", "stream", "seq"])
+    db.table("objects").create(
+        {"service": str, "region": str, "item_id": str, "key": str, "size": int,
+         "sha256": str, "is_marker": int, "status": str, "method": str, "verified_by": str,
+         "attempts": int, "updated_at": str}, pk=("service", "region", "key"))
+    db.table("objects").create_index(["service", "region", "item_id"])
+    db.table("copy_attempts").create(
+        {"id": int, "service": str, "region": str, "key": str, "at": str, "ok": int,
+         "method": str, "verified_by": str, "error": str}, pk="id")
+    db.table("copy_attempts").create_index(["service", "region", "key"])
+    db.table("lag_samples").create(
+        {"id": int, "service": str, "region": str, "item_id": str, "at": str,
+         "lag_seconds": float}, pk="id")
+    db.table("lag_samples").create_index(["service", "region", "at"])
+    db.table("audit").create(
+        {"id": int, "at": str, "actor": str, "action": str, "service": str, "details": str},
+        pk="id")
+    db.table("events").create(
+        {"id": int, "at": str, "level": str, "service": str, "region": str, "message": str},
+        pk="id")
+    db.table("events").create_index(["at"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class LocationRow:
+    service: str
+    region: str
+    role: RegionRole
+    state: RegionState
+    reason: str
+    since: datetime
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    service: str
+    region: str
+    item_id: str
+    kind: ItemKind
+    stream: str
+    seq: int
+    start_time: datetime
+    end_time: datetime
+    size: int
+    object_count: int
+    status: ItemStatus
+    reason: str
+    completed_at: datetime
+    available_at: datetime | None
+    lag_seconds: float | None
+
+
+@dataclass(frozen=True)
+class ObjectRow:
+    key: str
+    size: int
+    sha256: str
+    is_marker: bool
+    status: ItemStatus
+    attempts: int
+
+
+@dataclass(frozen=True)
+class EventRow:
+    at: datetime
+    level: str
+    service: str
+    region: str
+    message: str
+
+
+class CatalogTooNew(Exception):
+    pass
+
+
+class Catalog:
+    """All reads and writes of the catalog. Use from one thread."""
+
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        self._migrate()
+
+    @classmethod
+    def open(cls, path: str | Path) -> Catalog:
+        """Open (creating if needed) the catalog file, in WAL mode."""
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite_utils.Database(Path(path))
+        db.enable_wal()
+        db.execute("PRAGMA busy_timeout = 5000")
+        return cls(db)
+
+    @classmethod
+    def in_memory(cls) -> Catalog:
+        return cls(sqlite_utils.Database(memory=True))
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- schema ------------------------------------------------------------------------------
+
+    @property
+    def schema_version(self) -> int:
+        row = self.db.execute("PRAGMA user_version").fetchone()
+        return int(row[0])
+
+    def _migrate(self) -> None:
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise CatalogTooNew(
+                f"the catalog has schema version {version}, newer than this btar "
+                f"({SCHEMA_VERSION}); upgrade btar")
+        for number in range(version, SCHEMA_VERSION):
+            with self.db.atomic():
+                MIGRATIONS[number](self.db)
+                self.db.execute(f"PRAGMA user_version = {number + 1}")
+
+    def _t(self, name: str) -> Table:
+        return self.db.table(name)
+
+    # -- services and locations --------------------------------------------------------------
+
+    def upsert_service(self, service: Service, now: datetime) -> None:
+        self._t("services").upsert(
+            {"name": service.name, "type": str(service.type), "region": service.region,
+             "layout": service.layout, "prefix": service.key_prefix,
+             "updated_at": to_text(now)}, pk="name")
+
+    def service(self, name: str) -> Service | None:
+        rows = list(self.db.query("select * from services where name = ?", [name]))
+        if not rows:
+            return None
+        r = rows[0]
+        return Service(r["name"], ServiceType(r["type"]), r["region"], r["layout"], r["prefix"])
+
+    def set_location(self, service: str, region: str, role: RegionRole, state: RegionState,
+                     now: datetime, reason: str = "") -> None:
+        existing = self.location(service, region)
+        since = existing.since if existing and existing.role == role else now
+        self._t("locations").upsert(
+            {"service": service, "region": region, "role": str(role), "state": str(state),
+             "reason": reason, "since": to_text(since), "updated_at": to_text(now)},
+            pk=("service", "region"))
+
+    def remove_location(self, service: str, region: str) -> None:
+        self.db.execute("delete from locations where service = ? and region = ?",
+                        [service, region])
+
+    def location(self, service: str, region: str) -> LocationRow | None:
+        rows = self.locations(service, region=region)
+        return rows[0] if rows else None
+
+    def locations(self, service: str, *, region: str | None = None,
+                  roles: Iterable[RegionRole] | None = None) -> list[LocationRow]:
+        sql = "select * from locations where service = ?"
+        params: list[Any] = [service]
+        if region is not None:
+            sql += " and region = ?"
+            params.append(region)
+        if roles is not None:
+            wanted = [str(r) for r in roles]
+            sql += f" and role in ({','.join('?' * len(wanted))})"
+            params.extend(wanted)
+        sql += " order by since, region"
+        return [LocationRow(r["service"], r["region"], RegionRole(r["role"]),
+                            RegionState(r["state"]), r["reason"], from_text(r["since"]))
+                for r in self.db.query(sql, params)]
+
+    # -- items and objects -------------------------------------------------------------------
+
+    def known_item_ids(self, service: str, region: str) -> set[str]:
+        return {r["item_id"] for r in self.db.query(
+            "select item_id from items where service = ? and region = ?", [service, region])}
+
+    def add_item(self, service: str, region: str, item: BackupItem, status: ItemStatus,
+                 now: datetime, *, available_at: datetime | None = None) -> None:
+        """Record an item and its objects in a region (no-op if already recorded)."""
+        with self.db.atomic():
+            self._t("items").insert(
+                {"service": service, "region": region, "item_id": item.item_id,
+                 "kind": str(item.kind), "stream": item.stream, "seq": item.seq,
+                 "start_time": to_text(item.start_time), "end_time": to_text(item.end_time),
+                 "size": item.size, "object_count": len(item.objects), "status": str(status),
+                 "reason": "", "completed_at": to_text(item.completed_at),
+                 "available_at": to_text(available_at) if available_at else None,
+                 "lag_seconds": None, "updated_at": to_text(now)},
+                pk=("service", "region", "item_id"), ignore=True)
+            object_status = ItemStatus.AVAILABLE if status == ItemStatus.AVAILABLE \
+                else ItemStatus.PENDING
+            self._t("objects").insert_all(
+                ({"service": service, "region": region, "item_id": item.item_id,
+                  "key": ref.key, "size": ref.size, "sha256": ref.sha256,
+                  "is_marker": int(ref is item.marker), "status": str(object_status),
+                  "method": "", "verified_by": "", "attempts": 0, "updated_at": to_text(now)}
+                 for ref in item.objects),
+                pk=("service", "region", "key"), ignore=True)
+
+    def item_refs(self, service: str, region: str, item_id: str) -> list[ObjectRow]:
+        """The objects of an item in publish order (payload by key, marker last)."""
+        return [ObjectRow(r["key"], r["size"], r["sha256"], bool(r["is_marker"]),
+                          ItemStatus(r["status"]), r["attempts"])
+                for r in self.db.query(
+                    "select * from objects where service = ? and region = ? and item_id = ? "
+                    "order by is_marker, key", [service, region, item_id])]
+
+    def item_as_model(self, row: ItemRow) -> BackupItem:
+        refs = self.item_refs(row.service, row.region, row.item_id)
+        payload = tuple(ObjectRef(o.key, o.size, o.sha256) for o in refs if not o.is_marker)
+        marker = next(ObjectRef(o.key, o.size, o.sha256) for o in refs if o.is_marker)
+        return BackupItem(row.kind, row.item_id, row.start_time, row.end_time, row.stream,
+                          row.seq, payload, marker, row.completed_at)
+
+    def items(self, service: str, region: str, *, statuses: Iterable[ItemStatus] | None = None,
+              kind: ItemKind | None = None) -> list[ItemRow]:
+        """Items of a service in a region, oldest end time first."""
+        sql = "select * from items where service = ? and region = ?"
+        params: list[Any] = [service, region]
+        if statuses is not None:
+            wanted = [str(s) for s in statuses]
+            sql += f" and status in ({','.join('?' * len(wanted))})"
+            params.extend(wanted)
+        if kind is not None:
+            sql += " and kind = ?"
+            params.append(str(kind))
+        sql += " order by end_time, kind, item_id"
+        return [_item_row(r) for r in self.db.query(sql, params)]
+
+    def set_item_status(self, service: str, region: str, item_id: str, status: ItemStatus,
+                        now: datetime, reason: str = "") -> None:
+        self.db.execute(
+            "update items set status = ?, reason = ?, updated_at = ? "
+            "where service = ? and region = ? and item_id = ?",
+            [str(status), reason, to_text(now), service, region, item_id])
+
+    def retain_region(self, service: str, region: str, now: datetime) -> None:
+        """Replication to ``region`` stopped: its published items are retained; items that
+        never completed there are dropped, since they were never restorable."""
+        with self.db.atomic():
+            self.db.execute(
+                "update items set status = ?, reason = 'replication stopped', updated_at = ? "
+                "where service = ? and region = ? and status = ?",
+                [str(ItemStatus.RETAINED), to_text(now), service, region,
+                 str(ItemStatus.AVAILABLE)])
+            for table in ("objects", "items"):
+                self.db.execute(
+                    f"delete from {table} where service = ? and region = ? and item_id in "
+                    "(select item_id from items where service = ? and region = ? "
+                    "and status != ?)",
+                    [service, region, service, region, str(ItemStatus.RETAINED)])
+
+    def publish_item(self, service: str, region: str, item_id: str, available_at: datetime,
+                     lag_seconds: float) -> None:
+        """Mark an item available in a region and record its replication lag."""
+        with self.db.atomic():
+            self.db.execute(
+                "update items set status = ?, reason = '', available_at = ?, lag_seconds = ?, "
+                "updated_at = ? where service = ? and region = ? and item_id = ?",
+                [str(ItemStatus.AVAILABLE), to_text(available_at), lag_seconds,
+                 to_text(available_at), service, region, item_id])
+            self._t("lag_samples").insert(
+                {"service": service, "region": region, "item_id": item_id,
+                 "at": to_text(available_at), "lag_seconds": lag_seconds})
+
+    def record_copy(self, service: str, region: str, key: str, now: datetime, *, ok: bool,
+                    method: str = "", verified_by: str = "", error: str = "") -> None:
+        """Record one copy attempt and the object's resulting status."""
+        status = ItemStatus.AVAILABLE if ok else ItemStatus.FAILED
+        with self.db.atomic():
+            self._t("copy_attempts").insert(
+                {"service": service, "region": region, "key": key, "at": to_text(now),
+                 "ok": int(ok), "method": method, "verified_by": verified_by, "error": error})
+            self.db.execute(
+                "update objects set status = ?, method = ?, verified_by = ?, "
+                "attempts = attempts + 1, updated_at = ? "
+                "where service = ? and region = ? and key = ?",
+                [str(status), method, verified_by, to_text(now), service, region, key])
+
+    def copy_attempts(self, service: str, region: str) -> list[dict[str, Any]]:
+        return list(self.db.query(
+            "select * from copy_attempts where service = ? and region = ? order by id",
+            [service, region]))
+
+    def forget_region(self, service: str, region: str) -> None:
+        """Drop a region's items and objects (after its copies were deleted)."""
+        with self.db.atomic():
+            for table in ("items", "objects"):
+                self.db.execute(f"delete from {table} where service = ? and region = ?",
+                                [service, region])
+
+    # -- lag, audit, events ------------------------------------------------------------------
+
+    def lag_samples(self, service: str, region: str, since: datetime,
+                    until: datetime) -> list[tuple[datetime, float]]:
+        return [(from_text(r["at"]), float(r["lag_seconds"])) for r in self.db.query(
+            "select at, lag_seconds from lag_samples where service = ? and region = ? "
+            "and at >= ? and at <= ? order by at, id",
+            [service, region, to_text(since), to_text(until)])]
+
+    def audit(self, now: datetime, actor: str, action: str, service: str,
+              details: dict[str, Any]) -> None:
+        self._t("audit").insert(
+            {"at": to_text(now), "actor": actor, "action": action, "service": service,
+             "details": json.dumps(details, sort_keys=True)})
+
+    def audit_log(self, service: str | None = None) -> list[dict[str, Any]]:
+        sql, params = "select * from audit", []
+        if service is not None:
+            sql, params = sql + " where service = ?", [service]
+        return list(self.db.query(sql + " order by id", params))
+
+    def event(self, now: datetime, level: str, service: str, region: str, message: str) -> None:
+        self._t("events").insert({"at": to_text(now), "level": level, "service": service,
+                                  "region": region, "message": message})
+
+    def events(self, limit: int = 100, service: str | None = None) -> list[EventRow]:
+        sql, params = "select * from events", []
+        if service is not None:
+            sql, params = sql + " where service = ?", [service]
+        rows = list(self.db.query(sql + " order by id desc limit ?", [*params, limit]))
+        return [EventRow(from_text(r["at"]), r["level"], r["service"], r["region"],
+                         r["message"]) for r in reversed(rows)]
+
+
+def _item_row(r: dict[str, Any]) -> ItemRow:
+    return ItemRow(
+        service=r["service"], region=r["region"], item_id=r["item_id"],
+        kind=ItemKind(r["kind"]), stream=r["stream"], seq=r["seq"],
+        start_time=from_text(r["start_time"]), end_time=from_text(r["end_time"]),
+        size=r["size"], object_count=r["object_count"], status=ItemStatus(r["status"]),
+        reason=r["reason"] or "", completed_at=from_text(r["completed_at"]),
+        available_at=from_text(r["available_at"]) if r["available_at"] else None,
+        lag_seconds=r["lag_seconds"])
+
+
+def iter_chunks(values: list[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]

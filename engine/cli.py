@@ -1,0 +1,379 @@
+"""The `btar` command line: the application API made scriptable, with JSON output.
+
+Exit codes: 0 success, 1 unexpected failure, 2 bad input (usage, configuration),
+3 refused by a rule of the feature (the message names the rule), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from engine import __version__
+from engine.api import Btar, ServiceStatus
+from engine.config import config_path, load_config
+from engine.errors import BadInput, BtarError
+from engine.lag import Period
+from engine.model import RestoreWindow, iso
+from engine.runtime import CopyProgress
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise BadInput(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def to_jsonable(value: Any) -> Any:
+    """Dataclasses, enums and datetimes as plain JSON values."""
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, RestoreWindow):
+        return {"region": value.region, "role": value.role.value,
+                "start": iso(value.start) if value.start else None,
+                "end": iso(value.end) if value.end else None,
+                "intervals": [{"start": iso(r.start), "end": iso(r.end)}
+                              for r in value.intervals]}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def _print_json(value: Any, out: TextIO) -> None:
+    json.dump(to_jsonable(value), out, indent=2, sort_keys=False)
+    out.write("\n")
+
+
+def _table(rows: list[list[str]], out: TextIO) -> None:
+    if not rows:
+        return
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        out.write("\n")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _when(moment: datetime | None) -> str:
+    return iso(moment.replace(microsecond=0)) if moment else "-"
+
+
+# -- commands --------------------------------------------------------------------------------
+
+def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
+    from engine.demo import create_demo, write_starter_config
+
+    target = config_path(args.config)
+    if args.demo:
+        path = create_demo(Path(args.demo), config=Path(args.config) if args.config else None)
+        out.write(f"demo world written under {Path(args.demo).resolve()}\n"
+                  f"configuration: {path}\n"
+                  f"next: btar --config {path} sync --once && "
+                  f"btar --config {path} window orders --json\n")
+        return 0
+    write_starter_config(target)
+    out.write(f"wrote {target}; edit [regions] and [[services]], then run `btar status`\n")
+    return 0
+
+
+def cmd_status(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
+    statuses = app.status()
+    if args.json:
+        _print_json({"services": statuses}, out)
+        return 0
+    rows = [["SERVICE", "TYPE", "PRIMARY", "ADDITIONAL", "STATE", "LAG", "WINDOW END (SECONDARY)"]]
+    for s in statuses:
+        rows.append([s.name, s.type, s.primary_region, s.additional_region or "-", s.state,
+                     _duration(s.current_lag_seconds), _secondary_end(s)])
+    _table(rows, out)
+    return 0
+
+
+def _secondary_end(status: ServiceStatus) -> str:
+    for region in status.regions:
+        if region.region == status.additional_region:
+            return _when(region.window.end)
+    return "-"
+
+
+def cmd_backups(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
+    rows_ = app.backups(args.service, args.region)
+    if args.json:
+        _print_json({"service": args.service, "items": rows_}, out)
+        return 0
+    rows = [["REGION", "KIND", "ITEM", "END", "SIZE", "STATUS", "LAG"]]
+    for item in rows_:
+        rows.append([item.region, item.kind.value, item.item_id, _when(item.end_time),
+                     str(item.size), item.status.value + (f" ({item.reason})" if item.reason
+                                                          else ""),
+                     _duration(item.lag_seconds)])
+    _table(rows, out)
+    return 0
+
+
+def cmd_enable(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
+    app.enable(args.service, args.region)
+    out.write(f"{args.service}: backups now replicate to {args.region}; "
+              "run `btar sync` to copy them\n")
+    return 0
+
+
+def cmd_change(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
+    old = app.additional_region(args.service)
+    app.change_region(args.service, args.region)
+    out.write(f"{args.service}: additional region is now {args.region}; {old} keeps "
+              "replicating until it can restore\n")
+    return 0
+
+
+def cmd_disable(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
+    outcome = app.disable(args.service, keep=args.keep, delete=args.delete, confirmed=args.yes)
+    if args.json:
+        _print_json(outcome, out)
+    elif outcome.mode == "keep":
+        out.write(f"{args.service}: replication stopped; copies in "
+                  f"{', '.join(outcome.regions)} are retained\n")
+    else:
+        out.write(f"{args.service}: replication stopped; deleted {outcome.deleted_objects} "
+                  f"objects in {', '.join(outcome.regions)}\n")
+    return 0
+
+
+def cmd_sync(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
+    import time
+
+    while True:
+        outcomes = app.sync(args.services or None)
+        failed = False
+        for o in outcomes:
+            if args.json:
+                continue
+            line = (f"{o.service}: {o.discovered} new in primary, {len(o.published)} published, "
+                    f"{o.copied_objects} objects ({o.copied_bytes} bytes) copied")
+            if o.failed:
+                line += f", {len(o.failed)} failed"
+            for region, reason in o.paused.items():
+                line += f"; {region} paused: {reason}"
+            if o.primary_error:
+                line += f"; primary: {o.primary_error}"
+            out.write(line + "\n")
+            failed = failed or bool(o.failed or o.paused or o.primary_error)
+        if args.json:
+            _print_json({"passes": outcomes}, out)
+        out.flush()
+        if args.once:
+            return 1 if failed and args.strict else 0
+        time.sleep(app_poll_interval(args))
+
+
+def app_poll_interval(args: argparse.Namespace) -> float:
+    return float(args.interval) if args.interval else 10.0
+
+
+def cmd_lag(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
+    report = app.lag(args.service, Period(args.period), args.region)
+    if args.json:
+        _print_json(report, out)
+        return 0
+    s = report.stats
+    out.write(f"{report.service} -> {report.region}, last {report.period.value} "
+              f"({_when(report.start)} .. {_when(report.end)})\n")
+    out.write(f"current lag {_duration(report.current_lag_seconds)}; {s.count} items: "
+              f"p50 {_duration(s.p50)}, p95 {_duration(s.p95)}, p99 {_duration(s.p99)}, "
+              f"max {_duration(s.max)}\n")
+    rows = [["FROM", "ITEMS", "P50", "MAX"]]
+    for bucket in report.buckets:
+        if bucket.stats.count:
+            rows.append([_when(bucket.start), str(bucket.stats.count),
+                         _duration(bucket.stats.p50), _duration(bucket.stats.max)])
+    _table(rows, out)
+    return 0
+
+
+def cmd_window(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
+    windows = app.windows(args.service)
+    if args.json:
+        _print_json({"service": args.service, "regions": windows}, out)
+        return 0
+    rows = [["REGION", "ROLE", "START", "END", "GAPS"]]
+    for w in windows:
+        rows.append([w.region, w.role.value, _when(w.start), _when(w.end),
+                     str(max(0, len(w.intervals) - 1))])
+    _table(rows, out)
+    return 0
+
+
+def cmd_regions(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
+    from engine.regions import distance_km, get_region
+
+    service = app.service(args.service)
+    primary = get_region(service.region)
+    offered = app.offered_regions(args.service)
+    if args.json:
+        _print_json({"service": service.name, "regions": [
+            {"region": r.id, "name": r.name, "distance_km": round(distance_km(primary, r)),
+             "configured": configured} for r, configured in offered]}, out)
+        return 0
+    rows = [["REGION", "NAME", "DISTANCE", "LOCATION"]]
+    for region, configured in offered:
+        rows.append([region.id, region.name, f"{distance_km(primary, region):.0f} km",
+                     "configured" if configured else "-"])
+    _table(rows, out)
+    return 0
+
+
+def cmd_events(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
+    events = app.events(args.limit, args.service)
+    if args.json:
+        _print_json({"events": events}, out)
+        return 0
+    for e in events:
+        out.write(f"{_when(e.at)} {e.level:<7} {e.service} {e.region}: {e.message}\n")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    from engine.demo import run_demo
+
+    return run_demo(Path(args.dir) if args.dir else None, duration=args.duration,
+                    interval=args.interval, out=out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="btar", description=(
+        "Copy database backups to an additional region of the same cloud, keep a catalog of "
+        "what is where, measure the lag and know what each region can restore."))
+    parser.add_argument("--version", action="version", version=f"btar {__version__}")
+    parser.add_argument("--config", metavar="PATH",
+                        help="configuration file (default: $BTAR_CONFIG or ./btar.toml)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def add(name: str, handler: Callable[..., int], text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text)
+        p.set_defaults(handler=handler)
+        return p
+
+    def json_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true", help="print JSON")
+
+    p = add("init", cmd_init, "write a starter configuration, or a local demo world")
+    p.add_argument("--demo", metavar="DIR", help="create a demo world (regions as folders) in DIR")
+    p = add("status", cmd_status, "services, their regions, state, lag and window")
+    json_flag(p)
+    p = add("backups", cmd_backups, "base backups and log segments of a service per region")
+    p.add_argument("service")
+    p.add_argument("--region", help="only this region")
+    json_flag(p)
+    p = add("regions", cmd_regions, "the regions that qualify as a service's additional region")
+    p.add_argument("service")
+    json_flag(p)
+    p = add("enable", cmd_enable, "replicate a service's backups to an additional region")
+    p.add_argument("service")
+    p.add_argument("--region", required=True)
+    p = add("change-region", cmd_change, "move a service's additional region")
+    p.add_argument("service")
+    p.add_argument("--region", required=True)
+    p = add("disable", cmd_disable, "stop replication; keep or delete the copies")
+    p.add_argument("service")
+    mode = p.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--keep", action="store_true", help="keep the copies (listed as retained)")
+    mode.add_argument("--delete", action="store_true", help="delete the copies (needs --yes)")
+    p.add_argument("--yes", action="store_true", help="confirm --delete")
+    json_flag(p)
+    p = add("sync", cmd_sync, "copy pending backups; without --once, keep going until Ctrl-C")
+    p.add_argument("services", nargs="*", metavar="SERVICE")
+    p.add_argument("--once", action="store_true", help="one pass, then exit")
+    p.add_argument("--interval", type=float, help="seconds between passes (default 10)")
+    p.add_argument("--strict", action="store_true",
+                   help="with --once, exit 1 when a copy failed or a region is paused")
+    json_flag(p)
+    p = add("lag", cmd_lag, "replication lag of a service over a period")
+    p.add_argument("service")
+    p.add_argument("--period", choices=[x.value for x in Period], default="day")
+    p.add_argument("--region", help="default: the additional region")
+    json_flag(p)
+    p = add("window", cmd_window, "the restorable window of each region of a service")
+    p.add_argument("service")
+    json_flag(p)
+    p = add("events", cmd_events, "recent replication events and management actions")
+    p.add_argument("--service")
+    p.add_argument("--limit", type=int, default=50)
+    json_flag(p)
+    p = add("demo", cmd_demo, "a live demo on local folders: backups produced and replicated")
+    p.add_argument("--dir", help="where to build the demo world (default: a temporary folder)")
+    p.add_argument("--duration", type=float, default=None,
+                   help="stop after this many seconds (default: until Ctrl-C)")
+    p.add_argument("--interval", type=float, default=2.0,
+                   help="seconds between new log segments (default 2)")
+    p.add_argument("--headless", action="store_true",
+                   help="print status lines instead of a screen (the only mode for now)")
+    return parser
+
+
+_NO_CONFIG = {cmd_init, cmd_demo}
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    """Entry point of the `btar` console script."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    app: Btar | None = None
+    try:
+        args = build_parser().parse_args(argv)
+        handler = args.handler
+        if handler in _NO_CONFIG:
+            return int(handler(args, out))
+        loaded = load_config(config_path(args.config))
+        on_copy = _progress_printer(err) if getattr(args, "command", "") == "sync" else None
+        app = Btar.open(loaded, on_copy=on_copy)
+        return int(handler(app, args, out))
+    except BtarError as error:
+        err.write(f"btar: {error}\n")
+        return error.exit_code
+    except KeyboardInterrupt:
+        err.write("btar: interrupted; run the same command again to continue\n")
+        return 130
+    finally:
+        if app is not None:
+            app.close()
+
+
+def _progress_printer(err: TextIO) -> Callable[[CopyProgress], None] | None:
+    if not err.isatty():
+        return None
+
+    def show(p: CopyProgress) -> None:
+        err.write(f"\r  copying {p.done}/{p.total} objects, "
+                  f"{p.bytes_done / 1e6:.1f}/{p.bytes_total / 1e6:.1f} MB ")
+        if p.done == p.total:
+            err.write("\n")
+        err.flush()
+
+    return show
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,179 @@
+"""The configuration file (TOML), validated with pydantic. Every error names the file, the key
+and what is wrong.
+
+Example::
+
+    catalog = "btar.sqlite"            # relative to this file
+
+    [replication]
+    concurrency = 8
+    poll_interval = 10.0
+
+    [regions]
+    aws-eu-west-1 = "file:///srv/backups/aws-eu-west-1"
+    aws-eu-central-1 = { url = "s3://backups-fra/btar", endpoint_url = "http://127.0.0.1:9000" }
+
+    [[services]]
+    name = "orders"
+    type = "postgresql"
+    region = "aws-eu-west-1"
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.errors import ConfigError, UnknownName
+from engine.model import Service, ServiceType
+from engine.regions import get_region
+from engine.storage.locations import LocationConfig
+
+DEFAULT_PATH = "btar.toml"
+ENV_VAR = "BTAR_CONFIG"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServiceConfig(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    type: ServiceType
+    region: str
+    layout: Literal["native"] = "native"
+    prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,255}$")
+
+    @field_validator("prefix")
+    @classmethod
+    def _no_escape(cls, value: str | None) -> str | None:
+        if value is not None and (".." in value.split("/") or value.endswith("/")):
+            raise ValueError("a prefix has no '..' segment and no trailing '/'")
+        return value
+
+    def to_service(self) -> Service:
+        return Service(self.name, self.type, self.region, self.layout, self.prefix or self.name)
+
+
+class ReplicationConfig(_Strict):
+    #: copies in flight at once
+    concurrency: int = Field(default=8, ge=1, le=256)
+    #: seconds between passes of `btar sync` without --once
+    poll_interval: float = Field(default=10.0, gt=0)
+    #: objects per copy batch
+    batch_size: int = Field(default=64, ge=1, le=10_000)
+    #: attempts per object within one pass before the item is marked failed
+    max_attempts: int = Field(default=3, ge=1, le=100)
+
+
+class Config(_Strict):
+    catalog: str = "btar.sqlite"
+    replication: ReplicationConfig = ReplicationConfig()
+    regions: dict[str, LocationConfig]
+    services: list[ServiceConfig] = []
+
+    @field_validator("regions", mode="before")
+    @classmethod
+    def _url_shorthand(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: {"url": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("regions")
+    @classmethod
+    def _known_regions(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for region_id in value:
+            try:
+                get_region(region_id)
+            except UnknownName as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _services_fit(self) -> Config:
+        seen: set[str] = set()
+        for index, service in enumerate(self.services):
+            if service.name in seen:
+                raise ValueError(f"services[{index}]: service {service.name!r} is declared twice")
+            seen.add(service.name)
+            if service.region not in self.regions:
+                raise ValueError(
+                    f"services[{index}].region: {service.region!r} has no location in [regions]")
+        prefixes = sorted((s.prefix or s.name) + "/" for s in self.services)
+        for shorter, longer in itertools.pairwise(prefixes):
+            if longer.startswith(shorter):
+                # Shared prefixes would let one service's copies or deletions touch another's.
+                raise ValueError(f"services: prefix {longer[:-1]!r} lies inside {shorter[:-1]!r}")
+        return self
+
+
+class LoadedConfig:
+    """A validated configuration plus where it came from (relative paths resolve there)."""
+
+    def __init__(self, config: Config, path: Path) -> None:
+        self.config = config
+        self.path = path
+
+    @property
+    def catalog_path(self) -> Path:
+        catalog = Path(self.config.catalog)
+        return catalog if catalog.is_absolute() else self.path.parent / catalog
+
+    def services(self) -> dict[str, Service]:
+        return {s.name: s.to_service() for s in self.config.services}
+
+
+def config_path(explicit: str | None) -> Path:
+    """--config, else $BTAR_CONFIG, else ./btar.toml."""
+    return Path(explicit or os.environ.get(ENV_VAR) or DEFAULT_PATH)
+
+
+def load_config(path: Path) -> LoadedConfig:
+    """Read and validate a configuration file."""
+    shown = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(shown, "", "no such file; create one with `btar init`") from None
+    except OSError as error:
+        raise ConfigError(shown, "", f"cannot read it: {error.strerror}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(shown, "", f"not valid TOML: {error}") from None
+    return LoadedConfig(parse_config(raw, shown), path.resolve())
+
+
+def parse_config(raw: dict[str, Any], source: str) -> Config:
+    """Validate a parsed document; the first error becomes a ConfigError."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = _dotted(first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "missing":
+            message = "this key is required"
+        elif first["type"] == "extra_forbidden":
+            message = "unknown key (check its spelling)"
+        extra = len(error.errors()) - 1
+        if extra:
+            message += f" (and {extra} more problem{'s' if extra > 1 else ''})"
+        raise ConfigError(source, key, message) from None
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part in {"file", "memory", "s3", "gs", "az"}:
+            continue  # the tag of the location union, not a key the user wrote
+        else:
+            text += f".{part}" if text else str(part)
+    return text

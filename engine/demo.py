@@ -1,0 +1,233 @@
+"""The local demo world: regions as folders, sample services producing native-format backups
+(a tiny key-value log whose state at any time is known), replicated live."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+
+from engine.formats.native import NativeLayout, write_base_backup, write_log_segment
+from engine.model import ObjectInfo, Service, ServiceType, iso
+from engine.storage.base import Storage
+from engine.storage.local import LocalStorage
+
+DEMO_REGIONS = ("aws-eu-west-1", "aws-eu-central-1", "google-europe-west1",
+                "google-europe-north1")
+#: (name, type, primary region, additional region to enable or None)
+DEMO_SERVICES = (
+    ("orders", ServiceType.POSTGRESQL, "aws-eu-west-1", "aws-eu-central-1"),
+    ("billing", ServiceType.POSTGRESQL, "google-europe-west1", "google-europe-north1"),
+    ("inventory", ServiceType.MYSQL, "aws-eu-west-1", "aws-eu-central-1"),
+    ("sessions", ServiceType.REDIS, "aws-eu-west-1", None),
+)
+HISTORY = timedelta(hours=3)
+SEGMENT_EVERY = timedelta(minutes=5)
+BASE_EVERY_SEGMENTS = 18  # a base backup every 90 minutes of history
+RECORDS_PER_SEGMENT = 4
+STARTER_CONFIG = """\
+# btar configuration. Times are UTC; paths are relative to this file.
+catalog = "btar.sqlite"
+
+[replication]
+concurrency = 8
+poll_interval = 10.0
+
+# One backup location per region: file:///..., s3://bucket/prefix, gs://bucket/prefix,
+# az://account/container/prefix. Credentials come from the environment, never from here.
+[regions]
+aws-eu-west-1 = "file:///var/backups/aws-eu-west-1"
+aws-eu-central-1 = "file:///var/backups/aws-eu-central-1"
+
+[[services]]
+name = "orders"
+type = "postgresql"        # postgresql or mysql can replicate; other types are refused
+region = "aws-eu-west-1"   # the primary backup region
+"""
+
+
+def write_starter_config(path: Path) -> None:
+    """Write a commented starter configuration; never overwrite an existing file."""
+    from engine.errors import BadInput
+
+    if path.exists():
+        raise BadInput(f"{path} already exists; edit it or pass --config with a new path")
+    path.write_text(STARTER_CONFIG, encoding="utf-8")
+
+
+def records_of(service: str, seq: int, start: datetime, end: datetime) -> list[dict[str, object]]:
+    """The key-value writes a demo service makes during one segment (deterministic)."""
+    step = (end - start) / (RECORDS_PER_SEGMENT + 1)
+    return [{"t": iso(start + step * (i + 1)), "key": f"{service}-k{(seq * 7 + i) % 13}",
+             "value": seq * 100 + i} for i in range(RECORDS_PER_SEGMENT)]
+
+
+@dataclass
+class DemoProducer:
+    """Produces one service's primary backups: log segments and, now and then, a base backup
+    whose snapshot is the key-value state at its end time."""
+
+    storage: Storage
+    service: Service
+    stream: str = "1"
+    next_seq: int = 1
+    last_end: datetime | None = None
+    state: dict[str, object] = field(default_factory=dict)
+    segments_since_base: int = 0
+
+    def segment(self, end: datetime) -> str:
+        start = self.last_end or end - SEGMENT_EVERY
+        records = records_of(self.service.name, self.next_seq, start, end)
+        data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode()
+        key = write_log_segment(self.storage, self.service.key_prefix, self.stream,
+                                self.next_seq, start, end, data)
+        for record in records:
+            self.state[str(record["key"])] = record["value"]
+        self.next_seq += 1
+        self.last_end = end
+        self.segments_since_base += 1
+        return key
+
+    def resume(self) -> None:
+        """Continue after the segments already in storage (their writes are deterministic)."""
+        prefix = f"{self.service.key_prefix}/"
+        found = NativeLayout().discover(
+            ObjectInfo(o.key[len(prefix):], o.size, o.last_modified)
+            for o in self.storage.iter_objects(prefix))
+        last = max(found.segments, key=lambda s: s.seq)
+        self.next_seq, self.last_end = last.seq + 1, last.end_time
+        for seq in range(1, last.seq + 1):
+            for record in records_of(self.service.name, seq, last.end_time, last.end_time):
+                self.state[str(record["key"])] = record["value"]
+
+    def base_backup(self, started: datetime) -> str:
+        """A snapshot at the end of the last segment; replay continues at the next one."""
+        end = self.last_end or started
+        items = sorted(self.state.items())
+        half = len(items) // 2
+        payload = {f"part-{i}.json": json.dumps(dict(chunk), sort_keys=True).encode()
+                   for i, chunk in enumerate((items[:half], items[half:]))}
+        backup_id = end.strftime("%Y%m%dT%H%M%SZ")
+        self.segments_since_base = 0
+        return write_base_backup(self.storage, self.service.key_prefix, backup_id,
+                                 min(started, end), end, self.stream, self.next_seq, payload)
+
+
+def _times(start: datetime, end: datetime, step: timedelta) -> Iterator[datetime]:
+    moment = start
+    while moment <= end:
+        yield moment
+        moment += step
+
+
+def create_demo(root: Path, *, config: Path | None = None,
+                now: datetime | None = None) -> Path:
+    """Build a demo world under ``root``: region folders, a configuration, three database
+    services with three hours of backups, additional regions enabled. Returns the config
+    path."""
+    from engine.api import Btar
+
+    root = root.resolve()
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
+    config_file = config.resolve() if config else root / "btar.toml"
+    lines = ['catalog = "btar.sqlite"', "", "[replication]", "concurrency = 8",
+             "poll_interval = 2.0", "", "[regions]"]
+    for region in DEMO_REGIONS:
+        (root / "regions" / region).mkdir(parents=True, exist_ok=True)
+        lines.append(f'{region} = "file://{root / "regions" / region}"')
+    for name, kind, region, _ in DEMO_SERVICES:
+        lines += ["", "[[services]]", f'name = "{name}"', f'type = "{kind}"',
+                  f'region = "{region}"']
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    config_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for producer in demo_producers(root):
+        start = now - HISTORY
+        producer.last_end = start
+        producer.base_backup(start)
+        for moment in _times(start + SEGMENT_EVERY, now, SEGMENT_EVERY):
+            producer.segment(moment)
+            if producer.segments_since_base >= BASE_EVERY_SEGMENTS:
+                producer.base_backup(moment)
+    app = Btar.open(str(config_file), actor="btar init --demo")
+    try:
+        for name, _, _, additional in DEMO_SERVICES:
+            if additional:
+                app.enable(name, additional)
+    finally:
+        app.close()
+    return config_file
+
+
+def demo_producers(root: Path) -> list[DemoProducer]:
+    """One producer per database service of the demo world under ``root``."""
+    producers = []
+    for name, kind, region, _ in DEMO_SERVICES:
+        if kind in (ServiceType.POSTGRESQL, ServiceType.MYSQL):
+            storage = LocalStorage(root / "regions" / region)
+            producers.append(DemoProducer(storage, Service(name, kind, region)))
+    return producers
+
+
+def run_demo(root: Path | None, *, duration: float | None, interval: float,
+             out: TextIO) -> int:
+    """Build a demo world, produce backups in a thread and replicate them live, printing a
+    status line per pass."""
+    from engine.api import Btar
+
+    holder = tempfile.TemporaryDirectory(prefix="btar-demo-") if root is None else None
+    base = Path(holder.name) if holder else root
+    assert base is not None
+    config = create_demo(base)
+    out.write(f"btar demo: world under {base}\n  config {config}\n")
+    producers = demo_producers(base)
+    for producer in producers:
+        producer.resume()
+    stop = threading.Event()
+
+    def produce() -> None:
+        while not stop.wait(interval):
+            moment = datetime.now(UTC)
+            for producer in producers:
+                producer.segment(moment)
+                if producer.segments_since_base >= 10:
+                    producer.base_backup(moment)
+
+    thread = threading.Thread(target=produce, name="btar-demo-producer", daemon=True)
+    thread.start()
+    app = Btar.open(str(config), actor="btar demo")
+    started = time.monotonic()
+    try:
+        while duration is None or time.monotonic() - started < duration:
+            app.sync()
+            parts = []
+            for status in app.status():
+                if status.additional_region:
+                    end = next((r.window.end for r in status.regions
+                                if r.region == status.additional_region), None)
+                    lag = status.current_lag_seconds or 0.0
+                    parts.append(f"{status.name}: {status.state}, lag {lag:.1f}s, "
+                                 f"window end {iso(end) if end else '-'}")
+            out.write(f"{iso(datetime.now(UTC).replace(microsecond=0))}  " + " | ".join(parts)
+                      + "\n")
+            out.flush()
+            time.sleep(max(0.2, interval / 2))
+    except KeyboardInterrupt:
+        out.write("stopping\n")
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        app.sync()
+        for status in app.status():
+            for region in status.regions:
+                out.write(f"  {status.name:<10} {region.region:<22} {region.role.value:<9} "
+                          f"window {region.window.describe()}\n")
+        app.close()
+        if holder:
+            holder.cleanup()
+    return 0

@@ -1,0 +1,100 @@
+"""Effect requests: what the engine's procedures ask the outside world to do.
+
+A procedure is a generator that yields these and receives their results; a driver (the real
+runtime, or the simulator under SimPy's clock) carries them out. Failures of ``ListPage`` and
+``ReadObject`` are thrown into the generator as StorageError; a batch reports per task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from engine.storage.base import ListPage as ListPageResult
+
+
+@dataclass(frozen=True)
+class Now:
+    """-> datetime (UTC)"""
+
+
+@dataclass(frozen=True)
+class Sleep:
+    """-> None"""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """-> engine.storage.base.ListPage"""
+
+    region: str
+    prefix: str
+    start_after: str | None = None
+    limit: int = 1000
+
+
+@dataclass(frozen=True)
+class ReadObject:
+    """-> bytes (small objects only: markers, manifests)"""
+
+    region: str
+    key: str
+
+
+@dataclass(frozen=True)
+class CopyTask:
+    """Copy ``key`` from ``source`` to the same key in ``destination``, expecting ``sha256``."""
+
+    source: str
+    destination: str
+    key: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class CopyBatch:
+    """-> tuple[CopyResult, ...] in task order. Tasks may run concurrently."""
+
+    tasks: tuple[CopyTask, ...]
+
+
+@dataclass(frozen=True)
+class CopyResult:
+    """What happened to one copy. ``sha256`` is the hash of the destination's bytes when it
+    was established; ``identical_to_source`` when a provider checksum proved equality."""
+
+    task: CopyTask
+    ok: bool
+    method: str = ""
+    sha256: str | None = None
+    identical_to_source: bool = False
+    verified_by: str = ""
+    error: str = ""
+    #: "unreachable", "missing", "throttled", "mismatch" or "other" when not ok
+    error_kind: str = ""
+    #: which side failed: "source" or "destination"
+    failed_side: str = ""
+
+
+@dataclass(frozen=True)
+class DeleteBatch:
+    """-> tuple[str, ...]: an error message per key ("" when deleted)."""
+
+    region: str
+    keys: tuple[str, ...]
+
+
+Effect = Now | Sleep | ListPage | ReadObject | CopyBatch | DeleteBatch
+
+#: A procedure: yields effects, receives their results, returns its outcome.
+Procedure = Generator[Effect, Any, Any]
+
+__all__ = [
+    "CopyBatch", "CopyResult", "CopyTask", "DeleteBatch", "Effect", "ListPage", "ListPageResult",
+    "Now", "Procedure", "ReadObject", "Sleep", "datetime",
+]

@@ -1,0 +1,207 @@
+"""The error hierarchy: shallow, typed, each error carries the data that explains it.
+
+Front ends map the three families to exit codes: BadInput -> 2, RuleViolation -> 3,
+anything else -> 1. ``str(error)`` is one sentence a user can act on.
+"""
+
+from __future__ import annotations
+
+
+class BtarError(Exception):
+    """Base of every error btar raises on purpose."""
+
+    exit_code = 1
+
+
+class BadInput(BtarError):
+    """The user gave something malformed: a flag, a config file, a time."""
+
+    exit_code = 2
+
+
+class ConfigError(BadInput):
+    """The configuration file is missing or invalid; names the file and the key."""
+
+    def __init__(self, path: str, key: str, problem: str) -> None:
+        self.path = path
+        self.key = key
+        self.problem = problem
+        where = f"{path}: {key}: " if key else f"{path}: "
+        super().__init__(f"{where}{problem}")
+
+
+class UnknownName(BadInput):
+    """A service or region name that does not exist."""
+
+    def __init__(self, kind: str, name: str, known: list[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.known = known
+        hint = f"; known: {', '.join(known)}" if known else ""
+        super().__init__(f"unknown {kind} {name!r}{hint}")
+
+
+class RuleViolation(BtarError):
+    """A request that a rule of the feature refuses. ``rule`` is its number in DESIGN.md."""
+
+    exit_code = 3
+    rule = 0
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"refused by rule {self.rule}: {message}")
+
+
+class UnsupportedServiceType(RuleViolation):
+    rule = 1
+
+    def __init__(self, service: str, service_type: str) -> None:
+        self.service = service
+        self.service_type = service_type
+        super().__init__(
+            f"{service} is a {service_type} service; only postgresql and mysql services "
+            "can have an additional backup region"
+        )
+
+
+class RegionNotQualified(RuleViolation):
+    """The requested additional region is of another provider or is the primary itself."""
+
+    rule = 2
+
+    def __init__(self, service: str, region: str, reason: str, qualifying: list[str]) -> None:
+        self.service = service
+        self.region = region
+        self.reason = reason
+        self.qualifying = qualifying
+        hint = f"; choose one of: {', '.join(qualifying)}" if qualifying else ""
+        super().__init__(f"{region} cannot back up {service}: {reason}{hint}")
+
+
+class PrimaryNotComplete(RuleViolation):
+    rule = 3
+
+    def __init__(self, item: str) -> None:
+        self.item = item
+        super().__init__(f"{item} is not complete in the primary region; it cannot be copied yet")
+
+
+class OutsideWindow(RuleViolation):
+    rule = 5
+
+    def __init__(self, region: str, target: str, window: str) -> None:
+        self.region = region
+        self.target = target
+        self.window = window
+        super().__init__(
+            f"{target} is outside the restorable window of {region} ({window}); "
+            "pick a time inside it or --latest"
+        )
+
+
+class NoRestorableWindow(RuleViolation):
+    rule = 5
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        super().__init__(f"{region} holds no complete base backup yet, so nothing can be restored")
+
+
+class WrongRestoreRegion(RuleViolation):
+    rule = 6
+
+    def __init__(self, stored_in: str, requested: str) -> None:
+        self.stored_in = stored_in
+        self.requested = requested
+        super().__init__(
+            f"a backup stored in {stored_in} is restored only in {stored_in}, not in {requested}"
+        )
+
+
+class DeletionNotConfirmed(RuleViolation):
+    rule = 7
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        super().__init__(
+            f"deleting the secondary copies of {service} needs --delete --yes; "
+            "use --keep to retain them"
+        )
+
+
+class OnlyRestorableCopy(RuleViolation):
+    rule = 7
+
+    def __init__(self, service: str, region: str, uncovered: str) -> None:
+        self.service = service
+        self.region = region
+        self.uncovered = uncovered
+        super().__init__(
+            f"the copies of {service} in {region} are the only restorable copy of {uncovered}; "
+            "use --keep, or wait until the primary covers that time again"
+        )
+
+
+class ReplicationNotEnabled(RuleViolation):
+    rule = 7
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        super().__init__(f"{service} has no additional backup region; enable one first")
+
+
+class AlreadyEnabled(RuleViolation):
+    rule = 8
+
+    def __init__(self, service: str, region: str) -> None:
+        self.service = service
+        self.region = region
+        super().__init__(
+            f"{service} already replicates to {region}; use change-region to move it"
+        )
+
+
+class StorageError(BtarError):
+    """A storage operation failed. ``retryable`` says whether trying again may help."""
+
+    retryable = True
+
+    def __init__(self, location: str, key: str, message: str) -> None:
+        self.location = location
+        self.key = key
+        super().__init__(f"{location}: {key}: {message}" if key else f"{location}: {message}")
+
+
+class ObjectNotFound(StorageError):
+    retryable = False
+
+
+class InvalidKey(StorageError, BadInput):
+    """A key that would escape the location's root or is otherwise malformed."""
+
+    retryable = False
+    exit_code = 2
+
+
+class Unreachable(StorageError):
+    """The location cannot be reached at all (region outage, DNS, refused connection)."""
+
+
+class Throttled(StorageError):
+    """The provider asked to slow down."""
+
+
+class ChecksumMismatch(StorageError):
+    """Bytes written or copied do not hash to what was expected."""
+
+    def __init__(self, location: str, key: str, expected: str, actual: str) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(location, key, f"sha256 {actual} does not match expected {expected}")
+
+
+class CorruptBackup(BtarError):
+    """A backup's completion marker or a log segment name cannot be parsed."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        super().__init__(f"{key}: {problem}")

@@ -1,0 +1,170 @@
+"""btar's native backup layout (documented in docs/native-layout.md).
+
+Under a service prefix::
+
+    base/<backup_id>/data/<any/relative/path>     payload objects, written first
+    base/<backup_id>/manifest.json                completion marker, written last
+    log/<stream>/<seq:010d>_<start>_<end>_<sha256>.log   one log segment, written atomically
+
+Times in names are UTC ``YYYYmmddTHHMMSS.ffffffZ``. A base backup is consistent at its
+``end_time``; replay continues from segment ``log_start_seq`` of ``stream``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.errors import CorruptBackup
+from engine.formats.base import Discovery
+from engine.model import BackupItem, ItemKind, ObjectInfo, ObjectRef, iso, parse_iso, utc
+from engine.storage.base import Storage
+
+FORMAT = "btar-native"
+VERSION = 1
+MANIFEST = "manifest.json"
+_TIME = "%Y%m%dT%H%M%S.%fZ"
+_ID = r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+_SEGMENT = re.compile(
+    rf"^log/(?P<stream>{_ID})/(?P<seq>\d{{10}})_(?P<start>\d{{8}}T\d{{6}}\.\d{{6}}Z)_"
+    r"(?P<end>\d{8}T\d{6}\.\d{6}Z)_(?P<sha>[0-9a-f]{64})\.log$"
+)
+_MARKER = re.compile(rf"^base/(?P<id>{_ID})/{re.escape(MANIFEST)}$")
+
+
+def name_time(moment: datetime) -> str:
+    return utc(moment).strftime(_TIME)
+
+
+def _parse_name_time(text: str) -> datetime:
+    return datetime.strptime(text, _TIME).replace(tzinfo=UTC)
+
+
+def segment_key(stream: str, seq: int, start: datetime, end: datetime, sha256: str) -> str:
+    """The key of a log segment (relative to the service prefix)."""
+    return f"log/{stream}/{seq:010d}_{name_time(start)}_{name_time(end)}_{sha256}.log"
+
+
+def log_item_id(stream: str, seq: int) -> str:
+    return f"log/{stream}/{seq:010d}"
+
+
+def base_item_id(backup_id: str) -> str:
+    return f"base/{backup_id}"
+
+
+def manifest_key(backup_id: str) -> str:
+    return f"base/{backup_id}/{MANIFEST}"
+
+
+def payload_key(backup_id: str, relative: str) -> str:
+    return f"base/{backup_id}/data/{relative}"
+
+
+def build_manifest(backup_id: str, start: datetime, end: datetime, stream: str,
+                   log_start_seq: int, payload: Mapping[str, bytes]) -> bytes:
+    """The manifest for a base backup whose payload is ``payload`` (relative path -> bytes)."""
+    document = {
+        "format": FORMAT,
+        "version": VERSION,
+        "backup_id": backup_id,
+        "start_time": iso(start),
+        "end_time": iso(end),
+        "stream": stream,
+        "log_start_seq": log_start_seq,
+        "objects": [
+            {"key": f"data/{rel}", "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+            for rel, data in sorted(payload.items())
+        ],
+    }
+    return json.dumps(document, indent=1, sort_keys=True).encode()
+
+
+class NativeLayout:
+    """Reader of the native layout."""
+
+    name = "native"
+
+    def discover(self, objects: Iterable[ObjectInfo]) -> Discovery:
+        markers: list[ObjectInfo] = []
+        segments: list[BackupItem] = []
+        for info in objects:
+            if _MARKER.match(info.key):
+                markers.append(info)
+                continue
+            match = _SEGMENT.match(info.key)
+            if match is None:
+                continue  # payload, or something that is not ours
+            stream, seq = match["stream"], int(match["seq"])
+            ref = ObjectRef(info.key, info.size, match["sha"])
+            segments.append(BackupItem(
+                kind=ItemKind.LOG, item_id=log_item_id(stream, seq),
+                start_time=_parse_name_time(match["start"]),
+                end_time=_parse_name_time(match["end"]),
+                stream=stream, seq=seq, payload=(), marker=ref,
+                completed_at=info.last_modified,
+            ))
+        return Discovery(tuple(markers), tuple(segments))
+
+    def item_id_of_marker(self, key: str) -> str:
+        match = _MARKER.match(key)
+        if match is None:
+            raise CorruptBackup(key, "not a native manifest key")
+        return base_item_id(match["id"])
+
+    def parse_marker(self, marker: ObjectInfo, data: bytes) -> BackupItem:
+        match = _MARKER.match(marker.key)
+        if match is None:
+            raise CorruptBackup(marker.key, "not a native manifest key")
+        backup_id = match["id"]
+        try:
+            doc: dict[str, Any] = json.loads(data)
+            if doc.get("format") != FORMAT or doc.get("version") != VERSION:
+                raise CorruptBackup(marker.key, f"not a {FORMAT} v{VERSION} manifest")
+            if doc["backup_id"] != backup_id:
+                raise CorruptBackup(marker.key, "backup_id does not match its folder")
+            payload = tuple(
+                ObjectRef(f"base/{backup_id}/{o['key']}", int(o["size"]), str(o["sha256"]))
+                for o in doc["objects"]
+            )
+            for ref in payload:
+                if not ref.key.startswith(f"base/{backup_id}/data/") or ".." in ref.key:
+                    raise CorruptBackup(marker.key, f"object {ref.key} is outside the backup")
+            start, end = parse_iso(doc["start_time"]), parse_iso(doc["end_time"])
+            stream, log_start_seq = str(doc["stream"]), int(doc["log_start_seq"])
+        except CorruptBackup:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorruptBackup(marker.key, f"unreadable manifest: {exc}") from None
+        if end < start:
+            raise CorruptBackup(marker.key, "end_time is before start_time")
+        return BackupItem(
+            kind=ItemKind.BASE, item_id=base_item_id(backup_id), start_time=start,
+            end_time=end, stream=stream, seq=log_start_seq, payload=payload,
+            marker=ObjectRef(marker.key, len(data), hashlib.sha256(data).hexdigest()),
+            completed_at=marker.last_modified,
+        )
+
+
+def write_base_backup(storage: Storage, prefix: str, backup_id: str, start: datetime,
+                      end: datetime, stream: str, log_start_seq: int,
+                      payload: Mapping[str, bytes]) -> str:
+    """Publish a base backup in the native layout: payload first, manifest last.
+    Returns the manifest key."""
+    for rel, data in sorted(payload.items()):
+        storage.write(f"{prefix}/{payload_key(backup_id, rel)}", data)
+    key = f"{prefix}/{manifest_key(backup_id)}"
+    storage.write(key, build_manifest(backup_id, start, end, stream, log_start_seq, payload))
+    return key
+
+
+def write_log_segment(storage: Storage, prefix: str, stream: str, seq: int, start: datetime,
+                      end: datetime, data: bytes) -> str:
+    """Publish one log segment (a single atomic write). Returns its key."""
+    key = f"{prefix}/{segment_key(stream, seq, start, end, hashlib.sha256(data).hexdigest())}"
+    storage.write(key, data)
+    return key

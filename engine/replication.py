@@ -1,0 +1,313 @@
+"""Replication decisions, sans I/O: one pass discovers complete primary items, copies what a
+destination region lacks (payload first, completion marker last), verifies every object and
+publishes an item only when all of its objects verified.
+
+``replication_pass`` is a generator of effects (engine.effects); drivers carry them out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from engine.catalog import Catalog, ItemRow, ObjectRow
+from engine.effects import CopyBatch, CopyResult, CopyTask, Effect, ListPage, Now, ReadObject
+from engine.errors import CorruptBackup, StorageError
+from engine.formats.base import BackupLayout
+from engine.model import ItemStatus, ObjectInfo, RegionRole, RegionState, Service
+from engine.storage.base import ListPage as ListPageResult
+from engine.windows import window_from_catalog
+
+#: Items still to be brought to a destination.
+UNFINISHED = (ItemStatus.PENDING, ItemStatus.COPYING, ItemStatus.FAILED, ItemStatus.PAUSED)
+
+
+@dataclass(frozen=True)
+class ReplicationSettings:
+    batch_size: int = 64
+    max_attempts: int = 3
+    list_page_size: int = 1000
+
+
+@dataclass
+class PassOutcome:
+    """What one pass did for one service."""
+
+    service: str
+    discovered: int = 0
+    published: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    copied_objects: int = 0
+    copied_bytes: int = 0
+    paused: dict[str, str] = field(default_factory=dict)
+    primary_error: str = ""
+
+
+def verify(result: CopyResult, expected_sha256: str) -> tuple[bool, str]:
+    """Is the copy proven byte-identical to what the primary recorded? And how."""
+    if not result.ok:
+        return False, ""
+    if result.sha256 is not None:
+        if result.sha256 == expected_sha256:
+            return True, result.verified_by or "sha256"
+        return False, f"sha256 {result.sha256} != recorded {expected_sha256}"
+    if result.identical_to_source:
+        return True, result.verified_by or "provider-checksum"
+    return False, "nothing proved the copy identical"
+
+
+def _full(service: Service, key: str) -> str:
+    return f"{service.key_prefix}/{key}"
+
+
+def list_all(region: str, prefix: str,
+             page_size: int) -> Generator[Effect, Any, list[ObjectInfo]]:
+    """Every object under ``prefix`` in ``region``, following pagination."""
+    found: list[ObjectInfo] = []
+    cursor: str | None = None
+    while True:
+        page: ListPageResult = yield ListPage(region, prefix, cursor, page_size)
+        found.extend(page.objects)
+        if page.next_start_after is None:
+            return found
+        cursor = page.next_start_after
+
+
+def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
+                     settings: ReplicationSettings) -> Generator[Effect, Any, int]:
+    """Record the primary's complete items that the catalog does not know yet (rule 3: an item
+    exists for btar only once its completion marker does). Returns how many were new."""
+    prefix = f"{service.key_prefix}/"
+    listing = yield from list_all(service.region, prefix, settings.list_page_size)
+    relative = [ObjectInfo(o.key[len(prefix):], o.size, o.last_modified) for o in listing]
+    found = layout.discover(relative)
+    known = catalog.known_item_ids(service.name, service.region)
+    now: datetime = yield Now()
+    new = 0
+    for segment in found.segments:
+        if segment.item_id not in known:
+            catalog.add_item(service.name, service.region, segment, ItemStatus.AVAILABLE, now,
+                             available_at=segment.completed_at)
+            new += 1
+    present = {segment.item_id for segment in found.segments}
+    present.update(layout.item_id_of_marker(marker.key) for marker in found.markers)
+    for row in catalog.items(service.name, service.region, statuses=[ItemStatus.AVAILABLE]):
+        if row.item_id not in present:
+            # Gone from the primary (its retention ran out): no longer a source or a cover.
+            catalog.set_item_status(service.name, service.region, row.item_id,
+                                    ItemStatus.FAILED, now, "no longer in the primary")
+    for marker in found.markers:
+        if layout.item_id_of_marker(marker.key) in known:
+            continue
+        data: bytes = yield ReadObject(service.region, _full(service, marker.key))
+        try:
+            item = layout.parse_marker(marker, data)
+        except CorruptBackup as error:
+            catalog.event(now, "error", service.name, service.region, str(error))
+            continue
+        catalog.add_item(service.name, service.region, item, ItemStatus.AVAILABLE, now,
+                         available_at=item.completed_at)
+        new += 1
+    return new
+
+
+class _RegionCopier:
+    """The state of copying one service's items into one destination during one pass."""
+
+    def __init__(self, catalog: Catalog, service: Service, region: str,
+                 settings: ReplicationSettings, outcome: PassOutcome) -> None:
+        self.catalog = catalog
+        self.service = service
+        self.region = region
+        self.settings = settings
+        self.outcome = outcome
+        self.attempts: dict[str, int] = {}
+        self.objects: dict[str, list[ObjectRow]] = {}
+        self.given_up: dict[str, str] = {}
+        #: object key (relative to the service prefix) -> the item it belongs to
+        self.owner: dict[str, str] = {}
+
+    def _refs(self, item: ItemRow) -> list[ObjectRow]:
+        if item.item_id not in self.objects:
+            refs = self.catalog.item_refs(self.service.name, self.region, item.item_id)
+            self.objects[item.item_id] = refs
+            self.owner.update((ref.key, item.item_id) for ref in refs)
+        return self.objects[item.item_id]
+
+    def next_tasks(self, items: list[ItemRow]) -> list[CopyTask]:
+        """Up to batch_size copies, oldest items first; a marker only once its payload
+        verified."""
+        tasks: list[CopyTask] = []
+        for item in items:
+            if item.item_id in self.given_up or item.status == ItemStatus.AVAILABLE:
+                continue
+            refs = self._refs(item)
+            missing = [o for o in refs if not o.is_marker and o.status != ItemStatus.AVAILABLE]
+            if not missing:
+                missing = [o for o in refs if o.is_marker and o.status != ItemStatus.AVAILABLE]
+            for ref in missing:
+                if self.attempts.get(ref.key, 0) >= self.settings.max_attempts:
+                    self.given_up[item.item_id] = f"{ref.key} failed {self.attempts[ref.key]} times"
+                    break
+            else:
+                for ref in missing:
+                    tasks.append(CopyTask(self.service.region, self.region,
+                                          _full(self.service, ref.key), ref.size, ref.sha256))
+                    if len(tasks) >= self.settings.batch_size:
+                        return tasks
+        return tasks
+
+    def apply(self, results: tuple[CopyResult, ...], now: datetime) -> str | None:
+        """Record results; returns a reason to stop the pass (unreachable side) or None."""
+        prefix = f"{self.service.key_prefix}/"
+        stop: str | None = None
+        for result in results:
+            key = result.task.key[len(prefix):]
+            self.attempts[key] = self.attempts.get(key, 0) + 1
+            ok, how = verify(result, result.task.sha256)
+            error = "" if ok else (result.error or how)
+            self.catalog.record_copy(self.service.name, self.region, key, now, ok=ok,
+                                     method=result.method, verified_by=how if ok else "",
+                                     error=error)
+            refs = self.objects[self.owner[key]]
+            for index, ref in enumerate(refs):
+                if ref.key == key:
+                    refs[index] = ObjectRow(ref.key, ref.size, ref.sha256, ref.is_marker,
+                                            ItemStatus.AVAILABLE if ok else ItemStatus.FAILED,
+                                            ref.attempts + 1)
+            if ok:
+                self.outcome.copied_objects += 1
+                self.outcome.copied_bytes += result.task.size
+                continue
+            self.catalog.event(now, "warning", self.service.name, self.region,
+                               f"copy of {key} failed: {error}")
+            if result.error_kind == "unreachable":
+                side = self.service.region if result.failed_side == "source" else self.region
+                stop = f"{side} unreachable: {result.error}"
+            elif result.error_kind == "missing" and result.failed_side == "source":
+                self.attempts[key] = self.settings.max_attempts  # retrying cannot help
+        return stop
+
+
+def copy_to_region(catalog: Catalog, service: Service, region: str,
+                   settings: ReplicationSettings,
+                   outcome: PassOutcome) -> Generator[Effect, Any, None]:
+    """Bring ``region`` up to date with the primary's complete items."""
+    now: datetime = yield Now()
+    location = catalog.location(service.name, region)
+    if location is not None and location.state == RegionState.PAUSED:
+        # Resume by ourselves once the region answers again.
+        try:
+            yield ListPage(region, f"{service.key_prefix}/", None, 1)
+        except StorageError as error:
+            outcome.paused[region] = f"{region} unreachable: {error}"
+            return
+        now = yield Now()
+        catalog.set_location(service.name, region, location.role, RegionState.ACTIVE, now)
+        catalog.event(now, "info", service.name, region, "region reachable again; resuming")
+
+    known = catalog.known_item_ids(service.name, region)
+    for row in catalog.items(service.name, service.region, statuses=[ItemStatus.AVAILABLE]):
+        if row.item_id not in known:
+            catalog.add_item(service.name, region, catalog.item_as_model(row),
+                             ItemStatus.PENDING, now)
+
+    copier = _RegionCopier(catalog, service, region, settings, outcome)
+    items = catalog.items(service.name, region, statuses=UNFINISHED)
+    by_id = {item.item_id: item for item in items}
+    while True:
+        tasks = copier.next_tasks(list(by_id.values()))
+        if not tasks:
+            break
+        touched = {copier.owner[t.key[len(service.key_prefix) + 1:]] for t in tasks}
+        for item_id in sorted(touched):
+            if by_id[item_id].status != ItemStatus.COPYING:
+                catalog.set_item_status(service.name, region, item_id, ItemStatus.COPYING, now)
+        results: tuple[CopyResult, ...] = yield CopyBatch(tuple(tasks))
+        now = yield Now()
+        stop = copier.apply(results, now)
+        for item_id in sorted(touched):
+            refs = copier.objects[item_id]
+            item = by_id[item_id]
+            if all(o.status == ItemStatus.AVAILABLE for o in refs):
+                lag = (now - item.completed_at).total_seconds()
+                catalog.publish_item(service.name, region, item_id, now, lag)
+                outcome.published.append(item_id)
+                del by_id[item_id]
+            else:
+                by_id[item_id] = _with_status(item, ItemStatus.COPYING)
+        if stop is not None:
+            _pause(catalog, service, region, stop, now, by_id, outcome)
+            return
+    for item_id, reason in sorted(copier.given_up.items()):
+        catalog.set_item_status(service.name, region, item_id, ItemStatus.FAILED, now, reason)
+        catalog.event(now, "error", service.name, region, f"{item_id} not published: {reason}")
+        outcome.failed.append(item_id)
+
+
+def _with_status(item: ItemRow, status: ItemStatus) -> ItemRow:
+    return ItemRow(item.service, item.region, item.item_id, item.kind, item.stream, item.seq,
+                   item.start_time, item.end_time, item.size, item.object_count, status,
+                   item.reason, item.completed_at, item.available_at, item.lag_seconds)
+
+
+def _pause(catalog: Catalog, service: Service, region: str, reason: str, now: datetime,
+           unfinished: dict[str, ItemRow], outcome: PassOutcome) -> None:
+    if reason.startswith(f"{service.region} "):
+        outcome.primary_error = reason  # the primary is down: nothing to pause here
+        catalog.event(now, "error", service.name, service.region, reason)
+        return
+    location = catalog.location(service.name, region)
+    role = location.role if location else RegionRole.SECONDARY
+    catalog.set_location(service.name, region, role, RegionState.PAUSED, now, reason)
+    for item_id in sorted(unfinished):
+        catalog.set_item_status(service.name, region, item_id, ItemStatus.PAUSED, now, reason)
+    catalog.event(now, "error", service.name, region, f"replication paused: {reason}")
+    outcome.paused[region] = reason
+
+
+def replication_pass(catalog: Catalog, layout: BackupLayout, service: Service,
+                     settings: ReplicationSettings) -> Generator[Effect, Any, PassOutcome]:
+    """One pass for one service: discover, copy to every active destination, and retire the
+    previous region once the new one has a window of its own (rule 8)."""
+    outcome = PassOutcome(service.name)
+    destinations = catalog.locations(service.name,
+                                     roles=[RegionRole.SECONDARY, RegionRole.PREVIOUS])
+    if not destinations:
+        return outcome
+    try:
+        outcome.discovered = yield from discover_primary(catalog, layout, service, settings)
+    except StorageError as error:
+        now: datetime = yield Now()
+        outcome.primary_error = str(error)
+        catalog.event(now, "error", service.name, service.region,
+                      f"cannot list the primary: {error}")
+        return outcome
+    for location in destinations:
+        yield from copy_to_region(catalog, service, location.region, settings, outcome)
+        if outcome.primary_error:
+            return outcome
+    yield from retire_previous(catalog, service)
+    return outcome
+
+
+def retire_previous(catalog: Catalog, service: Service) -> Generator[Effect, Any, None]:
+    """Rule 8: the previous region keeps replicating until the new one can restore; then its
+    copies are retained (kept, no longer updated)."""
+    secondaries = catalog.locations(service.name, roles=[RegionRole.SECONDARY])
+    previous = catalog.locations(service.name, roles=[RegionRole.PREVIOUS])
+    if not secondaries or not previous:
+        return
+    new = window_from_catalog(catalog, service.name, secondaries[0].region,
+                              RegionRole.SECONDARY)
+    if new.end is None:
+        return
+    now: datetime = yield Now()
+    for old in previous:
+        catalog.set_location(service.name, old.region, RegionRole.RETAINED, RegionState.STOPPED,
+                             now, f"replaced by {secondaries[0].region}")
+        catalog.retain_region(service.name, old.region, now)
+        catalog.event(now, "info", service.name, old.region,
+                      f"{secondaries[0].region} can restore now; copies here are retained")

@@ -1,0 +1,158 @@
+"""The real driver: carries out the engine's effects with the wall clock, a bounded thread
+pool and real storage backends."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from engine.effects import (
+    CopyBatch,
+    CopyResult,
+    DeleteBatch,
+    Effect,
+    ListPage,
+    Now,
+    ReadObject,
+    Sleep,
+)
+from engine.errors import StorageError
+from engine.storage.base import Storage
+from engine.transfer import execute_copy
+
+T = TypeVar("T")
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class WallClock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+@dataclass(frozen=True)
+class CopyProgress:
+    """Reported after each finished copy of a batch."""
+
+    done: int
+    total: int
+    bytes_done: int
+    bytes_total: int
+    last: CopyResult
+
+
+class LiveDriver:
+    """Runs procedures (generators of effects) to completion against real storage."""
+
+    def __init__(self, storage_for: Callable[[str], Storage], *, concurrency: int = 8,
+                 clock: Clock | None = None,
+                 on_copy: Callable[[CopyProgress], None] | None = None) -> None:
+        self._storage_for = storage_for
+        self._concurrency = concurrency
+        self.clock: Clock = clock or WallClock()
+        self.on_copy = on_copy
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    def run(self, procedure: Generator[Effect, Any, T]) -> T:
+        """Drive ``procedure`` until it returns; storage errors are thrown back into it."""
+        result: Any = None
+        error: StorageError | None = None
+        while True:
+            try:
+                effect = procedure.throw(error) if error is not None else procedure.send(result)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            result, error = None, None
+            try:
+                result = self._perform(effect)
+            except StorageError as failure:
+                error = failure
+
+    def _perform(self, effect: Effect) -> Any:
+        if isinstance(effect, Now):
+            return self.clock.now()
+        if isinstance(effect, Sleep):
+            self.clock.sleep(effect.seconds)
+            return None
+        if isinstance(effect, ListPage):
+            return self._storage_for(effect.region).list_page(
+                effect.prefix, effect.start_after, effect.limit)
+        if isinstance(effect, ReadObject):
+            return self._storage_for(effect.region).read_bytes(effect.key)
+        if isinstance(effect, CopyBatch):
+            return self._copy_batch(effect)
+        if isinstance(effect, DeleteBatch):
+            return self._delete_batch(effect)
+        raise TypeError(f"unknown effect {effect!r}")
+
+    def _copy_batch(self, batch: CopyBatch) -> tuple[CopyResult, ...]:
+        results: list[CopyResult | None] = [None] * len(batch.tasks)
+        bytes_total = sum(t.size for t in batch.tasks)
+        bytes_done = done = 0
+        workers = max(1, min(self._concurrency, len(batch.tasks)))
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="btar-copy")
+        try:
+            pending: dict[Future[CopyResult], int] = {
+                pool.submit(execute_copy, self._storage_for(task.source),
+                            self._storage_for(task.destination), task): index
+                for index, task in enumerate(batch.tasks)
+            }
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    index = pending.pop(future)
+                    outcome = future.result()
+                    results[index] = outcome
+                    done += 1
+                    bytes_done += outcome.task.size
+                    if self.on_copy is not None:
+                        self.on_copy(CopyProgress(done, len(batch.tasks), bytes_done,
+                                                  bytes_total, outcome))
+        finally:
+            # On Ctrl-C, drop queued copies; those in flight finish (writes are atomic).
+            pool.shutdown(wait=True, cancel_futures=True)
+        return tuple(r for r in results if r is not None)
+
+    def _delete_batch(self, batch: DeleteBatch) -> tuple[str, ...]:
+        storage = self._storage_for(batch.region)
+        errors: list[str] = []
+        for key in batch.keys:
+            try:
+                storage.delete(key)
+                errors.append("")
+            except StorageError as error:
+                errors.append(str(error))
+        return tuple(errors)
+
+
+class StorageRegistry:
+    """Opens each region's storage once, on first use."""
+
+    def __init__(self, opener: Callable[[str], Storage]) -> None:
+        self._opener = opener
+        self._open: dict[str, Storage] = {}
+
+    def __call__(self, region: str) -> Storage:
+        if region not in self._open:
+            self._open[region] = self._opener(region)
+        return self._open[region]
+
+    def close(self) -> None:
+        for storage in self._open.values():
+            storage.close()
+        self._open.clear()

@@ -1,0 +1,163 @@
+"""The storage protocol every backend implements, and the key rules they share.
+
+A ``Storage`` is one backup location (a folder, a bucket plus prefix, a container plus prefix).
+Keys are relative to that location, use ``/`` as separator and never escape it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from engine.errors import ChecksumMismatch, InvalidKey
+from engine.model import ObjectInfo
+
+#: Bytes moved per read when streaming; large enough for throughput, small enough for memory.
+CHUNK_SIZE = 1024 * 1024
+#: Prefix of in-progress files that backends may keep beside real objects; never a valid key.
+TEMP_MARKER = ".btar-tmp-"
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a listing, keys in ascending order. ``next_start_after`` is None at the end."""
+
+    objects: tuple[ObjectInfo, ...]
+    next_start_after: str | None
+
+
+@dataclass(frozen=True)
+class CopyReport:
+    """What a copy did: the destination object, and the SHA-256 of the bytes it holds if the
+    copy could establish it (streamed copies hash on the way; server-side copies usually can't).
+    """
+
+    info: ObjectInfo
+    method: str  # "stream" or "server-side"
+    sha256: str | None
+    #: how the copy's integrity was established, e.g. "sha256-streamed" or "md5-equals-source"
+    verified_by: str | None
+    #: True when a provider checksum of the copy equals that of the source object, which proves
+    #: the bytes identical without reading them back
+    identical_to_source: bool = False
+
+
+def validate_key(location: str, key: str) -> str:
+    """Return ``key`` if it stays inside its location, else raise InvalidKey."""
+    if not key:
+        raise InvalidKey(location, key, "empty key")
+    if "\x00" in key:
+        raise InvalidKey(location, repr(key), "key contains a NUL byte")
+    if key.startswith("/") or "\\" in key or (len(key) > 1 and key[1] == ":"):
+        raise InvalidKey(location, key, "absolute keys are not allowed")
+    for part in key.split("/"):
+        if part in ("", ".", ".."):
+            raise InvalidKey(location, key, "key has an empty, '.' or '..' segment")
+        if part.startswith(TEMP_MARKER):
+            raise InvalidKey(location, key, f"segments starting with {TEMP_MARKER} are reserved")
+    return key
+
+
+def validate_prefix(location: str, prefix: str) -> str:
+    """A listing prefix: empty, or a key-like string that may end with '/'."""
+    if prefix:
+        validate_key(location, prefix.rstrip("/") or "x")
+    return prefix
+
+
+class HashingReader:
+    """Wraps a binary stream and hashes what is read through it."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._hash.update(data)
+        self.size += len(data)
+        return data
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def check_sha256(location: str, key: str, expected: str | None, actual: str) -> None:
+    """Raise ChecksumMismatch when an expected SHA-256 is given and differs."""
+    if expected is not None and expected != actual:
+        raise ChecksumMismatch(location, key, expected, actual)
+
+
+class Storage(ABC):
+    """A backup location. Implementations must be safe to call from several threads."""
+
+    #: A display name for messages and logs; never contains a credential.
+    name: str
+    #: Backend kind, e.g. "local", "memory", "s3"; server-side copy needs equal kinds.
+    kind: str
+
+    @abstractmethod
+    def list_page(self, prefix: str = "", start_after: str | None = None,
+                  limit: int = 1000) -> ListPage:
+        """List up to ``limit`` objects whose key starts with ``prefix`` and sorts after
+        ``start_after``, in ascending key order."""
+
+    @abstractmethod
+    def stat(self, key: str) -> ObjectInfo:
+        """Describe one object or raise ObjectNotFound."""
+
+    @abstractmethod
+    def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
+        """Open an object for streaming reads; raises ObjectNotFound."""
+
+    @abstractmethod
+    def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None) -> ObjectInfo:
+        """Store an object, visible only once complete. With ``sha256``, the bytes must hash to
+        it or nothing becomes visible and ChecksumMismatch is raised. The returned info carries
+        the SHA-256 of the bytes stored."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove an object; deleting a missing object is not an error."""
+
+    def iter_objects(self, prefix: str = "", start_after: str | None = None,
+                     page_size: int = 1000) -> Iterator[ObjectInfo]:
+        """Every object under ``prefix``, following pagination."""
+        cursor = start_after
+        while True:
+            page = self.list_page(prefix, cursor, page_size)
+            yield from page.objects
+            if page.next_start_after is None:
+                return
+            cursor = page.next_start_after
+
+    def read_bytes(self, key: str) -> bytes:
+        """The whole object; for small objects such as manifests."""
+        with self.open_read(key) as stream:
+            return stream.read()
+
+    def copy_from(self, source: Storage, source_key: str, key: str, *,
+                  sha256: str | None = None) -> CopyReport:
+        """Copy ``source_key`` of ``source`` here as ``key``. This default streams the bytes
+        through this process and hashes them; backends override it with a server-side copy
+        where the provider can do one."""
+        with source.open_read(source_key) as stream:
+            info = self.write(key, stream, sha256=sha256)
+        return CopyReport(info=info, method="stream", sha256=info.sha256,
+                          verified_by="sha256-streamed")
+
+    def sha256_of(self, key: str) -> str:
+        """Read an object back and hash it (the verification of last resort)."""
+        digest = hashlib.sha256()
+        with self.open_read(key) as stream:
+            while chunk := stream.read(CHUNK_SIZE):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
+        """Release clients and connections."""
