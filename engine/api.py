@@ -78,7 +78,10 @@ class ServiceStatus:
     primary_region: str
     additional_region: str | None
     state: str
+    #: age of the oldest primary item not yet published in the additional region
     current_lag_seconds: float | None
+    #: the lag measured for the item published most recently
+    last_lag_seconds: float | None
     regions: list[RegionStatus] = field(default_factory=list)
 
 
@@ -139,9 +142,12 @@ class Btar:
         app = cls(loaded.services().values(), dict(config.regions),
                   Catalog.open(loaded.catalog_path), driver, settings=settings, actor=actor)
         app._registry = registry
+        app.poll_interval = config.replication.poll_interval
         return app
 
     _registry: StorageRegistry | None = None
+    #: seconds between passes when syncing continuously
+    poll_interval: float = 10.0
 
     def close(self) -> None:
         if self._registry is not None:
@@ -348,7 +354,9 @@ class Btar:
             state = "in sync"
         return ServiceStatus(service.name, str(service.type),
                              str(get_region(service.region).provider), service.region,
-                             secondary, state, lag, regions)
+                             secondary, state, lag,
+                             self.catalog.last_lag(service.name, secondary) if secondary else None,
+                             regions)
 
     def backups(self, name: str, region: str | None = None) -> list[ItemRow]:
         """The items (base backups and log segments) of a service, per region."""

@@ -355,6 +355,13 @@ class Catalog:
             "and at >= ? and at <= ? order by at, id",
             [service, region, to_text(since), to_text(until)])]
 
+    def last_lag(self, service: str, region: str) -> float | None:
+        """The lag of the item most recently published in ``region``."""
+        rows = list(self.db.query(
+            "select lag_seconds from lag_samples where service = ? and region = ? "
+            "order by at desc, id desc limit 1", [service, region]))
+        return float(rows[0]["lag_seconds"]) if rows else None
+
     def audit(self, now: datetime, actor: str, action: str, service: str,
               details: dict[str, Any]) -> None:
         self._t("audit").insert(

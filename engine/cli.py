@@ -184,11 +184,7 @@ def cmd_sync(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
         out.flush()
         if args.once:
             return 1 if failed and args.strict else 0
-        time.sleep(app_poll_interval(args))
-
-
-def app_poll_interval(args: argparse.Namespace) -> float:
-    return float(args.interval) if args.interval else 10.0
+        time.sleep(args.interval or app.poll_interval)
 
 
 def cmd_lag(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
@@ -305,7 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sync", cmd_sync, "copy pending backups; without --once, keep going until Ctrl-C")
     p.add_argument("services", nargs="*", metavar="SERVICE")
     p.add_argument("--once", action="store_true", help="one pass, then exit")
-    p.add_argument("--interval", type=float, help="seconds between passes (default 10)")
+    p.add_argument("--interval", type=float, help="seconds between passes (default: replication.poll_interval)")
     p.add_argument("--strict", action="store_true",
                    help="with --once, exit 1 when a copy failed or a region is paused")
     json_flag(p)

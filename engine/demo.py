@@ -210,11 +210,10 @@ def run_demo(root: Path | None, *, duration: float | None, interval: float,
                 if status.additional_region:
                     end = next((r.window.end for r in status.regions
                                 if r.region == status.additional_region), None)
-                    lag = status.current_lag_seconds or 0.0
-                    parts.append(f"{status.name}: {status.state}, lag {lag:.1f}s, "
-                                 f"window end {iso(end) if end else '-'}")
-            out.write(f"{iso(datetime.now(UTC).replace(microsecond=0))}  " + " | ".join(parts)
-                      + "\n")
+                    parts.append(f"{status.name} {status.state}, lag "
+                                 f"{status.last_lag_seconds or 0.0:.1f}s, window end "
+                                 f"{end.strftime('%H:%M:%S') if end else '-'}")
+            out.write(f"{datetime.now(UTC):%H:%M:%S}  " + " | ".join(parts) + "\n")
             out.flush()
             time.sleep(max(0.2, interval / 2))
     except KeyboardInterrupt:
@@ -224,6 +223,8 @@ def run_demo(root: Path | None, *, duration: float | None, interval: float,
         thread.join(timeout=5)
         app.sync()
         for status in app.status():
+            if status.additional_region is None:
+                continue
             for region in status.regions:
                 out.write(f"  {status.name:<10} {region.region:<22} {region.role.value:<9} "
                           f"window {region.window.describe()}\n")
