@@ -196,6 +196,7 @@ class Btar:
         self._require_location(target.id)
         now = self.driver.now()
         self.catalog.set_location(name, target.id, RegionRole.SECONDARY, RegionState.ACTIVE, now)
+        self.catalog.reactivate_region(name, target.id, now)
         self.catalog.audit(now, self.actor, "enable", name, {"region": target.id})
         self.catalog.event(now, "info", name, target.id, "additional backup region enabled")
 
@@ -210,6 +211,7 @@ class Btar:
         now = self.driver.now()
         self.catalog.set_location(name, current, RegionRole.PREVIOUS, RegionState.ACTIVE, now)
         self.catalog.set_location(name, target.id, RegionRole.SECONDARY, RegionState.ACTIVE, now)
+        self.catalog.reactivate_region(name, target.id, now)
         self.catalog.audit(now, self.actor, "change-region", name,
                            {"from": current, "to": target.id})
         self.catalog.event(now, "info", name, target.id,

@@ -201,6 +201,14 @@ class Catalog:
              "reason": reason, "since": to_text(since), "updated_at": to_text(now)},
             pk=("service", "region"))
 
+    def reactivate_region(self, service: str, region: str, now: datetime) -> None:
+        """A region replicates again: its retained copies count as published again."""
+        self.db.execute(
+            "update items set status = ?, reason = '', updated_at = ? "
+            "where service = ? and region = ? and status = ?",
+            [str(ItemStatus.AVAILABLE), to_text(now), service, region,
+             str(ItemStatus.RETAINED)])
+
     def remove_location(self, service: str, region: str) -> None:
         self.db.execute("delete from locations where service = ? and region = ?",
                         [service, region])

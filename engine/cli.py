@@ -301,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sync", cmd_sync, "copy pending backups; without --once, keep going until Ctrl-C")
     p.add_argument("services", nargs="*", metavar="SERVICE")
     p.add_argument("--once", action="store_true", help="one pass, then exit")
-    p.add_argument("--interval", type=float, help="seconds between passes (default: replication.poll_interval)")
+    p.add_argument("--interval", type=float,
+                   help="seconds between passes (default: replication.poll_interval)")
     p.add_argument("--strict", action="store_true",
                    help="with --once, exit 1 when a copy failed or a region is paused")
     json_flag(p)

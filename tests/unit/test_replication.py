@@ -183,7 +183,10 @@ def test_disable_keep_retains_and_stops() -> None:
     assert world.app.additional_region("orders") is None
     with pytest.raises(ReplicationNotEnabled):
         world.app.disable("orders", keep=True, delete=False, confirmed=False)
-    world.app.enable("orders", SECONDARY)  # enabling again is allowed
+    world.app.enable("orders", SECONDARY)  # enabling again picks up the kept copies
+    assert {i.status for i in world.catalog.items("orders", SECONDARY)} == {ItemStatus.AVAILABLE}
+    world.app.sync(["orders"])
+    assert world.app.window("orders", SECONDARY).end == world.clock.now()
 
 
 def test_disable_delete_needs_confirmation_and_spares_the_primary() -> None:

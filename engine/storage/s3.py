@@ -1,0 +1,610 @@
+"""Amazon S3 backend (boto3), also for S3-compatible services and moto.
+
+One ``S3Storage`` is a bucket plus prefix in one AWS region. Retries are ours, not botocore's
+(botocore is set to a single attempt) so that throttling, timeouts and refused connections map
+to Throttled / Unreachable after a known number of attempts with injectable sleep and jitter.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import logging
+import math
+import random
+import re
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
+from urllib.parse import unquote, urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    IncompleteReadError,
+    ProfileNotFound,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from engine.errors import BadInput, ObjectNotFound, StorageError, Throttled, Unreachable
+from engine.model import ObjectInfo
+from engine.storage.base import (
+    CHUNK_SIZE,
+    CopyReport,
+    ListPage,
+    Storage,
+    check_sha256,
+    validate_key,
+    validate_prefix,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from engine.storage.locations import S3Location
+
+_T = TypeVar("_T")
+_log = logging.getLogger(__name__)
+
+#: S3 limits: at most 10,000 parts, each but the last at least 5 MiB, at most 5 GiB.
+MAX_PARTS = 10_000
+MIN_PART = 5 * 1024**2
+MAX_PART = 5 * 1024**3
+#: ``verified_by`` of a single CopyObject whose MD5 ETag equals the source's.
+VERIFIED_ETAG_MD5 = "etag-md5-equals-source"
+
+_THROTTLE_CODES = frozenset({
+    "SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
+    "RequestThrottledException", "RequestLimitExceeded", "TooManyRequests",
+    "TooManyRequestsException", "BandwidthLimitExceeded", "ServiceUnavailable", "503", "429",
+})
+_TRANSIENT_CODES = frozenset({
+    "InternalError", "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete",
+    "500", "502", "504",
+})
+_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+_MD5_ETAG = re.compile(r'"?[0-9a-fA-F]{32}"?')
+
+# Three outcomes of a failed call, decided by _classify.
+_THROTTLE, _TRANSIENT, _NETWORK, _FINAL = "throttle", "transient", "network", "final"
+
+
+def _classify(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in _THROTTLE_CODES or status in (429, 503):
+            return _THROTTLE
+        if code in _TRANSIENT_CODES or status in (500, 502, 504):
+            return _TRANSIENT
+        return _FINAL
+    if isinstance(exc, BotoConnectionError | HTTPClientError | IncompleteReadError):
+        return _NETWORK
+    return _FINAL
+
+
+# --- keeping credentials out of logs and messages -------------------------------------------
+# botocore logs signed request headers at DEBUG: the access key id (Authorization: Credential=)
+# and, with temporary credentials, the session token itself (a secret).
+_REDACTIONS = (
+    (re.compile(r"(Credential=)[^/\s,'\"]+"), r"\1<redacted>"),
+    (re.compile(r"(?i)(x-amz-security-token['\"]?\s*[:=]\s*b?['\"]?)[^'\"\s,}&]+"),
+     r"\1<redacted>"),
+    (re.compile(r"(?i)(X-Amz-Credential=)[^&\s'\"]+"), r"\1<redacted>"),
+    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{12,}\b"), "<redacted-key-id>"),
+)
+
+
+def redact(text: str) -> str:
+    """Remove AWS credential material (key ids, session tokens) from a message."""
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is logging's problem, not ours
+            return True
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+_FILTER = _RedactingFilter()
+#: loggers of botocore that print signed requests or canonical requests
+_NOISY_LOGGERS = ("botocore.endpoint", "botocore.auth", "botocore.awsrequest",
+                  "botocore.httpsession", "botocore.parsers", "urllib3.connectionpool")
+
+
+def _install_log_redaction() -> None:
+    for name in _NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _md5_etag(etag: str | None, encryption: str | None) -> bool:
+    """Whether an ETag is the MD5 of the bytes: single-part, not SSE-KMS / DSSE-KMS / SSE-C."""
+    if etag is None or not _MD5_ETAG.fullmatch(etag):
+        return False
+    return encryption is None or encryption == "AES256"
+
+
+class _Reader:
+    """A GetObject body that resumes with a ranged, If-Match GET after a broken connection."""
+
+    def __init__(self, storage: S3Storage, key: str, response: Any) -> None:
+        self._storage = storage
+        self._key = key
+        self._body = response["Body"]
+        self._etag: str = response["ETag"]
+        self._size: int = response["ContentLength"]
+        self._pos = 0
+        self.closed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        amount = None if size is None or size < 0 else size
+        failures = 0
+        while True:
+            try:
+                data: bytes = self._body.read(amount)
+            except (HTTPClientError, IncompleteReadError) as exc:
+                failures += 1
+                if failures >= self._storage.max_attempts:
+                    raise self._storage.error_from(exc, self._key) from exc
+                _log.info("%s: %s: stream broke at byte %d, resuming",
+                          self._storage.name, self._key, self._pos)
+                self._storage.backoff(failures - 1)
+                self._reopen()
+                continue
+            self._pos += len(data)
+            return data
+
+    def _reopen(self) -> None:
+        with contextlib.suppress(Exception):
+            self._body.close()
+        if self._pos >= self._size:
+            self._body = io.BytesIO(b"")
+            return
+        storage = self._storage
+        response = storage.call(self._key, lambda: storage.client.get_object(
+            Bucket=storage.bucket, Key=storage.full_key(self._key),
+            Range=f"bytes={self._pos}-", IfMatch=self._etag))
+        self._body = response["Body"]
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            with contextlib.suppress(Exception):
+                self._body.close()
+
+
+class S3Storage(Storage):
+    """A bucket and prefix in one region; safe to share between threads (one boto3 client)."""
+
+    kind = "s3"
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        region: str = "us-east-1",
+        client: S3Client | None = None,
+        endpoint_url: str | None = None,
+        profile: str | None = None,
+        sse_kms_key_id: str | None = None,
+        multipart_threshold: int = MAX_PART,
+        part_size: int = 512 * 1024**2,
+        max_attempts: int = 8,
+        copy_mode: str = "auto",
+        connect_timeout: float = 10.0,
+        read_timeout: float = 120.0,
+        max_keys: int = 1000,
+        backoff_base: float = 0.25,
+        backoff_cap: float = 20.0,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        if not bucket:
+            raise BadInput("an s3 location needs a bucket: s3://bucket/prefix")
+        prefix = prefix.strip("/")
+        self.name = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
+        validate_prefix(self.name, prefix)
+        if not MIN_PART <= part_size <= MAX_PART:
+            raise BadInput(f"{self.name}: part_size must be between 5 MiB and 5 GiB")
+        self.bucket = bucket
+        self.prefix = f"{prefix}/" if prefix else ""
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.sse_kms_key_id = sse_kms_key_id
+        self.multipart_threshold = multipart_threshold
+        self.part_size = part_size
+        self.max_attempts = max(1, max_attempts)
+        self.copy_mode = copy_mode
+        self.max_keys = max(1, min(max_keys, 1000))
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._sleep = sleep
+        self._jitter = jitter
+        _install_log_redaction()
+        self.client: S3Client = client if client is not None else self._make_client(
+            region, endpoint_url, profile, connect_timeout, read_timeout)
+
+    def _make_client(self, region: str, endpoint_url: str | None, profile: str | None,
+                     connect_timeout: float, read_timeout: float) -> S3Client:
+        extra: dict[str, Any] = {}
+        if endpoint_url:
+            # S3-compatible services and emulators rarely resolve bucket subdomains.
+            extra["s3"] = {"addressing_style": "path"}
+        config = Config(
+            region_name=region,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"total_max_attempts": 1, "mode": "standard"},  # we retry, see call()
+            max_pool_connections=32,
+            # moto returns wrong CRCs on copies; integrity is checked with MD5/SHA-256 here.
+            response_checksum_validation="when_required",
+            request_checksum_calculation="when_required",
+            user_agent_extra="btar",
+            **extra,
+        )
+        try:
+            session = boto3.session.Session(profile_name=profile) if profile \
+                else boto3.session.Session()
+        except ProfileNotFound:
+            raise BadInput(f"{self.name}: AWS profile {profile!r} is not configured") from None
+        return session.client("s3", region_name=region, endpoint_url=endpoint_url,
+                              config=config)
+
+    @classmethod
+    def from_location(
+        cls,
+        location: S3Location,
+        region_id: str,
+        *,
+        client: S3Client | None = None,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 120.0,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> S3Storage:
+        """Open ``s3://bucket/prefix``; the region is ``location.region`` or comes from the btar
+        region id (``aws-eu-west-1`` -> ``eu-west-1``)."""
+        parts = urlsplit(location.url)
+        if parts.scheme != "s3" or not parts.hostname:
+            raise BadInput(f"{location.display()}: an s3 location is s3://bucket/prefix")
+        region = location.region
+        if region is None:
+            if not region_id.startswith("aws-") or len(region_id) <= 4:
+                raise BadInput(f"{location.display()}: {region_id} is not an AWS region id; "
+                               "set region in the location")
+            region = region_id[4:]
+        return cls(
+            parts.netloc,
+            unquote(parts.path),
+            region=region,
+            client=client,
+            endpoint_url=location.endpoint_url,
+            profile=location.profile,
+            sse_kms_key_id=location.sse_kms_key_id,
+            multipart_threshold=location.multipart_threshold,
+            part_size=location.part_size,
+            max_attempts=location.max_attempts,
+            copy_mode=location.copy_mode,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            sleep=sleep,
+            jitter=jitter,
+        )
+
+    def __repr__(self) -> str:
+        return f"S3Storage({self.name!r}, region={self.region!r})"
+
+    # --- retries and errors -----------------------------------------------------------------
+
+    def full_key(self, key: str) -> str:
+        """The bucket key of a location-relative key (validated)."""
+        return self.prefix + validate_key(self.name, key)
+
+    def backoff(self, attempt: int) -> None:
+        """Sleep before retry number ``attempt + 1``: exponential, capped, half jittered."""
+        delay = min(self._backoff_cap, self._backoff_base * 2**attempt)
+        self._sleep(delay / 2 + self._jitter() * delay / 2)
+
+    def call(self, key: str, operation: Callable[[], _T]) -> _T:
+        """Run one S3 request, retrying throttling, 5xx, timeouts and broken connections."""
+        attempt = 0
+        while True:
+            try:
+                return operation()
+            except (ClientError, BotoCoreError) as exc:
+                kind = _classify(exc)
+                if kind == _FINAL or attempt + 1 >= self.max_attempts:
+                    raise self.error_from(exc, key) from exc
+                _log.info("%s: %s: %s, retrying (attempt %d of %d)", self.name, key or "-",
+                          type(exc).__name__, attempt + 2, self.max_attempts)
+                self.backoff(attempt)
+                attempt += 1
+
+    def error_from(self, exc: Exception, key: str) -> StorageError:
+        """Map a botocore error to the engine's StorageError family."""
+        kind = _classify(exc)
+        if isinstance(exc, ClientError):
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", "")) or "unknown"
+            detail = redact(f"{exc.operation_name} failed: {code}: {error.get('Message', '')}")
+            if code in _NOT_FOUND_CODES:
+                return ObjectNotFound(self.name, key, "no such object")
+            if code == "NoSuchBucket":
+                return Unreachable(self.name, key, f"bucket {self.bucket} does not exist")
+            if kind == _THROTTLE:
+                return Throttled(self.name, key, f"still throttled after {self.max_attempts} "
+                                 f"attempts: {detail}")
+            return StorageError(self.name, key, detail)
+        detail = redact(f"{type(exc).__name__}: {exc}")
+        if kind == _NETWORK:
+            return Unreachable(self.name, key, f"no answer after {self.max_attempts} "
+                               f"attempts: {detail}")
+        return StorageError(self.name, key, detail)
+
+    def _sse(self) -> dict[str, str]:
+        if self.sse_kms_key_id:
+            return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.sse_kms_key_id}
+        return {}
+
+    # --- the Storage protocol ---------------------------------------------------------------
+
+    def list_page(self, prefix: str = "", start_after: str | None = None,
+                  limit: int = 1000) -> ListPage:
+        validate_prefix(self.name, prefix)
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        base: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix + prefix}
+        if start_after is not None:
+            base["StartAfter"] = self.prefix + start_after
+        objects: list[ObjectInfo] = []
+        last: str | None = None
+        token: str | None = None
+        truncated = False
+        while len(objects) < limit:
+            params = dict(base, MaxKeys=min(self.max_keys, limit - len(objects)))
+            if token is not None:
+                params["ContinuationToken"] = token
+            response = self.call("", lambda p=params: self.client.list_objects_v2(**p))
+            for item in response.get("Contents", []):
+                key = item["Key"][len(self.prefix):]
+                last = key
+                if key.endswith("/"):
+                    continue  # a "folder" placeholder made by consoles, not an object
+                objects.append(ObjectInfo(key=key, size=item["Size"],
+                                          last_modified=_utc(item["LastModified"])))
+            truncated = bool(response.get("IsTruncated"))
+            token = response.get("NextContinuationToken")
+            if not truncated or token is None:
+                truncated = False
+                break
+        return ListPage(tuple(objects), last if truncated else None)
+
+    def _head(self, key: str) -> Any:
+        full = self.full_key(key)
+        return self.call(key, lambda: self.client.head_object(Bucket=self.bucket, Key=full))
+
+    def stat(self, key: str) -> ObjectInfo:
+        head = self._head(key)
+        return ObjectInfo(key=key, size=head["ContentLength"],
+                          last_modified=_utc(head["LastModified"]))
+
+    def open_read(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        full = self.full_key(key)
+        response = self.call(key, lambda: self.client.get_object(Bucket=self.bucket, Key=full))
+        return _closing(_Reader(self, key, response))
+
+    def _read_part(self, stream: BinaryIO, digest: Any, buffer: io.BytesIO) -> int:
+        """Fill ``buffer`` with up to one part of ``stream``; returns its length."""
+        buffer.seek(0)
+        buffer.truncate()
+        filled = 0
+        while filled < self.part_size:
+            chunk = stream.read(min(CHUNK_SIZE, self.part_size - filled))
+            if not chunk:
+                break
+            digest.update(chunk)
+            buffer.write(chunk)
+            filled += len(chunk)
+        return filled
+
+    def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None) -> ObjectInfo:
+        full = self.full_key(key)
+        stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
+        digest = hashlib.sha256()
+        buffer = io.BytesIO()
+        size = self._read_part(stream, digest, buffer)
+        if size < self.part_size and size <= self.multipart_threshold:
+            check_sha256(self.name, key, sha256, digest.hexdigest())
+            md5 = _md5_b64(buffer)
+
+            def put() -> Any:
+                buffer.seek(0)
+                return self.client.put_object(Bucket=self.bucket, Key=full, Body=buffer,
+                                              ContentMD5=md5, **self._sse())  # type: ignore[arg-type]
+
+            self.call(key, put)
+            total = size
+        else:
+            total = self._multipart_write(key, full, stream, digest, buffer, size, sha256)
+        head = self._head(key)
+        if head["ContentLength"] != total:
+            raise StorageError(self.name, key, f"stored {head['ContentLength']} bytes, "
+                               f"sent {total}")
+        return ObjectInfo(key=key, size=total, last_modified=_utc(head["LastModified"]),
+                          sha256=digest.hexdigest())
+
+    def _multipart_write(self, key: str, full: str, stream: BinaryIO, digest: Any,
+                         buffer: io.BytesIO, size: int, sha256: str | None) -> int:
+        """Upload parts as they are read; complete only once the SHA-256 matched."""
+        created = self.call(key, lambda: self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=full, **self._sse()))  # type: ignore[arg-type]
+        upload_id = created["UploadId"]
+        parts: list[dict[str, Any]] = []
+        total = 0
+        try:
+            while size:
+                number = len(parts) + 1
+                if number > MAX_PARTS:
+                    raise StorageError(self.name, key, f"more than {MAX_PARTS} parts of "
+                                       f"{self.part_size} bytes; raise part_size")
+                md5 = _md5_b64(buffer)
+
+                def upload(n: int = number, m: str = md5) -> Any:
+                    buffer.seek(0)
+                    return self.client.upload_part(Bucket=self.bucket, Key=full,
+                                                   UploadId=upload_id, PartNumber=n,
+                                                   Body=buffer, ContentMD5=m)
+
+                response = self.call(key, upload)
+                parts.append({"PartNumber": number, "ETag": response["ETag"]})
+                total += size
+                size = self._read_part(stream, digest, buffer)
+            if not parts:  # only reachable for an empty object over a threshold of 0
+                raise StorageError(self.name, key, "nothing to upload")
+            check_sha256(self.name, key, sha256, digest.hexdigest())
+            self.call(key, lambda: self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=full, UploadId=upload_id,
+                MultipartUpload={"Parts": parts}))  # type: ignore[typeddict-item]
+        except BaseException:
+            self._abort(key, full, upload_id)
+            raise
+        return total
+
+    def _abort(self, key: str, full: str, upload_id: str) -> None:
+        try:
+            self.call(key, lambda: self.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=full, UploadId=upload_id))
+        except StorageError as exc:
+            # the parts stay invisible; a bucket lifecycle rule cleans them up
+            _log.warning("%s: %s: could not abort multipart upload: %s", self.name, key, exc)
+
+    def delete(self, key: str) -> None:
+        full = self.full_key(key)
+        try:
+            self.call(key, lambda: self.client.delete_object(Bucket=self.bucket, Key=full))
+        except ObjectNotFound:
+            pass
+
+    # --- server-side copy -------------------------------------------------------------------
+
+    def copy_from(self, source: Storage, source_key: str, key: str, *,
+                  sha256: str | None = None) -> CopyReport:
+        """Server-side copy from another S3Storage of the same service (CopyObject, or
+        UploadPartCopy above ``multipart_threshold``); other sources, or copy_mode "stream",
+        stream the bytes through this process. A server-side copy does not hash the bytes:
+        ``sha256`` is not checked here, the report says what was verified."""
+        if not isinstance(source, S3Storage) or self.copy_mode != "auto" \
+                or source.endpoint_url != self.endpoint_url:
+            return super().copy_from(source, source_key, key, sha256=sha256)
+        full = self.full_key(key)
+        head = source._head(source_key)
+        copy_source = {"Bucket": source.bucket, "Key": source.full_key(source_key)}
+        size: int = head["ContentLength"]
+        if size <= self.multipart_threshold:
+            return self._copy_single(key, full, copy_source, head)
+        return self._copy_multipart(key, full, copy_source, head)
+
+    def _copy_single(self, key: str, full: str, copy_source: dict[str, str],
+                     head: Any) -> CopyReport:
+        source_etag: str = head["ETag"]
+        response = self.call(key, lambda: self.client.copy_object(
+            Bucket=self.bucket, Key=full, CopySource=copy_source,  # type: ignore[arg-type]
+            CopySourceIfMatch=source_etag, MetadataDirective="COPY",
+            **self._sse()))  # type: ignore[arg-type]
+        result = response["CopyObjectResult"]
+        etag = result.get("ETag")
+        info = ObjectInfo(key=key, size=head["ContentLength"],
+                          last_modified=_utc(result.get("LastModified", datetime.now(UTC))))
+        comparable = (_md5_etag(source_etag, head.get("ServerSideEncryption"))
+                      and _md5_etag(etag, response.get("ServerSideEncryption"))
+                      and not self.sse_kms_key_id)
+        if not comparable:
+            return CopyReport(info=info, method="server-side", sha256=None, verified_by=None)
+        if etag != source_etag:
+            # Two MD5s of what must be the same bytes (If-Match pinned the source) differ.
+            with contextlib.suppress(StorageError):
+                self.delete(key)
+            raise StorageError(self.name, key, f"server-side copy holds MD5 {etag}, the source "
+                               f"{source_etag}; the copy was removed")
+        return CopyReport(info=info, method="server-side", sha256=None,
+                          verified_by=VERIFIED_ETAG_MD5, identical_to_source=True)
+
+    def _copy_multipart(self, key: str, full: str, copy_source: dict[str, str],
+                        head: Any) -> CopyReport:
+        size: int = head["ContentLength"]
+        source_etag: str = head["ETag"]
+        part = min(MAX_PART, max(self.part_size, math.ceil(size / MAX_PARTS)))
+        extra: dict[str, Any] = dict(self._sse())
+        if head.get("ContentType"):
+            extra["ContentType"] = head["ContentType"]
+        if head.get("Metadata"):
+            extra["Metadata"] = head["Metadata"]
+        created = self.call(key, lambda: self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=full, **extra))
+        upload_id = created["UploadId"]
+        parts: list[dict[str, Any]] = []
+        try:
+            for number, offset in enumerate(range(0, size, part), start=1):
+                last = min(offset + part, size) - 1
+                response = self.call(key, lambda n=number, a=offset, b=last:
+                                     self.client.upload_part_copy(
+                                         Bucket=self.bucket, Key=full, UploadId=upload_id,
+                                         PartNumber=n, CopySource=copy_source,  # type: ignore[arg-type]
+                                         CopySourceRange=f"bytes={a}-{b}",
+                                         CopySourceIfMatch=source_etag))
+                parts.append({"PartNumber": number,
+                              "ETag": response["CopyPartResult"]["ETag"]})
+            self.call(key, lambda: self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=full, UploadId=upload_id,
+                MultipartUpload={"Parts": parts}))  # type: ignore[typeddict-item]
+        except BaseException:
+            self._abort(key, full, upload_id)
+            raise
+        stored = self._head(key)
+        if stored["ContentLength"] != size:
+            raise StorageError(self.name, key, f"multipart copy holds {stored['ContentLength']} "
+                               f"bytes, the source {size}")
+        info = ObjectInfo(key=key, size=size, last_modified=_utc(stored["LastModified"]))
+        # A multipart ETag is no MD5 of the bytes: the engine reads the copy back to verify it.
+        return CopyReport(info=info, method="server-side", sha256=None, verified_by=None)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
+
+
+def _md5_b64(buffer: io.BytesIO) -> str:
+    digest = hashlib.md5(buffer.getbuffer(), usedforsecurity=False)
+    return base64.b64encode(digest.digest()).decode("ascii")
+
+
+@contextlib.contextmanager
+def _closing(reader: _Reader) -> Iterator[BinaryIO]:
+    try:
+        yield cast(BinaryIO, reader)
+    finally:
+        reader.close()
