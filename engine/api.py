@@ -5,22 +5,26 @@ No front end talks to storage or the catalog directly.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from engine import rules
 from engine.catalog import Catalog, EventRow, ItemRow
 from engine.config import LoadedConfig, load_config
-from engine.effects import DeleteBatch, Effect, Now
+from engine.effects import DeleteBatch, Effect, FetchBatch, FetchResult, FetchTask, Now
 from engine.errors import (
     BadInput,
+    ObjectNotFound,
     RegionNotQualified,
     ReplicationNotEnabled,
     StorageError,
     UnknownName,
 )
+from engine.fork import ForkIncomplete, fetch_plan, lay_out, write_plan_file
 from engine.formats import get_layout
 from engine.lag import PERIODS, LagBucket, LagStats, Period, bucketize, summarize
 from engine.model import (
@@ -31,6 +35,7 @@ from engine.model import (
     RegionState,
     RestoreWindow,
     Service,
+    iso,
 )
 from engine.regions import get_region
 from engine.replication import (
@@ -40,6 +45,7 @@ from engine.replication import (
     list_all,
     replication_pass,
 )
+from engine.restore import RestorePlan, plan_restore
 from engine.runtime import CopyProgress, LiveDriver, StorageRegistry
 from engine.storage.base import Storage
 from engine.storage.locations import LocationConfig, open_location
@@ -130,8 +136,6 @@ class Btar:
              on_copy: Callable[[CopyProgress], None] | None = None) -> Btar:
         """Open the installation a configuration file describes, with the live driver."""
         if isinstance(loaded, str):
-            from pathlib import Path
-
             loaded = load_config(Path(loaded))
         config = loaded.config
         registry = StorageRegistry(lambda region: open_location(config.regions[region], region))
@@ -385,4 +389,118 @@ class Btar:
 
     def events(self, limit: int = 100, service: str | None = None) -> list[EventRow]:
         return self.catalog.events(limit, service)
+
+    # -- restore -----------------------------------------------------------------------------
+
+    def plan_fork(self, name: str, region: str, target: datetime | None = None, *,
+                  source_region: str | None = None) -> RestorePlan:
+        """Plan a fork in ``region`` from the copy stored there, to ``target`` (None: latest).
+        Refused outside the region's window (rule 5) or from another region (rule 6)."""
+        service = self.service(name)
+        rules.check_replicable(service)
+        return plan_restore(self.catalog, service, region, target, self.driver.now(),
+                            source_region=source_region)
+
+    def fork_throughput(self) -> tuple[float, bool]:
+        """Bytes per second of past forks (measured), else an assumption (False)."""
+        for entry in reversed(self.catalog.audit_log()):
+            if entry["action"] != "fork":
+                continue
+            details = json.loads(entry["details"])
+            if details.get("bytes_downloaded", 0) > 0 and details.get("seconds", 0) > 0:
+                return details["bytes_downloaded"] / details["seconds"], True
+        return ASSUMED_FORK_THROUGHPUT, False
+
+    def fork(self, name: str, region: str, target: datetime | None, into: Path, *,
+             source_region: str | None = None,
+             wal_fetch_command: list[str] | None = None) -> ForkOutcome:
+        """Fetch and verify what a fork needs into ``into`` and lay out the restore. Run it
+        again after an interruption: verified files are not fetched again."""
+        plan = self.plan_fork(name, region, target, source_region=source_region)
+        service = self.service(name)
+        plan_json = plan_as_json(plan)
+        write_plan_file(plan_json, into, "fetching")
+        fetched = self.driver.run(fetch_plan(plan, service.key_prefix, into))
+        if fetched.failures:
+            write_plan_file(plan_json, into, "incomplete")
+            raise ForkIncomplete(fetched.failures)
+        command = wal_fetch_command or ["btar", "wal-fetch", name, "--region", region]
+        written = lay_out(plan, into, command)
+        seconds = (fetched.finished - fetched.started).total_seconds() \
+            if fetched.finished and fetched.started else 0.0
+        now = self.driver.now()
+        self.catalog.audit(now, self.actor, "fork", name, {
+            "region": region, "target": iso(plan.target) if plan.target else "latest",
+            "effective_target": iso(plan.effective_target), "base": plan.base_id,
+            "segments": len(plan.segments), "bytes": plan.bytes_total,
+            "bytes_downloaded": fetched.bytes_downloaded, "seconds": seconds,
+            "into": str(into)})
+        self.catalog.event(now, "info", name, region,
+                           f"fork to {iso(plan.effective_target)} laid out in {into}")
+        write_plan_file(plan_json, into, "ready")
+        return ForkOutcome(plan, fetched.downloaded, fetched.skipped,
+                           fetched.bytes_downloaded, seconds, written)
+
+    def wal_fetch(self, name: str, region: str, segment: str, destination: Path) -> None:
+        """Fetch one log segment (native ``STREAM/SEQ`` or a PostgreSQL WAL file name) from
+        the copy in ``region`` to ``destination``, verified."""
+        service = self.service(name)
+        stream, seq = parse_segment_name(segment)
+        row = self.catalog.item(name, region, f"log/{stream}/{seq:010d}")
+        if row is None or row.status not in (ItemStatus.AVAILABLE, ItemStatus.RETAINED):
+            raise ObjectNotFound(region, segment, "no such log segment in this region")
+        ref = self.catalog.item_as_model(row).marker
+        task = FetchTask(region, f"{service.key_prefix}/{ref.key}", str(destination),
+                         ref.size, ref.sha256)
+        [result] = self.driver.run(_fetch_one(task))
+        if not result.ok:
+            raise StorageError(region, segment, result.error)
+
+
+#: used for estimates until a fork has been measured
+ASSUMED_FORK_THROUGHPUT = 100 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ForkOutcome:
+    plan: RestorePlan
+    downloaded: int
+    skipped: int
+    bytes_downloaded: int
+    seconds: float
+    written: list[str]
+
+
+def _fetch_one(task: FetchTask) -> Generator[Effect, Any, tuple[FetchResult, ...]]:
+    results: tuple[FetchResult, ...] = yield FetchBatch((task,))
+    return results
+
+
+def parse_segment_name(name: str) -> tuple[str, int]:
+    """``STREAM/SEQ`` (native) or a 24-hex PostgreSQL WAL name (timeline, then segment)."""
+    if "/" in name:
+        stream, _, seq = name.partition("/")
+        if stream and seq.isdigit():
+            return stream, int(seq)
+    elif len(name) == 24 and all(c in "0123456789ABCDEFabcdef" for c in name):
+        return str(int(name[:8], 16)), int(name[8:], 16)
+    raise BadInput(f"{name!r} is not a segment name (STREAM/SEQ or a WAL file name)")
+
+
+def plan_as_json(plan: RestorePlan) -> dict[str, Any]:
+    return {
+        "service": plan.service, "region": plan.region, "role": str(plan.role),
+        "target": iso(plan.target) if plan.target else "latest",
+        "effective_target": iso(plan.effective_target),
+        "window": {"start": iso(plan.window.start) if plan.window.start else None,
+                   "end": iso(plan.window.end) if plan.window.end else None},
+        "base_backup": plan.base_id, "base_end": iso(plan.base_end),
+        "segments": {"count": len(plan.segments),
+                     "first": plan.segments[0].item_id if plan.segments else None,
+                     "last": plan.segments[-1].item_id if plan.segments else None},
+        "histories": list(plan.histories),
+        "objects": len(plan.objects), "bytes": plan.bytes_total,
+        "expected_data_loss_seconds": plan.expected_data_loss_seconds,
+        "planned_at": iso(plan.planned_at),
+    }
 

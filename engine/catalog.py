@@ -77,7 +77,43 @@ def _v1(db: sqlite_utils.Database) -> None:
     db.table("events").create_index(["at"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1]
+def _v2(db: sqlite_utils.Database) -> None:
+    """Stream histories (parent column) and a summary of contiguous log runs, so that a
+    window is computed from a few runs instead of a scan of every segment."""
+    db.table("items").add_column("parent", str, not_null_default="")
+    db.table("log_runs").create(
+        {"service": str, "region": str, "stream": str, "first_seq": int, "last_seq": int,
+         "first_start": str, "last_end": str}, pk=("service", "region", "stream", "first_seq"))
+    db.table("log_runs").create_index(["service", "region", "stream", "last_seq"])
+    # Finding the segment that covers a restore target is a seek, not a scan.
+    db.table("items").create_index(["service", "region", "kind", "stream", "end_time"])
+    pairs = db.execute("select distinct service, region from items").fetchall()
+    for service, region in pairs:
+        _rebuild_runs(db, service, region)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+
+#: statuses whose items are really there and whole
+RESTORABLE = (ItemStatus.AVAILABLE, ItemStatus.RETAINED)
+_RESTORABLE_SQL = f"status in ('{RESTORABLE[0]}', '{RESTORABLE[1]}')"
+
+
+def _rebuild_runs(db: sqlite_utils.Database, service: str, region: str) -> None:
+    db.execute("delete from log_runs where service = ? and region = ?", [service, region])
+    runs: list[dict[str, Any]] = []
+    for stream, seq, start, end in db.execute(
+            "select stream, seq, start_time, end_time from items where service = ? and "
+            f"region = ? and kind = 'log' and {_RESTORABLE_SQL} order by stream, seq",
+            [service, region]).fetchall():
+        last = runs[-1] if runs else None
+        if last and last["stream"] == stream and last["last_seq"] == seq - 1:
+            last["last_seq"], last["last_end"] = seq, max(end, last["last_end"])
+        else:
+            runs.append({"service": service, "region": region, "stream": stream,
+                         "first_seq": seq, "last_seq": seq, "first_start": start,
+                         "last_end": end})
+    db.table("log_runs").insert_all(runs, pk=("service", "region", "stream", "first_seq"))
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -108,6 +144,18 @@ class ItemRow:
     completed_at: datetime
     available_at: datetime | None
     lag_seconds: float | None
+    parent: str = ""
+
+
+@dataclass(frozen=True)
+class LogRun:
+    """Contiguous log segments ``first_seq``..``last_seq`` of one stream, all restorable."""
+
+    stream: str
+    first_seq: int
+    last_seq: int
+    first_start: datetime
+    last_end: datetime
 
 
 @dataclass(frozen=True)
@@ -250,8 +298,11 @@ class Catalog:
                  "size": item.size, "object_count": len(item.objects), "status": str(status),
                  "reason": "", "completed_at": to_text(item.completed_at),
                  "available_at": to_text(available_at) if available_at else None,
-                 "lag_seconds": None, "updated_at": to_text(now)},
+                 "lag_seconds": None, "updated_at": to_text(now), "parent": item.parent},
                 pk=("service", "region", "item_id"), ignore=True)
+            if item.kind == ItemKind.LOG and status in RESTORABLE:
+                self._run_add(service, region, item.stream, item.seq, item.start_time,
+                              item.end_time)
             object_status = ItemStatus.AVAILABLE if status == ItemStatus.AVAILABLE \
                 else ItemStatus.PENDING
             self._t("objects").insert_all(
@@ -275,7 +326,7 @@ class Catalog:
         payload = tuple(ObjectRef(o.key, o.size, o.sha256) for o in refs if not o.is_marker)
         marker = next(ObjectRef(o.key, o.size, o.sha256) for o in refs if o.is_marker)
         return BackupItem(row.kind, row.item_id, row.start_time, row.end_time, row.stream,
-                          row.seq, payload, marker, row.completed_at)
+                          row.seq, payload, marker, row.completed_at, row.parent)
 
     def items(self, service: str, region: str, *, statuses: Iterable[ItemStatus] | None = None,
               kind: ItemKind | None = None) -> list[ItemRow]:
@@ -294,10 +345,17 @@ class Catalog:
 
     def set_item_status(self, service: str, region: str, item_id: str, status: ItemStatus,
                         now: datetime, reason: str = "") -> None:
-        self.db.execute(
-            "update items set status = ?, reason = ?, updated_at = ? "
-            "where service = ? and region = ? and item_id = ?",
-            [str(status), reason, to_text(now), service, region, item_id])
+        with self.db.atomic():
+            before = self.db.execute(
+                "select kind, status from items where service = ? and region = ? "
+                "and item_id = ?", [service, region, item_id]).fetchone()
+            self.db.execute(
+                "update items set status = ?, reason = ?, updated_at = ? "
+                "where service = ? and region = ? and item_id = ?",
+                [str(status), reason, to_text(now), service, region, item_id])
+            if before and before[0] == ItemKind.LOG \
+                    and (before[1] in RESTORABLE) != (status in RESTORABLE):
+                _rebuild_runs(self.db, service, region)
 
     def retain_region(self, service: str, region: str, now: datetime) -> None:
         """Replication to ``region`` stopped: its published items are retained; items that
@@ -319,6 +377,13 @@ class Catalog:
                      lag_seconds: float) -> None:
         """Mark an item available in a region and record its replication lag."""
         with self.db.atomic():
+            row = self.db.execute(
+                "select kind, stream, seq, start_time, end_time from items "
+                "where service = ? and region = ? and item_id = ?",
+                [service, region, item_id]).fetchone()
+            if row and row[0] == ItemKind.LOG:
+                self._run_add(service, region, row[1], row[2], from_text(row[3]),
+                              from_text(row[4]))
             self.db.execute(
                 "update items set status = ?, reason = '', available_at = ?, lag_seconds = ?, "
                 "updated_at = ? where service = ? and region = ? and item_id = ?",
@@ -350,9 +415,71 @@ class Catalog:
     def forget_region(self, service: str, region: str) -> None:
         """Drop a region's items and objects (after its copies were deleted)."""
         with self.db.atomic():
-            for table in ("items", "objects"):
+            for table in ("items", "objects", "log_runs"):
                 self.db.execute(f"delete from {table} where service = ? and region = ?",
                                 [service, region])
+
+    # -- log runs (the chain summary) ---------------------------------------------------------
+
+    def _run_add(self, service: str, region: str, stream: str, seq: int, start: datetime,
+                 end: datetime) -> None:
+        """Fold one restorable segment into the runs: extend, bridge or start a run."""
+        key = [service, region, stream]
+        inside = self.db.execute(
+            "select 1 from log_runs where service = ? and region = ? and stream = ? "
+            "and first_seq <= ? and last_seq >= ?", [*key, seq, seq]).fetchone()
+        if inside:
+            return
+        before = self.db.execute(
+            "select first_seq, first_start, last_end from log_runs where service = ? and "
+            "region = ? and stream = ? and last_seq = ?", [*key, seq - 1]).fetchone()
+        after = self.db.execute(
+            "select last_seq, last_end from log_runs where service = ? and region = ? and "
+            "stream = ? and first_seq = ?", [*key, seq + 1]).fetchone()
+        first_seq, first_start = (before[0], before[1]) if before else (seq, to_text(start))
+        last_seq, last_end = (after[0], after[1]) if after else (seq, to_text(end))
+        if before and not after:
+            last_end = max(last_end, before[2])
+        for found, column in ((before, "last_seq"), (after, "first_seq")):
+            if found:
+                self.db.execute(
+                    f"delete from log_runs where service = ? and region = ? and stream = ? "
+                    f"and {column} = ?", [*key, seq - 1 if column == "last_seq" else seq + 1])
+        self._t("log_runs").insert(
+            {"service": service, "region": region, "stream": stream, "first_seq": first_seq,
+             "last_seq": last_seq, "first_start": first_start, "last_end": last_end},
+            pk=("service", "region", "stream", "first_seq"))
+
+    def runs(self, service: str, region: str) -> list[LogRun]:
+        """The contiguous runs of restorable log segments in a region."""
+        return [LogRun(r["stream"], r["first_seq"], r["last_seq"], from_text(r["first_start"]),
+                       from_text(r["last_end"]))
+                for r in self.db.query(
+                    "select * from log_runs where service = ? and region = ? "
+                    "order by stream, first_seq", [service, region])]
+
+    def log_items(self, service: str, region: str, stream: str, first_seq: int,
+                  last_seq: int) -> list[ItemRow]:
+        """Restorable log segments of a stream in a seq range (an index range scan)."""
+        return [_item_row(r) for r in self.db.query(
+            "select * from items where service = ? and region = ? and kind = 'log' and "
+            f"stream = ? and seq between ? and ? and {_RESTORABLE_SQL} order by seq",
+            [service, region, stream, first_seq, last_seq])]
+
+    def covering_seq(self, service: str, region: str, stream: str,
+                     moment: datetime) -> int | None:
+        """The lowest seq of a restorable segment of ``stream`` ending at or after ``moment``."""
+        row = self.db.execute(
+            "select seq from items where service = ? and region = ? and kind = 'log' and "
+            f"stream = ? and end_time >= ? and {_RESTORABLE_SQL} order by end_time, seq "
+            "limit 1", [service, region, stream, to_text(moment)]).fetchone()
+        return int(row[0]) if row else None
+
+    def item(self, service: str, region: str, item_id: str) -> ItemRow | None:
+        rows = list(self.db.query(
+            "select * from items where service = ? and region = ? and item_id = ?",
+            [service, region, item_id]))
+        return _item_row(rows[0]) if rows else None
 
     # -- lag, audit, events ------------------------------------------------------------------
 
@@ -403,7 +530,7 @@ def _item_row(r: dict[str, Any]) -> ItemRow:
         size=r["size"], object_count=r["object_count"], status=ItemStatus(r["status"]),
         reason=r["reason"] or "", completed_at=from_text(r["completed_at"]),
         available_at=from_text(r["available_at"]) if r["available_at"] else None,
-        lag_seconds=r["lag_seconds"])
+        lag_seconds=r["lag_seconds"], parent=r.get("parent") or "")
 
 
 def iter_chunks(values: list[str], size: int) -> Iterator[list[str]]:

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from engine import __version__
-from engine.api import Btar, ServiceStatus
+from engine.api import Btar, ServiceStatus, plan_as_json
 from engine.config import config_path, load_config
 from engine.errors import BadInput, BtarError
 from engine.lag import Period
-from engine.model import RestoreWindow, iso
+from engine.model import RestoreWindow, iso, parse_iso
 from engine.runtime import CopyProgress
 
 
@@ -249,6 +249,73 @@ def cmd_events(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+def _target(args: argparse.Namespace) -> datetime | None:
+    if args.latest:
+        return None
+    try:
+        return parse_iso(args.target_time)
+    except ValueError as error:
+        raise BadInput(f"--target-time: {error}") from None
+
+
+def cmd_fork(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
+    target = _target(args)
+    if args.dry_run:
+        plan = app.plan_fork(args.service, args.region, target, source_region=args.source_region)
+        rate, measured = app.fork_throughput()
+        summary = plan_as_json(plan)
+        summary["estimated_seconds"] = round(plan.bytes_total / rate, 3)
+        summary["estimate_basis"] = "measured on earlier forks" if measured else \
+            f"assumed {rate / 2**20:.0f} MiB/s (no fork measured yet)"
+        if args.json:
+            _print_json(summary, out)
+            return 0
+        out.write(_plan_text(summary))
+        return 0
+    if not args.into:
+        raise BadInput("btar fork: --into DIR is required unless --dry-run")
+    config = str(config_path(args.config).resolve())
+    outcome = app.fork(args.service, args.region, target, Path(args.into),
+                       source_region=args.source_region,
+                       wal_fetch_command=["btar", "--config", config, "wal-fetch",
+                                          args.service, "--region", args.region])
+    if args.json:
+        _print_json({"plan": plan_as_json(outcome.plan), "downloaded": outcome.downloaded,
+                     "skipped": outcome.skipped, "bytes_downloaded": outcome.bytes_downloaded,
+                     "seconds": outcome.seconds, "written": outcome.written,
+                     "into": str(Path(args.into).resolve())}, out)
+        return 0
+    out.write(_plan_text(plan_as_json(outcome.plan)))
+    out.write(f"fetched {outcome.downloaded} objects ({outcome.bytes_downloaded} bytes) in "
+              f"{outcome.seconds:.1f}s, {outcome.skipped} already there and verified\n"
+              f"laid out in {Path(args.into).resolve()}: {', '.join(outcome.written)}\n")
+    return 0
+
+
+def _plan_text(plan: dict[str, Any]) -> str:
+    segments = plan["segments"]
+    lines = [
+        f"fork {plan['service']} in {plan['region']} ({plan['role']} copy) to "
+        f"{plan['effective_target']}" + (" (latest)" if plan["target"] == "latest" else ""),
+        f"  window       {plan['window']['start']} .. {plan['window']['end']}",
+        f"  base backup  {plan['base_backup']} (consistent at {plan['base_end']})",
+        f"  log segments {segments['count']}"
+        + (f": {segments['first']} .. {segments['last']}" if segments["count"] else ""),
+        f"  to fetch     {plan['objects']} objects, {plan['bytes']} bytes",
+    ]
+    if "estimated_seconds" in plan:
+        lines.append(f"  estimate     {plan['estimated_seconds']}s ({plan['estimate_basis']})")
+    if plan["expected_data_loss_seconds"] is not None:
+        lines.append(f"  data loss    {_duration(plan['expected_data_loss_seconds'])} behind "
+                     "the primary's latest point")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_wal_fetch(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
+    app.wal_fetch(args.service, args.region, args.segment, Path(args.destination))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from engine.demo import run_demo
 
@@ -318,6 +385,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--service")
     p.add_argument("--limit", type=int, default=50)
     json_flag(p)
+    p = add("fork", cmd_fork, "restore a service from the copy in a region, to the latest "
+            "point or a point in time inside that region's window")
+    p.add_argument("service")
+    p.add_argument("--region", required=True,
+                   help="where the fork runs; the copy stored there is used (rule 6)")
+    p.add_argument("--source-region",
+                   help="the copy to restore from (must equal --region; refused otherwise)")
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--latest", action="store_true", help="the end of the region's window")
+    when.add_argument("--target-time", metavar="ISO", help="a UTC time, e.g. 2026-11-26T08:00Z")
+    p.add_argument("--into", metavar="DIR", help="folder to restore into (resumable)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan only")
+    json_flag(p)
+    p = add("wal-fetch", cmd_wal_fetch, "fetch one log segment from a region's copy "
+            "(the restore_command of a fork)")
+    p.add_argument("service")
+    p.add_argument("--region", required=True)
+    p.add_argument("segment", help="STREAM/SEQ or a PostgreSQL WAL file name")
+    p.add_argument("destination")
     p = add("demo", cmd_demo, "a live demo on local folders: backups produced and replicated")
     p.add_argument("--dir", help="where to build the demo world (default: a temporary folder)")
     p.add_argument("--duration", type=float, default=None,

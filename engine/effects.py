@@ -82,6 +82,33 @@ class CopyResult:
 
 
 @dataclass(frozen=True)
+class FetchTask:
+    """Download ``key`` of ``region`` to the local file ``path``, expecting ``sha256``."""
+
+    region: str
+    key: str
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class FetchBatch:
+    """-> tuple[FetchResult, ...] in task order. A file already there with the right hash is
+    not downloaded again (that is what makes an interrupted fork resumable)."""
+
+    tasks: tuple[FetchTask, ...]
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    task: FetchTask
+    ok: bool
+    skipped: bool = False
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class DeleteBatch:
     """-> tuple[str, ...]: an error message per key ("" when deleted)."""
 
@@ -89,12 +116,13 @@ class DeleteBatch:
     keys: tuple[str, ...]
 
 
-Effect = Now | Sleep | ListPage | ReadObject | CopyBatch | DeleteBatch
+Effect = Now | Sleep | ListPage | ReadObject | CopyBatch | FetchBatch | DeleteBatch
 
 #: A procedure: yields effects, receives their results, returns its outcome.
 Procedure = Generator[Effect, Any, Any]
 
 __all__ = [
-    "CopyBatch", "CopyResult", "CopyTask", "DeleteBatch", "Effect", "ListPage", "ListPageResult",
+    "CopyBatch", "CopyResult", "CopyTask", "DeleteBatch", "Effect", "FetchBatch", "FetchResult",
+    "FetchTask", "ListPage", "ListPageResult",
     "Now", "Procedure", "ReadObject", "Sleep", "datetime",
 ]

@@ -31,6 +31,9 @@ REPLICABLE_TYPES = frozenset({ServiceType.POSTGRESQL, ServiceType.MYSQL})
 class ItemKind(StrEnum):
     BASE = "base"
     LOG = "log"
+    #: a timeline history (PostgreSQL) or server-id switch (MySQL): where a stream branches
+    #: off its parent; always replicated, the chain follows a switch only through one
+    HISTORY = "history"
 
 
 class ItemStatus(StrEnum):
@@ -123,6 +126,8 @@ class BackupItem:
     marker: ObjectRef
     #: when the primary finished writing the item (its marker's modification time)
     completed_at: datetime
+    #: for a HISTORY item, the stream it branches off (at ``seq``, time ``start_time``)
+    parent: str = ""
 
     @property
     def objects(self) -> tuple[ObjectRef, ...]:

@@ -15,6 +15,8 @@ from engine.effects import (
     CopyResult,
     DeleteBatch,
     Effect,
+    FetchBatch,
+    FetchResult,
     ListPage,
     Now,
     ReadObject,
@@ -22,7 +24,7 @@ from engine.effects import (
 )
 from engine.errors import StorageError
 from engine.storage.base import Storage
-from engine.transfer import execute_copy
+from engine.transfer import execute_copy, execute_fetch
 
 T = TypeVar("T")
 
@@ -59,8 +61,10 @@ class LiveDriver:
 
     def __init__(self, storage_for: Callable[[str], Storage], *, concurrency: int = 8,
                  clock: Clock | None = None,
-                 on_copy: Callable[[CopyProgress], None] | None = None) -> None:
+                 on_copy: Callable[[CopyProgress], None] | None = None,
+                 on_fetch: Callable[[int, int, FetchResult], None] | None = None) -> None:
         self._storage_for = storage_for
+        self.on_fetch = on_fetch
         self._concurrency = concurrency
         self.clock: Clock = clock or WallClock()
         self.on_copy = on_copy
@@ -96,6 +100,8 @@ class LiveDriver:
             return self._storage_for(effect.region).read_bytes(effect.key)
         if isinstance(effect, CopyBatch):
             return self._copy_batch(effect)
+        if isinstance(effect, FetchBatch):
+            return self._fetch_batch(effect)
         if isinstance(effect, DeleteBatch):
             return self._delete_batch(effect)
         raise TypeError(f"unknown effect {effect!r}")
@@ -127,6 +133,18 @@ class LiveDriver:
             # On Ctrl-C, drop queued copies; those in flight finish (writes are atomic).
             pool.shutdown(wait=True, cancel_futures=True)
         return tuple(r for r in results if r is not None)
+
+    def _fetch_batch(self, batch: FetchBatch) -> tuple[FetchResult, ...]:
+        workers = max(1, min(self._concurrency, len(batch.tasks)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="btar-fetch") as pool:
+            futures = [pool.submit(execute_fetch, self._storage_for(t.region), t)
+                       for t in batch.tasks]
+            results = []
+            for index, future in enumerate(futures):
+                results.append(future.result())
+                if self.on_fetch is not None:
+                    self.on_fetch(index + 1, len(futures), results[-1])
+        return tuple(results)
 
     def _delete_batch(self, batch: DeleteBatch) -> tuple[str, ...]:
         storage = self._storage_for(batch.region)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from engine.effects import CopyResult, CopyTask
+import hashlib
+import os
+import uuid
+from pathlib import Path
+
+from engine.effects import CopyResult, CopyTask, FetchResult, FetchTask
 from engine.errors import ChecksumMismatch, ObjectNotFound, StorageError, Throttled, Unreachable
-from engine.storage.base import Storage
+from engine.storage.base import CHUNK_SIZE, Storage
 
 
 def _kind(error: StorageError) -> str:
@@ -38,3 +43,43 @@ def execute_copy(source: Storage, destination: Storage, task: CopyTask) -> CopyR
             side = "source"
         return CopyResult(task=task, ok=False, error=str(error), error_kind=_kind(error),
                           failed_side=side)
+
+
+def _local_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def execute_fetch(source: Storage, task: FetchTask) -> FetchResult:
+    """Download one object to a local file, verified; a file already there and whole is kept.
+    The file appears under its name only once its bytes verified."""
+    path = Path(task.path)
+    try:
+        if path.is_file() and path.stat().st_size == task.size \
+                and _local_sha256(path) == task.sha256:
+            return FetchResult(task, ok=True, skipped=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.parent / f".{path.name}.{uuid.uuid4().hex}.part"
+        digest = hashlib.sha256()
+        try:
+            with source.open_read(task.key) as stream, temp.open("wb") as out:
+                while chunk := stream.read(CHUNK_SIZE):
+                    digest.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            if digest.hexdigest() != task.sha256:
+                return FetchResult(task, ok=False, error=(
+                    f"{task.key}: sha256 {digest.hexdigest()} does not match the recorded "
+                    f"{task.sha256}"))
+            os.replace(temp, path)
+        finally:
+            temp.unlink(missing_ok=True)
+        return FetchResult(task, ok=True)
+    except StorageError as error:
+        return FetchResult(task, ok=False, error=str(error))
+    except OSError as error:
+        return FetchResult(task, ok=False, error=f"{path}: {error.strerror}")

@@ -5,6 +5,7 @@ Under a service prefix::
     base/<backup_id>/data/<any/relative/path>     payload objects, written first
     base/<backup_id>/manifest.json                completion marker, written last
     log/<stream>/<seq:010d>_<start>_<end>_<sha256>.log   one log segment, written atomically
+    log/<stream>/history.json                     where <stream> branches off its parent
 
 Times in names are UTC ``YYYYmmddTHHMMSS.ffffffZ``. A base backup is consistent at its
 ``end_time``; replay continues from segment ``log_start_seq`` of ``stream``.
@@ -34,6 +35,8 @@ _SEGMENT = re.compile(
     r"(?P<end>\d{8}T\d{6}\.\d{6}Z)_(?P<sha>[0-9a-f]{64})\.log$"
 )
 _MARKER = re.compile(rf"^base/(?P<id>{_ID})/{re.escape(MANIFEST)}$")
+HISTORY = "history.json"
+_HISTORY = re.compile(rf"^log/(?P<stream>{_ID})/{re.escape(HISTORY)}$")
 
 
 def name_time(moment: datetime) -> str:
@@ -51,6 +54,14 @@ def segment_key(stream: str, seq: int, start: datetime, end: datetime, sha256: s
 
 def log_item_id(stream: str, seq: int) -> str:
     return f"log/{stream}/{seq:010d}"
+
+
+def history_item_id(stream: str) -> str:
+    return f"history/{stream}"
+
+
+def history_key(stream: str) -> str:
+    return f"log/{stream}/{HISTORY}"
 
 
 def base_item_id(backup_id: str) -> str:
@@ -93,7 +104,7 @@ class NativeLayout:
         markers: list[ObjectInfo] = []
         segments: list[BackupItem] = []
         for info in objects:
-            if _MARKER.match(info.key):
+            if _MARKER.match(info.key) or _HISTORY.match(info.key):
                 markers.append(info)
                 continue
             match = _SEGMENT.match(info.key)
@@ -111,12 +122,17 @@ class NativeLayout:
         return Discovery(tuple(markers), tuple(segments))
 
     def item_id_of_marker(self, key: str) -> str:
+        history = _HISTORY.match(key)
+        if history is not None:
+            return history_item_id(history["stream"])
         match = _MARKER.match(key)
         if match is None:
             raise CorruptBackup(key, "not a native manifest key")
         return base_item_id(match["id"])
 
     def parse_marker(self, marker: ObjectInfo, data: bytes) -> BackupItem:
+        if _HISTORY.match(marker.key):
+            return self._parse_history(marker, data)
         match = _MARKER.match(marker.key)
         if match is None:
             raise CorruptBackup(marker.key, "not a native manifest key")
@@ -148,6 +164,44 @@ class NativeLayout:
             marker=ObjectRef(marker.key, len(data), hashlib.sha256(data).hexdigest()),
             completed_at=marker.last_modified,
         )
+
+
+    def _parse_history(self, marker: ObjectInfo, data: bytes) -> BackupItem:
+        match = _HISTORY.match(marker.key)
+        assert match is not None
+        try:
+            doc: dict[str, Any] = json.loads(data)
+            if doc.get("format") != FORMAT or doc.get("version") != VERSION:
+                raise CorruptBackup(marker.key, f"not a {FORMAT} v{VERSION} history")
+            parent, switch_seq = str(doc["parent"]), int(doc["switch_seq"])
+            switch_time = parse_iso(doc["switch_time"])
+        except CorruptBackup:
+            raise
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CorruptBackup(marker.key, f"unreadable history: {exc}") from None
+        if doc.get("stream") != match["stream"] or parent == match["stream"]:
+            raise CorruptBackup(marker.key, "stream does not match its folder or its parent")
+        ref = ObjectRef(marker.key, len(data), hashlib.sha256(data).hexdigest())
+        return BackupItem(
+            kind=ItemKind.HISTORY, item_id=history_item_id(match["stream"]),
+            start_time=switch_time, end_time=switch_time, stream=match["stream"],
+            seq=switch_seq, payload=(), marker=ref, completed_at=marker.last_modified,
+            parent=parent)
+
+
+def build_history(stream: str, parent: str, switch_seq: int, switch_time: datetime) -> bytes:
+    """A stream history: ``stream`` continues ``parent``'s chain from ``switch_seq`` on."""
+    return json.dumps({"format": FORMAT, "version": VERSION, "stream": stream, "parent": parent,
+                       "switch_seq": switch_seq, "switch_time": iso(switch_time)},
+                      indent=1, sort_keys=True).encode()
+
+
+def write_stream_history(storage: Storage, prefix: str, stream: str, parent: str,
+                         switch_seq: int, switch_time: datetime) -> str:
+    """Publish a stream history (a promotion: a new timeline or server id)."""
+    key = f"{prefix}/{history_key(stream)}"
+    storage.write(key, build_history(stream, parent, switch_seq, switch_time))
+    return key
 
 
 def write_base_backup(storage: Storage, prefix: str, backup_id: str, start: datetime,

@@ -46,6 +46,7 @@ from engine.storage.base import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, CopySourceTypeDef
 
     from engine.storage.locations import S3Location
 
@@ -365,7 +366,7 @@ class S3Storage(Storage):
                                f"attempts: {detail}")
         return StorageError(self.name, key, detail)
 
-    def _sse(self) -> dict[str, str]:
+    def _sse(self) -> dict[str, Any]:
         if self.sse_kms_key_id:
             return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.sse_kms_key_id}
         return {}
@@ -388,7 +389,11 @@ class S3Storage(Storage):
             params = dict(base, MaxKeys=min(self.max_keys, limit - len(objects)))
             if token is not None:
                 params["ContinuationToken"] = token
-            response = self.call("", lambda p=params: self.client.list_objects_v2(**p))
+
+            def page(p: dict[str, Any] = params) -> Any:
+                return self.client.list_objects_v2(**p)
+
+            response = self.call("", page)
             for item in response.get("Contents", []):
                 key = item["Key"][len(self.prefix):]
                 last = key
@@ -444,7 +449,7 @@ class S3Storage(Storage):
             def put() -> Any:
                 buffer.seek(0)
                 return self.client.put_object(Bucket=self.bucket, Key=full, Body=buffer,
-                                              ContentMD5=md5, **self._sse())  # type: ignore[arg-type]
+                                              ContentMD5=md5, **self._sse())
 
             self.call(key, put)
             total = size
@@ -461,9 +466,9 @@ class S3Storage(Storage):
                          buffer: io.BytesIO, size: int, sha256: str | None) -> int:
         """Upload parts as they are read; complete only once the SHA-256 matched."""
         created = self.call(key, lambda: self.client.create_multipart_upload(
-            Bucket=self.bucket, Key=full, **self._sse()))  # type: ignore[arg-type]
+            Bucket=self.bucket, Key=full, **self._sse()))
         upload_id = created["UploadId"]
-        parts: list[dict[str, Any]] = []
+        parts: list[CompletedPartTypeDef] = []
         total = 0
         try:
             while size:
@@ -488,7 +493,7 @@ class S3Storage(Storage):
             check_sha256(self.name, key, sha256, digest.hexdigest())
             self.call(key, lambda: self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=full, UploadId=upload_id,
-                MultipartUpload={"Parts": parts}))  # type: ignore[typeddict-item]
+                MultipartUpload={"Parts": parts}))
         except BaseException:
             self._abort(key, full, upload_id)
             raise
@@ -504,10 +509,8 @@ class S3Storage(Storage):
 
     def delete(self, key: str) -> None:
         full = self.full_key(key)
-        try:
+        with contextlib.suppress(ObjectNotFound):
             self.call(key, lambda: self.client.delete_object(Bucket=self.bucket, Key=full))
-        except ObjectNotFound:
-            pass
 
     # --- server-side copy -------------------------------------------------------------------
 
@@ -522,19 +525,20 @@ class S3Storage(Storage):
             return super().copy_from(source, source_key, key, sha256=sha256)
         full = self.full_key(key)
         head = source._head(source_key)
-        copy_source = {"Bucket": source.bucket, "Key": source.full_key(source_key)}
+        copy_source: CopySourceTypeDef = {"Bucket": source.bucket,
+                                          "Key": source.full_key(source_key)}
         size: int = head["ContentLength"]
         if size <= self.multipart_threshold:
             return self._copy_single(key, full, copy_source, head)
         return self._copy_multipart(key, full, copy_source, head)
 
-    def _copy_single(self, key: str, full: str, copy_source: dict[str, str],
+    def _copy_single(self, key: str, full: str, copy_source: CopySourceTypeDef,
                      head: Any) -> CopyReport:
         source_etag: str = head["ETag"]
         response = self.call(key, lambda: self.client.copy_object(
-            Bucket=self.bucket, Key=full, CopySource=copy_source,  # type: ignore[arg-type]
+            Bucket=self.bucket, Key=full, CopySource=copy_source,
             CopySourceIfMatch=source_etag, MetadataDirective="COPY",
-            **self._sse()))  # type: ignore[arg-type]
+            **self._sse()))
         result = response["CopyObjectResult"]
         etag = result.get("ETag")
         info = ObjectInfo(key=key, size=head["ContentLength"],
@@ -553,7 +557,7 @@ class S3Storage(Storage):
         return CopyReport(info=info, method="server-side", sha256=None,
                           verified_by=VERIFIED_ETAG_MD5, identical_to_source=True)
 
-    def _copy_multipart(self, key: str, full: str, copy_source: dict[str, str],
+    def _copy_multipart(self, key: str, full: str, copy_source: CopySourceTypeDef,
                         head: Any) -> CopyReport:
         size: int = head["ContentLength"]
         source_etag: str = head["ETag"]
@@ -566,21 +570,23 @@ class S3Storage(Storage):
         created = self.call(key, lambda: self.client.create_multipart_upload(
             Bucket=self.bucket, Key=full, **extra))
         upload_id = created["UploadId"]
-        parts: list[dict[str, Any]] = []
+        parts: list[CompletedPartTypeDef] = []
         try:
             for number, offset in enumerate(range(0, size, part), start=1):
                 last = min(offset + part, size) - 1
-                response = self.call(key, lambda n=number, a=offset, b=last:
-                                     self.client.upload_part_copy(
-                                         Bucket=self.bucket, Key=full, UploadId=upload_id,
-                                         PartNumber=n, CopySource=copy_source,  # type: ignore[arg-type]
-                                         CopySourceRange=f"bytes={a}-{b}",
-                                         CopySourceIfMatch=source_etag))
+
+                def copy_part(n: int = number, a: int = offset, b: int = last) -> Any:
+                    return self.client.upload_part_copy(
+                        Bucket=self.bucket, Key=full, UploadId=upload_id, PartNumber=n,
+                        CopySource=copy_source, CopySourceRange=f"bytes={a}-{b}",
+                        CopySourceIfMatch=source_etag)
+
+                response = self.call(key, copy_part)
                 parts.append({"PartNumber": number,
                               "ETag": response["CopyPartResult"]["ETag"]})
             self.call(key, lambda: self.client.complete_multipart_upload(
                 Bucket=self.bucket, Key=full, UploadId=upload_id,
-                MultipartUpload={"Parts": parts}))  # type: ignore[typeddict-item]
+                MultipartUpload={"Parts": parts}))
         except BaseException:
             self._abort(key, full, upload_id)
             raise
@@ -598,7 +604,8 @@ class S3Storage(Storage):
 
 
 def _md5_b64(buffer: io.BytesIO) -> str:
-    digest = hashlib.md5(buffer.getbuffer(), usedforsecurity=False)
+    with buffer.getbuffer() as view:  # a live view would stop the buffer from resizing
+        digest = hashlib.md5(view, usedforsecurity=False)
     return base64.b64encode(digest.digest()).decode("ascii")
 
 

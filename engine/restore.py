@@ -1,0 +1,116 @@
+"""Restore planning: which base backup and which log segments restore a region to a target,
+checked against the region's window (rules 5 and 6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine import rules
+from engine.catalog import Catalog
+from engine.errors import UnknownName
+from engine.model import ItemKind, ObjectRef, RegionRole, RestoreWindow, Service
+from engine.windows import Chain, chain_inputs, chains, intervals_of
+
+
+@dataclass(frozen=True)
+class PlannedSegment:
+    item_id: str
+    stream: str
+    seq: int
+    start_time: datetime
+    end_time: datetime
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """What a fork of ``service`` in ``region`` to ``target`` needs. A copy is restored only
+    where it is stored (rule 6), so ``region`` is both the source and where the fork runs."""
+
+    service: str
+    service_type: str
+    layout: str
+    region: str
+    role: RegionRole
+    #: None means "latest"
+    target: datetime | None
+    effective_target: datetime
+    window: RestoreWindow
+    base_id: str
+    base_end: datetime
+    segments: tuple[PlannedSegment, ...]
+    histories: tuple[str, ...]
+    objects: tuple[ObjectRef, ...]
+    bytes_total: int
+    #: for "latest" from a secondary: the primary's latest point minus this window's end
+    expected_data_loss_seconds: float | None
+    planned_at: datetime
+
+
+def window_and_chains(catalog: Catalog, service: str, region: str,
+                      role: RegionRole) -> tuple[RestoreWindow, list[Chain]]:
+    bases, runs, switches = chain_inputs(catalog, service, region)
+    found = chains(bases, runs, switches)
+    return RestoreWindow(region, role, intervals_of(found)), found
+
+
+def plan_restore(catalog: Catalog, service: Service, region: str, target: datetime | None,
+                 now: datetime, *, source_region: str | None = None) -> RestorePlan:
+    """Plan a restore of ``service`` from the copy stored in ``region``, run in ``region``."""
+    rules.check_restore_region(source_region or region, region)
+    location = catalog.location(service.name, region)
+    if location is None:
+        known = [loc.region for loc in catalog.locations(service.name)]
+        raise UnknownName(f"region holding backups of {service.name}", region, known)
+    window, found = window_and_chains(catalog, service.name, region, location.role)
+    effective = rules.check_target_in_window(window, target)
+    chosen = max((c for c in found if c.base.end_time <= effective <= c.end),
+                 key=lambda c: (c.base.end_time, c.base.item_id))
+    segments = _segments_to(catalog, service.name, region, chosen, effective)
+    base_row = catalog.item(service.name, region, chosen.base.item_id)
+    assert base_row is not None
+    objects = list(catalog.item_as_model(base_row).objects)
+    histories: list[str] = []
+    for stream in dict.fromkeys(s.stream for s in segments):
+        if stream != chosen.base.stream:
+            history = catalog.item(service.name, region, f"history/{stream}")
+            if history is not None:
+                histories.append(history.item_id)
+                objects.extend(catalog.item_as_model(history).objects)
+    for segment in segments:
+        row = catalog.item(service.name, region, segment.item_id)
+        assert row is not None
+        objects.extend(catalog.item_as_model(row).objects)
+    loss = None
+    if target is None and location.role != RegionRole.PRIMARY:
+        primary, _ = window_and_chains(catalog, service.name, service.region,
+                                       RegionRole.PRIMARY)
+        if primary.end is not None:
+            loss = max(0.0, (primary.end - effective).total_seconds())
+    return RestorePlan(
+        service=service.name, service_type=str(service.type), layout=service.layout,
+        region=region, role=location.role, target=target, effective_target=effective,
+        window=window, base_id=chosen.base.item_id, base_end=chosen.base.end_time,
+        segments=tuple(segments), histories=tuple(histories), objects=tuple(objects),
+        bytes_total=sum(o.size for o in objects), expected_data_loss_seconds=loss,
+        planned_at=now)
+
+
+def _segments_to(catalog: Catalog, service: str, region: str, chain: Chain,
+                 target: datetime) -> list[PlannedSegment]:
+    """The segments on the chain from the base up to the one that covers ``target``."""
+    if target <= chain.base.end_time:
+        return []
+    picked: list[PlannedSegment] = []
+    for piece in chain.pieces:
+        covering = catalog.covering_seq(service, region, piece.stream, target)
+        last = piece.last_seq if covering is None else min(piece.last_seq, covering)
+        if last < piece.first_seq:
+            last = piece.first_seq
+        for row in catalog.log_items(service, region, piece.stream, piece.first_seq, last):
+            if row.kind == ItemKind.LOG:
+                picked.append(PlannedSegment(row.item_id, row.stream, row.seq, row.start_time,
+                                             row.end_time))
+        if picked and picked[-1].end_time >= target:
+            break
+    return picked
