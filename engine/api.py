@@ -5,6 +5,7 @@ No front end talks to storage or the catalog directly.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
@@ -398,6 +399,12 @@ class Btar:
         Refused outside the region's window (rule 5) or from another region (rule 6)."""
         service = self.service(name)
         rules.check_replicable(service)
+        if target is None and region != service.region:
+            # Data loss is measured against the primary's latest point: refresh it if the
+            # primary answers; during an outage the catalog's last view is what we have.
+            with contextlib.suppress(StorageError):
+                self.driver.run(discover_primary(self.catalog, get_layout(service.layout),
+                                                 service, self.settings))
         return plan_restore(self.catalog, service, region, target, self.driver.now(),
                             source_region=source_region)
 

@@ -87,6 +87,8 @@ def _v2(db: sqlite_utils.Database) -> None:
     db.table("log_runs").create_index(["service", "region", "stream", "last_seq"])
     # Finding the segment that covers a restore target is a seek, not a scan.
     db.table("items").create_index(["service", "region", "kind", "stream", "end_time"])
+    # Base backups and histories are few among many segments: reach them without a scan.
+    db.table("items").create_index(["service", "region", "kind", "status", "end_time"])
     pairs = db.execute("select distinct service, region from items").fetchall()
     for service, region in pairs:
         _rebuild_runs(db, service, region)

@@ -13,6 +13,7 @@ import contextlib
 import functools
 import hashlib
 import io
+import logging
 import os
 import random
 import re
@@ -75,6 +76,8 @@ DEFAULT_COPY_BLOCK_SIZE = 100 * MIB
 COPY_TIMEOUT_FIXED = 60.0
 #: Listing with startFrom needs this service version; older pinned versions scan and filter.
 START_FROM_API_VERSION = "2026-02-06"
+#: Tries of a request whose endpoint cannot be reached at all (refused, DNS).
+UNREACHABLE_ATTEMPTS = 3
 #: Copy statuses of a blob that is not (yet) a complete object.
 _INCOMPLETE_COPY = frozenset({"pending", "failed", "aborted"})
 
@@ -140,6 +143,7 @@ class AzureStorage(Storage):
         self._jitter = jitter
         self._delegation: tuple[UserDelegationKey, datetime] | None = None
         self._delegation_lock = threading.Lock()
+        _redact_transport_logs()
 
     # -- construction ------------------------------------------------------------------------
 
@@ -226,8 +230,10 @@ class AzureStorage(Storage):
             except AzureError as exc:
                 kind = _classify(exc)
                 attempt += 1
-                if kind in ("throttled", "transient", "unreachable") \
-                        and attempt < self.max_attempts:
+                # A dead endpoint gets a few tries only: an outage should surface quickly.
+                limit = min(self.max_attempts, UNREACHABLE_ATTEMPTS) if kind == "unreachable" \
+                    else self.max_attempts
+                if kind in ("throttled", "transient", "unreachable") and attempt < limit:
                     self._sleep(self._backoff(attempt - 1))
                     continue
                 raise self._error(what, key, exc, kind, attempt) from None
@@ -513,6 +519,24 @@ class AzureStorage(Storage):
                 now - timedelta(minutes=5), expiry))
             self._delegation = (key, expiry)
             return key
+
+
+class _RedactSignatures(logging.Filter):
+    """urllib3 logs request lines at DEBUG, and with SAS authentication those carry the SAS
+    signature in the query string: blank it before any handler sees the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "sig=" in message.lower():
+            record.msg = _SIG.sub(r"\1<redacted>", message)
+            record.args = ()
+        return True
+
+
+def _redact_transport_logs() -> None:
+    transport = logging.getLogger("urllib3.connectionpool")
+    if not any(isinstance(f, _RedactSignatures) for f in transport.filters):
+        transport.addFilter(_RedactSignatures())
 
 
 class _DownloadReader(io.RawIOBase):

@@ -29,6 +29,8 @@ class FaultyStorage(Storage):
         self.crash_after: int | None = None
         #: keys for which a copy lands with one byte flipped
         self.corrupt: Callable[[str], bool] = lambda key: False
+        #: keys whose reads fail as if the region went away mid-transfer
+        self.fail_reads: Callable[[str], bool] = lambda key: False
         self._lock = threading.Lock()
 
     def _check(self) -> None:
@@ -53,6 +55,8 @@ class FaultyStorage(Storage):
 
     def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
         self._check()
+        if self.fail_reads(key):
+            raise Unreachable(self.name, key, "injected failure while reading")
         return self.inner.open_read(key)
 
     def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None) -> ObjectInfo:
