@@ -8,6 +8,7 @@ order. Credentials are never stored here.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -184,7 +185,7 @@ class CatalogTooNew(Exception):
 
 
 class Catalog:
-    """All reads and writes of the catalog. Use from one thread."""
+    """All reads and writes of the catalog. Use from one thread at a time."""
 
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
@@ -194,7 +195,9 @@ class Catalog:
     def open(cls, path: str | Path) -> Catalog:
         """Open (creating if needed) the catalog file, in WAL mode."""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite_utils.Database(Path(path))
+        # Front ends call from worker threads one at a time (the TUI serialises its calls);
+        # sqlite3's same-thread check would refuse that outright.
+        db = sqlite_utils.Database(sqlite3.connect(Path(path), check_same_thread=False))
         db.enable_wal()
         db.execute("PRAGMA busy_timeout = 5000")
         return cls(db)

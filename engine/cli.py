@@ -319,8 +319,27 @@ def cmd_wal_fetch(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     from engine.demo import run_demo
 
+    if not args.headless and sys.stdout.isatty() and sys.stdin.isatty() and _tui_installed():
+        from btar_tui.app import run_demo_tui
+
+        return int(run_demo_tui(Path(args.dir) if args.dir else None, interval=args.interval,
+                                duration=args.duration))
     return run_demo(Path(args.dir) if args.dir else None, duration=args.duration,
                     interval=args.interval, out=out)
+
+
+def _tui_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("btar_tui.app") is not None
+
+
+def cmd_tui(args: argparse.Namespace, out: TextIO) -> int:
+    if not _tui_installed():
+        raise BadInput("the terminal UI is not part of this build; use the other commands")
+    from btar_tui.app import run_tui
+
+    return int(run_tui(config_path(args.config)))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -404,6 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--region", required=True)
     p.add_argument("segment", help="STREAM/SEQ or a PostgreSQL WAL file name")
     p.add_argument("destination")
+    add("tui", cmd_tui, "the terminal UI: watch and manage replication, fork")
     p = add("demo", cmd_demo, "a live demo on local folders: backups produced and replicated")
     p.add_argument("--dir", help="where to build the demo world (default: a temporary folder)")
     p.add_argument("--duration", type=float, default=None,
@@ -411,11 +431,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=2.0,
                    help="seconds between new log segments (default 2)")
     p.add_argument("--headless", action="store_true",
-                   help="print status lines instead of a screen (the only mode for now)")
+                   help="print status lines instead of opening the terminal UI")
     return parser
 
 
-_NO_CONFIG = {cmd_init, cmd_demo}
+_NO_CONFIG = {cmd_init, cmd_demo, cmd_tui}
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,

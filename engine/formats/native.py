@@ -111,11 +111,17 @@ class NativeLayout:
             if match is None:
                 continue  # payload, or something that is not ours
             stream, seq = match["stream"], int(match["seq"])
+            try:
+                start, end = _parse_name_time(match["start"]), _parse_name_time(match["end"])
+            except ValueError:
+                continue  # shaped like a segment, but not a real time: not ours
+            if end < start:
+                continue
             ref = ObjectRef(info.key, info.size, match["sha"])
             segments.append(BackupItem(
                 kind=ItemKind.LOG, item_id=log_item_id(stream, seq),
-                start_time=_parse_name_time(match["start"]),
-                end_time=_parse_name_time(match["end"]),
+                start_time=start,
+                end_time=end,
                 stream=stream, seq=seq, payload=(), marker=ref,
                 completed_at=info.last_modified,
             ))

@@ -191,7 +191,8 @@ class AzureStorage(Storage):
             container = ContainerClient(account_url, container_name, credential=credential,
                                         **options)
         except ValueError as exc:
-            raise StorageError(display, "", f"cannot open the container: {exc}") from None
+            raise StorageError(display, "", f"cannot open the container: {_scrub(str(exc))}") \
+                from None
         return cls(
             container,
             prefix=prefix,
@@ -608,6 +609,8 @@ def _classify(exc: AzureError) -> str:
             return "throttled"
         if code == "ContainerNotFound":
             return "no-container"
+        if code == "CannotVerifyCopySource":
+            return "other"  # about the source URL or its SAS, not a missing destination
         if status == 404:
             return "not-found"
         if status in (408, 500, 502, 504):
