@@ -334,6 +334,13 @@ def _tui_installed() -> bool:
     return importlib.util.find_spec("btar_tui.app") is not None
 
 
+def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
+    # Imported here: the simulator pulls in simpy, which the engine itself never imports.
+    from simulator.cli import main as simulate
+
+    return int(simulate(list(args.args), out, sys.stderr))
+
+
 def cmd_tui(args: argparse.Namespace, out: TextIO) -> int:
     if not _tui_installed():
         raise BadInput("the terminal UI is not part of this build; use the other commands")
@@ -424,6 +431,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("segment", help="STREAM/SEQ or a PostgreSQL WAL file name")
     p.add_argument("destination")
     add("tui", cmd_tui, "the terminal UI: watch and manage replication, fork")
+    text = ("replay scenario files (outages, lag, restores) in virtual time against the "
+            "engine; `btar simulate --help` for its options")
+    # No help of its own: --help and every other flag go to the simulator's parser.
+    p = sub.add_parser("simulate", help=text, description=text, add_help=False)
+    p.set_defaults(handler=cmd_simulate)
+    p.add_argument("args", nargs=argparse.REMAINDER)
     p = add("demo", cmd_demo, "a live demo on local folders: backups produced and replicated")
     p.add_argument("--dir", help="where to build the demo world (default: a temporary folder)")
     p.add_argument("--duration", type=float, default=None,
@@ -435,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_NO_CONFIG = {cmd_init, cmd_demo, cmd_tui}
+_NO_CONFIG = {cmd_init, cmd_demo, cmd_tui, cmd_simulate}
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
