@@ -296,6 +296,7 @@ class Catalog:
                  now: datetime, *, available_at: datetime | None = None) -> None:
         """Record an item and its objects in a region (no-op if already recorded)."""
         with self.db.atomic():
+            changes = self.db.conn.total_changes
             self._t("items").insert(
                 {"service": service, "region": region, "item_id": item.item_id,
                  "kind": str(item.kind), "stream": item.stream, "seq": item.seq,
@@ -305,6 +306,8 @@ class Catalog:
                  "available_at": to_text(available_at) if available_at else None,
                  "lag_seconds": None, "updated_at": to_text(now), "parent": item.parent},
                 pk=("service", "region", "item_id"), ignore=True)
+            if self.db.conn.total_changes == changes:
+                return  # already recorded: nothing changes, runs included
             if item.kind == ItemKind.LOG and status in RESTORABLE:
                 self._run_add(service, region, item.stream, item.seq, item.start_time,
                               item.end_time)

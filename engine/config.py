@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -157,6 +158,10 @@ def parse_config(raw: dict[str, Any], source: str) -> Config:
         first = error.errors()[0]
         key = _dotted(first["loc"])
         message = first["msg"].removeprefix("Value error, ")
+        located = re.match(r"^([A-Za-z_][\w.\[\]-]*): (.+)$", message)
+        if not key and located:
+            # Cross-field checks name their key at the start of the message.
+            key, message = located.group(1), located.group(2)
         if first["type"] == "missing":
             message = "this key is required"
         elif first["type"] == "extra_forbidden":

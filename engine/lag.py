@@ -45,7 +45,8 @@ class LagBucket:
 
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile of already sorted values."""
-    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    # Rounded first: 0.07 * 100 is 7.000000000000001 in floating point, which is rank 7.
+    rank = max(1, math.ceil(round(fraction * len(sorted_values), 9)))
     return sorted_values[rank - 1]
 
 

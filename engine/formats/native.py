@@ -145,6 +145,8 @@ class NativeLayout:
         backup_id = match["id"]
         try:
             doc: dict[str, Any] = json.loads(data)
+            if not isinstance(doc, dict):
+                raise CorruptBackup(marker.key, "a manifest is a JSON object")
             if doc.get("format") != FORMAT or doc.get("version") != VERSION:
                 raise CorruptBackup(marker.key, f"not a {FORMAT} v{VERSION} manifest")
             if doc["backup_id"] != backup_id:
@@ -154,7 +156,8 @@ class NativeLayout:
                 for o in doc["objects"]
             )
             for ref in payload:
-                if not ref.key.startswith(f"base/{backup_id}/data/") or ".." in ref.key:
+                parts = ref.key.split("/")
+                if parts[2] != "data" or any(p in ("", ".", "..") for p in parts):
                     raise CorruptBackup(marker.key, f"object {ref.key} is outside the backup")
             start, end = parse_iso(doc["start_time"]), parse_iso(doc["end_time"])
             stream, log_start_seq = str(doc["stream"]), int(doc["log_start_seq"])
@@ -177,6 +180,8 @@ class NativeLayout:
         assert match is not None
         try:
             doc: dict[str, Any] = json.loads(data)
+            if not isinstance(doc, dict):
+                raise CorruptBackup(marker.key, "a history is a JSON object")
             if doc.get("format") != FORMAT or doc.get("version") != VERSION:
                 raise CorruptBackup(marker.key, f"not a {FORMAT} v{VERSION} history")
             parent, switch_seq = str(doc["parent"]), int(doc["switch_seq"])
