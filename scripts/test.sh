@@ -10,6 +10,11 @@ if [ -f package.json ]; then
         touch node_modules/.btar-stamp
     fi
 fi
+# Debian packages that tests drive for real (tmux for the terminal UI test).
+if ! command -v tmux >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+        && [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tmux >/dev/null
+fi
 echo "== ruff"
 ruff check .
 echo "== mypy"

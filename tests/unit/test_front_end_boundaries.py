@@ -1,0 +1,34 @@
+"""Front ends act only through the application API: they never reach storage, the catalog
+or the replication internals directly (DESIGN.md: "No front end talks to storage or the
+catalog directly")."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ALLOWED_FOR_TUI = {"engine.api", "engine.model", "engine.errors", "engine.lag",
+                   "engine.restore", "engine.regions", "engine.demo", "engine.config",
+                   "engine.runtime", "engine.effects", "engine"}
+
+
+def engine_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("engine"))
+        elif isinstance(node, ast.ImportFrom) and node.module \
+                and node.module.startswith("engine"):
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "btar_tui").rglob("*.py")),
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_tui_uses_only_the_application_api(path: Path) -> None:
+    forbidden = engine_imports(path) - ALLOWED_FOR_TUI
+    assert not forbidden, f"{path.name} imports {sorted(forbidden)}"
