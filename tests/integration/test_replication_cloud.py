@@ -19,8 +19,13 @@ from engine.demo import DemoProducer
 from engine.model import Service, ServiceType
 from engine.storage.base import Storage
 from engine.storage.locations import open_location
-from tests.integration.s3_server import FAKE_KEY_ID, FAKE_SECRET, FAKE_TOKEN, MotoS3
-from tests.integration.s3_server import moto_s3  # noqa: F401 - the session fixture
+from tests.integration.s3_server import (
+    FAKE_KEY_ID,
+    FAKE_SECRET,
+    FAKE_TOKEN,
+    MotoS3,
+    moto_s3,  # noqa: F401 - the session fixture
+)
 
 pytestmark = pytest.mark.integration
 
