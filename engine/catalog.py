@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -199,6 +200,9 @@ class Catalog:
         # sqlite3's same-thread check would refuse that outright.
         db = sqlite_utils.Database(sqlite3.connect(Path(path), check_same_thread=False))
         db.enable_wal()
+        # In WAL mode NORMAL never corrupts; a power cut may lose the last commits, which only
+        # makes btar copy those objects again.
+        db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA busy_timeout = 5000")
         return cls(db)
 
@@ -226,6 +230,10 @@ class Catalog:
             with self.db.atomic():
                 MIGRATIONS[number](self.db)
                 self.db.execute(f"PRAGMA user_version = {number + 1}")
+
+    def transaction(self) -> AbstractContextManager[object]:
+        """Group writes into one commit (nested groups become savepoints)."""
+        return self.db.atomic()
 
     def _t(self, name: str) -> Table:
         return self.db.table(name)

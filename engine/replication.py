@@ -86,18 +86,19 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
     known = catalog.known_item_ids(service.name, service.region)
     now: datetime = yield Now()
     new = 0
-    for segment in found.segments:
-        if segment.item_id not in known:
-            catalog.add_item(service.name, service.region, segment, ItemStatus.AVAILABLE, now,
-                             available_at=segment.completed_at)
-            new += 1
     present = {segment.item_id for segment in found.segments}
     present.update(layout.item_id_of_marker(marker.key) for marker in found.markers)
-    for row in catalog.items(service.name, service.region, statuses=[ItemStatus.AVAILABLE]):
-        if row.item_id not in present:
-            # Gone from the primary (its retention ran out): no longer a source or a cover.
-            catalog.set_item_status(service.name, service.region, row.item_id,
-                                    ItemStatus.FAILED, now, "no longer in the primary")
+    with catalog.transaction():
+        for segment in found.segments:
+            if segment.item_id not in known:
+                catalog.add_item(service.name, service.region, segment, ItemStatus.AVAILABLE,
+                                 now, available_at=segment.completed_at)
+                new += 1
+        for row in catalog.items(service.name, service.region, statuses=[ItemStatus.AVAILABLE]):
+            if row.item_id not in present:
+                # Gone from the primary (its retention ran out): no longer a source or a cover.
+                catalog.set_item_status(service.name, service.region, row.item_id,
+                                        ItemStatus.FAILED, now, "no longer in the primary")
     for marker in found.markers:
         if layout.item_id_of_marker(marker.key) in known:
             continue
@@ -209,10 +210,12 @@ def copy_to_region(catalog: Catalog, service: Service, region: str,
         catalog.event(now, "info", service.name, region, "region reachable again; resuming")
 
     known = catalog.known_item_ids(service.name, region)
-    for row in catalog.items(service.name, service.region, statuses=[ItemStatus.AVAILABLE]):
-        if row.item_id not in known:
-            catalog.add_item(service.name, region, catalog.item_as_model(row),
-                             ItemStatus.PENDING, now)
+    with catalog.transaction():
+        for row in catalog.items(service.name, service.region,
+                                 statuses=[ItemStatus.AVAILABLE]):
+            if row.item_id not in known:
+                catalog.add_item(service.name, region, catalog.item_as_model(row),
+                                 ItemStatus.PENDING, now)
 
     copier = _RegionCopier(catalog, service, region, settings, outcome)
     items = catalog.items(service.name, region, statuses=UNFINISHED)
@@ -227,17 +230,18 @@ def copy_to_region(catalog: Catalog, service: Service, region: str,
                 catalog.set_item_status(service.name, region, item_id, ItemStatus.COPYING, now)
         results: tuple[CopyResult, ...] = yield CopyBatch(tuple(tasks))
         now = yield Now()
-        stop = copier.apply(results, now)
-        for item_id in sorted(touched):
-            refs = copier.objects[item_id]
-            item = by_id[item_id]
-            if all(o.status == ItemStatus.AVAILABLE for o in refs):
-                lag = (now - item.completed_at).total_seconds()
-                catalog.publish_item(service.name, region, item_id, now, lag)
-                outcome.published.append(item_id)
-                del by_id[item_id]
-            else:
-                by_id[item_id] = _with_status(item, ItemStatus.COPYING)
+        with catalog.transaction():
+            stop = copier.apply(results, now)
+            for item_id in sorted(touched):
+                refs = copier.objects[item_id]
+                item = by_id[item_id]
+                if all(o.status == ItemStatus.AVAILABLE for o in refs):
+                    lag = (now - item.completed_at).total_seconds()
+                    catalog.publish_item(service.name, region, item_id, now, lag)
+                    outcome.published.append(item_id)
+                    del by_id[item_id]
+                else:
+                    by_id[item_id] = _with_status(item, ItemStatus.COPYING)
         if stop is not None:
             _pause(catalog, service, region, stop, now, by_id, outcome)
             return
