@@ -47,12 +47,17 @@ from engine.replication import (
     replication_pass,
 )
 from engine.restore import RestorePlan, plan_restore
-from engine.runtime import CopyProgress, LiveDriver, StorageRegistry
+from engine.runtime import Clock, CopyProgress, LiveDriver, StorageRegistry
 from engine.storage.base import Storage
 from engine.storage.locations import LocationConfig, open_location
 from engine.windows import window_from_catalog
 
 T = TypeVar("T")
+
+__all__ = [
+    "Btar", "CopyProgress", "DisableOutcome", "Driver", "EventRow", "ForkOutcome", "ItemRow",
+    "LagReport", "PassOutcome", "RegionStatus", "RestorePlan", "ServiceStatus",
+]
 
 #: A destination this far behind is "lagging" rather than merely "copying".
 LAGGING_AFTER = timedelta(minutes=15)
@@ -134,14 +139,16 @@ class Btar:
 
     @classmethod
     def open(cls, loaded: LoadedConfig | str, *, actor: str = "cli",
-             on_copy: Callable[[CopyProgress], None] | None = None) -> Btar:
+             on_copy: Callable[[CopyProgress], None] | None = None,
+             on_fetch: Callable[[int, int, FetchResult], None] | None = None,
+             clock: Clock | None = None) -> Btar:
         """Open the installation a configuration file describes, with the live driver."""
         if isinstance(loaded, str):
             loaded = load_config(Path(loaded))
         config = loaded.config
         registry = StorageRegistry(lambda region: open_location(config.regions[region], region))
         driver = LiveDriver(registry, concurrency=config.replication.concurrency,
-                            on_copy=on_copy)
+                            on_copy=on_copy, on_fetch=on_fetch, clock=clock)
         settings = ReplicationSettings(batch_size=config.replication.batch_size,
                                        max_attempts=config.replication.max_attempts)
         app = cls(loaded.services().values(), dict(config.regions),

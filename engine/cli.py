@@ -334,13 +334,6 @@ def _tui_installed() -> bool:
     return importlib.util.find_spec("btar_tui.app") is not None
 
 
-def cmd_simulate(args: argparse.Namespace, out: TextIO) -> int:
-    # Imported here: the simulator pulls in simpy, which the engine itself never imports.
-    from simulator.cli import main as simulate
-
-    return int(simulate(list(args.args), out, sys.stderr))
-
-
 def cmd_tui(args: argparse.Namespace, out: TextIO) -> int:
     if not _tui_installed():
         raise BadInput("the terminal UI is not part of this build; use the other commands")
@@ -431,12 +424,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("segment", help="STREAM/SEQ or a PostgreSQL WAL file name")
     p.add_argument("destination")
     add("tui", cmd_tui, "the terminal UI: watch and manage replication, fork")
-    text = ("replay scenario files (outages, lag, restores) in virtual time against the "
-            "engine; `btar simulate --help` for its options")
-    # No help of its own: --help and every other flag go to the simulator's parser.
-    p = sub.add_parser("simulate", help=text, description=text, add_help=False)
-    p.set_defaults(handler=cmd_simulate)
-    p.add_argument("args", nargs=argparse.REMAINDER)
+    # Listed for --help only: main() hands `simulate ...` to the simulator's own parser
+    # (imported then, since it pulls in simpy, which the engine never imports).
+    sub.add_parser("simulate", help="replay scenario files (outages, lag, restores) in "
+                   "virtual time against the engine; `btar simulate --help` for its options")
     p = add("demo", cmd_demo, "a live demo on local folders: backups produced and replicated")
     p.add_argument("--dir", help="where to build the demo world (default: a temporary folder)")
     p.add_argument("--duration", type=float, default=None,
@@ -448,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_NO_CONFIG = {cmd_init, cmd_demo, cmd_tui, cmd_simulate}
+_NO_CONFIG = {cmd_init, cmd_demo, cmd_tui}
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
@@ -457,7 +448,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     out = out or sys.stdout
     err = err or sys.stderr
     app: Btar | None = None
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        rest = _simulate_arguments(argv)
+        if rest is not None:
+            from simulator.cli import main as simulate
+
+            return int(simulate(rest, out, err))
         args = build_parser().parse_args(argv)
         handler = args.handler
         if handler in _NO_CONFIG:
@@ -475,6 +472,19 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     finally:
         if app is not None:
             app.close()
+
+
+def _simulate_arguments(argv: list[str]) -> list[str] | None:
+    """Everything after `simulate`, untouched: its flags (--help, --swarm ...) belong to the
+    simulator's own parser, which argparse's sub-commands would otherwise claim."""
+    index = 0
+    while index < len(argv) and argv[index] in ("--config",):
+        index += 2
+    if index < len(argv) and argv[index].startswith("--config="):
+        index += 1
+    if index < len(argv) and argv[index] == "simulate":
+        return argv[index + 1:]
+    return None
 
 
 def _progress_printer(err: TextIO) -> Callable[[CopyProgress], None] | None:

@@ -1,4 +1,17 @@
-"""The SimPy simulator: replays outages, lag and restores against the engine (coming next).
+"""The SimPy simulator: replays outages, lag and forks from scenario files against the very
+same engine, in virtual time.
 
-It may import simpy and engine, never textual.
+- scenario.py    scenario files (TOML, schema 1, pydantic), errors with file, line and key
+- world.py       regions (memory storage behind fault wrappers), links, catalog, Btar
+- interpreter.py the SimPy twin of engine.runtime.LiveDriver (and the instant SimDriver)
+- producer.py    services writing native-format backups on a schedule
+- replicator.py  engine.replication.replication_pass per service, every poll interval
+- faults.py      the timeline (outages, links, throttling, corruption, crashes)
+- actions.py     management actions and forks through engine.api.Btar
+- sampler.py     snapshots of lag and windows, probes of the windows' claims
+- journal.py     every operation, invoked and completed, at virtual time
+- expectations.py the checks, judged on the journal after the run
+- runner.py, report.py, swarm.py, cli.py, pytest_plugin.py
+
+It imports simpy and engine, never textual.
 """

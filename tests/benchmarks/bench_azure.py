@@ -55,7 +55,7 @@ def main() -> None:
         for key in large:
             source.write(key, os.urandom(64 * MIB))
         modes: tuple[Literal["auto", "stream"], ...] = ("auto", "stream")
-    for mode in modes:
+        for mode in modes:
             seconds, method = measure(source, open_store(server, "acct2", mode), small)
             rows.append(("200 x 64 KiB", method, f"{seconds:.2f}",
                          f"{len(small) / seconds:.0f} objects/s"))

@@ -65,17 +65,30 @@ def run_azurite(keys: dict[str, str] | None = None, timeout: float = 30.0) -> It
     keys = dict(keys or FAKE_KEYS)
     port = free_port()
     data = tempfile.mkdtemp(prefix="btar-azurite-")
+    log = Path(data) / "azurite.log"
     env = dict(os.environ)
     env["AZURITE_ACCOUNTS"] = ";".join(f"{name}:{key}" for name, key in keys.items())
-    process = subprocess.Popen(
-        [str(AZURITE_BLOB), "--blobHost", "127.0.0.1", "--blobPort", str(port),
-         "--location", data, "--silent", "--disableTelemetry", "--loose",
-         "--skipApiVersionCheck"],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [str(AZURITE_BLOB), "--blobHost", "127.0.0.1", "--blobPort", str(port),
+             "--location", data, "--silent", "--disableTelemetry", "--loose",
+             "--skipApiVersionCheck"],
+            env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+        )
     try:
-        _wait_ready(process, port, timeout)
-        yield Azurite("127.0.0.1", port, keys)
+        try:
+            _wait_ready(process, port, timeout)
+        except RuntimeError as exc:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{exc}; its output:\n{tail}") from None
+        try:
+            yield Azurite("127.0.0.1", port, keys)
+        except Exception as exc:
+            if process.poll() is not None:  # say why the emulator went away
+                tail = log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"azurite-blob exited with code {process.returncode}:\n"
+                                   f"{tail}") from exc
+            raise
     finally:
         process.terminate()
         try:

@@ -1,0 +1,131 @@
+"""Typed messages that thread workers post to the app and its screens.
+
+Workers never touch widgets: they post one of these (``post_message`` is thread-safe) and the
+handlers, on the UI thread, update the screen.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.message import Message
+
+from btar_tui.views import DetailData, EventView
+from engine.api import ForkOutcome, ServiceStatus
+from engine.model import Region, RestoreWindow
+from engine.restore import RestorePlan
+
+
+class StatusRefreshed(Message):
+    """The status of every service was read."""
+
+    def __init__(self, statuses: list[ServiceStatus]) -> None:
+        super().__init__()
+        self.statuses = statuses
+
+
+class SyncStarted(Message):
+    """A replication pass of one service began."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+
+class CopyProgressed(Message):
+    """One more object of the current copy batch is done (from LiveDriver.on_copy)."""
+
+    def __init__(self, service: str, done: int, total: int, bytes_done: int,
+                 bytes_total: int) -> None:
+        super().__init__()
+        self.service = service
+        self.done = done
+        self.total = total
+        self.bytes_done = bytes_done
+        self.bytes_total = bytes_total
+
+
+class SyncFinished(Message):
+    """A sync of every replicable service finished; ``problems`` name what went wrong."""
+
+    def __init__(self, summary: str, problems: list[str]) -> None:
+        super().__init__()
+        self.summary = summary
+        self.problems = problems
+
+
+class ActionFailed(Message):
+    """An engine call was refused or failed; ``message`` is str(BtarError)."""
+
+    def __init__(self, action: str, message: str, exit_code: int = 1) -> None:
+        super().__init__()
+        self.action = action
+        self.message = message
+        self.exit_code = exit_code
+
+
+class ActionSucceeded(Message):
+    """A management action (enable, change region, disable) went through."""
+
+    def __init__(self, action: str, message: str) -> None:
+        super().__init__()
+        self.action = action
+        self.message = message
+
+
+class DetailLoaded(Message):
+    def __init__(self, data: DetailData) -> None:
+        super().__init__()
+        self.data = data
+
+
+class EventsLoaded(Message):
+    def __init__(self, events: list[EventView]) -> None:
+        super().__init__()
+        self.events = events
+
+
+class RegionsOffered(Message):
+    """The qualifying regions of a service (rule 2), each with whether it is configured."""
+
+    def __init__(self, offered: list[tuple[Region, bool]], current: str | None) -> None:
+        super().__init__()
+        self.offered = offered
+        self.current = current
+
+
+class ForkPlanned(Message):
+    """A fork plan, or the refusal that explains why there is none."""
+
+    def __init__(self, request: int, plan: RestorePlan | None, error: str,
+                 throughput: float = 0.0, measured: bool = False) -> None:
+        super().__init__()
+        self.request = request
+        self.plan = plan
+        self.error = error
+        self.throughput = throughput
+        self.measured = measured
+
+
+class ForkProgressed(Message):
+    """``done`` of ``total`` objects of a fetch batch are fetched and verified."""
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__()
+        self.done = done
+        self.total = total
+
+
+class ForkFinished(Message):
+    def __init__(self, outcome: ForkOutcome, into: Path) -> None:
+        super().__init__()
+        self.outcome = outcome
+        self.into = into
+
+
+class WindowsLoaded(Message):
+    """The restorable window of each region of a service (the fork wizard's choices)."""
+
+    def __init__(self, windows: list[RestoreWindow]) -> None:
+        super().__init__()
+        self.windows = windows

@@ -1,0 +1,118 @@
+"""What the screens show, gathered from engine.api in a worker thread.
+
+The engine's catalog rows are turned into small frozen values here so that widgets never
+touch engine objects that are bound to the catalog, and messages carry plain data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from engine.api import Btar, LagReport, ServiceStatus
+from engine.errors import BtarError
+from engine.lag import Period
+from engine.model import REPLICABLE_TYPES, RegionRole, RestoreWindow
+
+
+@dataclass(frozen=True)
+class ItemCell:
+    """One backup item in one region."""
+
+    status: str
+    reason: str = ""
+    lag_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class ItemLine:
+    """One backup item (base backup, log segment, history) across the service's regions."""
+
+    item_id: str
+    kind: str
+    end_time: datetime
+    size: int
+    cells: dict[str, ItemCell]
+
+
+@dataclass(frozen=True)
+class EventView:
+    at: datetime
+    level: str
+    service: str
+    region: str
+    message: str
+
+
+@dataclass(frozen=True)
+class DetailData:
+    """Everything the service detail screen shows, read in one locked call."""
+
+    name: str
+    status: ServiceStatus | None
+    #: (region, role) in the engine's order: primary, secondary, previous, retained
+    regions: list[tuple[str, str]]
+    items: list[ItemLine]
+    windows: list[RestoreWindow]
+    lag: LagReport | None
+    lag_note: str
+    events: list[EventView] = field(default_factory=list)
+
+
+def load_events(btar: Btar, limit: int, service: str | None = None) -> list[EventView]:
+    """Newest first."""
+    rows = btar.events(limit, service)
+    return [EventView(e.at, e.level, e.service, e.region, e.message) for e in reversed(rows)]
+
+
+def load_detail(btar: Btar, name: str, period: Period) -> DetailData:
+    """Read a service's detail; call with the bridge's lock held (in a worker)."""
+    status = next((s for s in btar.status() if s.name == name), None)
+    windows = btar.windows(name)
+    regions = [(w.region, str(w.role)) for w in windows]
+    lines: dict[str, dict[str, ItemCell]] = {}
+    meta: dict[str, tuple[str, datetime, int]] = {}
+    for row in btar.backups(name):
+        lines.setdefault(row.item_id, {})[row.region] = ItemCell(
+            str(row.status), row.reason, row.lag_seconds)
+        if row.item_id not in meta or row.region == (status.primary_region if status else ""):
+            meta[row.item_id] = (str(row.kind), row.end_time, row.size)
+    items = [ItemLine(item_id, meta[item_id][0], meta[item_id][1], meta[item_id][2], cells)
+             for item_id, cells in lines.items()]
+    # Newest first: what is still pending in the secondary is at the top.
+    items.sort(key=lambda line: (line.end_time, line.kind == "base", line.item_id), reverse=True)
+    lag: LagReport | None = None
+    note = ""
+    lag_region = _lag_region(status, windows)
+    if status is not None and status.type not in REPLICABLE_TYPES:
+        note = f"{name} is a {status.type} service: it has no additional region (rule 1)"
+    elif lag_region is None:
+        note = "no additional region: nothing is replicated, so there is no lag to show"
+    else:
+        try:
+            lag = btar.lag(name, period, lag_region)
+        except BtarError as error:
+            note = str(error)
+    return DetailData(name, status, regions, items, windows, lag, note,
+                      load_events(btar, 30, name))
+
+
+def _lag_region(status: ServiceStatus | None, windows: list[RestoreWindow]) -> str | None:
+    """The additional region, else the most recent former one (its lag is history)."""
+    if status is not None and status.additional_region:
+        return status.additional_region
+    others = [w.region for w in windows if w.role != RegionRole.PRIMARY]
+    return others[0] if others else None
+
+
+@dataclass(frozen=True)
+class SyncView:
+    """Where replication stands, for the status lines and progress bars."""
+
+    running: bool = False
+    service: str = ""
+    done: int = 0
+    total: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+    line: str = "not synced in this session: s syncs now, a turns auto-sync on"

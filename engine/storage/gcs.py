@@ -1,0 +1,788 @@
+"""Google Cloud Storage backend (google-cloud-storage), also for fake-gcs-server.
+
+One ``GcsStorage`` is a bucket plus prefix; a bucket's location is fixed when it is created, so
+the client needs no region. Retries are ours, not the SDK's: every SDK call gets ``retry=None``
+and ``call()`` retries throttling (429/503), other 5xx, timeouts and refused connections with
+injectable sleep and jitter, then raises Throttled / Unreachable / StorageError.
+
+Writes up to one chunk are sent as a single upload after their SHA-256 was checked. Larger
+writes use a resumable upload session: chunks go up as they are read, and the final chunk, the
+one that makes the object visible, is sent only once the running SHA-256 matched; otherwise the
+session is cancelled and nothing appears.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import io
+import logging
+import os
+import random
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
+from urllib.parse import unquote, urlsplit
+
+import google_crc32c
+import requests
+import urllib3.exceptions
+from google.api_core import exceptions as api_exceptions
+from google.auth import exceptions as auth_exceptions
+from google.auth.credentials import AnonymousCredentials
+from google.cloud import storage
+from google.cloud.storage.blob import Blob
+
+from engine.errors import BadInput, ObjectNotFound, StorageError, Throttled, Unreachable
+from engine.model import ObjectInfo
+from engine.storage.base import (
+    CHUNK_SIZE,
+    CopyReport,
+    ListPage,
+    Storage,
+    check_sha256,
+    validate_key,
+    validate_prefix,
+)
+
+if TYPE_CHECKING:
+    from engine.storage.locations import GcsLocation
+
+try:  # google-cloud-storage 3.x took these over from google-resumable-media
+    from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
+except ImportError:  # pragma: no cover - 2.x
+    from google.resumable_media import DataCorruption, InvalidResponse
+
+_T = TypeVar("_T")
+_log = logging.getLogger(__name__)
+
+# untyped callables of typed packages, held as Any so that mypy --strict accepts the calls
+_Crc32c: Any = google_crc32c.Checksum
+_Anonymous: Any = AnonymousCredentials
+_from_http_status: Any = api_exceptions.from_http_status
+
+#: ``verified_by`` of a server-side copy whose CRC32C and MD5 both equal the source's.
+VERIFIED_CRC32C_MD5 = "crc32c+md5-equals-source"
+#: Resumable upload chunks (all but the last) must be multiples of this.
+UPLOAD_QUANTUM = 256 * 1024
+#: GCS wants maxBytesRewrittenPerCall as a multiple of 1 MiB.
+REWRITE_QUANTUM = 1024 * 1024
+DEFAULT_CHUNK = 8 * 1024 * 1024
+#: A refused connection or a DNS failure gets this many tries: an outage should surface fast.
+CONNECT_ATTEMPTS = 3
+#: Rewrite calls in a row without progress before a copy is abandoned.
+MAX_STALLED_REWRITES = 100
+_OCTET = "application/octet-stream"
+
+# How a failed request is treated, decided by _classify.
+_THROTTLE, _TRANSIENT, _NETWORK, _UNREACHABLE, _FINAL = (
+    "throttle", "transient", "network", "unreachable", "final")
+
+#: Errors of the SDK and its transport that call() maps; anything else is a bug and propagates.
+_SDK_ERRORS: tuple[type[BaseException], ...] = (
+    api_exceptions.GoogleAPIError, requests.RequestException, auth_exceptions.GoogleAuthError,
+    InvalidResponse, DataCorruption, urllib3.exceptions.HTTPError,
+)
+
+
+def _status_of(exc: BaseException) -> int | None:
+    if isinstance(exc, api_exceptions.GoogleAPICallError):
+        code = exc.code
+        return int(code) if isinstance(code, int) else None
+    if isinstance(exc, InvalidResponse | DataCorruption):
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        return status if isinstance(status, int) else None
+    return None
+
+
+def _classify(exc: BaseException) -> str:
+    status = _status_of(exc)
+    if status in (429, 503):
+        return _THROTTLE
+    if status in (408, 500, 502, 504) or isinstance(exc, DataCorruption):
+        return _TRANSIENT
+    if status is not None:
+        return _FINAL
+    # ConnectTimeout is a ConnectionError too: nobody answered the connect.
+    if isinstance(exc, requests.ConnectionError | auth_exceptions.TransportError):
+        return _UNREACHABLE
+    if isinstance(exc, requests.RequestException | urllib3.exceptions.HTTPError):
+        return _NETWORK  # read timeouts and streams broken half-way
+    return _FINAL
+
+
+# --- keeping credentials out of logs and messages -------------------------------------------
+# An upload session URI authorises uploads by itself (its upload_id is a bearer capability), and
+# urllib3 logs request lines at DEBUG; bearer tokens never reach our messages, but be sure.
+_REDACTIONS = (
+    (re.compile(r"(upload_id=)[^&\s'\"]+"), r"\1<redacted>"),
+    (re.compile(r"(?i)(bearer\s+)[^\s'\",]+"), r"\1<redacted>"),
+    (re.compile(r"\bya29\.[0-9A-Za-z_.\-]+"), "<redacted-token>"),
+    (re.compile(r"(?i)((?:access_token|refresh_token|client_secret|private_key)['\"]?\s*[:=]\s*"
+                r"['\"]?)[^'\"\s,}&]+"), r"\1<redacted>"),
+)
+
+
+def redact(text: str) -> str:
+    """Remove Google credential material and upload session ids from a message."""
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is logging's problem, not ours
+            return True
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+_FILTER = _RedactingFilter()
+_NOISY_LOGGERS = ("urllib3.connectionpool", "google.auth.transport.requests",
+                  "google.cloud.storage")
+
+
+def _install_log_redaction() -> None:
+    for name in _NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+
+
+# --- small helpers ----------------------------------------------------------------------------
+
+def _utc(moment: datetime | None) -> datetime:
+    if moment is None:
+        return datetime.now(UTC)
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _read_exact(stream: BinaryIO, size: int) -> bytes:
+    """Read ``size`` bytes unless the stream ends first (streams may return short reads)."""
+    pieces: list[bytes] = []
+    wanted = size
+    while wanted > 0:
+        piece = stream.read(min(wanted, CHUNK_SIZE))
+        if not piece:
+            break
+        pieces.append(piece)
+        wanted -= len(piece)
+    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+
+class _Hashes:
+    """SHA-256 for btar, MD5 and CRC32C to compare with what the service stored."""
+
+    def __init__(self) -> None:
+        self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.crc32c = _Crc32c()
+        self.size = 0
+
+    def update(self, data: bytes) -> None:
+        self.sha256.update(data)
+        self.md5.update(data)
+        self.crc32c.update(data)
+        self.size += len(data)
+
+    def md5_b64(self) -> str:
+        return base64.b64encode(self.md5.digest()).decode("ascii")
+
+    def crc32c_b64(self) -> str:
+        return base64.b64encode(self.crc32c.digest()).decode("ascii")
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What the service reports about an object it stored."""
+
+    size: int
+    md5_hash: str | None
+    crc32c: str | None
+    generation: int | None
+    updated: datetime
+
+    @classmethod
+    def of_blob(cls, blob: Any) -> _Stored:
+        generation = blob.generation
+        return cls(int(blob.size or 0), blob.md5_hash, blob.crc32c,
+                   int(generation) if generation is not None else None, _utc(blob.updated))
+
+    @classmethod
+    def of_resource(cls, resource: dict[str, Any]) -> _Stored:
+        generation = resource.get("generation")
+        return cls(int(resource.get("size", 0)), resource.get("md5Hash"), resource.get("crc32c"),
+                   int(generation) if generation is not None else None,
+                   _parse_time(resource.get("updated")))
+
+
+def _parse_time(text: str | None) -> datetime:
+    """An RFC 3339 time of the JSON API (up to nanoseconds, which datetime does not keep)."""
+    if not text:
+        return datetime.now(UTC)
+    match = re.fullmatch(r"([^.]+?)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text)
+    if not match:
+        return datetime.now(UTC)
+    whole, fraction, zone = match.groups()
+    micro = f".{fraction[:6]:0<6}" if fraction else ""
+    return _utc(datetime.fromisoformat(whole + micro + zone.replace("Z", "+00:00")))
+
+
+def checksums_match(source: Any, copy: Any) -> bool | None:
+    """Compare the service's CRC32C and MD5 of a source object and its copy: True when both
+    are given for both non-composite objects and equal, False when they differ, None when the
+    service did not report enough to tell (composite objects have no MD5)."""
+    if source.component_count is not None or copy.component_count is not None:
+        return None
+    sums = (source.crc32c, source.md5_hash, copy.crc32c, copy.md5_hash)
+    if not all(sums):
+        return None
+    return bool(source.crc32c == copy.crc32c and source.md5_hash == copy.md5_hash)
+
+
+def rewrite_until_done(destination: Any, source: Any, *, call: Callable[[Callable[[], Any]], Any],
+                       timeout: Any = None, location: str = "", key: str = "") -> int:
+    """Drive ``destination.rewrite(source)`` until the service reports it done, following the
+    rewrite token (large objects, other locations or storage classes, a new KMS key take several
+    calls). ``call`` runs one request with retries. Returns the number of calls made."""
+    token: str | None = None
+    calls = 0
+    best = -1
+    stalled = 0
+    while True:
+        def once(previous: str | None = token) -> Any:
+            return destination.rewrite(source, token=previous, retry=None, timeout=timeout)
+
+        token, rewritten, total = call(once)
+        calls += 1
+        if token is None:
+            return calls
+        _log.debug("%s: %s: rewrite %d of %d bytes", location, key, rewritten, total)
+        if rewritten > best:
+            best, stalled = rewritten, 0
+        else:
+            stalled += 1
+            if stalled >= MAX_STALLED_REWRITES:
+                raise StorageError(location, key, f"rewrite made no progress in {stalled} calls "
+                                   f"({rewritten} of {total} bytes)")
+
+
+class _RewriteTarget(Blob):  # type: ignore[misc]
+    """A destination blob whose rewrite requests carry maxBytesRewrittenPerCall; Blob.rewrite
+    has no parameter for it but sends the blob's ``_query_params``. Used for rewrites only."""
+
+    def __init__(self, name: str, bucket: Any, *, kms_key_name: str | None,
+                 max_bytes_per_call: int | None) -> None:
+        super().__init__(name, bucket, kms_key_name=kms_key_name)
+        self._max_bytes_per_call = max_bytes_per_call
+
+    @property
+    def _query_params(self) -> dict[str, Any]:
+        params = dict(super()._query_params)
+        if self._max_bytes_per_call:
+            params["maxBytesRewrittenPerCall"] = self._max_bytes_per_call
+        return params
+
+
+class _Reader:
+    """Reads one generation of an object in ranged requests of ``chunk`` bytes (a retry resumes
+    at the next byte; an overwrite mid-read is ObjectNotFound, never mixed bytes) and checks
+    the CRC32C of everything read against the one the service stored."""
+
+    def __init__(self, storage: GcsStorage, key: str, blob: Any) -> None:
+        self._storage = storage
+        self._key = key
+        self._blob = storage.bucket.blob(blob.name, generation=blob.generation)
+        self._size: int = int(blob.size or 0)
+        self._expected_crc: str | None = blob.crc32c
+        self._crc = _Crc32c()
+        self._pos = 0
+        self._buffer = b""
+        self._offset = 0
+        self.closed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.closed:
+            raise ValueError("read from a closed object stream")
+        if size is None or size < 0:
+            pieces = []
+            while piece := self.read(self._storage.read_chunk_size):
+                pieces.append(piece)
+            return b"".join(pieces)
+        if self._offset >= len(self._buffer):
+            self._fill()
+        data = self._buffer[self._offset:self._offset + size]
+        self._offset += len(data)
+        return data
+
+    def _fill(self) -> None:
+        self._buffer, self._offset = b"", 0
+        if self._pos >= self._size:
+            return
+        storage = self._storage
+        start = self._pos
+        end = min(start + storage.read_chunk_size, self._size) - 1
+        data: bytes = storage.call(self._key, lambda: self._blob.download_as_bytes(
+            start=start, end=end, raw_download=True, checksum=None, retry=None,
+            timeout=storage.timeout))
+        if not data:
+            raise StorageError(storage.name, self._key, f"object ended at byte {start} of "
+                               f"{self._size}")
+        self._crc.update(data)
+        self._pos += len(data)
+        self._buffer = data
+        if self._pos >= self._size and self._expected_crc is not None:
+            actual = base64.b64encode(self._crc.digest()).decode("ascii")
+            if actual != self._expected_crc:
+                raise StorageError(storage.name, self._key, f"read bytes have CRC32C {actual}, "
+                                   f"the service stored {self._expected_crc}")
+
+    def close(self) -> None:
+        self.closed = True
+        self._buffer = b""
+
+
+@contextlib.contextmanager
+def _closing(reader: _Reader) -> Iterator[BinaryIO]:
+    try:
+        yield cast(BinaryIO, reader)
+    finally:
+        reader.close()
+
+
+class GcsStorage(Storage):
+    """A bucket and prefix of Google Cloud Storage; safe to share between threads."""
+
+    kind = "gcs"
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client: storage.Client | None = None,
+        project: str | None = None,
+        emulator_host: str | None = None,
+        kms_key_name: str | None = None,
+        rewrite_chunk_bytes: int | None = None,
+        copy_mode: str = "auto",
+        upload_chunk_size: int = DEFAULT_CHUNK,
+        read_chunk_size: int = DEFAULT_CHUNK,
+        upload_http: Any = None,
+        max_attempts: int = 8,
+        connect_attempts: int = CONNECT_ATTEMPTS,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 120.0,
+        page_size: int = 1000,
+        backoff_base: float = 0.25,
+        backoff_cap: float = 20.0,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        """``client`` replaces the one built from ``project`` / ``emulator_host`` (tests);
+        ``upload_http`` (a requests.Session) carries resumable upload chunks, which the session
+        URI authorises by itself."""
+        if not bucket:
+            raise BadInput("a gs location needs a bucket: gs://bucket/prefix")
+        prefix = prefix.strip("/")
+        self.name = f"gs://{bucket}/{prefix}" if prefix else f"gs://{bucket}"
+        validate_prefix(self.name, prefix)
+        if upload_chunk_size < UPLOAD_QUANTUM or upload_chunk_size % UPLOAD_QUANTUM:
+            raise BadInput(f"{self.name}: upload_chunk_size must be a multiple of 256 KiB")
+        if rewrite_chunk_bytes is not None and rewrite_chunk_bytes % REWRITE_QUANTUM:
+            raise BadInput(f"{self.name}: rewrite_chunk_bytes must be a multiple of 1 MiB")
+        self.bucket_name = bucket
+        self.prefix = f"{prefix}/" if prefix else ""
+        self.kms_key_name = kms_key_name
+        self.rewrite_chunk_bytes = rewrite_chunk_bytes
+        self.copy_mode = copy_mode
+        self.upload_chunk_size = upload_chunk_size
+        self.read_chunk_size = max(1, read_chunk_size)
+        self.max_attempts = max(1, max_attempts)
+        self.connect_attempts = max(1, min(connect_attempts, self.max_attempts))
+        self.timeout = (connect_timeout, read_timeout)
+        self.page_size = max(1, min(page_size, 1000))
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._sleep = sleep
+        self._jitter = jitter
+        _install_log_redaction()
+        self.client: Any = client if client is not None else self._make_client(project,
+                                                                                emulator_host)
+        # google-cloud-storage 3.x fetches bucket metadata in background threads for tracing:
+        # extra requests (and a bucket permission) we neither need nor want during an outage.
+        if getattr(self.client, "_bucket_metadata_cache", None) is not None:
+            self.client._bucket_metadata_cache = None
+        self.endpoint: str = str(getattr(self.client, "api_endpoint", ""))
+        self.bucket: Any = self.client.bucket(bucket)
+        self._upload_http: Any = upload_http if upload_http is not None else requests.Session()
+
+    def _make_client(self, project: str | None, emulator_host: str | None) -> Any:
+        if emulator_host:
+            endpoint = emulator_host if "://" in emulator_host else f"http://{emulator_host}"
+            return storage.Client(project=project or "btar-emulator",
+                                  credentials=_Anonymous(),
+                                  client_options={"api_endpoint": endpoint})
+        try:
+            return storage.Client(project=project)
+        except auth_exceptions.DefaultCredentialsError:
+            raise BadInput(f"{self.name}: no Google credentials found; set "
+                           "GOOGLE_APPLICATION_CREDENTIALS or run on a machine with a service "
+                           "account") from None
+
+    @classmethod
+    def from_location(
+        cls,
+        location: GcsLocation,
+        region_id: str,
+        *,
+        client: storage.Client | None = None,
+        upload_http: Any = None,
+        upload_chunk_size: int = DEFAULT_CHUNK,
+        read_chunk_size: int = DEFAULT_CHUNK,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 120.0,
+        sleep: Callable[[float], None] = time.sleep,
+        jitter: Callable[[], float] = random.random,
+    ) -> GcsStorage:
+        """Open ``gs://bucket/prefix`` of a GcsLocation. ``emulator_host`` (or the
+        STORAGE_EMULATOR_HOST environment variable) means anonymous access to an emulator;
+        otherwise the standard Google credential chain. ``region_id`` is not needed: a bucket's
+        location is fixed when it is created."""
+        parts = urlsplit(location.url)
+        if parts.scheme != "gs" or not parts.netloc:
+            raise BadInput(f"{location.display()}: a gcs location is gs://bucket/prefix")
+        emulator = location.emulator_host or os.environ.get("STORAGE_EMULATOR_HOST") or None
+        return cls(
+            parts.netloc,
+            unquote(parts.path),
+            client=client,
+            project=location.project,
+            emulator_host=emulator,
+            kms_key_name=location.kms_key_name,
+            rewrite_chunk_bytes=location.rewrite_chunk_bytes,
+            copy_mode=location.copy_mode,
+            upload_chunk_size=upload_chunk_size,
+            read_chunk_size=read_chunk_size,
+            upload_http=upload_http,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            sleep=sleep,
+            jitter=jitter,
+        )
+
+    def __repr__(self) -> str:
+        return f"GcsStorage({self.name!r})"
+
+    # --- retries and errors -----------------------------------------------------------------
+
+    def full_key(self, key: str) -> str:
+        """The object name of a location-relative key (validated)."""
+        return self.prefix + validate_key(self.name, key)
+
+    def backoff(self, attempt: int) -> None:
+        """Sleep before retry number ``attempt + 1``: exponential, capped, half jittered."""
+        delay = min(self._backoff_cap, self._backoff_base * 2**attempt)
+        self._sleep(delay / 2 + self._jitter() * delay / 2)
+
+    def _after_failure(self, exc: BaseException, key: str, failures: int) -> None:
+        """Sleep before trying a failed request again, or raise its mapped error."""
+        kind = _classify(exc)
+        limit = self.connect_attempts if kind == _UNREACHABLE else self.max_attempts
+        if kind == _FINAL or failures >= limit:
+            raise self.error_from(exc, key, failures) from exc
+        _log.info("%s: %s: %s, retrying (attempt %d of %d)", self.name, key or "-",
+                  type(exc).__name__, failures + 1, limit)
+        self.backoff(failures - 1)
+
+    def call(self, key: str, operation: Callable[[], _T]) -> _T:
+        """Run one request, retrying throttling, 5xx, timeouts and refused connections."""
+        failures = 0
+        while True:
+            try:
+                return operation()
+            except _SDK_ERRORS as exc:
+                failures += 1
+                self._after_failure(exc, key, failures)
+
+    def error_from(self, exc: BaseException, key: str, attempts: int = 1) -> StorageError:
+        """Map an SDK or transport error to the engine's StorageError family."""
+        kind = _classify(exc)
+        status = _status_of(exc)
+        if isinstance(exc, api_exceptions.GoogleAPICallError):
+            detail = redact(f"HTTP {status}: {exc.message}")
+        else:
+            detail = redact(f"{type(exc).__name__}: {exc}")
+        detail = detail[:500]
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
+        if status == 404:
+            return ObjectNotFound(self.name, key, "no such object")
+        if kind == _THROTTLE:
+            return Throttled(self.name, key, f"still throttled{tries}: {detail}")
+        if kind in (_UNREACHABLE, _NETWORK):
+            return Unreachable(self.name, key, f"no answer{tries}: {detail}")
+        return StorageError(self.name, key, detail)
+
+    # --- the Storage protocol ---------------------------------------------------------------
+
+    def list_page(self, prefix: str = "", start_after: str | None = None,
+                  limit: int = 1000) -> ListPage:
+        validate_prefix(self.name, prefix)
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        full_prefix = self.prefix + prefix
+        # start_offset is inclusive: the key equal to start_after comes back and is dropped.
+        start_offset = self.prefix + start_after if start_after is not None else None
+        objects: list[ObjectInfo] = []
+        token: str | None = None
+        more = False
+        while not more:
+            # one extra for start_after itself, one to learn whether more remain
+            want = min(self.page_size, limit - len(objects) + 2)
+
+            def fetch(page_token: str | None = token, size: int = want) -> tuple[list[Any], Any]:
+                iterator = self.client.list_blobs(
+                    self.bucket_name, prefix=full_prefix or None, start_offset=start_offset,
+                    max_results=size, page_token=page_token, retry=None, timeout=self.timeout)
+                page = next(iterator.pages, None)
+                return (list(page) if page is not None else []), iterator.next_page_token
+
+            try:
+                blobs, token = self.call("", fetch)
+            except ObjectNotFound:
+                raise Unreachable(self.name, "", f"bucket {self.bucket_name} does not exist")\
+                    from None
+            for blob in blobs:
+                key = blob.name[len(self.prefix):]
+                if (start_after is not None and key <= start_after) or key.endswith("/"):
+                    continue  # start_after itself, or a "folder" placeholder made by consoles
+                if len(objects) == limit:
+                    more = True
+                    break
+                objects.append(ObjectInfo(key=key, size=int(blob.size or 0),
+                                          last_modified=_utc(blob.updated)))
+            if not token:
+                break
+        return ListPage(tuple(objects), objects[-1].key if more else None)
+
+    def _get(self, key: str) -> Any:
+        """The object's current resource (generation, size, checksums) or ObjectNotFound."""
+        full = self.full_key(key)
+        blob = self.call(key, lambda: self.bucket.get_blob(full, retry=None,
+                                                           timeout=self.timeout))
+        if blob is None:
+            raise ObjectNotFound(self.name, key, "no such object")
+        return blob
+
+    def stat(self, key: str) -> ObjectInfo:
+        blob = self._get(key)
+        return ObjectInfo(key=key, size=int(blob.size or 0), last_modified=_utc(blob.updated))
+
+    def open_read(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        return _closing(_Reader(self, key, self._get(key)))
+
+    def _new_blob(self, full: str) -> Any:
+        return self.bucket.blob(full, kms_key_name=self.kms_key_name)
+
+    def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None) -> ObjectInfo:
+        full = self.full_key(key)
+        stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
+        hashes = _Hashes()
+        # one byte past a chunk tells whether a resumable session is needed
+        first = _read_exact(stream, self.upload_chunk_size + 1)
+        hashes.update(first)
+        if len(first) <= self.upload_chunk_size:
+            check_sha256(self.name, key, sha256, hashes.sha256.hexdigest())
+            stored = self._upload_whole(key, full, first)
+        else:
+            stored = self._upload_resumable(key, full, stream, first, hashes, sha256)
+        self._check_stored(key, stored, hashes)
+        return ObjectInfo(key=key, size=hashes.size, last_modified=stored.updated,
+                          sha256=hashes.sha256.hexdigest())
+
+    def _upload_whole(self, key: str, full: str, data: bytes) -> _Stored:
+        blob = self._new_blob(full)
+
+        def upload() -> None:
+            # checksum="md5": the service refuses the upload if the bytes arrive altered
+            blob.upload_from_file(io.BytesIO(data), size=len(data), content_type=_OCTET,
+                                  checksum="md5", retry=None, timeout=self.timeout)
+
+        self.call(key, upload)
+        return _Stored.of_blob(blob)
+
+    def _check_stored(self, key: str, stored: _Stored, hashes: _Hashes) -> None:
+        """Compare what the service says it stored with what was sent; remove a bad object."""
+        problems = []
+        if stored.size != hashes.size:
+            problems.append(f"{stored.size} bytes stored, {hashes.size} sent")
+        if stored.md5_hash is not None and stored.md5_hash != hashes.md5_b64():
+            problems.append(f"MD5 {stored.md5_hash} stored, {hashes.md5_b64()} sent")
+        if stored.crc32c is not None and stored.crc32c != hashes.crc32c_b64():
+            problems.append(f"CRC32C {stored.crc32c} stored, {hashes.crc32c_b64()} sent")
+        if not problems:
+            return
+        self._delete_generation(key, stored.generation)
+        raise StorageError(self.name, key, "upload arrived altered (" + "; ".join(problems) +
+                           "); the object was removed")
+
+    def _delete_generation(self, key: str, generation: int | None) -> None:
+        full = self.full_key(key)
+        try:
+            self.call(key, lambda: self.bucket.delete_blob(
+                full, if_generation_match=generation, retry=None, timeout=self.timeout))
+        except StorageError as exc:
+            _log.warning("%s: %s: could not remove a bad object: %s", self.name, key, exc)
+
+    # --- resumable uploads --------------------------------------------------------------------
+
+    def _upload_resumable(self, key: str, full: str, stream: BinaryIO, buffer: bytes,
+                          hashes: _Hashes, sha256: str | None) -> _Stored:
+        """Send chunks as they are read, keeping one byte of look-ahead to know which chunk is
+        the last; the last is sent only after the SHA-256 check. At most two chunks in memory."""
+        blob = self._new_blob(full)
+        url: str = self.call(key, lambda: blob.create_resumable_upload_session(
+            content_type=_OCTET, size=None, checksum=None, retry=None, timeout=self.timeout))
+        chunk = self.upload_chunk_size
+        offset = 0
+        try:
+            while len(buffer) > chunk:
+                self._send_chunk(key, url, buffer[:chunk], offset, None)
+                offset += chunk
+                rest = buffer[chunk:]
+                more = _read_exact(stream, chunk + 1 - len(rest))
+                hashes.update(more)
+                buffer = rest + more
+            check_sha256(self.name, key, sha256, hashes.sha256.hexdigest())
+            goog_hash = f"crc32c={hashes.crc32c_b64()},md5={hashes.md5_b64()}"
+            resource = self._send_chunk(key, url, buffer, offset, offset + len(buffer),
+                                        goog_hash)
+        except BaseException:
+            self._cancel_session(key, url)
+            raise
+        return _Stored.of_resource(resource)
+
+    def _send_chunk(self, key: str, url: str, data: bytes, start: int, total: int | None,
+                    goog_hash: str | None = None) -> Any:
+        """PUT one chunk (the last one when ``total`` is given, with X-Goog-Hash so the service
+        checks the whole object). After a failure, ask the session how much it kept and send the
+        rest. Returns the object resource for the last chunk, else None."""
+        end = start + len(data)
+        persisted = start
+        failures = 0
+        while True:
+            failed = False
+            try:
+                answer = self._session_put(url, data[persisted - start:], persisted, end, total,
+                                           goog_hash)
+            except _SDK_ERRORS as exc:
+                failures += 1
+                failed = True
+                self._after_failure(exc, key, failures)
+                answer = self.call(key, lambda: self._session_put(url, b"", None, None, total,
+                                                                  None))
+            if isinstance(answer, dict):
+                if total is None:
+                    raise StorageError(self.name, key, "upload session finished before the "
+                                       "last chunk was sent")
+                return answer
+            if answer < start or answer > end:
+                raise StorageError(self.name, key, f"upload session holds {answer} bytes, "
+                                   f"expected {start} to {end}")
+            if answer == end and total is None:
+                return None
+            if answer <= persisted and not failed:  # no progress: do not loop forever
+                failures += 1
+                if failures >= self.max_attempts:
+                    raise StorageError(self.name, key, f"upload session stuck at byte {answer}")
+            persisted = answer
+
+    def _session_put(self, url: str, body: bytes, first: int | None, end: int | None,
+                     total: int | None, goog_hash: str | None) -> int | dict[str, Any]:
+        """One PUT to an upload session: a chunk, or with ``first`` None a status query.
+        Returns the number of bytes the session holds, or the finished object resource."""
+        size = "*" if total is None else str(total)
+        if first is None or end is None or first == end:
+            content_range = f"bytes */{size}"
+        else:
+            content_range = f"bytes {first}-{end - 1}/{size}"
+        headers = {"Content-Range": content_range}
+        if goog_hash is not None:
+            headers["X-Goog-Hash"] = goog_hash
+        response = self._upload_http.put(url, data=body, headers=headers, timeout=self.timeout)
+        status = int(response.status_code)
+        if status == 308:
+            match = re.fullmatch(r"bytes=0-(\d+)", response.headers.get("Range", "") or "")
+            return int(match.group(1)) + 1 if match else 0
+        if status in (200, 201):
+            resource: dict[str, Any] = response.json()
+            return resource
+        raise _from_http_status(status, f"upload session answered {status}")
+
+    def _cancel_session(self, key: str, url: str) -> None:
+        """Drop an unfinished upload; its chunks never become an object (GCS answers 499)."""
+        try:
+            self._upload_http.delete(url, timeout=self.timeout)
+        except Exception as exc:  # the session expires by itself within a week
+            _log.warning("%s: %s: could not cancel an upload session: %s", self.name, key,
+                         redact(f"{type(exc).__name__}: {exc}"))
+
+    def delete(self, key: str) -> None:
+        full = self.full_key(key)
+        with contextlib.suppress(ObjectNotFound):
+            self.call(key, lambda: self.bucket.delete_blob(full, retry=None,
+                                                           timeout=self.timeout))
+
+    # --- server-side copy -------------------------------------------------------------------
+
+    def copy_from(self, source: Storage, source_key: str, key: str, *,
+                  sha256: str | None = None) -> CopyReport:
+        """Server-side copy (rewrite) from another GcsStorage of the same service; other
+        sources, or copy_mode "stream", stream the bytes through this process. A rewrite does
+        not hash the bytes: ``sha256`` is not checked here; the report says what was verified
+        (CRC32C and MD5 of the copy against the source's)."""
+        if not isinstance(source, GcsStorage) or self.copy_mode != "auto" \
+                or source.endpoint != self.endpoint:
+            return super().copy_from(source, source_key, key, sha256=sha256)
+        full = self.full_key(key)
+        original = source._get(source_key)
+        # pin the generation that was looked at: its checksums are the ones compared below
+        pinned = source.bucket.blob(original.name, generation=original.generation)
+        destination = _RewriteTarget(full, self.bucket, kms_key_name=self.kms_key_name,
+                                     max_bytes_per_call=self.rewrite_chunk_bytes)
+        rewrite_until_done(destination, pinned, call=lambda op: self.call(key, op),
+                           timeout=self.timeout, location=self.name, key=key)
+        size = int(destination.size or 0)
+        info = ObjectInfo(key=key, size=size, last_modified=_utc(destination.updated))
+        if size != int(original.size or 0):
+            self._delete_generation(key, destination.generation)
+            raise StorageError(self.name, key, f"server-side copy holds {size} bytes, the "
+                               f"source {original.size}; the copy was removed")
+        same = checksums_match(original, destination)
+        if same is None:
+            return CopyReport(info=info, method="server-side", sha256=None, verified_by=None)
+        if not same:
+            self._delete_generation(key, destination.generation)
+            raise StorageError(self.name, key, f"server-side copy holds CRC32C/MD5 "
+                               f"{destination.crc32c}/{destination.md5_hash}, the source "
+                               f"{original.crc32c}/{original.md5_hash}; the copy was removed")
+        return CopyReport(info=info, method="server-side", sha256=None,
+                          verified_by=VERIFIED_CRC32C_MD5, identical_to_source=True)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._upload_http.close()
+        with contextlib.suppress(Exception):
+            self.client.close()

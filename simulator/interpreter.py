@@ -1,0 +1,279 @@
+"""The SimPy twin of engine.runtime.LiveDriver: it carries out the effects engine procedures
+yield, as SimPy events on the virtual clock.
+
+``SimInterpreter.drive(procedure)`` is used inside SimPy processes (``yield from``): a list or
+read waits the region's request latency; a copy batch becomes one process per copy sharing the
+link's slots and taking latency + size / bandwidth; an outage makes copies in flight come back
+failed as unreachable. ``SimDriver`` is the instant variant the application API (engine.api.Btar)
+is given for management actions: same storage, zero virtual time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import simpy
+
+from engine.effects import (
+    CopyBatch,
+    CopyResult,
+    CopyTask,
+    DeleteBatch,
+    Effect,
+    FetchBatch,
+    FetchResult,
+    ListPage,
+    Now,
+    ReadObject,
+    Sleep,
+)
+from engine.errors import StorageError
+from engine.storage.base import ListPage as ListPageResult
+from engine.transfer import execute_copy
+from simulator.world import Crash, Link, Outage
+
+if TYPE_CHECKING:
+    from simulator.world import World
+
+T = TypeVar("T")
+
+NO_FETCH = "fetching is not simulated: a fork is planned by the engine and timed by the world"
+
+
+def _failed(task: CopyTask, kind: str, side: str, message: str) -> CopyResult:
+    return CopyResult(task=task, ok=False, error=message, error_kind=kind, failed_side=side)
+
+
+class SimInterpreter:
+    """Runs engine procedures inside SimPy processes."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.env = world.env
+        self.journal = world.journal
+        self._copies = 0
+
+    def drive(self, procedure: Generator[Effect, Any, T]) -> Generator[simpy.Event, Any, T]:
+        """Drive ``procedure`` to its end; storage errors are thrown back into it, exactly as
+        LiveDriver.run does. An interrupt (a crash) drops the procedure mid-way."""
+        result: Any = None
+        error: StorageError | None = None
+        try:
+            while True:
+                try:
+                    effect = procedure.throw(error) if error is not None \
+                        else procedure.send(result)
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]
+                result, error = None, None
+                try:
+                    result = yield from self.perform(effect)
+                except StorageError as failure:
+                    error = failure
+        finally:
+            procedure.close()
+
+    def perform(self, effect: Effect) -> Generator[simpy.Event, Any, Any]:
+        """One effect as SimPy events; returns its result or raises StorageError."""
+        world = self.world
+        if isinstance(effect, Now):
+            return world.now()
+        if isinstance(effect, Sleep):
+            yield self.env.timeout(max(0.0, effect.seconds))
+            return None
+        if isinstance(effect, ListPage | ReadObject):
+            yield self.env.timeout(world.request_latency(effect.region))
+            return perform_request(world, effect)
+        if isinstance(effect, CopyBatch):
+            return (yield from self._copy_batch(effect))
+        if isinstance(effect, DeleteBatch):
+            yield self.env.timeout(world.request_latency(effect.region))
+            return perform_delete(world, effect)
+        if isinstance(effect, FetchBatch):
+            return tuple(FetchResult(t, ok=False, error=NO_FETCH) for t in effect.tasks)
+        raise TypeError(f"unknown effect {effect!r}")
+
+    # -- copies --------------------------------------------------------------------------------
+
+    def _copy_batch(self, batch: CopyBatch) -> Generator[simpy.Event, Any, tuple[CopyResult, ...]]:
+        processes = []
+        for task in batch.tasks:
+            self._copies += 1
+            processes.append(self.env.process(self._copy(task, self._copies)))
+        try:
+            yield self.env.all_of(processes)
+        except simpy.Interrupt:
+            # The replicator died: the copies it started die with it.
+            for process in processes:
+                if process.is_alive:
+                    process.interrupt(Crash())
+            raise
+        results = [p.value for p in processes]
+        return tuple(r for r in results if r is not None)
+
+    def _copy(self, task: CopyTask,
+              number: int) -> Generator[simpy.Event, Any, CopyResult | None]:
+        world = self.world
+        link = world.link(task.source, task.destination)
+        size = world.declared.get(task.key, task.size)
+        self.journal.add("copy", "invoke", id=number, source=task.source,
+                         destination=task.destination, key=task.key, bytes=size)
+        if link is None:
+            result = _failed(task, "unreachable", "destination",
+                             f"no network between {task.source} and {task.destination}")
+            return self._completed(number, task, result)
+        with link.slots.request() as slot:
+            try:
+                yield slot
+            except simpy.Interrupt:
+                self.journal.add("copy", "cancel", id=number, key=task.key)
+                return None
+            flight = world.fly(frozenset((task.source, task.destination)), link.regions)
+            try:
+                result = yield from self._transfer(task, link, size)
+            except simpy.Interrupt as interrupt:
+                if not isinstance(interrupt.cause, Outage):
+                    self.journal.add("copy", "cancel", id=number, key=task.key)
+                    return None
+                cause = interrupt.cause
+                side = "source" if cause.region == task.source else "destination"
+                what = cause.region or " <-> ".join(cause.link)
+                result = _failed(task, "unreachable", side,
+                                 f"{what} went away while copying (injected outage)")
+            finally:
+                world.land(flight)
+        return self._completed(number, task, result)
+
+    def _transfer(self, task: CopyTask, link: Link,
+                  size: int) -> Generator[simpy.Event, Any, CopyResult]:
+        """Fail fast when something is down or refuses, else take the transfer time and copy
+        for real between the memory storages (execute_copy establishes the destination hash)."""
+        world = self.world
+        source, destination = world.store(task.source), world.store(task.destination)
+        if not link.up:
+            yield self.env.timeout(link.latency)
+            return _failed(task, "unreachable", "destination",
+                           f"link {' <-> '.join(link.regions)} is down (injected)")
+        if source.unreachable or destination.unreachable:
+            yield self.env.timeout(link.latency)
+            return execute_copy(source, destination, task)  # the wrapper says who is down
+        for region in (task.source, task.destination):
+            try:
+                world.check_throttle(region, task.key)
+            except StorageError as error:
+                yield self.env.timeout(link.latency)
+                return _failed(task, "throttled",
+                               "source" if region == task.source else "destination", str(error))
+        seconds = link.latency + size / link.bandwidth
+        if link.failure_rate > 0:
+            draw = world.rng(f"link:{link.regions[0]}:{link.regions[1]}")
+            if draw.random() < link.failure_rate:
+                yield self.env.timeout(link.latency + draw.random() * (seconds - link.latency))
+                return _failed(task, "other", "destination",
+                               "connection reset by peer (injected link failure)")
+        yield self.env.timeout(seconds)
+        return execute_copy(source, destination, task)
+
+    def _completed(self, number: int, task: CopyTask, result: CopyResult) -> CopyResult:
+        world = self.world
+        fields: dict[str, Any] = {"id": number, "key": task.key, "destination": task.destination,
+                                  "expected": task.sha256}
+        if result.ok:
+            # Ground truth for the checker: what the bytes really hash to on both sides.
+            fields.update(method=result.method, reported_sha256=result.sha256,
+                          stored_sha256=world.physical_sha256(task.destination, task.key),
+                          source_sha256=world.physical_sha256(task.source, task.key))
+            self.journal.add("copy", "ok", **fields)
+        else:
+            self.journal.add("copy", "fail", error_kind=result.error_kind,
+                             side=result.failed_side, error=result.error, **fields)
+        return result
+
+
+def perform_request(world: World, effect: ListPage | ReadObject, *,
+                    throttled: bool = True) -> Any:
+    """A list or read against a region, through its fault wrapper, journaled."""
+    if isinstance(effect, ListPage):
+        op, fields = "list", {"region": effect.region, "prefix": effect.prefix,
+                              "start_after": effect.start_after}
+    else:
+        op, fields = "read", {"region": effect.region, "key": effect.key}
+    world.journal.add(op, "invoke", **fields)
+    try:
+        if throttled:
+            world.check_throttle(effect.region, str(fields.get("key") or fields["prefix"]))
+        store = world.store(effect.region)
+        if isinstance(effect, ListPage):
+            page: ListPageResult = store.list_page(effect.prefix, effect.start_after,
+                                                   effect.limit)
+            world.journal.add(op, "ok", objects=len(page.objects), **fields)
+            return page
+        data = store.read_bytes(effect.key)
+        world.journal.add(op, "ok", bytes=len(data), **fields)
+        return data
+    except StorageError as error:
+        world.journal.add(op, "fail", error=str(error), **fields)
+        raise
+
+
+def perform_delete(world: World, batch: DeleteBatch) -> tuple[str, ...]:
+    """Delete a batch of keys in a region, journaled; an error message per key."""
+    world.journal.add("delete", "invoke", region=batch.region, keys=len(batch.keys))
+    store = world.store(batch.region)
+    errors: list[str] = []
+    for key in batch.keys:
+        try:
+            store.delete(key)
+            errors.append("")
+        except StorageError as error:
+            errors.append(str(error))
+    world.journal.add("delete", "ok", region=batch.region, keys=len(batch.keys),
+                      failed=sum(1 for e in errors if e))
+    return tuple(errors)
+
+
+class SimDriver:
+    """The driver engine.api.Btar is given: virtual now, and procedures carried out at once
+    (zero virtual time) against the same storages. Management actions (enable, disable with
+    delete) and fork planning go through it."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def now(self) -> datetime:
+        return self.world.now()
+
+    def run(self, procedure: Generator[Effect, Any, T]) -> T:
+        """Drive ``procedure`` until it returns; storage errors are thrown back into it."""
+        result: Any = None
+        error: StorageError | None = None
+        while True:
+            try:
+                effect = procedure.throw(error) if error is not None else procedure.send(result)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            result, error = None, None
+            try:
+                result = self._perform(effect)
+            except StorageError as failure:
+                error = failure
+
+    def _perform(self, effect: Effect) -> Any:
+        world = self.world
+        if isinstance(effect, Now):
+            return world.now()
+        if isinstance(effect, Sleep):
+            return None  # instant: management actions do not wait
+        if isinstance(effect, ListPage | ReadObject):
+            # Management actions are not throttled: an operator retries them by hand.
+            return perform_request(world, effect, throttled=False)
+        if isinstance(effect, CopyBatch):
+            return tuple(execute_copy(world.store(t.source), world.store(t.destination), t)
+                         for t in effect.tasks)
+        if isinstance(effect, DeleteBatch):
+            return perform_delete(world, effect)
+        if isinstance(effect, FetchBatch):
+            return tuple(FetchResult(t, ok=False, error=NO_FETCH) for t in effect.tasks)
+        raise TypeError(f"unknown effect {effect!r}")

@@ -1,0 +1,153 @@
+"""A service producing its primary backups on a schedule, in btar's native layout.
+
+The content is the demo's key-value log (engine.demo.records_of), so a fork of a simulated copy
+is a real, checkable database state. Objects are stored padded up to a small physical size; the
+size a scenario declares (gigabytes) is kept beside them and drives transfer and restore times,
+which is what lets a simulated day of backups fit in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Generator
+from datetime import datetime
+from typing import Any
+
+import simpy
+
+from engine.demo import records_of
+from engine.formats.native import (
+    base_item_id,
+    build_manifest,
+    log_item_id,
+    manifest_key,
+    payload_key,
+    write_log_segment,
+)
+from engine.model import Service, iso
+from engine.storage.faults import FaultyStorage
+from simulator.journal import Journal
+from simulator.scenario import Schedule
+
+#: Bytes an object really occupies at most; its declared size is only simulated.
+PHYSICAL_CAP = 512
+
+
+class Producer:
+    """Writes one service's base backups and log segments into its primary region."""
+
+    def __init__(self, env: simpy.Environment, service: Service, schedule: Schedule,
+                 storage: FaultyStorage, journal: Journal, now: Callable[[], datetime],
+                 declared: dict[str, int], first_base: float) -> None:
+        self.env = env
+        self.service = service
+        self.schedule = schedule
+        self.storage = storage
+        self.journal = journal
+        self.now = now
+        #: full object key -> declared size (shared with the world)
+        self.declared = declared
+        self.first_base = first_base
+        self.stream = "1"
+        self.next_seq = 1
+        self.last_end: datetime = now()
+        self.state: dict[str, object] = {}
+
+    @property
+    def down(self) -> bool:
+        """The service lives in its primary region: when the region is out, so is it."""
+        return self.storage.unreachable
+
+    def start(self) -> None:
+        self.env.process(self._logs())
+        self.env.process(self._bases())
+
+    # -- log segments -------------------------------------------------------------------------
+
+    def _logs(self) -> Generator[simpy.Event, Any, None]:
+        while True:
+            yield self.env.timeout(self.schedule.log_every)
+            if self.down:
+                continue  # the WAL waits on the server; the next segment covers the gap
+            self.segment()
+
+    def segment(self) -> None:
+        end = self.now()
+        start = self.last_end
+        records = records_of(self.service.name, self.next_seq, start, end)
+        lines = [json.dumps(r, sort_keys=True) for r in records]
+        size = sum(len(line) + 1 for line in lines)
+        room = min(self.schedule.log_size, PHYSICAL_CAP) - size - len(',"pad":""')
+        if room > 0 and lines:
+            # Padding rides inside the last record: a fork's replay ignores unknown fields.
+            lines[-1] = json.dumps({**records[-1], "pad": "." * room}, sort_keys=True)
+        data = "".join(line + "\n" for line in lines).encode()
+        key = write_log_segment(self.storage.inner, self.service.key_prefix, self.stream,
+                                self.next_seq, start, end, data)
+        self.declared[key] = max(self.schedule.log_size, len(data))
+        for record in records:
+            self.state[str(record["key"])] = record["value"]
+        self.journal.add("produce", "ok", service=self.service.name, region=self.service.region,
+                         item=log_item_id(self.stream, self.next_seq), kind="log",
+                         start=iso(start), end=iso(end), keys=[key],
+                         bytes=self.declared[key])
+        self.next_seq += 1
+        self.last_end = end
+
+    # -- base backups -------------------------------------------------------------------------
+
+    def _bases(self) -> Generator[simpy.Event, Any, None]:
+        yield self.env.timeout(self.first_base)
+        while True:
+            began = self.env.now
+            if not self.down:
+                yield from self._base_backup()
+            wait = began + self.schedule.base_every - self.env.now
+            yield self.env.timeout(max(0.0, wait))
+
+    def _base_backup(self) -> Generator[simpy.Event, Any, None]:
+        started = self.now()
+        backup_id = started.strftime("%Y%m%dT%H%M%SZ")
+        log_start_seq = self.next_seq
+        parts = self.schedule.base_objects
+        step = self.schedule.base_duration / (parts + 1)
+        part_size = max(1, self.schedule.base_size // parts)
+        prefix = self.service.key_prefix
+        keys: list[str] = []
+        payload: dict[str, bytes] = {}
+        self.journal.add("produce", "invoke", service=self.service.name,
+                         region=self.service.region, item=base_item_id(backup_id), kind="base")
+        for index in range(parts):
+            yield self.env.timeout(step)
+            if self.down:
+                # The backup dies with the region: payload without a manifest stays incomplete
+                # and must never be copied (rule 3).
+                self.journal.add("produce", "fail", service=self.service.name,
+                                 item=base_item_id(backup_id), error="primary region down")
+                return
+            items = sorted(self.state.items())[index::parts]
+            body = json.dumps(dict(items), sort_keys=True)
+            # JSON allows trailing blanks: padding keeps the snapshot readable.
+            body += " " * max(0, min(part_size, PHYSICAL_CAP) - len(body))
+            relative = f"part-{index}.json"
+            payload[relative] = body.encode()
+            key = f"{prefix}/{payload_key(backup_id, relative)}"
+            self.storage.inner.write(key, payload[relative])
+            self.declared[key] = max(part_size, len(payload[relative]))
+            keys.append(key)
+        yield self.env.timeout(step)
+        if self.down:
+            self.journal.add("produce", "fail", service=self.service.name,
+                             item=base_item_id(backup_id), error="primary region down")
+            return
+        end = self.last_end
+        manifest = build_manifest(backup_id, min(started, end), end, self.stream, log_start_seq,
+                                  payload)
+        key = f"{prefix}/{manifest_key(backup_id)}"
+        self.storage.inner.write(key, manifest)
+        self.declared[key] = len(manifest)
+        keys.append(key)
+        self.journal.add("produce", "ok", service=self.service.name, region=self.service.region,
+                         item=base_item_id(backup_id), kind="base",
+                         start=iso(min(started, end)), end=iso(end), keys=keys,
+                         bytes=sum(self.declared[k] for k in keys))

@@ -1,0 +1,107 @@
+"""Snapshots of the lag and the windows over time, and probes of the windows' claims.
+
+A snapshot journals, per service, the primary's latest data point (ground truth: the end of
+the last segment the service wrote), the additional region, its current lag and every region's
+window as the engine computes it. A probe plans restores (engine.restore.plan_restore) at
+random points of each claimed window and checks every planned object exists in that region's
+storage with the recorded SHA-256.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from datetime import timedelta
+from typing import Any
+
+import simpy
+
+from engine.errors import BtarError
+from engine.model import iso
+from engine.restore import plan_restore
+from simulator.producer import Producer
+from simulator.world import World
+
+#: samples per run when the scenario does not say
+DEFAULT_SAMPLES = 96
+
+
+class Sampler:
+    def __init__(self, world: World, producers: dict[str, Producer], probes: int) -> None:
+        self.world = world
+        self.producers = producers
+        self.probes = probes
+
+    @property
+    def every(self) -> float:
+        scenario = self.world.scenario
+        return scenario.sample_every or max(scenario.replicator.poll_interval,
+                                            scenario.duration / DEFAULT_SAMPLES)
+
+    def start(self, extra: list[float]) -> None:
+        """Sample every ``every`` seconds and at each of ``extra`` (checked moments)."""
+        self.world.env.process(self._periodic())
+        for moment in sorted(set(extra)):
+            self.world.env.process(self._once(moment))
+
+    def _periodic(self) -> Generator[simpy.Event, Any, None]:
+        while True:
+            self.snapshot("periodic")
+            if self.probes:
+                self.probe()
+            yield self.world.env.timeout(self.every)
+
+    def _once(self, moment: float) -> Generator[simpy.Event, Any, None]:
+        yield self.world.env.timeout(moment)
+        self.snapshot("check")
+
+    def snapshot(self, reason: str) -> None:
+        world = self.world
+        app = world.app
+        services: dict[str, Any] = {}
+        for service in app.services():
+            producer = self.producers.get(service.name)
+            secondary = app.additional_region(service.name)
+            lag = app.current_lag(service.name, secondary, world.now()) if secondary else None
+            services[service.name] = {
+                "primary_latest": iso(producer.last_end) if producer else None,
+                "secondary": secondary,
+                "lag": lag,
+                "windows": world.windows(service.name),
+            }
+        world.journal.add("snapshot", "info", reason=reason, services=services)
+
+    def probe(self) -> None:
+        """Plan restores at random points of every claimed window; check what they need is
+        there, whole."""
+        world = self.world
+        rng = world.rng("probes")
+        for service in world.app.services():
+            for window in world.app.windows(service.name):
+                if not window.intervals:
+                    continue
+                for _ in range(self.probes):
+                    piece = window.intervals[rng.randrange(len(window.intervals))]
+                    span = (piece.end - piece.start).total_seconds()
+                    # Whole microseconds: the catalog stores times at that precision.
+                    point = piece.start + timedelta(microseconds=int(rng.random() * span * 1e6))
+                    self._check_point(service.name, window.region, point)
+
+    def _check_point(self, service: str, region: str, point: Any) -> None:
+        world = self.world
+        fields = {"service": service, "region": region, "point": iso(point)}
+        try:
+            plan = plan_restore(world.app.catalog, world.app.service(service), region, point,
+                                world.now())
+        except BtarError as error:
+            world.journal.add("probe", "fail", error=f"the window claims it, the plan refuses: "
+                                                     f"{error}", **fields)
+            return
+        prefix = world.app.service(service).key_prefix
+        for ref in plan.objects:
+            actual = world.physical_sha256(region, f"{prefix}/{ref.key}")
+            if actual != ref.sha256:
+                state = "missing" if actual is None else "corrupt"
+                world.journal.add("probe", "fail", error=f"{ref.key} is {state} in {region}",
+                                  **fields)
+                return
+        world.journal.add("probe", "ok", objects=len(plan.objects), **fields)

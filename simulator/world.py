@@ -1,0 +1,249 @@
+"""The simulated world: regions with in-memory storage behind fault wrappers, links with
+bandwidth and latency, the catalog and the application API, all on SimPy's virtual clock.
+
+The world is physics only (how long things take, what is reachable, what breaks); every
+decision about backups is the engine's.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import simpy
+
+from engine.api import Btar
+from engine.catalog import Catalog
+from engine.errors import ObjectNotFound, StorageError, Throttled
+from engine.model import Service, TimeRange, iso
+from engine.replication import ReplicationSettings
+from engine.storage.faults import FaultyStorage
+from engine.storage.locations import LocationConfig, MemoryLocation
+from engine.storage.memory import MemoryStorage
+from simulator.journal import Journal
+from simulator.scenario import LoadedScenario, Scenario
+
+
+class CountingEnvironment(simpy.Environment):
+    """A SimPy environment that counts the events it processes (for the summary)."""
+
+    events_processed = 0
+
+    def step(self) -> None:
+        self.events_processed += 1
+        super().step()
+
+
+@dataclass
+class Link:
+    """The network between two regions. ``slots`` bounds the transfers in flight on it."""
+
+    regions: tuple[str, str]
+    bandwidth: float
+    latency: float
+    slots: simpy.Resource
+    failure_rate: float = 0.0
+    up: bool = True
+    nominal: tuple[float, float] = (0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class Outage:
+    """Interrupt cause: ``region`` (or the link between ``link``) went away."""
+
+    region: str = ""
+    link: tuple[str, str] = ("", "")
+
+
+@dataclass(frozen=True)
+class Crash:
+    """Interrupt cause: the replicator process died."""
+
+
+@dataclass
+class Flight:
+    """Something in progress that an outage of its regions or link breaks."""
+
+    process: simpy.Process
+    regions: frozenset[str]
+    link: tuple[str, str] | None
+
+
+@dataclass
+class Corruption:
+    region: str
+    start: float
+    end: float
+    share: float
+    keys: str
+
+
+@dataclass
+class World:
+    """Everything a run touches, built from a scenario."""
+
+    loaded: LoadedScenario
+    seed: int
+    env: CountingEnvironment = field(init=False)
+    journal: Journal = field(init=False)
+    stores: dict[str, FaultyStorage] = field(init=False)
+    links: dict[tuple[str, str], Link] = field(init=False)
+    services: dict[str, Service] = field(init=False)
+    app: Btar = field(init=False)
+    #: held by the replicator for each service pass and by management actions, which thus
+    #: never land in the middle of a pass
+    lock: simpy.Resource = field(init=False)
+    #: full object key -> size the scenario declares (drives transfer times)
+    declared: dict[str, int] = field(default_factory=dict)
+    throttles: dict[str, float] = field(default_factory=dict)
+    corruptions: list[Corruption] = field(default_factory=list)
+    flights: dict[int, Flight] = field(default_factory=dict)
+    _rngs: dict[str, random.Random] = field(default_factory=dict)
+    _next_flight: int = 0
+
+    def __post_init__(self) -> None:
+        from simulator.interpreter import SimDriver  # the driver needs a built world
+
+        scenario = self.scenario
+        self.env = CountingEnvironment()
+        self.journal = Journal(lambda: float(self.env.now))
+        self.stores = {}
+        for region in scenario.regions:
+            store = FaultyStorage(MemoryStorage(region.id, clock=self.now))
+            store.corrupt = self._corrupt_predicate(region.id)
+            self.stores[region.id] = store
+        self.links = {}
+        for spec in scenario.links:
+            key = pair(*spec.between)
+            self.links[key] = Link(key, spec.bandwidth, spec.latency,
+                                   simpy.Resource(self.env, scenario.replicator.concurrency),
+                                   nominal=(spec.bandwidth, spec.latency))
+        self.services = {s.name: Service(s.name, s.type, s.region, prefix=s.name)
+                         for s in scenario.services}
+        locations: dict[str, LocationConfig] = {
+            r.id: MemoryLocation(url=f"memory://{r.id}") for r in scenario.regions}
+        settings = ReplicationSettings(batch_size=scenario.replicator.batch_size,
+                                       max_attempts=scenario.replicator.max_attempts)
+        self.lock = simpy.Resource(self.env, 1)
+        self.app = Btar([self.services[n] for n in sorted(self.services)], locations,
+                        Catalog.in_memory(), SimDriver(self), settings=settings,
+                        actor="simulator")
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.loaded.scenario
+
+    # -- time and randomness -------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The virtual time as a UTC datetime."""
+        return self.scenario.start + timedelta(seconds=float(self.env.now))
+
+    def offset(self, moment: datetime) -> float:
+        return (moment - self.scenario.start).total_seconds()
+
+    def rng(self, purpose: str) -> random.Random:
+        """A seeded stream per purpose: one fault's draws never shift another's."""
+        if purpose not in self._rngs:
+            self._rngs[purpose] = random.Random(f"{self.seed}:{purpose}")
+        return self._rngs[purpose]
+
+    # -- regions and requests ------------------------------------------------------------------
+
+    def store(self, region: str) -> FaultyStorage:
+        try:
+            return self.stores[region]
+        except KeyError:
+            raise StorageError(f"memory://{region}", "",
+                               "no such region in the scenario") from None
+
+    def request_latency(self, region: str) -> float:
+        for spec in self.scenario.regions:
+            if spec.id == region:
+                return spec.request_latency
+        return 0.0
+
+    def check_throttle(self, region: str, key: str) -> None:
+        """A share of requests to a throttled region is refused (retryable)."""
+        rate = self.throttles.get(region, 0.0)
+        if rate > 0 and self.rng(f"throttle:{region}").random() < rate:
+            raise Throttled(self.store(region).name, key, "slow down (injected throttling)")
+
+    def link(self, a: str, b: str) -> Link | None:
+        return self.links.get(pair(a, b))
+
+    def physical_sha256(self, region: str, key: str) -> str | None:
+        """What an object really hashes to in a region, bypassing faults (the checker's
+        ground truth)."""
+        try:
+            data = self.stores[region].inner.read_bytes(key)
+        except (ObjectNotFound, KeyError):
+            return None
+        return hashlib.sha256(data).hexdigest()
+
+    # -- faults --------------------------------------------------------------------------------
+
+    def _corrupt_predicate(self, region: str) -> Callable[[str], bool]:
+        def corrupt(key: str) -> bool:
+            now = float(self.env.now)
+            for span in self.corruptions:
+                if span.region == region and span.start <= now < span.end \
+                        and fnmatch.fnmatchcase(key, span.keys):
+                    return span.share >= 1.0 or self.rng(f"corrupt:{region}").random() \
+                        < span.share
+            return False
+        return corrupt
+
+    def fly(self, regions: frozenset[str], link: tuple[str, str] | None) -> int:
+        """Register the active process as in flight over ``regions`` and ``link``."""
+        process = self.env.active_process
+        assert process is not None
+        self._next_flight += 1
+        self.flights[self._next_flight] = Flight(process, regions, link)
+        return self._next_flight
+
+    def land(self, flight: int) -> None:
+        self.flights.pop(flight, None)
+
+    def _interrupt(self, hit: Iterator[Flight], cause: Outage) -> None:
+        for flight in list(hit):
+            if flight.process.is_alive:
+                flight.process.interrupt(cause)
+
+    def region_down(self, region: str) -> None:
+        self.stores[region].unreachable = True
+        self._interrupt((f for _, f in sorted(self.flights.items()) if region in f.regions),
+                        Outage(region=region))
+
+    def region_up(self, region: str) -> None:
+        self.stores[region].unreachable = False
+
+    def link_down(self, between: tuple[str, str]) -> None:
+        link = self.links[pair(*between)]
+        link.up = False
+        self._interrupt((f for _, f in sorted(self.flights.items()) if f.link == link.regions),
+                        Outage(link=link.regions))
+
+    def link_up(self, between: tuple[str, str]) -> None:
+        self.links[pair(*between)].up = True
+
+    # -- what the checks read ------------------------------------------------------------------
+
+    def windows(self, service: str) -> dict[str, dict[str, object]]:
+        """Every region's window of a service, as the engine computes it."""
+        return {w.region: {"role": str(w.role),
+                           "intervals": [[iso(r.start), iso(r.end)] for r in w.intervals]}
+                for w in self.app.windows(service)}
+
+    def union(self, service: str) -> list[TimeRange]:
+        """Points some region of the service can restore, per the engine."""
+        return [r for w in self.app.windows(service) for r in w.intervals]
+
+
+def pair(a: str, b: str) -> tuple[str, str]:
+    first, second = sorted((a, b))
+    return first, second
