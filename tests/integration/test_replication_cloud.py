@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from azure.storage.blob import ContainerClient
 
 from engine.cli import main
 from engine.config import load_config
@@ -19,15 +20,19 @@ from engine.demo import DemoProducer
 from engine.model import Service, ServiceType
 from engine.storage.base import Storage
 from engine.storage.locations import open_location
+from tests.integration.azurite_server import Azurite
+from tests.integration.gcs_server import REGIONS as GCS_BUCKETS
+from tests.integration.gcs_server import FakeGcs
 from tests.integration.s3_server import (
     FAKE_KEY_ID,
     FAKE_SECRET,
     FAKE_TOKEN,
     MotoS3,
-    moto_s3,  # noqa: F401 - the session fixture
 )
 
 pytestmark = pytest.mark.integration
+
+GCS_REGIONS = tuple(GCS_BUCKETS)
 
 
 def run(*argv: str) -> tuple[int, str, str]:
@@ -67,7 +72,7 @@ def replicate_end_to_end(tmp_path: Path, regions_toml: str, primary: str, second
         assert secret.encode() not in catalog_bytes
 
 
-def test_s3_end_to_end(moto_s3: MotoS3, tmp_path: Path) -> None:  # noqa: F811
+def test_s3_end_to_end(moto_s3: MotoS3, tmp_path: Path) -> None:
     prefix = uuid.uuid4().hex
     regions = "".join(
         f'{region} = {{ url = "s3://{moto_s3.bucket(region)}/{prefix}", '
@@ -76,3 +81,29 @@ def test_s3_end_to_end(moto_s3: MotoS3, tmp_path: Path) -> None:  # noqa: F811
     replicate_end_to_end(tmp_path, regions, "aws-eu-west-1", "aws-eu-central-1",
                          [FAKE_KEY_ID, FAKE_SECRET, FAKE_TOKEN])
 
+
+
+def test_gcs_end_to_end(fake_gcs: FakeGcs, tmp_path: Path) -> None:
+    prefix = uuid.uuid4().hex
+    regions = "".join(
+        f'{region} = {{ url = "gs://{fake_gcs.bucket(region)}/{prefix}", '
+        f'emulator_host = "{fake_gcs.endpoint}", project = "btar-test" }}\n'
+        for region in GCS_REGIONS)
+    replicate_end_to_end(tmp_path, regions, *GCS_REGIONS, [])
+
+
+def test_azure_end_to_end(azurite: Azurite, tmp_path: Path,
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    container = f"e2e{uuid.uuid4().hex[:12]}"
+    accounts = {"azure-westeurope": "acct1", "azure-northeurope": "acct2"}
+    for account in accounts.values():
+        monkeypatch.setenv(f"BTAR_E2E_KEY_{account.upper()}", azurite.keys[account])
+        ContainerClient(azurite.account_url(account), container,
+                        credential={"account_name": account,
+                                    "account_key": azurite.keys[account]}).create_container()
+    regions = "".join(
+        f'{region} = {{ url = "az://{account}/{container}/svc", account_url = '
+        f'"{azurite.account_url(account)}", account_key_env = '
+        f'"BTAR_E2E_KEY_{account.upper()}" }}\n' for region, account in accounts.items())
+    replicate_end_to_end(tmp_path, regions, "azure-westeurope", "azure-northeurope",
+                         list(azurite.keys.values()))

@@ -33,14 +33,11 @@ from engine.storage import azure as azure_module
 from engine.storage.azure import AzureStorage
 from engine.storage.local import LocalStorage
 from engine.storage.locations import AzureLocation
-from tests.integration import azurite_server
 from tests.integration.azurite_server import Azurite, free_port
 from tests.storage_contract import StorageContract, sha
 
 pytestmark = pytest.mark.integration
 
-#: the session fixture that runs Azurite, made visible to this module's tests
-azurite = azurite_server.azurite
 
 KEY_ENV = {"acct1": "BTAR_TEST_AZ_KEY_ACCT1", "acct2": "BTAR_TEST_AZ_KEY_ACCT2"}
 KIB = 1024

@@ -52,7 +52,6 @@ from engine.storage.locations import GcsLocation, open_location
 from tests.integration.gcs_server import (
     FakeGcs,
     closed_port,
-    fake_gcs,  # noqa: F401 - the session fixture
 )
 from tests.storage_contract import StorageContract, sha
 
@@ -102,13 +101,13 @@ def prefix() -> str:
 
 class TestGcsContract(StorageContract):
     @pytest.fixture
-    def storage(self, fake_gcs: FakeGcs, prefix: str) -> Iterator[GcsStorage]:  # noqa: F811
+    def storage(self, fake_gcs: FakeGcs, prefix: str) -> Iterator[GcsStorage]:
         store = open_gcs(fake_gcs, PRIMARY, prefix)
         yield store
         store.close()
 
     @pytest.fixture
-    def other_storage(self, fake_gcs: FakeGcs, prefix: str) -> Iterator[GcsStorage]:  # noqa: F811
+    def other_storage(self, fake_gcs: FakeGcs, prefix: str) -> Iterator[GcsStorage]:
         store = open_gcs(fake_gcs, SECONDARY, prefix)
         yield store
         store.close()
@@ -220,7 +219,7 @@ class FakeRewriteBlob:
 
 # --- opening a location -----------------------------------------------------------------------
 
-def test_from_location_parses_bucket_and_prefix(fake_gcs: FakeGcs) -> None:  # noqa: F811
+def test_from_location_parses_bucket_and_prefix(fake_gcs: FakeGcs) -> None:
     store = open_location(location(fake_gcs, PRIMARY, "svc/a"), PRIMARY)
     assert isinstance(store, GcsStorage)
     assert store.name == f"gs://{fake_gcs.bucket(PRIMARY)}/svc/a"
@@ -232,7 +231,7 @@ def test_from_location_parses_bucket_and_prefix(fake_gcs: FakeGcs) -> None:  # n
     assert raw.get_blob("svc/a/k") is not None
 
 
-def test_emulator_host_from_the_environment(fake_gcs: FakeGcs, prefix: str,  # noqa: F811
+def test_emulator_host_from_the_environment(fake_gcs: FakeGcs, prefix: str,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake_gcs.endpoint)
     loc = GcsLocation(url=f"gs://{fake_gcs.bucket(PRIMARY)}/{prefix}")
@@ -248,14 +247,14 @@ def test_bad_urls_are_refused(url: str) -> None:
         GcsStorage.from_location(GcsLocation.model_construct(url=url, emulator_host="x"), "r")
 
 
-def test_rewrite_chunk_must_be_whole_mebibytes(fake_gcs: FakeGcs) -> None:  # noqa: F811
+def test_rewrite_chunk_must_be_whole_mebibytes(fake_gcs: FakeGcs) -> None:
     with pytest.raises(BadInput, match="1 MiB"):
         open_gcs(fake_gcs, PRIMARY, "p", rewrite_chunk_bytes=MIB + 1)
 
 
 # --- server-side copies and their verification -------------------------------------------------
 
-def test_copy_between_regions_is_a_verified_rewrite(fake_gcs: FakeGcs, prefix: str) -> None:  # noqa: F811
+def test_copy_between_regions_is_a_verified_rewrite(fake_gcs: FakeGcs, prefix: str) -> None:
     http = FlakySession()
     source = open_gcs(fake_gcs, PRIMARY, prefix)
     target = open_gcs(fake_gcs, SECONDARY, prefix, client=emulator_client(fake_gcs, http))
@@ -273,7 +272,7 @@ def test_copy_between_regions_is_a_verified_rewrite(fake_gcs: FakeGcs, prefix: s
     assert "sourceGeneration=" in rewrites[0]  # the generation whose checksums were compared
 
 
-def test_emulator_reports_true_checksums_for_a_rewrite(fake_gcs: FakeGcs, prefix: str) -> None:  # noqa: F811
+def test_emulator_reports_true_checksums_for_a_rewrite(fake_gcs: FakeGcs, prefix: str) -> None:
     """STACK-NOTES check: fake-gcs-server's CRC32C and MD5 of a rewritten object are those of
     its bytes (computed here independently), so the claim above rests on real values."""
     source = open_gcs(fake_gcs, PRIMARY, prefix)
@@ -287,7 +286,7 @@ def test_emulator_reports_true_checksums_for_a_rewrite(fake_gcs: FakeGcs, prefix
     assert raw.component_count is None
 
 
-def test_rewrite_requests_carry_max_bytes_and_kms_key(fake_gcs: FakeGcs, prefix: str) -> None:  # noqa: F811
+def test_rewrite_requests_carry_max_bytes_and_kms_key(fake_gcs: FakeGcs, prefix: str) -> None:
     http = FlakySession()
     source = open_gcs(fake_gcs, PRIMARY, prefix)
     target = open_gcs(fake_gcs, SECONDARY, prefix, client=emulator_client(fake_gcs, http),
@@ -330,7 +329,7 @@ def test_rewrite_loop_gives_up_without_progress(monkeypatch: pytest.MonkeyPatch)
     assert len(destination.tokens) == 4
 
 
-def test_rewrite_token_loop_inside_copy_from(fake_gcs: FakeGcs, prefix: str,  # noqa: F811
+def test_rewrite_token_loop_inside_copy_from(fake_gcs: FakeGcs, prefix: str,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """The emulator finishes every rewrite at once; make the first two calls answer with a
     token (as GCS does) and check copy_from carries on with it."""
@@ -352,7 +351,7 @@ def test_rewrite_token_loop_inside_copy_from(fake_gcs: FakeGcs, prefix: str,  # 
     assert report.identical_to_source
 
 
-def test_copy_with_differing_checksums_is_removed(fake_gcs: FakeGcs, prefix: str,  # noqa: F811
+def test_copy_with_differing_checksums_is_removed(fake_gcs: FakeGcs, prefix: str,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     real = gcs_module._RewriteTarget.rewrite
 
@@ -385,7 +384,7 @@ def test_checksum_comparison_claims_only_what_was_reported() -> None:
 
 
 def test_stream_fallback_when_forced_or_from_another_backend(
-        fake_gcs: FakeGcs, prefix: str, tmp_path: Path) -> None:  # noqa: F811
+        fake_gcs: FakeGcs, prefix: str, tmp_path: Path) -> None:
     source = open_gcs(fake_gcs, PRIMARY, prefix)
     forced = open_gcs(fake_gcs, SECONDARY, prefix, copy_mode="stream")
     data = b"wal segment " * 50_000
@@ -407,7 +406,7 @@ def test_stream_fallback_when_forced_or_from_another_backend(
 
 # --- writes -----------------------------------------------------------------------------------
 
-def test_large_write_is_chunked_and_final_chunk_carries_hashes(fake_gcs: FakeGcs,  # noqa: F811
+def test_large_write_is_chunked_and_final_chunk_carries_hashes(fake_gcs: FakeGcs,
                                                                prefix: str) -> None:
     double = UploadDouble()
     store = open_gcs(fake_gcs, PRIMARY, prefix, upload_http=double)
@@ -422,7 +421,7 @@ def test_large_write_is_chunked_and_final_chunk_carries_hashes(fake_gcs: FakeGcs
     assert store.read_bytes("big") == data
 
 
-def test_resumable_write_with_wrong_sha256_never_finishes(fake_gcs: FakeGcs,  # noqa: F811
+def test_resumable_write_with_wrong_sha256_never_finishes(fake_gcs: FakeGcs,
                                                           prefix: str) -> None:
     double = UploadDouble()
     store = open_gcs(fake_gcs, PRIMARY, prefix, upload_http=double)
@@ -436,7 +435,7 @@ def test_resumable_write_with_wrong_sha256_never_finishes(fake_gcs: FakeGcs,  # 
     assert list(store.iter_objects()) == []
 
 
-def test_chunk_failures_resume_from_the_session_status(fake_gcs: FakeGcs,  # noqa: F811
+def test_chunk_failures_resume_from_the_session_status(fake_gcs: FakeGcs,
                                                        prefix: str) -> None:
     """A chunk refused before sending, and one half-stored before a timeout: each time the
     session is asked what it holds and only the rest is sent again."""
@@ -454,7 +453,7 @@ def test_chunk_failures_resume_from_the_session_status(fake_gcs: FakeGcs,  # noq
     assert len(sleeps) == 2
 
 
-def test_upload_altered_in_transit_is_removed(fake_gcs: FakeGcs, prefix: str) -> None:  # noqa: F811
+def test_upload_altered_in_transit_is_removed(fake_gcs: FakeGcs, prefix: str) -> None:
     double = UploadDouble({3: "tamper"})
     store = open_gcs(fake_gcs, PRIMARY, prefix, upload_http=double)
     data = b"t" * (CHUNK * 2 + 1)
@@ -466,7 +465,7 @@ def test_upload_altered_in_transit_is_removed(fake_gcs: FakeGcs, prefix: str) ->
 
 # --- reads --------------------------------------------------------------------------------------
 
-def test_reads_are_ranged_and_pinned_to_one_generation(fake_gcs: FakeGcs,  # noqa: F811
+def test_reads_are_ranged_and_pinned_to_one_generation(fake_gcs: FakeGcs,
                                                        prefix: str) -> None:
     store = open_gcs(fake_gcs, PRIMARY, prefix)
     data = b"a" * CHUNK + b"b" * CHUNK
@@ -478,7 +477,7 @@ def test_reads_are_ranged_and_pinned_to_one_generation(fake_gcs: FakeGcs,  # noq
             stream.read(CHUNK)
 
 
-def test_read_checks_the_stored_crc32c(fake_gcs: FakeGcs, prefix: str,  # noqa: F811
+def test_read_checks_the_stored_crc32c(fake_gcs: FakeGcs, prefix: str,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     store = open_gcs(fake_gcs, PRIMARY, prefix)
     store.write("obj", b"0123456789")
@@ -495,7 +494,7 @@ def test_read_checks_the_stored_crc32c(fake_gcs: FakeGcs, prefix: str,  # noqa: 
 
 # --- listing ------------------------------------------------------------------------------------
 
-def test_listing_pages_map_onto_start_offset(fake_gcs: FakeGcs, prefix: str) -> None:  # noqa: F811
+def test_listing_pages_map_onto_start_offset(fake_gcs: FakeGcs, prefix: str) -> None:
     http = FlakySession()
     store = open_gcs(fake_gcs, PRIMARY, prefix, client=emulator_client(fake_gcs, http))
     store.page_size = 3  # several HTTP pages per list_page
@@ -520,7 +519,7 @@ def test_listing_pages_map_onto_start_offset(fake_gcs: FakeGcs, prefix: str) -> 
     assert any("pageToken=" in url for url in lists)
 
 
-def test_missing_bucket_is_unreachable(fake_gcs: FakeGcs) -> None:  # noqa: F811
+def test_missing_bucket_is_unreachable(fake_gcs: FakeGcs) -> None:
     store = GcsStorage("btar-no-such-bucket", "p", emulator_host=fake_gcs.endpoint)
     with pytest.raises(Unreachable, match="does not exist"):
         store.list_page()
@@ -546,7 +545,7 @@ def test_closed_port_is_unreachable_quickly() -> None:
 
 # --- retries ------------------------------------------------------------------------------------
 
-def test_throttling_is_retried_with_backoff_then_succeeds(fake_gcs: FakeGcs,  # noqa: F811
+def test_throttling_is_retried_with_backoff_then_succeeds(fake_gcs: FakeGcs,
                                                           prefix: str) -> None:
     http = FlakySession([503, 429], match="/o/")
     sleeps: list[float] = []
@@ -557,7 +556,7 @@ def test_throttling_is_retried_with_backoff_then_succeeds(fake_gcs: FakeGcs,  # 
     assert sleeps == [0.25, 0.5]
 
 
-def test_throttling_that_persists_raises_throttled(fake_gcs: FakeGcs, prefix: str) -> None:  # noqa: F811
+def test_throttling_that_persists_raises_throttled(fake_gcs: FakeGcs, prefix: str) -> None:
     http = FlakySession([429] * 10, match="/o")
     sleeps: list[float] = []
     store = GcsStorage(fake_gcs.bucket(PRIMARY), prefix, client=emulator_client(fake_gcs, http),
@@ -576,7 +575,7 @@ def test_backoff_is_capped() -> None:
     assert max(sleeps) == 2.0
 
 
-def test_each_operation_retries_throttling(fake_gcs: FakeGcs, prefix: str) -> None:  # noqa: F811
+def test_each_operation_retries_throttling(fake_gcs: FakeGcs, prefix: str) -> None:
     source = open_gcs(fake_gcs, PRIMARY, prefix)
     source.write("src", b"s" * 1000)
     for match in ("/rewriteTo/", "/download/", "uploadType=multipart", "uploadType=resumable"):
@@ -589,7 +588,7 @@ def test_each_operation_retries_throttling(fake_gcs: FakeGcs, prefix: str) -> No
         assert not http.plan, match  # the planned 503 happened and was retried
 
 
-def test_server_errors_are_retried_and_forbidden_is_not(fake_gcs: FakeGcs,  # noqa: F811
+def test_server_errors_are_retried_and_forbidden_is_not(fake_gcs: FakeGcs,
                                                         prefix: str) -> None:
     http = FlakySession([500, 502, 504], match="/o/")
     store = GcsStorage(fake_gcs.bucket(PRIMARY), prefix, client=emulator_client(fake_gcs, http),
@@ -603,7 +602,7 @@ def test_server_errors_are_retried_and_forbidden_is_not(fake_gcs: FakeGcs,  # no
     assert http.plan == [503]  # not retried
 
 
-def test_broken_connections_are_retried(fake_gcs: FakeGcs, prefix: str) -> None:  # noqa: F811
+def test_broken_connections_are_retried(fake_gcs: FakeGcs, prefix: str) -> None:
     http = FlakySession([requests.ConnectionError("reset"), requests.ReadTimeout("slow")],
                         match="/o/")
     store = GcsStorage(fake_gcs.bucket(PRIMARY), prefix, client=emulator_client(fake_gcs, http),
@@ -684,7 +683,7 @@ def chain_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, endpoint: str,
 
 
 def test_credentials_never_appear_in_errors_reprs_or_logs(
-        fake_gcs: FakeGcs, prefix: str, tmp_path: Path, token_server: str,  # noqa: F811
+        fake_gcs: FakeGcs, prefix: str, tmp_path: Path, token_server: str,
         monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
     caplog.set_level(logging.DEBUG)

@@ -42,7 +42,6 @@ from tests.integration.s3_server import (
     FAKE_TOKEN,
     MotoS3,
     closed_port,
-    moto_s3,  # noqa: F401 - the session fixture
 )
 from tests.storage_contract import StorageContract, sha
 
@@ -103,17 +102,17 @@ def spy_of(store: S3Storage) -> Spy:
 
 class TestS3Contract(StorageContract):
     @pytest.fixture
-    def storage(self, moto_s3: MotoS3) -> S3Storage:  # noqa: F811
+    def storage(self, moto_s3: MotoS3) -> S3Storage:
         return open_s3(moto_s3, PRIMARY)
 
     @pytest.fixture
-    def other_storage(self, moto_s3: MotoS3) -> S3Storage:  # noqa: F811
+    def other_storage(self, moto_s3: MotoS3) -> S3Storage:
         return open_s3(moto_s3, SECONDARY)
 
 
 # --- opening locations -------------------------------------------------------------------------
 
-def test_from_location_derives_region_bucket_and_prefix(moto_s3: MotoS3) -> None:  # noqa: F811
+def test_from_location_derives_region_bucket_and_prefix(moto_s3: MotoS3) -> None:
     loc = S3Location(url="s3://btar-primary-eu-west-1/svc/base/", endpoint_url=moto_s3.endpoint)
     store = open_location(loc, PRIMARY)
     assert isinstance(store, S3Storage)
@@ -127,7 +126,7 @@ def test_from_location_derives_region_bucket_and_prefix(moto_s3: MotoS3) -> None
         S3Storage.from_location(loc, "google-europe-west1")
 
 
-def test_missing_profile_is_bad_input(moto_s3: MotoS3) -> None:  # noqa: F811
+def test_missing_profile_is_bad_input(moto_s3: MotoS3) -> None:
     loc = location(moto_s3, PRIMARY, profile="btar-no-such-profile")
     with pytest.raises(BadInput, match="btar-no-such-profile"):
         S3Storage.from_location(loc, PRIMARY)
@@ -135,7 +134,7 @@ def test_missing_profile_is_bad_input(moto_s3: MotoS3) -> None:  # noqa: F811
 
 # --- server-side copies ------------------------------------------------------------------------
 
-def test_copy_between_regions_is_server_side_and_md5_verified(moto_s3: MotoS3) -> None:  # noqa: F811
+def test_copy_between_regions_is_server_side_and_md5_verified(moto_s3: MotoS3) -> None:
     source = open_s3(moto_s3, PRIMARY)
     target = open_s3(moto_s3, SECONDARY, spy=True)
     data = b"wal segment " * 4096
@@ -155,7 +154,7 @@ def test_copy_between_regions_is_server_side_and_md5_verified(moto_s3: MotoS3) -
     assert target.sha256_of("wal/seg1") == sha(data)
 
 
-def test_copy_whose_bytes_differ_is_not_reported_identical(moto_s3: MotoS3) -> None:  # noqa: F811
+def test_copy_whose_bytes_differ_is_not_reported_identical(moto_s3: MotoS3) -> None:
     """A destination holding other bytes has another MD5 ETag: refused, never identical."""
 
     def corrupting_copy(real: Callable[..., Any], **kwargs: Any) -> Any:
@@ -174,7 +173,7 @@ def test_copy_whose_bytes_differ_is_not_reported_identical(moto_s3: MotoS3) -> N
         target.stat("k")
 
 
-def test_multipart_copy_uses_ranged_part_copies_and_claims_nothing(moto_s3: MotoS3) -> None:  # noqa: F811
+def test_multipart_copy_uses_ranged_part_copies_and_claims_nothing(moto_s3: MotoS3) -> None:
     source = open_s3(moto_s3, PRIMARY)
     target = open_s3(moto_s3, SECONDARY, spy=True, multipart_threshold=5 * MIB,
                      part_size=5 * MIB)
@@ -195,7 +194,7 @@ def test_multipart_copy_uses_ranged_part_copies_and_claims_nothing(moto_s3: Moto
                                 Key=target.prefix + "base/1/pg_data.tar")["ETag"].endswith('-3"')
 
 
-def test_sse_kms_is_requested_and_disables_the_etag_claim(moto_s3: MotoS3) -> None:  # noqa: F811
+def test_sse_kms_is_requested_and_disables_the_etag_claim(moto_s3: MotoS3) -> None:
     source = open_s3(moto_s3, PRIMARY)
     target = open_s3(moto_s3, SECONDARY, spy=True, sse_kms_key_id=KMS_KEY,
                      multipart_threshold=5 * MIB, part_size=5 * MIB)
@@ -216,7 +215,7 @@ def test_sse_kms_is_requested_and_disables_the_etag_claim(moto_s3: MotoS3) -> No
     assert all(c["SSEKMSKeyId"] == KMS_KEY for c in spy.named("create_multipart_upload"))
 
 
-def test_stream_fallback_when_forced_or_from_another_backend(moto_s3: MotoS3,  # noqa: F811
+def test_stream_fallback_when_forced_or_from_another_backend(moto_s3: MotoS3,
                                                              tmp_path: Path) -> None:
     source = open_s3(moto_s3, PRIMARY)
     forced = open_s3(moto_s3, SECONDARY, spy=True, copy_mode="stream")
@@ -240,7 +239,7 @@ def test_stream_fallback_when_forced_or_from_another_backend(moto_s3: MotoS3,  #
 
 # --- writes, reads, listing --------------------------------------------------------------------
 
-def test_large_write_is_multipart_with_bounded_parts(moto_s3: MotoS3) -> None:  # noqa: F811
+def test_large_write_is_multipart_with_bounded_parts(moto_s3: MotoS3) -> None:
     sizes: list[int] = []
 
     def measure(real: Callable[..., Any], **kwargs: Any) -> Any:
@@ -256,7 +255,7 @@ def test_large_write_is_multipart_with_bounded_parts(moto_s3: MotoS3) -> None:  
     assert store.sha256_of("big") == sha(data)
 
 
-def test_multipart_write_with_wrong_sha256_is_aborted(moto_s3: MotoS3) -> None:  # noqa: F811
+def test_multipart_write_with_wrong_sha256_is_aborted(moto_s3: MotoS3) -> None:
     store = open_s3(moto_s3, PRIMARY, spy=True, part_size=5 * MIB, multipart_threshold=5 * MIB)
     data = b"x" * (6 * MIB)
     with pytest.raises(ChecksumMismatch):
@@ -270,7 +269,7 @@ def test_multipart_write_with_wrong_sha256_is_aborted(moto_s3: MotoS3) -> None: 
     assert pending.get("Uploads", []) == []
 
 
-def test_listing_follows_continuation_tokens(moto_s3: MotoS3) -> None:  # noqa: F811
+def test_listing_follows_continuation_tokens(moto_s3: MotoS3) -> None:
     loc = location(moto_s3, PRIMARY)
     real = S3Storage.from_location(loc, PRIMARY).client
     store = S3Storage(loc.url.split("/")[2], loc.url.split("/", 3)[3], region="eu-west-1",
@@ -293,7 +292,7 @@ def test_listing_follows_continuation_tokens(moto_s3: MotoS3) -> None:  # noqa: 
     assert all(o.last_modified.tzinfo is not None for o in page.objects)
 
 
-def test_read_resumes_after_a_broken_stream(moto_s3: MotoS3) -> None:  # noqa: F811
+def test_read_resumes_after_a_broken_stream(moto_s3: MotoS3) -> None:
     class BreaksOnce:
         def __init__(self, body: Any) -> None:
             self.body = body
@@ -326,13 +325,13 @@ def test_read_resumes_after_a_broken_stream(moto_s3: MotoS3) -> None:  # noqa: F
     assert gets[1]["IfMatch"]
 
 
-def test_missing_bucket_is_unreachable(moto_s3: MotoS3) -> None:  # noqa: F811
+def test_missing_bucket_is_unreachable(moto_s3: MotoS3) -> None:
     loc = S3Location(url="s3://btar-no-such-bucket/x", endpoint_url=moto_s3.endpoint)
     with pytest.raises(Unreachable, match="does not exist"):
         S3Storage.from_location(loc, PRIMARY).list_page()
 
 
-def test_closed_port_is_unreachable_quickly(moto_s3: MotoS3) -> None:  # noqa: F811
+def test_closed_port_is_unreachable_quickly(moto_s3: MotoS3) -> None:
     delays: list[float] = []
     loc = S3Location(url="s3://bucket/p", endpoint_url=f"http://127.0.0.1:{closed_port()}",
                      max_attempts=2)
@@ -350,7 +349,7 @@ def test_closed_port_is_unreachable_quickly(moto_s3: MotoS3) -> None:  # noqa: F
 # --- credential hygiene ------------------------------------------------------------------------
 
 def test_credentials_never_appear_in_errors_reprs_or_logs(
-        moto_s3: MotoS3, caplog: pytest.LogCaptureFixture) -> None:  # noqa: F811
+        moto_s3: MotoS3, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     source = open_s3(moto_s3, PRIMARY)
     target = open_s3(moto_s3, SECONDARY)
