@@ -277,8 +277,11 @@ def replication_pass(catalog: Catalog, layout: BackupLayout, service: Service,
     """One pass for one service: discover, copy to every active destination, and retire the
     previous region once the new one has a window of its own (rule 8)."""
     outcome = PassOutcome(service.name)
-    destinations = catalog.locations(service.name,
-                                     roles=[RegionRole.SECONDARY, RegionRole.PREVIOUS])
+    # The previous region first: it only needs what is new, while a freshly changed secondary
+    # may be backfilling for a long time; serving it second keeps protection continuous.
+    destinations = sorted(
+        catalog.locations(service.name, roles=[RegionRole.SECONDARY, RegionRole.PREVIOUS]),
+        key=lambda loc: (loc.role != RegionRole.PREVIOUS, loc.since, loc.region))
     if not destinations:
         return outcome
     try:

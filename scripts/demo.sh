@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up btar and run the live demo on local folders (the embedded default backend).
+# Set up btar and run the live demo on local folders (the embedded default backend):
+# the terminal UI on a terminal (q quits), 30 s of status lines otherwise.
 set -euo pipefail
 . "$(dirname "$0")/setup-env.sh"
-if [ "$#" -eq 0 ]; then set -- --duration 30; fi
+if [ "$#" -eq 0 ] && ! { [ -t 0 ] && [ -t 1 ]; }; then set -- --headless --duration 30; fi
 exec btar demo "$@"
