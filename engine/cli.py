@@ -86,7 +86,15 @@ def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
 
     target = config_path(args.config)
     if args.demo:
-        path = create_demo(Path(args.demo), config=Path(args.config) if args.config else None)
+        accounts: tuple[str, str] | None = None
+        if args.azure_accounts:
+            names = args.azure_accounts.split(",")
+            if len(names) != 2:
+                raise BadInput("--azure-accounts takes two names: PRIMARY,SECONDARY")
+            accounts = (names[0], names[1])
+        path = create_demo(Path(args.demo), config=Path(args.config) if args.config else None,
+                           backend=args.backend, endpoint=args.endpoint,
+                           azure_accounts=accounts)
         out.write(f"demo world written under {Path(args.demo).resolve()}\n"
                   f"configuration: {path}\n"
                   f"next: btar --config {path} sync --once && "
@@ -361,7 +369,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="print JSON")
 
     p = add("init", cmd_init, "write a starter configuration, or a local demo world")
-    p.add_argument("--demo", metavar="DIR", help="create a demo world (regions as folders) in DIR")
+    p.add_argument("--demo", metavar="DIR", help="create a demo world in DIR")
+    p.add_argument("--backend", choices=["local", "s3", "gcs", "azure"], default="local",
+                   help="where the demo's regions live (default: folders under DIR); the "
+                   "cloud ones write into existing buckets btar-demo-<region>")
+    p.add_argument("--endpoint", metavar="URL",
+                   help="an S3-compatible endpoint, a GCS emulator or an Azurite base URL")
+    p.add_argument("--azure-accounts", metavar="A,B",
+                   help="the two storage accounts of an Azure demo (keys in "
+                   "$BTAR_AZURE_KEY_<ACCOUNT>)")
     p = add("status", cmd_status, "services, their regions, state, lag and window")
     json_flag(p)
     p = add("backups", cmd_backups, "base backups and log segments of a service per region")

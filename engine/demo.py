@@ -16,7 +16,6 @@ from typing import TextIO
 from engine.formats.native import NativeLayout, write_base_backup, write_log_segment
 from engine.model import ObjectInfo, Service, ServiceType, iso
 from engine.storage.base import Storage
-from engine.storage.local import LocalStorage
 
 DEMO_REGIONS = ("aws-eu-west-1", "aws-eu-central-1", "google-europe-west1",
                 "google-europe-north1")
@@ -126,27 +125,79 @@ def _times(start: datetime, end: datetime, step: timedelta) -> Iterator[datetime
         moment += step
 
 
-def create_demo(root: Path, *, config: Path | None = None,
-                now: datetime | None = None) -> Path:
-    """Build a demo world under ``root``: region folders, a configuration, three database
-    services with three hours of backups, additional regions enabled. Returns the config
-    path."""
-    from engine.api import Btar
+#: the two regions a cloud demo uses, per backend (the local demo mixes providers)
+CLOUD_REGIONS = {
+    "s3": ("aws-eu-west-1", "aws-eu-central-1"),
+    "gcs": ("google-europe-west1", "google-europe-north1"),
+    "azure": ("azure-westeurope", "azure-northeurope"),
+}
+BACKENDS = ("local", *CLOUD_REGIONS)
 
+
+def demo_bucket(region: str) -> str:
+    """The bucket (S3, GCS) a cloud demo expects for a region; it must exist."""
+    return f"btar-demo-{region}"
+
+
+def _location(backend: str, root: Path, region: str, endpoint: str | None,
+              account: str | None) -> str:
+    if backend == "local":
+        return f'"file://{root / "regions" / region}"'
+    if backend == "s3":
+        extra = f', endpoint_url = "{endpoint}"' if endpoint else ""
+        return f'{{ url = "s3://{demo_bucket(region)}/demo"{extra} }}'
+    if backend == "gcs":
+        extra = f', emulator_host = "{endpoint}", project = "btar-demo"' if endpoint else ""
+        return f'{{ url = "gs://{demo_bucket(region)}/demo"{extra} }}'
+    extra = f', account_url = "{endpoint.rstrip("/")}/{account}"' if endpoint else ""
+    return (f'{{ url = "az://{account}/btar-demo/demo"{extra}, '
+            f'account_key_env = "{azure_key_env(account or "")}" }}')
+
+
+def azure_key_env(account: str) -> str:
+    """The environment variable a cloud demo reads an Azure account's shared key from."""
+    return f"BTAR_AZURE_KEY_{account.upper().replace('-', '_')}"
+
+
+def create_demo(root: Path, *, config: Path | None = None, now: datetime | None = None,
+                backend: str = "local", endpoint: str | None = None,
+                azure_accounts: tuple[str, str] | None = None) -> Path:
+    """Build a demo world: a configuration, three database services (and a redis one) with
+    three hours of backups in their primary regions, additional regions enabled. Returns the
+    config path. ``backend`` "local" keeps regions as folders under ``root``; "s3", "gcs" and
+    "azure" write into existing buckets named by demo_bucket() (or, for Azure, a container
+    "btar-demo" in the two given accounts), through ``endpoint`` when given (an emulator)."""
+    from engine.api import Btar
+    from engine.errors import BadInput
+
+    if backend not in BACKENDS:
+        raise BadInput(f"--backend must be one of {', '.join(BACKENDS)}")
+    if backend == "azure" and not azure_accounts:
+        raise BadInput("an Azure demo needs --azure-accounts PRIMARY,SECONDARY (two storage "
+                       "accounts, one per region, each with a container named btar-demo)")
     root = root.resolve()
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     config_file = config.resolve() if config else root / "btar.toml"
+    services: tuple[tuple[str, ServiceType, str, str | None], ...] = DEMO_SERVICES
+    regions: tuple[str, ...] = DEMO_REGIONS
+    if backend != "local":
+        primary, secondary = CLOUD_REGIONS[backend]
+        regions = (primary, secondary)
+        services = tuple((name, kind, primary, secondary if extra else None)
+                         for name, kind, _, extra in DEMO_SERVICES)
+    accounts = dict(zip(regions, azure_accounts, strict=True)) if azure_accounts else {}
     lines = ['catalog = "btar.sqlite"', "", "[replication]", "concurrency = 8",
              "poll_interval = 2.0", "", "[regions]"]
-    for region in DEMO_REGIONS:
-        (root / "regions" / region).mkdir(parents=True, exist_ok=True)
-        lines.append(f'{region} = "file://{root / "regions" / region}"')
-    for name, kind, region, _ in DEMO_SERVICES:
+    for region in regions:
+        if backend == "local":
+            (root / "regions" / region).mkdir(parents=True, exist_ok=True)
+        lines.append(f"{region} = {_location(backend, root, region, endpoint, accounts.get(region))}")
+    for name, kind, region, _ in services:
         lines += ["", "[[services]]", f'name = "{name}"', f'type = "{kind}"',
                   f'region = "{region}"']
     config_file.parent.mkdir(parents=True, exist_ok=True)
     config_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    for producer in demo_producers(root):
+    for producer in demo_producers(root, config_file):
         start = now - HISTORY
         producer.last_end = start
         producer.base_backup(start)
@@ -156,7 +207,7 @@ def create_demo(root: Path, *, config: Path | None = None,
                 producer.base_backup(moment)
     app = Btar.open(str(config_file), actor="btar init --demo")
     try:
-        for name, _, _, additional in DEMO_SERVICES:
+        for name, _, _, additional in services:
             if additional:
                 app.enable(name, additional)
     finally:
@@ -164,13 +215,18 @@ def create_demo(root: Path, *, config: Path | None = None,
     return config_file
 
 
-def demo_producers(root: Path) -> list[DemoProducer]:
-    """One producer per database service of the demo world under ``root``."""
+def demo_producers(root: Path, config: Path | None = None) -> list[DemoProducer]:
+    """One producer per database service of the demo world whose configuration is
+    ``config`` (default ``root/btar.toml``), writing to that service's primary location."""
+    from engine.config import load_config
+    from engine.storage.locations import open_location
+
+    loaded = load_config(config or root / "btar.toml")
     producers = []
-    for name, kind, region, _ in DEMO_SERVICES:
-        if kind in (ServiceType.POSTGRESQL, ServiceType.MYSQL):
-            storage = LocalStorage(root / "regions" / region)
-            producers.append(DemoProducer(storage, Service(name, kind, region)))
+    for service in loaded.services().values():
+        if service.type in (ServiceType.POSTGRESQL, ServiceType.MYSQL):
+            location = loaded.config.regions[service.region]
+            producers.append(DemoProducer(open_location(location, service.region), service))
     return producers
 
 

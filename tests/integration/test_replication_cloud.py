@@ -16,7 +16,7 @@ from azure.storage.blob import ContainerClient
 
 from engine.cli import main
 from engine.config import load_config
-from engine.demo import DemoProducer
+from engine.demo import DemoProducer, azure_key_env, demo_bucket
 from engine.model import Service, ServiceType
 from engine.storage.base import Storage
 from engine.storage.locations import open_location
@@ -107,3 +107,47 @@ def test_azure_end_to_end(azurite: Azurite, tmp_path: Path,
         f'"BTAR_E2E_KEY_{account.upper()}" }}\n' for region, account in accounts.items())
     replicate_end_to_end(tmp_path, regions, "azure-westeurope", "azure-northeurope",
                          list(azurite.keys.values()))
+
+
+def demo_round_trip(tmp_path: Path, *init_args: str) -> None:
+    """`btar init --demo --backend ...`, then sync, then a secondary window per service."""
+    code, _, err = run("init", "--demo", str(tmp_path), *init_args)
+    assert code == 0, err
+    config = str(tmp_path / "btar.toml")
+    code, _, err = run("--config", config, "sync", "--once", "--strict")
+    assert code == 0, err
+    for service in ("orders", "billing", "inventory"):
+        _, out, _ = run("--config", config, "window", service, "--json")
+        ends = {r["role"]: r["end"] for r in json.loads(out)["regions"]}
+        assert ends["secondary"] is not None
+        assert ends["secondary"] == ends["primary"]
+
+
+def test_demo_on_s3(moto_s3: MotoS3, tmp_path: Path) -> None:
+    import boto3
+
+    for region in ("aws-eu-west-1", "aws-eu-central-1"):
+        aws_region = region.removeprefix("aws-")
+        boto3.client("s3", region_name=aws_region, endpoint_url=moto_s3.endpoint).create_bucket(
+            Bucket=demo_bucket(region),
+            CreateBucketConfiguration={"LocationConstraint": aws_region})
+    demo_round_trip(tmp_path, "--backend", "s3", "--endpoint", moto_s3.endpoint)
+
+
+def test_demo_on_gcs(fake_gcs: FakeGcs, tmp_path: Path) -> None:
+    for region in ("google-europe-west1", "google-europe-north1"):
+        fake_gcs.create_bucket(demo_bucket(region))
+    demo_round_trip(tmp_path, "--backend", "gcs", "--endpoint", fake_gcs.endpoint)
+
+
+def test_demo_on_azure(azurite: Azurite, tmp_path: Path,
+                       monkeypatch: pytest.MonkeyPatch) -> None:
+    for account in ("acct1", "acct2"):
+        monkeypatch.setenv(azure_key_env(account), azurite.keys[account])
+        client = ContainerClient(azurite.account_url(account), "btar-demo",
+                                 credential={"account_name": account,
+                                             "account_key": azurite.keys[account]})
+        if not client.exists():
+            client.create_container()
+    demo_round_trip(tmp_path, "--backend", "azure", "--endpoint",
+                    f"http://{azurite.host}:{azurite.port}", "--azure-accounts", "acct1,acct2")
