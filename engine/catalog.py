@@ -297,6 +297,20 @@ class Catalog:
 
     # -- items and objects -------------------------------------------------------------------
 
+    def item_ids(self, service: str, region: str, status: ItemStatus) -> set[str]:
+        """Ids of the items with ``status`` in a region (no row decoding: cheap)."""
+        return {r[0] for r in self.db.execute(
+            "select item_id from items where service = ? and region = ? and status = ?",
+            [service, region, str(status)]).fetchall()}
+
+    def missing_in(self, service: str, source: str, destination: str) -> list[ItemRow]:
+        """Items available in ``source`` that ``destination`` has no record of."""
+        return [_item_row(r) for r in self.db.query(
+            "select * from items as p where p.service = ? and p.region = ? and p.status = ? "
+            "and not exists (select 1 from items as d where d.service = p.service and "
+            "d.region = ? and d.item_id = p.item_id) order by p.end_time, p.kind, p.item_id",
+            [service, source, str(ItemStatus.AVAILABLE), destination])]
+
     def known_item_ids(self, service: str, region: str) -> set[str]:
         return {r["item_id"] for r in self.db.query(
             "select item_id from items where service = ? and region = ?", [service, region])}

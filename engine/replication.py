@@ -94,11 +94,11 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
                 catalog.add_item(service.name, service.region, segment, ItemStatus.AVAILABLE,
                                  now, available_at=segment.completed_at)
                 new += 1
-        for row in catalog.items(service.name, service.region, statuses=[ItemStatus.AVAILABLE]):
-            if row.item_id not in present:
-                # Gone from the primary (its retention ran out): no longer a source or a cover.
-                catalog.set_item_status(service.name, service.region, row.item_id,
-                                        ItemStatus.FAILED, now, "no longer in the primary")
+        available = catalog.item_ids(service.name, service.region, ItemStatus.AVAILABLE)
+        for item_id in sorted(available - present):
+            # Gone from the primary (its retention ran out): no longer a source or a cover.
+            catalog.set_item_status(service.name, service.region, item_id,
+                                    ItemStatus.FAILED, now, "no longer in the primary")
     for marker in found.markers:
         if layout.item_id_of_marker(marker.key) in known:
             continue
@@ -209,13 +209,10 @@ def copy_to_region(catalog: Catalog, service: Service, region: str,
         catalog.set_location(service.name, region, location.role, RegionState.ACTIVE, now)
         catalog.event(now, "info", service.name, region, "region reachable again; resuming")
 
-    known = catalog.known_item_ids(service.name, region)
     with catalog.transaction():
-        for row in catalog.items(service.name, service.region,
-                                 statuses=[ItemStatus.AVAILABLE]):
-            if row.item_id not in known:
-                catalog.add_item(service.name, region, catalog.item_as_model(row),
-                                 ItemStatus.PENDING, now)
+        for row in catalog.missing_in(service.name, service.region, region):
+            catalog.add_item(service.name, region, catalog.item_as_model(row),
+                             ItemStatus.PENDING, now)
 
     copier = _RegionCopier(catalog, service, region, settings, outcome)
     items = catalog.items(service.name, region, statuses=UNFINISHED)

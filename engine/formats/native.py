@@ -44,7 +44,10 @@ def name_time(moment: datetime) -> str:
 
 
 def _parse_name_time(text: str) -> datetime:
-    return datetime.strptime(text, _TIME).replace(tzinfo=UTC)
+    # By hand: every listing parses every segment name, and strptime is ~10x slower. The
+    # pattern already guaranteed the digits; datetime() refuses impossible dates.
+    return datetime(int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[9:11]),
+                    int(text[11:13]), int(text[13:15]), int(text[16:22]), tzinfo=UTC)
 
 
 def segment_key(stream: str, seq: int, start: datetime, end: datetime, sha256: str) -> str:
