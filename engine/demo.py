@@ -191,7 +191,8 @@ def create_demo(root: Path, *, config: Path | None = None, now: datetime | None 
     for region in regions:
         if backend == "local":
             (root / "regions" / region).mkdir(parents=True, exist_ok=True)
-        lines.append(f"{region} = {_location(backend, root, region, endpoint, accounts.get(region))}")
+        location = _location(backend, root, region, endpoint, accounts.get(region))
+        lines.append(f"{region} = {location}")
     for name, kind, region, _ in services:
         lines += ["", "[[services]]", f'name = "{name}"', f'type = "{kind}"',
                   f'region = "{region}"']
