@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from engine import rules
+from engine.alerts import AlertsConfig
 from engine.catalog import Catalog, EventRow, ItemRow
 from engine.config import LoadedConfig, load_config
+from engine.cost import CostConfig
 from engine.effects import DeleteBatch, Effect, FetchBatch, FetchResult, FetchTask, Now
 from engine.errors import (
     BadInput,
@@ -155,11 +157,16 @@ class Btar:
                   Catalog.open(loaded.catalog_path), driver, settings=settings, actor=actor)
         app._registry = registry
         app.poll_interval = config.replication.poll_interval
+        app.alerts = config.alerts
+        app.prices = config.cost
         return app
 
     _registry: StorageRegistry | None = None
     #: seconds between passes when syncing continuously
     poll_interval: float = 10.0
+    #: thresholds for `btar check` and prices for `btar cost` (from the configuration)
+    alerts: AlertsConfig = AlertsConfig()
+    prices: CostConfig = CostConfig()
 
     def close(self) -> None:
         if self._registry is not None:
@@ -341,6 +348,10 @@ class Btar:
     def status(self) -> list[ServiceStatus]:
         now = self.driver.now()
         return [self._service_status(s, now) for s in self.services()]
+
+    def status_of(self, name: str) -> ServiceStatus:
+        """The status of one service."""
+        return self._service_status(self.service(name), self.driver.now())
 
     def _service_status(self, service: Service, now: datetime) -> ServiceStatus:
         regions: list[RegionStatus] = []

@@ -169,30 +169,92 @@ def cmd_disable(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_sync(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
-    import time
-
-    while True:
-        outcomes = app.sync(args.services or None)
-        failed = False
-        for o in outcomes:
-            if args.json:
-                continue
-            line = (f"{o.service}: {o.discovered} new in primary, {len(o.published)} published, "
-                    f"{o.copied_objects} objects ({o.copied_bytes} bytes) copied")
-            if o.failed:
-                line += f", {len(o.failed)} failed"
-            for region, reason in o.paused.items():
-                line += f"; {region} paused: {reason}"
-            if o.primary_error:
-                line += f"; primary: {o.primary_error}"
-            out.write(line + "\n")
-            failed = failed or bool(o.failed or o.paused or o.primary_error)
+    if not args.once:
+        return _sync_daemon(app, args)
+    outcomes = app.sync(args.services or None)
+    failed = False
+    for o in outcomes:
+        failed = failed or bool(o.failed or o.paused or o.primary_error)
         if args.json:
-            _print_json({"passes": outcomes}, out)
-        out.flush()
-        if args.once:
-            return 1 if failed and args.strict else 0
-        time.sleep(args.interval or app.poll_interval)
+            continue
+        line = (f"{o.service}: {o.discovered} new in primary, {len(o.published)} published, "
+                f"{o.copied_objects} objects ({o.copied_bytes} bytes) copied")
+        if o.failed:
+            line += f", {len(o.failed)} failed"
+        for region, reason in o.paused.items():
+            line += f"; {region} paused: {reason}"
+        if o.primary_error:
+            line += f"; primary: {o.primary_error}"
+        out.write(line + "\n")
+    if args.json:
+        _print_json({"passes": outcomes}, out)
+    return 1 if failed and args.strict else 0
+
+
+def _sync_daemon(app: Btar, args: argparse.Namespace) -> int:
+    from engine.daemon import run_sync
+    from engine.logs import configure
+
+    logger = configure(args.log_format or ("human" if sys.stderr.isatty() else "json"),
+                       args.log_level)
+    metrics = None
+    if args.metrics_port is not None:
+        from engine.metrics import SyncMetrics
+
+        metrics = SyncMetrics()
+        metrics.serve(args.metrics_port, args.metrics_address)
+        logger.info("metrics on http://%s:%d/metrics", args.metrics_address, args.metrics_port)
+    run_sync(app, args.services, interval=args.interval or app.poll_interval, once=False,
+             logger=logger, metrics=metrics)
+    return 0
+
+
+def cmd_check(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
+    from engine.alerts import exit_code
+    from engine.operations import check
+
+    problems = check(app, app.alerts, app.driver.now())
+    if args.json:
+        _print_json({"status": ["ok", "warning", "critical"][exit_code(problems)],
+                     "problems": [{"service": p.service, "level": p.level.name.lower(),
+                                   "check": p.check, "message": p.message}
+                                  for p in problems]}, out)
+    elif not problems:
+        out.write("OK: every replicating service is within its thresholds\n")
+    else:
+        for problem in problems:
+            out.write(f"{problem.level.name}: {problem.message}\n")
+    return exit_code(problems)
+
+
+def cmd_cost(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
+    from engine.operations import cost_report
+
+    rows_ = cost_report(app, app.prices, Period(args.period), app.driver.now())
+    currency = app.prices.currency
+    if args.json:
+        _print_json({"currency": currency, "period": args.period, "regions": rows_}, out)
+        return 0
+    rows = [["SERVICE", "REGION", "ROLE", "STORED", f"{currency}/MONTH",
+             f"COPIED ({args.period})", currency]]
+    for r in rows_:
+        rows.append([r.service, r.region, r.role, _bytes(r.bytes_stored),
+                     f"{r.storage_cost_month:.4f}", _bytes(r.bytes_transferred),
+                     f"{r.transfer_cost:.4f}"])
+    _table(rows, out)
+    total = sum(r.storage_cost_month for r in rows_)
+    out.write(f"storage in additional regions: {total:.4f} {currency} per month "
+              "(prices from [cost] in the configuration, else documented examples)\n")
+    return 0
+
+
+def _bytes(count: int) -> str:
+    size = float(count)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{count} B"
 
 
 def cmd_lag(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
@@ -407,6 +469,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between passes (default: replication.poll_interval)")
     p.add_argument("--strict", action="store_true",
                    help="with --once, exit 1 when a copy failed or a region is paused")
+    json_flag(p)
+    p.add_argument("--log-format", choices=["human", "json"],
+                   help="daemon logs (default: human on a terminal, else JSON lines)")
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                   default="info")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve Prometheus metrics on this port while syncing")
+    p.add_argument("--metrics-address", default="127.0.0.1", metavar="ADDR",
+                   help="address for --metrics-port (default 127.0.0.1)")
+    p = add("check", cmd_check, "health against the [alerts] thresholds: exit 0 ok, 1 warning, "
+            "2 critical, one line per problem (for cron, probes and monitoring)")
+    json_flag(p)
+    p = add("cost", cmd_cost, "bytes stored and copied per additional region, priced")
+    p.add_argument("--period", choices=[x.value for x in Period], default="month",
+                   help="period for the bytes copied (default month)")
     json_flag(p)
     p = add("lag", cmd_lag, "replication lag of a service over a period")
     p.add_argument("service")

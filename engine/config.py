@@ -30,6 +30,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from engine.alerts import AlertsConfig
+from engine.cost import CostConfig
 from engine.errors import ConfigError, UnknownName
 from engine.model import Service, ServiceType
 from engine.regions import get_region
@@ -77,6 +79,8 @@ class Config(_Strict):
     replication: ReplicationConfig = ReplicationConfig()
     regions: dict[str, LocationConfig]
     services: list[ServiceConfig] = []
+    alerts: AlertsConfig = AlertsConfig()
+    cost: CostConfig = CostConfig()
 
     @field_validator("regions", mode="before")
     @classmethod

@@ -3,6 +3,7 @@ pool and real storage backends."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Generator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -22,11 +23,20 @@ from engine.effects import (
     ReadObject,
     Sleep,
 )
-from engine.errors import StorageError
+from engine.errors import BtarError, StorageError
 from engine.storage.base import Storage
 from engine.transfer import execute_copy, execute_fetch
 
 T = TypeVar("T")
+
+
+class StopRequested(BtarError):
+    """A stop was asked for; the procedure ended between two batches."""
+
+    exit_code = 0
+
+    def __init__(self) -> None:
+        super().__init__("stopped between two copy batches; run again to continue")
 
 
 class Clock(Protocol):
@@ -65,6 +75,8 @@ class LiveDriver:
                  on_fetch: Callable[[int, int, FetchResult], None] | None = None) -> None:
         self._storage_for = storage_for
         self.on_fetch = on_fetch
+        #: set (e.g. from a SIGTERM handler) to stop before the next copy or fetch batch
+        self.stop_requested = threading.Event()
         self._concurrency = concurrency
         self.clock: Clock = clock or WallClock()
         self.on_copy = on_copy
@@ -82,6 +94,11 @@ class LiveDriver:
             except StopIteration as stop:
                 return stop.value  # type: ignore[no-any-return]
             result, error = None, None
+            if self.stop_requested.is_set() and isinstance(effect, CopyBatch | FetchBatch):
+                # Stop between batches: what earlier batches did is recorded, nothing is
+                # half-done, and the next run picks up from there.
+                procedure.close()
+                raise StopRequested
             try:
                 result = self._perform(effect)
             except StorageError as failure:

@@ -9,33 +9,18 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-_DURATION_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0,
-                     "w": 604800.0}
+# Shared with the engine's configuration; re-exported for the scenario parser.
+from engine.units import DURATION_HINT as DURATION_HINT
+from engine.units import parse_duration as parse_duration
+
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
 _SIZE_FACTORS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
                  "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
-DURATION_HINT = 'a duration such as "90s", "5m", "1h30m", "250ms" or a number of seconds'
 SIZE_HINT = 'a size such as "16MB", "2GiB" or a number of bytes'
 RATE_HINT = 'a rate such as "50MB/s", "1GiB/s" or a number of bytes per second'
 TIME_HINT = ('a time: an offset from start such as "2h30m", or an ISO time with a zone such as '
              '"2026-11-02T03:00:00Z"')
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from a number or a string like "1h30m"."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected {DURATION_HINT}; got {value!r}")
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f"expected {DURATION_HINT} (not negative); got {value!r}")
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip().replace(" ", "")
-        if text and _DURATION_PART.sub("", text) == "":
-            return sum(float(n) * _DURATION_SECONDS[u] for n, u in _DURATION_PART.findall(text))
-    raise ValueError(f"expected {DURATION_HINT}; got {value!r}")
 
 
 def parse_size(value: object) -> int:

@@ -1,0 +1,63 @@
+"""Operator views built on the application API: health checks and the cost report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from engine.alerts import AlertsConfig, Problem, ServiceHealth, evaluate
+from engine.api import Btar
+from engine.cost import CostConfig, RegionCost, price
+from engine.lag import PERIODS, Period
+from engine.model import ItemStatus, RegionRole, RegionState
+from engine.regions import get_region
+
+PAUSED_PREFIX = "replication paused"
+
+
+def service_health(app: Btar, name: str, now: datetime) -> ServiceHealth:
+    """Lag, window end and pause of a service's additional region."""
+    status = app.status_of(name)
+    region = status.additional_region
+    window_end = None
+    paused_since: datetime | None = None
+    reason = ""
+    for row in status.regions:
+        if row.region != region:
+            continue
+        window_end = row.window.end
+        if row.state == RegionState.PAUSED:
+            reason = row.reason
+            paused_since = next(
+                (e.at for e in reversed(app.events(1000, service=name))
+                 if e.region == region and e.message.startswith(PAUSED_PREFIX)), now)
+    return ServiceHealth(name, region, status.current_lag_seconds, window_end, paused_since,
+                         reason)
+
+
+def check(app: Btar, alerts: AlertsConfig, now: datetime) -> list[Problem]:
+    """Every problem of every replicating service, worst first."""
+    problems: list[Problem] = []
+    for service in app.services():
+        problems += evaluate(service_health(app, service.name, now),
+                             alerts.for_service(service.name), now)
+    return sorted(problems, key=lambda p: (-p.level, p.service, p.check))
+
+
+def cost_report(app: Btar, prices: CostConfig, period: Period,
+                now: datetime) -> list[RegionCost]:
+    """Per service and non-primary region: bytes stored now, bytes copied in the period."""
+    since = now - PERIODS[period][0]
+    report: list[RegionCost] = []
+    for service in app.services():
+        for region_status in app.status_of(service.name).regions:
+            if region_status.role == RegionRole.PRIMARY:
+                continue
+            region = region_status.region
+            items = app.backups(service.name, region)
+            stored = sum(i.size for i in items
+                         if i.status in (ItemStatus.AVAILABLE, ItemStatus.RETAINED))
+            copied = sum(i.size for i in items
+                         if i.available_at is not None and since <= i.available_at <= now)
+            report.append(price(service.name, region, region_status.role.value, stored, copied,
+                                prices.prices(get_region(region).provider)))
+    return report

@@ -1,0 +1,26 @@
+"""Human units in configuration and scenario files: durations such as "1h30m"."""
+
+from __future__ import annotations
+
+import re
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+_DURATION_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0,
+                     "w": 604800.0}
+
+DURATION_HINT = 'a duration such as "90s", "5m", "1h30m", "250ms" or a number of seconds'
+
+
+def parse_duration(value: object) -> float:
+    """Seconds from a number or a string like "1h30m"; ValueError says what was expected."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected {DURATION_HINT}; got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"expected {DURATION_HINT} (not negative); got {value!r}")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        if text and _DURATION_PART.sub("", text) == "":
+            return sum(float(n) * _DURATION_SECONDS[u] for n, u in _DURATION_PART.findall(text))
+    raise ValueError(f"expected {DURATION_HINT}; got {value!r}")
