@@ -20,7 +20,7 @@ from engine import __version__
 from engine.api import Btar, ServiceStatus, plan_as_json
 from engine.config import config_path, load_config
 from engine.errors import BadInput, BtarError
-from engine.lag import Period
+from engine.lag import LagBucket, Period
 from engine.model import RestoreWindow, iso, parse_iso
 from engine.runtime import CopyProgress
 
@@ -262,12 +262,23 @@ def cmd_lag(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         _print_json(report, out)
         return 0
+    if args.csv:
+        out.write("bucket_start,items,p50_seconds,p95_seconds,p99_seconds,max_seconds\n")
+        for bucket in report.buckets:
+            b = bucket.stats
+            cells = [iso(bucket.start), str(b.count),
+                     *("" if v is None else f"{v:.3f}" for v in (b.p50, b.p95, b.p99, b.max))]
+            out.write(",".join(cells) + "\n")
+        return 0
     s = report.stats
     out.write(f"{report.service} -> {report.region}, last {report.period.value} "
               f"({_when(report.start)} .. {_when(report.end)})\n")
     out.write(f"current lag {_duration(report.current_lag_seconds)}; {s.count} items: "
               f"p50 {_duration(s.p50)}, p95 {_duration(s.p95)}, p99 {_duration(s.p99)}, "
               f"max {_duration(s.max)}\n")
+    if out.isatty():
+        out.write(lag_chart(report.buckets))
+        return 0
     rows = [["FROM", "ITEMS", "P50", "MAX"]]
     for bucket in report.buckets:
         if bucket.stats.count:
@@ -275,6 +286,19 @@ def cmd_lag(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
                          _duration(bucket.stats.p50), _duration(bucket.stats.max)])
     _table(rows, out)
     return 0
+
+
+def lag_chart(buckets: Sequence[LagBucket], width: int = 40) -> str:
+    """A horizontal bar per bucket: p50 in full blocks, up to the max in light shade."""
+    peak = max((b.stats.max or 0.0 for b in buckets), default=0.0) or 1.0
+    lines = []
+    for bucket in buckets:
+        p50, top = bucket.stats.p50 or 0.0, bucket.stats.max or 0.0
+        solid = round(p50 / peak * width)
+        shade = max(0, round(top / peak * width) - solid)
+        label = _duration(bucket.stats.max) if bucket.stats.count else "-"
+        lines.append(f"{_when(bucket.start)} {'█' * solid}{'░' * shade} {label}")
+    return "\n".join(lines) + "\n"
 
 
 def cmd_window(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
@@ -412,6 +436,72 @@ def cmd_tui(args: argparse.Namespace, out: TextIO) -> int:
     return int(run_tui(config_path(args.config)))
 
 
+EXAMPLES = {
+    "init": "btar init --demo ./demo && export BTAR_CONFIG=./demo/btar.toml",
+    "status": "btar status --json | jq '.services[] | {name, state}'",
+    "backups": "btar backups orders --region aws-eu-central-1",
+    "regions": "btar regions orders",
+    "enable": "btar enable orders --region aws-eu-central-1",
+    "change-region": "btar change-region orders --region aws-eu-north-1",
+    "disable": "btar disable orders --keep      # or: --delete --yes",
+    "sync": "btar sync --metrics-port 9477 --log-format json   # or: btar sync --once",
+    "check": "btar check || echo 'paged'",
+    "cost": "btar cost --period month",
+    "lag": "btar lag orders --period week --csv > lag.csv",
+    "window": "btar window orders --json",
+    "events": "btar events --service orders --limit 20",
+    "fork": "btar fork orders --region aws-eu-central-1 --target-time 2026-11-26T08:00Z "
+            "--into ./fork --dry-run",
+    "wal-fetch": "btar wal-fetch orders --region aws-eu-central-1 1/42 /tmp/segment",
+    "tui": "btar tui --config ./demo/btar.toml",
+    "completion": 'eval "$(btar completion bash)"',
+    "demo": "btar demo --headless --duration 30",
+}
+
+
+def cmd_completion(args: argparse.Namespace, out: TextIO) -> int:
+    out.write(completion_script(build_parser(), args.shell))
+    return 0
+
+
+def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
+    """A bash completion function for every command and its flags (zsh via bashcompinit)."""
+    commands: dict[str, list[str]] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                commands[name] = sorted(o for a in sub._actions for o in a.option_strings)
+    cases = "\n".join(f'        {name}) opts="{" ".join(flags)}" ;;'
+                      for name, flags in sorted(commands.items()))
+    script = f"""_btar() {{
+    local cur cmd opts i
+    cur="${{COMP_WORDS[COMP_CWORD]}}"
+    cmd=""
+    for ((i=1; i<COMP_CWORD; i++)); do
+        case "${{COMP_WORDS[i]}}" in
+            --config) ((i++)) ;;
+            -*) ;;
+            *) cmd="${{COMP_WORDS[i]}}"; break ;;
+        esac
+    done
+    if [ -z "$cmd" ]; then
+        COMPREPLY=($(compgen -W "{' '.join(sorted(commands))} --config --help --version" \
+            -- "$cur"))
+        return
+    fi
+    case "$cmd" in
+{cases}
+        *) opts="" ;;
+    esac
+    COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+}}
+complete -o default -F _btar btar
+"""
+    if shell == "zsh":
+        script = "autoload -U +X bashcompinit && bashcompinit\n" + script
+    return script
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="btar", description=(
         "Copy database backups to an additional region of the same cloud, keep a catalog of "
@@ -423,7 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     def add(name: str, handler: Callable[..., int], text: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=text, description=text)
+        p = sub.add_parser(name, help=text, description=text,
+                           epilog=f"example:\n  {EXAMPLES[name]}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
         p.set_defaults(handler=handler)
         return p
 
@@ -490,6 +582,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--period", choices=[x.value for x in Period], default="day")
     p.add_argument("--region", help="default: the additional region")
     json_flag(p)
+    p.add_argument("--csv", action="store_true", help="print one CSV row per bucket")
     p = add("window", cmd_window, "the restorable window of each region of a service")
     p.add_argument("service")
     json_flag(p)
@@ -517,6 +610,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("segment", help="STREAM/SEQ or a PostgreSQL WAL file name")
     p.add_argument("destination")
     add("tui", cmd_tui, "the terminal UI: watch and manage replication, fork")
+    p = add("completion", cmd_completion, "print a shell completion script")
+    p.add_argument("shell", choices=["bash", "zsh"])
     # Listed for --help only: main() hands `simulate ...` to the simulator's own parser
     # (imported then, since it pulls in simpy, which the engine never imports).
     sub.add_parser("simulate", help="replay scenario files (outages, lag, restores) in "
@@ -532,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_NO_CONFIG = {cmd_init, cmd_demo, cmd_tui}
+_NO_CONFIG = {cmd_init, cmd_demo, cmd_tui, cmd_completion}
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
