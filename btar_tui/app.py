@@ -29,6 +29,8 @@ from btar_tui.screens.events import EventLogScreen
 from btar_tui.screens.fork import ForkWizard
 from btar_tui.screens.help import HelpScreen
 from btar_tui.screens.region_dialog import RegionDialog
+from btar_tui.screens.replay import ReplayScreen
+from btar_tui.screens.scenario_picker import Choice, ScenarioPicker
 from btar_tui.screens.services import ServicesScreen
 from btar_tui.sync import sync_all
 from btar_tui.views import SyncView
@@ -204,6 +206,17 @@ class BtarApp(App[int]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
+
+    def action_replay(self) -> None:
+        """Pick a scenario file, then replay it in the simulator."""
+        self.push_screen(ScenarioPicker(), self._replay_chosen)
+
+    def _replay_chosen(self, choice: Choice | None) -> None:
+        if choice is not None:
+            self.open_replay(*choice)
+
+    def open_replay(self, path: str, seed: int | None = None) -> None:
+        self.push_screen(ReplayScreen(path, seed))
 
 
 # -- entry points ----------------------------------------------------------------------------

@@ -21,6 +21,8 @@ def commands(app: BtarApp) -> list[Command]:
         ("Toggle auto-sync", "replicate continuously, or stop", app.action_toggle_auto_sync),
         ("Event log", "replication events and management actions", app.action_event_log),
         ("Help", "keys and the rules of the feature", app.action_help),
+        ("Replay a scenario", "run a scenario file in the simulator and watch it",
+         app.action_replay),
     ]
     per_service = (
         ("Open service", "backups, windows, lag and events of", app.open_service),

@@ -14,6 +14,8 @@ from btar_tui.views import DetailData, EventView
 from engine.api import ForkOutcome, ServiceStatus
 from engine.model import Region, RestoreWindow
 from engine.restore import RestorePlan
+from simulator.expectations import Verdict
+from simulator.replay import ReplaySnapshot
 
 
 class StatusRefreshed(Message):
@@ -129,3 +131,45 @@ class WindowsLoaded(Message):
     def __init__(self, windows: list[RestoreWindow]) -> None:
         super().__init__()
         self.windows = windows
+
+
+class ReplayStarted(Message):
+    """A scenario file was loaded and its world built, at virtual time zero."""
+
+    def __init__(self, name: str, seed: int, duration: float, command: str) -> None:
+        super().__init__()
+        self.name = name
+        self.seed = seed
+        self.duration = duration
+        self.command = command
+
+
+class ReplayAdvanced(Message):
+    """The replay moved (or was asked to show another lag period): what the API shows now."""
+
+    def __init__(self, snapshot: ReplaySnapshot) -> None:
+        super().__init__()
+        self.snapshot = snapshot
+
+
+class ReplayFinished(Message):
+    """The replay reached the end of the scenario (or crashed): every verdict."""
+
+    def __init__(self, verdicts: list[Verdict], command: str, crashed: str | None,
+                 events: int, virtual_seconds: float, wall_seconds: float) -> None:
+        super().__init__()
+        self.verdicts = verdicts
+        self.command = command
+        self.crashed = crashed
+        self.events = events
+        self.virtual_seconds = virtual_seconds
+        self.wall_seconds = wall_seconds
+
+
+class ReplayInvalid(Message):
+    """The scenario file is invalid; ``problems`` are ``file:line: key: message`` lines."""
+
+    def __init__(self, path: str, problems: list[str]) -> None:
+        super().__init__()
+        self.path = path
+        self.problems = problems

@@ -7,11 +7,12 @@ runtime, or the simulator under SimPy's clock) carries them out. Failures of ``L
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from engine.errors import StorageError
 from engine.storage.base import ListPage as ListPageResult
 
 
@@ -121,8 +122,27 @@ Effect = Now | Sleep | ListPage | ReadObject | CopyBatch | FetchBatch | DeleteBa
 #: A procedure: yields effects, receives their results, returns its outcome.
 Procedure = Generator[Effect, Any, Any]
 
+T = TypeVar("T")
+
+
+def drive(procedure: Generator[Effect, Any, T], perform: Callable[[Effect], Any]) -> T:
+    """Run ``procedure`` to its end, carrying out each effect with ``perform`` at once;
+    a StorageError from ``perform`` is thrown back into the procedure, which decides."""
+    result: Any = None
+    error: StorageError | None = None
+    while True:
+        try:
+            effect = procedure.throw(error) if error is not None else procedure.send(result)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        result, error = None, None
+        try:
+            result = perform(effect)
+        except StorageError as failure:
+            error = failure
+
 __all__ = [
     "CopyBatch", "CopyResult", "CopyTask", "DeleteBatch", "Effect", "FetchBatch", "FetchResult",
     "FetchTask", "ListPage", "ListPageResult",
-    "Now", "Procedure", "ReadObject", "Sleep", "datetime",
+    "Now", "Procedure", "ReadObject", "Sleep", "datetime", "drive",
 ]

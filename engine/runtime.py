@@ -3,6 +3,9 @@ pool and real storage backends."""
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -22,12 +25,18 @@ from engine.effects import (
     Now,
     ReadObject,
     Sleep,
+    drive,
 )
 from engine.errors import BtarError, StorageError
 from engine.storage.base import Storage
 from engine.transfer import execute_copy, execute_fetch
 
 T = TypeVar("T")
+
+#: Test hook for tests/reliability/test_kill.py, not a feature: with BTAR_TEST_KILL_AT="N" the
+#: process SIGKILLs itself right before a LiveDriver carries out its Nth effect; with "N+" right
+#: after it (before the procedure sees the result). Read once per driver; unset, it costs nothing.
+KILL_AT_ENV = "BTAR_TEST_KILL_AT"
 
 
 class StopRequested(BtarError):
@@ -80,29 +89,37 @@ class LiveDriver:
         self._concurrency = concurrency
         self.clock: Clock = clock or WallClock()
         self.on_copy = on_copy
+        self._kill_at = os.environ.get(KILL_AT_ENV, "")
+        self._effects = 0
 
     def now(self) -> datetime:
         return self.clock.now()
 
     def run(self, procedure: Generator[Effect, Any, T]) -> T:
         """Drive ``procedure`` until it returns; storage errors are thrown back into it."""
-        result: Any = None
-        error: StorageError | None = None
-        while True:
-            try:
-                effect = procedure.throw(error) if error is not None else procedure.send(result)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            result, error = None, None
-            if self.stop_requested.is_set() and isinstance(effect, CopyBatch | FetchBatch):
-                # Stop between batches: what earlier batches did is recorded, nothing is
-                # half-done, and the next run picks up from there.
-                procedure.close()
-                raise StopRequested
-            try:
-                result = self._perform(effect)
-            except StorageError as failure:
-                error = failure
+        return drive(procedure, self._perform_unless_stopped)
+
+    def _perform_unless_stopped(self, effect: Effect) -> Any:
+        if self.stop_requested.is_set() and isinstance(effect, CopyBatch | FetchBatch):
+            # Stop between batches: what earlier batches did is recorded, nothing is
+            # half-done, and the next run picks up from there.
+            raise StopRequested
+        if not self._kill_at:
+            return self._perform(effect)
+        self._effects += 1
+        self._test_kill(effect, after=False)
+        try:
+            return self._perform(effect)
+        finally:
+            self._test_kill(effect, after=True)
+
+    def _test_kill(self, effect: Effect, *, after: bool) -> None:
+        """The BTAR_TEST_KILL_AT hook (see KILL_AT_ENV): die as a crash would, no cleanup."""
+        if self._kill_at == f"{self._effects}{'+' if after else ''}":
+            sys.stderr.write(f"btar test hook: SIGKILL {'after' if after else 'before'} effect "
+                             f"{self._effects} ({type(effect).__name__})\n")
+            sys.stderr.flush()
+            os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
     def _perform(self, effect: Effect) -> Any:
         if isinstance(effect, Now):

@@ -28,6 +28,7 @@ from engine.effects import (
     Now,
     ReadObject,
     Sleep,
+    drive,
 )
 from engine.errors import StorageError
 from engine.storage.base import ListPage as ListPageResult
@@ -247,18 +248,7 @@ class SimDriver:
 
     def run(self, procedure: Generator[Effect, Any, T]) -> T:
         """Drive ``procedure`` until it returns; storage errors are thrown back into it."""
-        result: Any = None
-        error: StorageError | None = None
-        while True:
-            try:
-                effect = procedure.throw(error) if error is not None else procedure.send(result)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-            result, error = None, None
-            try:
-                result = self._perform(effect)
-            except StorageError as failure:
-                error = failure
+        return drive(procedure, self._perform)
 
     def _perform(self, effect: Effect) -> Any:
         world = self.world

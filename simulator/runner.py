@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,18 +95,32 @@ def run_scenario(loaded: LoadedScenario, seed: int | None = None) -> RunResult:
     chosen = loaded.scenario.seed if seed is None else seed
     began = time.perf_counter()
     world, _, sampler, _ = build(loaded, chosen)
-    crashed: str | None = None
+    crashed = guarded(world, lambda: world.env.run(until=loaded.scenario.duration))
+    return conclude(loaded, chosen, world, sampler, crashed,
+                    world.env.events_processed, time.perf_counter() - began)
+
+
+def guarded(world: World, work: Callable[[], object]) -> str | None:
+    """Run ``work`` (part of a run); the traceback, journaled, when it blows up."""
     try:
-        world.env.run(until=loaded.scenario.duration)
-        sampler.snapshot("end")
+        work()
     except Exception:  # an engine or simulator bug: the run is the finding
         crashed = traceback.format_exc()
         world.journal.add("run", "crash", error=crashed.strip().splitlines()[-1])
+        return crashed
+    return None
+
+
+def conclude(loaded: LoadedScenario, seed: int, world: World, sampler: Sampler,
+             crashed: str | None, events: int, wall_seconds: float) -> RunResult:
+    """The end of a run at its duration (or its crash): the last snapshot and the verdicts."""
+    if crashed is None:
+        crashed = guarded(world, lambda: sampler.snapshot("end"))
     verdicts = judge(loaded.scenario, world.journal.entries) if crashed is None else \
         [Verdict(i, label, False, "not judged: the run crashed")
          for i, label in enumerate(_labels(loaded))]
-    return RunResult(loaded, chosen, world.journal, verdicts, world.env.events_processed,
-                     float(world.env.now), time.perf_counter() - began, crashed)
+    return RunResult(loaded, seed, world.journal, verdicts, events, float(world.env.now),
+                     wall_seconds, crashed)
 
 
 def _labels(loaded: LoadedScenario) -> list[str]:

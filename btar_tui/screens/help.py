@@ -21,6 +21,8 @@ KEYS = (
     ("a", "toggle auto-sync"),
     ("l", "event log"),
     ("p / m", "detail: next lag period / p50 or max"),
+    ("r", "replay a scenario file in the simulator"),
+    ("space n m + - e", "replay: play/pause, step, +1 min, speed, to the end"),
     ("ctrl+p", "command palette: every action by name"),
     ("escape", "back, or close a dialog"),
     ("?", "this help"),

@@ -73,6 +73,8 @@ class ServicesScreen(Screen[None]):
         Binding("c", "change", "Change"),
         Binding("d", "disable", "Disable"),
         Binding("f", "fork", "Fork"),
+        # Not in the footer (80 columns are full): listed in the help and the palette.
+        Binding("r", "replay", "Replay", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -206,3 +208,6 @@ class ServicesScreen(Screen[None]):
 
     def action_fork(self) -> None:
         self._with_service(self.btar_app.open_fork)
+
+    def action_replay(self) -> None:
+        self.btar_app.action_replay()

@@ -52,6 +52,7 @@ from engine.storage.base import (
     CopyReport,
     ListPage,
     Storage,
+    backoff_delay,
     check_sha256,
     validate_key,
     validate_prefix,
@@ -218,8 +219,7 @@ class AzureStorage(Storage):
         return self._container.get_blob_client(self._prefix + key)
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self._backoff_cap, self._backoff_base * 2.0**attempt)
-        return ceiling * (0.5 + 0.5 * self._jitter())
+        return backoff_delay(attempt, self._backoff_base, self._backoff_cap, self._jitter())
 
     def _call(self, what: str, key: str, action: Callable[[], T]) -> T:
         """Run one request, retrying throttling, transient errors and unreachable endpoints

@@ -87,6 +87,13 @@ class HashingReader:
         return self._hash.hexdigest()
 
 
+def backoff_delay(attempt: int, base: float, cap: float, jitter: float) -> float:
+    """Seconds to wait before retry ``attempt + 1``: exponential, capped, the upper half
+    jittered (``jitter`` in [0, 1)) so that many clients do not retry in step."""
+    ceiling = min(cap, base * 2.0**attempt)
+    return ceiling * (0.5 + 0.5 * jitter)
+
+
 def check_sha256(location: str, key: str, expected: str | None, actual: str) -> None:
     """Raise ChecksumMismatch when an expected SHA-256 is given and differs."""
     if expected is not None and expected != actual:

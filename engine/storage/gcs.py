@@ -44,6 +44,7 @@ from engine.storage.base import (
     CopyReport,
     ListPage,
     Storage,
+    backoff_delay,
     check_sha256,
     validate_key,
     validate_prefix,
@@ -494,8 +495,8 @@ class GcsStorage(Storage):
 
     def backoff(self, attempt: int) -> None:
         """Sleep before retry number ``attempt + 1``: exponential, capped, half jittered."""
-        delay = min(self._backoff_cap, self._backoff_base * 2**attempt)
-        self._sleep(delay / 2 + self._jitter() * delay / 2)
+        self._sleep(backoff_delay(attempt, self._backoff_base, self._backoff_cap,
+                                  self._jitter()))
 
     def _after_failure(self, exc: BaseException, key: str, failures: int) -> None:
         """Sleep before trying a failed request again, or raise its mapped error."""

@@ -39,6 +39,7 @@ from engine.storage.base import (
     CopyReport,
     ListPage,
     Storage,
+    backoff_delay,
     check_sha256,
     validate_key,
     validate_prefix,
@@ -327,8 +328,8 @@ class S3Storage(Storage):
 
     def backoff(self, attempt: int) -> None:
         """Sleep before retry number ``attempt + 1``: exponential, capped, half jittered."""
-        delay = min(self._backoff_cap, self._backoff_base * 2**attempt)
-        self._sleep(delay / 2 + self._jitter() * delay / 2)
+        self._sleep(backoff_delay(attempt, self._backoff_base, self._backoff_cap,
+                                  self._jitter()))
 
     def call(self, key: str, operation: Callable[[], _T]) -> _T:
         """Run one S3 request, retrying throttling, 5xx, timeouts and broken connections."""
