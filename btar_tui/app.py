@@ -33,7 +33,7 @@ from btar_tui.screens.replay import ReplayScreen
 from btar_tui.screens.scenario_picker import Choice, ScenarioPicker
 from btar_tui.screens.services import ServicesScreen
 from btar_tui.sync import sync_all
-from btar_tui.views import SyncView
+from btar_tui.views import SyncView, read_status
 from engine.api import ServiceStatus
 from engine.demo import create_demo
 from engine.errors import BtarError
@@ -67,6 +67,8 @@ class BtarApp(App[int]):
         super().__init__()
         self.bridge = bridge
         self.statuses: list[ServiceStatus] = []
+        #: service -> (level, message) of its worst `btar check` problem
+        self.health: dict[str, tuple[int, str]] = {}
         self.sync_view = SyncView()
         self.auto_sync = auto_sync is not None
         self.auto_sync_interval = auto_sync or bridge.poll_interval
@@ -103,7 +105,7 @@ class BtarApp(App[int]):
     def refresh_status(self) -> None:
         bridge = self.bridge
         workers.start(self, "status", lambda: self.post_message(
-            StatusRefreshed(bridge.call(lambda b: b.status()))), exclusive=True)
+            StatusRefreshed(*bridge.call(read_status))), exclusive=True)
 
     def action_sync_now(self) -> None:
         if self.syncing:
@@ -124,6 +126,7 @@ class BtarApp(App[int]):
 
     def on_status_refreshed(self, message: StatusRefreshed) -> None:
         self.statuses = message.statuses
+        self.health = message.health
         self.status_signal.publish(message.statuses)
 
     def _publish_sync(self, view: SyncView) -> None:

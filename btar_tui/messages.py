@@ -21,9 +21,12 @@ from simulator.replay import ReplaySnapshot
 class StatusRefreshed(Message):
     """The status of every service was read."""
 
-    def __init__(self, statuses: list[ServiceStatus]) -> None:
+    def __init__(self, statuses: list[ServiceStatus],
+                 health: dict[str, tuple[int, str]] | None = None) -> None:
         super().__init__()
         self.statuses = statuses
+        #: service -> (worst level of `btar check`: 1 warning, 2 critical; its first message)
+        self.health = health or {}
 
 
 class SyncStarted(Message):

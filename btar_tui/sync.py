@@ -11,6 +11,7 @@ from textual.message import Message
 from btar_tui.bridge import Bridge
 from btar_tui.format import size
 from btar_tui.messages import CopyProgressed, StatusRefreshed, SyncFinished, SyncStarted
+from btar_tui.views import read_status
 from engine.api import Btar
 from engine.errors import BtarError
 from engine.model import REPLICABLE_TYPES
@@ -43,7 +44,7 @@ def sync_all(bridge: Bridge, post: Callable[[Message], object]) -> None:
                          for region, reason in o.paused.items()]
             if o.primary_error:
                 problems.append(f"{o.service}: primary: {o.primary_error}")
-        post(StatusRefreshed(bridge.call(lambda b: b.status())))
+        post(StatusRefreshed(*bridge.call(read_status)))
     post(SyncFinished(f"{len(names)} services, {published} items published, {copied} "
                       f"objects ({size(copied_bytes)}) copied", problems))
 

@@ -13,6 +13,7 @@ from engine.api import Btar, LagReport, ServiceStatus
 from engine.errors import BtarError
 from engine.lag import Period
 from engine.model import REPLICABLE_TYPES, RegionRole, RestoreWindow
+from engine.operations import check
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,15 @@ class DetailData:
     lag: LagReport | None
     lag_note: str
     events: list[EventView] = field(default_factory=list)
+
+
+def read_status(btar: Btar) -> tuple[list[ServiceStatus], dict[str, tuple[int, str]]]:
+    """Every service's status and its worst `btar check` problem (call under the lock)."""
+    health: dict[str, tuple[int, str]] = {}
+    for problem in check(btar, btar.alerts, btar.driver.now()):
+        if problem.service not in health:  # worst first
+            health[problem.service] = (int(problem.level), problem.message)
+    return btar.status(), health
 
 
 def load_events(btar: Btar, limit: int, service: str | None = None) -> list[EventView]:

@@ -57,8 +57,13 @@ def matches(status: ServiceStatus, query: str) -> bool:
     return any(query in field.lower() for field in fields)
 
 
-def row_cells(status: ServiceStatus) -> tuple[str | Text, ...]:
-    return (status.name, status.type, state_text(status.state, STATE_WIDTH),
+def row_cells(status: ServiceStatus, level: int = 0) -> tuple[str | Text, ...]:
+    state = state_text(status.state, STATE_WIDTH)
+    if level:
+        # The same conditions `btar check` reports: a mark and the alert colour.
+        state = Text("!! " if level > 1 else "! ", style="bold white on red" if level > 1
+                     else "bold black on yellow") + state
+    return (status.name, status.type, state,
             duration(status.current_lag_seconds), when(secondary_end(status)),
             status.additional_region or "-", status.primary_region)
 
@@ -113,6 +118,9 @@ class ServicesScreen(Screen[None]):
         chosen = [s for s in statuses if matches(s, query)]
         return sorted(chosen, key=_sort_key(self.sort_column), reverse=self.sort_reverse)
 
+    def cells(self, status: ServiceStatus) -> tuple[str | Text, ...]:
+        return row_cells(status, self.btar_app.health.get(status.name, (0, ""))[0])
+
     def show_statuses(self, statuses: list[ServiceStatus]) -> None:
         table = self.query_one("#services", DataTable)
         rows = self.visible_statuses(statuses)
@@ -121,13 +129,13 @@ class ServicesScreen(Screen[None]):
         if keys == current:
             # Same rows in the same order: update in place so the cursor and scroll stay.
             for status in rows:
-                for (column, _), cell in zip(COLUMNS, row_cells(status), strict=True):
+                for (column, _), cell in zip(COLUMNS, self.cells(status), strict=True):
                     table.update_cell(status.name, column, cell, update_width=True)
             return
         highlighted = self.highlighted_service()
         table.clear()
         for status in rows:
-            table.add_row(*row_cells(status), key=status.name)
+            table.add_row(*self.cells(status), key=status.name)
         if highlighted in keys:
             table.move_cursor(row=keys.index(highlighted))
 

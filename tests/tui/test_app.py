@@ -26,7 +26,8 @@ from engine.errors import Unreachable
 from tests.tui.conftest import SIZE, AppPilot, make_app, run_async, settle
 
 ALLOWED_ENGINE_MODULES = {"engine.api", "engine.model", "engine.errors", "engine.lag",
-                          "engine.restore", "engine.regions", "engine.demo", "engine.config"}
+                          "engine.restore", "engine.regions", "engine.demo", "engine.config",
+                          "engine.operations", "engine.alerts"}
 
 
 async def run_palette_command(pilot: AppPilot, app: BtarApp, typed: str) -> None:

@@ -12,7 +12,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 ALLOWED_FOR_TUI = {"engine.api", "engine.model", "engine.errors", "engine.lag",
                    "engine.restore", "engine.regions", "engine.demo", "engine.config",
-                   "engine.runtime", "engine.effects", "engine"}
+                   "engine.runtime", "engine.effects", "engine.operations", "engine.alerts",
+                   "engine"}
 
 
 def engine_imports(path: Path) -> set[str]:
