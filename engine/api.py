@@ -15,20 +15,34 @@ from typing import Any, Protocol, TypeVar
 
 from engine import rules
 from engine.alerts import AlertsConfig
-from engine.catalog import Catalog, EventRow, ItemRow
+from engine.catalog import Catalog, CatalogLock, EventRow, ItemRow
 from engine.config import LoadedConfig, load_config
 from engine.cost import CostConfig
 from engine.effects import DeleteBatch, Effect, FetchBatch, FetchResult, FetchTask, Now
 from engine.errors import (
     BadInput,
+    BtarError,
+    CorruptBackup,
     ObjectNotFound,
     RegionNotQualified,
     ReplicationNotEnabled,
     StorageError,
     UnknownName,
 )
-from engine.fork import ForkIncomplete, fetch_plan, lay_out, write_plan_file
-from engine.formats import get_layout
+from engine.fork import (
+    ForkIncomplete,
+    ToolOptions,
+    ToolRun,
+    fetch_plan,
+    is_pgbackrest,
+    lay_out,
+    read_seal,
+    run_restore_tools,
+    wal_stream_of,
+    write_plan_file,
+)
+from engine.formats import get_layout, layout_kind
+from engine.formats.pgbackrest import decompress
 from engine.lag import PERIODS, LagBucket, LagStats, Period, bucketize, summarize
 from engine.model import (
     REPLICABLE_TYPES,
@@ -48,7 +62,7 @@ from engine.replication import (
     list_all,
     replication_pass,
 )
-from engine.restore import RestorePlan, plan_restore
+from engine.restore import RestorePlan, plan_restore, supplement_pgbackrest
 from engine.runtime import Clock, CopyProgress, LiveDriver, StorageRegistry
 from engine.storage.base import Storage
 from engine.storage.locations import LocationConfig, open_location
@@ -117,6 +131,8 @@ class DisableOutcome:
     regions: list[str]
     mode: str  # "keep" or "delete"
     deleted_objects: int
+    #: objects under the service's prefix that btar did not copy, left in place on delete
+    left_objects: int = 0
 
 
 class Btar:
@@ -143,10 +159,30 @@ class Btar:
     def open(cls, loaded: LoadedConfig | str, *, actor: str = "cli",
              on_copy: Callable[[CopyProgress], None] | None = None,
              on_fetch: Callable[[int, int, FetchResult], None] | None = None,
-             clock: Clock | None = None) -> Btar:
-        """Open the installation a configuration file describes, with the live driver."""
+             clock: Clock | None = None, exclusive: bool = False) -> Btar:
+        """Open the installation a configuration file describes, with the live driver.
+        ``exclusive`` (sync, deletions) first takes the catalog's lock, held until close();
+        another holder makes it raise SyncAlreadyRunning."""
         if isinstance(loaded, str):
             loaded = load_config(Path(loaded))
+        lock = CatalogLock(loaded.catalog_path) if exclusive else None
+        try:
+            app = cls._open(loaded, actor=actor, on_copy=on_copy, on_fetch=on_fetch,
+                            clock=clock)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        app._lock = lock
+        return app
+
+    _lock: CatalogLock | None = None
+
+    @classmethod
+    def _open(cls, loaded: LoadedConfig, *, actor: str,
+              on_copy: Callable[[CopyProgress], None] | None,
+              on_fetch: Callable[[int, int, FetchResult], None] | None,
+              clock: Clock | None) -> Btar:
         config = loaded.config
         registry = StorageRegistry(lambda region: open_location(config.regions[region], region))
         driver = LiveDriver(registry, concurrency=config.replication.concurrency,
@@ -172,6 +208,8 @@ class Btar:
         if self._registry is not None:
             self._registry.close()
         self.catalog.close()
+        if self._lock is not None:
+            self._lock.release()
 
     def storage(self, region: str) -> Storage:
         """The storage of a configured region (for drivers and tools, not front ends)."""
@@ -257,20 +295,34 @@ class Btar:
         # Refresh what the primary really holds before judging what else covers each point.
         self.driver.run(discover_primary(self.catalog, get_layout(service.layout), service,
                                          self.settings))
-        deleted = 0
-        for region in regions:
+        deleted = left = 0
+        for target in targets:
+            region = target.region
             rules.check_not_primary(service, region)
             self._check_not_a_primary_location(region, service)
             others = [self.window(name, r) for r in self._covering_regions(name, exclude=region)]
             rules.check_deletion_safe(name, self.window(name, region), others)
-            deleted += self.driver.run(self._delete_region(service, region))
+            # From here on the copies in this region are no longer restorable and no sync
+            # copies into it, so an interrupted deletion never leaves the catalog promising
+            # objects that are gone; running disable --delete again finishes it.
+            reason = "deleting the copies (disable --delete)"
+            with self.catalog.transaction():
+                self.catalog.withdraw_region(name, region, now, reason)
+                self.catalog.set_location(name, region, target.role, RegionState.STOPPED, now,
+                                          reason)
+            done, foreign = self.driver.run(self._delete_region(service, region))
+            deleted, left = deleted + done, left + foreign
             self.catalog.forget_region(name, region)
             self.catalog.remove_location(name, region)
-            self.catalog.event(now, "warning", name, region,
-                               f"replication disabled; {deleted} objects deleted")
+            message = f"replication disabled; {done} objects deleted"
+            if foreign:
+                message += (f"; {foreign} objects under {service.key_prefix}/ that btar did not "
+                            "copy were left in place")
+            self.catalog.event(now, "warning", name, region, message)
         self.catalog.audit(now, self.actor, "disable", name,
-                           {"mode": "delete", "regions": regions, "deleted_objects": deleted})
-        return DisableOutcome(name, regions, "delete", deleted)
+                           {"mode": "delete", "regions": regions, "deleted_objects": deleted,
+                            "left_objects": left})
+        return DisableOutcome(name, regions, "delete", deleted, left)
 
     def _covering_regions(self, name: str, exclude: str) -> list[str]:
         service = self.service(name)
@@ -288,20 +340,28 @@ class Btar:
                     f"it holds the primary backups of {other.name}; btar never deletes there",
                     [])
 
-    def _delete_region(self, service: Service, region: str) -> Generator[Effect, Any, int]:
-        listing = yield from list_all(region, f"{service.key_prefix}/",
-                                      self.settings.list_page_size)
-        keys = [o.key for o in listing]
+    def _delete_region(self, service: Service,
+                       region: str) -> Generator[Effect, Any, tuple[int, int]]:
+        """Delete what btar copied into ``region``: the keys its catalog records there for
+        this service, and nothing else (a foreign object under the same prefix stays).
+        Completion markers go first, so that an interrupted deletion never leaves a marker
+        without its payload. Returns (objects deleted, objects left in place)."""
+        prefix = f"{service.key_prefix}/"
+        keys = [prefix + key for key in self.catalog.object_keys(service.name, region)]
+        listing = yield from list_all(region, prefix, self.settings.list_page_size)
+        present = {o.key for o in listing}
+        left = len(present.difference(keys))
         deleted = 0
         for start in range(0, len(keys), 500):
+            # Keys missing from the listing are deleted too: a listing may lag behind.
             chunk = tuple(keys[start:start + 500])
             errors: tuple[str, ...] = yield DeleteBatch(region, chunk)
             failures = [e for e in errors if e]
             if failures:
                 raise StorageError(region, "", f"{len(failures)} deletions failed: {failures[0]}")
-            deleted += len(chunk)
+            deleted += sum(1 for key in chunk if key in present)
         yield Now()
-        return deleted
+        return deleted, left
 
     # -- replication -------------------------------------------------------------------------
 
@@ -412,12 +472,14 @@ class Btar:
     # -- restore -----------------------------------------------------------------------------
 
     def plan_fork(self, name: str, region: str, target: datetime | None = None, *,
-                  source_region: str | None = None) -> RestorePlan:
+                  source_region: str | None = None,
+                  refresh_primary: bool = True) -> RestorePlan:
         """Plan a fork in ``region`` from the copy stored there, to ``target`` (None: latest).
-        Refused outside the region's window (rule 5) or from another region (rule 6)."""
+        Refused outside the region's window (rule 5) or from another region (rule 6).
+        ``refresh_primary`` lists the primary first to measure the data loss of "latest"."""
         service = self.service(name)
         rules.check_replicable(service)
-        if target is None and region != service.region:
+        if refresh_primary and target is None and region != service.region:
             # Data loss is measured against the primary's latest point: refresh it if the
             # primary answers; during an outage the catalog's last view is what we have.
             with contextlib.suppress(StorageError):
@@ -438,14 +500,33 @@ class Btar:
 
     def fork(self, name: str, region: str, target: datetime | None, into: Path, *,
              source_region: str | None = None,
-             wal_fetch_command: list[str] | None = None) -> ForkOutcome:
-        """Fetch and verify what a fork needs into ``into`` and lay out the restore. Run it
-        again after an interruption: verified files are not fetched again."""
-        plan = self.plan_fork(name, region, target, source_region=source_region)
+             wal_fetch_command: list[str] | None = None,
+             tools: ToolOptions | None = None) -> ForkOutcome:
+        """Fetch and verify what a fork needs into ``into``, lay out the restore and, for real
+        backups (pgbackrest layout, mariadb-backup bases), run the database's own restore
+        (``tools``; see engine.fork). Run it again after an interruption: verified files are
+        not fetched again."""
+        # No listing of the primary first: during an outage its retries would only add to
+        # the RTO; the data loss is measured against the catalog's last view of it.
+        plan = self.plan_fork(name, region, target, source_region=source_region,
+                              refresh_primary=False)
         service = self.service(name)
         plan_json = plan_as_json(plan)
         write_plan_file(plan_json, into, "fetching")
         fetched = self.driver.run(fetch_plan(plan, service.key_prefix, into))
+        if not fetched.failures and is_pgbackrest(plan):
+            # The seal says which WAL makes the backup consistent and what it refers to.
+            known = {o.key for o in plan.objects}
+            plan = supplement_pgbackrest(self.catalog, plan, read_seal(plan, into))
+            plan_json = plan_as_json(plan)
+            more = self.driver.run(fetch_plan(plan, service.key_prefix, into,
+                                              [o.key for o in plan.objects
+                                               if o.key not in known]))
+            fetched.downloaded += more.downloaded
+            fetched.skipped += more.skipped
+            fetched.bytes_downloaded += more.bytes_downloaded
+            fetched.failures += more.failures
+            fetched.finished = more.finished
         if fetched.failures:
             write_plan_file(plan_json, into, "incomplete")
             raise ForkIncomplete(fetched.failures)
@@ -453,33 +534,62 @@ class Btar:
         written = lay_out(plan, into, command)
         seconds = (fetched.finished - fetched.started).total_seconds() \
             if fetched.finished and fetched.started else 0.0
+        write_plan_file(plan_json, into, "restoring")
+        try:
+            restored = run_restore_tools(plan, into, tools or ToolOptions())
+        except BtarError:
+            write_plan_file(plan_json, into, "restore failed")
+            raise
         now = self.driver.now()
-        self.catalog.audit(now, self.actor, "fork", name, {
+        details: dict[str, Any] = {
             "region": region, "target": iso(plan.target) if plan.target else "latest",
             "effective_target": iso(plan.effective_target), "base": plan.base_id,
             "segments": len(plan.segments), "bytes": plan.bytes_total,
             "bytes_downloaded": fetched.bytes_downloaded, "seconds": seconds,
-            "into": str(into)})
+            "into": str(into)}
+        if restored is not None:
+            details["restore"] = {"tool": restored.tool, "user": restored.user,
+                                  "steps": {k: round(v, 3) for k, v in restored.steps},
+                                  "running": restored.running, "port": restored.port}
+        self.catalog.audit(now, self.actor, "fork", name, details)
         self.catalog.event(now, "info", name, region,
-                           f"fork to {iso(plan.effective_target)} laid out in {into}")
+                           f"fork to {iso(plan.effective_target)} "
+                           f"{'restored' if restored else 'laid out'} in {into}")
         write_plan_file(plan_json, into, "ready")
         return ForkOutcome(plan, fetched.downloaded, fetched.skipped,
-                           fetched.bytes_downloaded, seconds, written)
+                           fetched.bytes_downloaded, seconds, written, restored)
 
     def wal_fetch(self, name: str, region: str, segment: str, destination: Path) -> None:
         """Fetch one log segment (native ``STREAM/SEQ`` or a PostgreSQL WAL file name) from
-        the copy in ``region`` to ``destination``, verified."""
+        the copy in ``region`` to ``destination``, verified (and, for the pgbackrest layout,
+        decompressed: what a restore_command must deliver)."""
         service = self.service(name)
-        stream, seq = parse_segment_name(segment)
+        pgbackrest = layout_kind(service.layout) == "pgbackrest"
+        stream, seq = wal_stream_of(segment) if pgbackrest and "/" not in segment \
+            else parse_segment_name(segment)
         row = self.catalog.item(name, region, f"log/{stream}/{seq:010d}")
         if row is None or row.status not in (ItemStatus.AVAILABLE, ItemStatus.RETAINED):
             raise ObjectNotFound(region, segment, "no such log segment in this region")
         ref = self.catalog.item_as_model(row).marker
-        task = FetchTask(region, f"{service.key_prefix}/{ref.key}", str(destination),
+        fetched = destination.with_name(f".{destination.name}.btar-fetch") if pgbackrest \
+            else destination
+        task = FetchTask(region, f"{service.key_prefix}/{ref.key}", str(fetched),
                          ref.size, ref.sha256)
         [result] = self.driver.run(_fetch_one(task))
         if not result.ok:
             raise StorageError(region, segment, result.error)
+        if pgbackrest:
+            suffix = "." + ref.key.rsplit(".", 1)[-1] if "." in ref.key.rsplit("/", 1)[-1] \
+                else ""
+            try:
+                raw = decompress(fetched.read_bytes(), suffix)
+            except ValueError as error:
+                raise CorruptBackup(ref.key, str(error)) from None
+            finally:
+                fetched.unlink(missing_ok=True)
+            temp = destination.with_name(f".{destination.name}.btar-part")
+            temp.write_bytes(raw)
+            temp.replace(destination)
 
 
 #: used for estimates until a fork has been measured
@@ -494,6 +604,8 @@ class ForkOutcome:
     bytes_downloaded: int
     seconds: float
     written: list[str]
+    #: what the database's own restore tools did (None: only fetched and laid out)
+    restore: ToolRun | None = None
 
 
 def _fetch_one(task: FetchTask) -> Generator[Effect, Any, tuple[FetchResult, ...]]:

@@ -7,7 +7,9 @@ order. Credentials are never stored here.
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -19,6 +21,7 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.db import Table
 
+from engine.errors import CatalogDamaged, CatalogTooNew, SyncAlreadyRunning
 from engine.model import (
     BackupItem,
     ItemKind,
@@ -182,30 +185,47 @@ class EventRow:
     message: str
 
 
-class CatalogTooNew(Exception):
-    pass
-
-
 class Catalog:
     """All reads and writes of the catalog. Use from one thread at a time."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
+    def __init__(self, db: sqlite_utils.Database, *, name: str = "the catalog") -> None:
         self.db = db
+        self.name = name
         self._migrate()
 
     @classmethod
     def open(cls, path: str | Path) -> Catalog:
-        """Open (creating if needed) the catalog file, in WAL mode."""
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # Front ends call from worker threads one at a time (the TUI serialises its calls);
-        # sqlite3's same-thread check would refuse that outright.
-        db = sqlite_utils.Database(sqlite3.connect(Path(path), check_same_thread=False))
-        db.enable_wal()
-        # In WAL mode NORMAL never corrupts; a power cut may lose the last commits, which only
-        # makes btar copy those objects again.
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.execute("PRAGMA busy_timeout = 5000")
-        return cls(db)
+        """Open (creating if needed) the catalog file, in WAL mode, readable by its owner only.
+        A file that is not a usable SQLite catalog raises CatalogDamaged."""
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _create_owner_only(path)
+            # Front ends call from worker threads one at a time (the TUI serialises its
+            # calls); sqlite3's same-thread check would refuse that outright.
+            connection = sqlite3.connect(path, check_same_thread=False)
+        except (OSError, sqlite3.Error) as error:
+            raise CatalogDamaged(str(path), _reason(error)) from None
+        try:
+            db = sqlite_utils.Database(connection)
+            db.execute("PRAGMA busy_timeout = 5000")
+            db.enable_wal()
+            # In WAL mode NORMAL never corrupts; a power cut may lose the last commits, which
+            # only makes btar copy those objects again.
+            db.execute("PRAGMA synchronous = NORMAL")
+            catalog = cls(db, name=str(path))
+            # Reading every table's root page finds a file cut short before any command does.
+            for (table,) in db.execute(
+                    "select name from sqlite_master where type = 'table'").fetchall():
+                db.execute(f"select 1 from [{table}] limit 1").fetchall()
+            return catalog
+        except BaseException as error:
+            connection.close()
+            busy = isinstance(error, sqlite3.OperationalError) \
+                and ("locked" in str(error) or "busy" in str(error))
+            if isinstance(error, sqlite3.DatabaseError) and not busy:
+                raise CatalogDamaged(str(path), _reason(error)) from None
+            raise
 
     @classmethod
     def in_memory(cls) -> Catalog:
@@ -224,9 +244,7 @@ class Catalog:
     def _migrate(self) -> None:
         version = self.schema_version
         if version > SCHEMA_VERSION:
-            raise CatalogTooNew(
-                f"the catalog has schema version {version}, newer than this btar "
-                f"({SCHEMA_VERSION}); upgrade btar")
+            raise CatalogTooNew(self.name, version, SCHEMA_VERSION)
         for number in range(version, SCHEMA_VERSION):
             with self.db.atomic():
                 MIGRATIONS[number](self.db)
@@ -443,6 +461,23 @@ class Catalog:
             "select * from copy_attempts where service = ? and region = ? order by id",
             [service, region]))
 
+    def withdraw_region(self, service: str, region: str, now: datetime, reason: str) -> None:
+        """Nothing in ``region`` counts as restorable any more (its copies are being
+        deleted); the objects stay recorded until forget_region."""
+        with self.db.atomic():
+            self.db.execute(
+                "update items set status = ?, reason = ?, updated_at = ? "
+                "where service = ? and region = ?",
+                [str(ItemStatus.FAILED), reason, to_text(now), service, region])
+            _rebuild_runs(self.db, service, region)
+
+    def object_keys(self, service: str, region: str) -> list[str]:
+        """Every object key recorded for a service in a region (relative to the service
+        prefix), completion markers first."""
+        return [r[0] for r in self.db.execute(
+            "select key from objects where service = ? and region = ? "
+            "order by is_marker desc, key", [service, region]).fetchall()]
+
     def forget_region(self, service: str, region: str) -> None:
         """Drop a region's items and objects (after its copies were deleted)."""
         with self.db.atomic():
@@ -562,6 +597,49 @@ def _item_row(r: dict[str, Any]) -> ItemRow:
         reason=r["reason"] or "", completed_at=from_text(r["completed_at"]),
         available_at=from_text(r["available_at"]) if r["available_at"] else None,
         lag_seconds=r["lag_seconds"], parent=r.get("parent") or "")
+
+
+class CatalogLock:
+    """The exclusive lock of one catalog: a lock file beside it (``<catalog>.lock``) held with
+    flock, so that two `btar sync` never copy the same objects at once. The kernel releases it
+    when the holder exits, even on SIGKILL; the file stays and holds the last holder's pid."""
+
+    def __init__(self, catalog: str | Path) -> None:
+        self.path = Path(f"{catalog}.lock")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise SyncAlreadyRunning(str(self.path),
+                                     int(holder) if holder.isdigit() else None) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd: int | None = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+
+def _create_owner_only(path: Path) -> None:
+    """Create the catalog file empty, readable and writable by its owner only, unless it
+    exists (an existing file keeps the mode its owner gave it). SQLite creates the -wal and
+    -shm files with the mode of the database file."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.fchmod(fd, 0o600)  # whatever the umask
+    os.close(fd)
+
+
+def _reason(error: BaseException) -> str:
+    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return " ".join(str(text).split())
 
 
 def iter_chunks(values: list[str], size: int) -> Iterator[list[str]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -18,8 +19,9 @@ from typing import Any, NoReturn, TextIO
 
 from engine import __version__
 from engine.api import Btar, ServiceStatus, plan_as_json
-from engine.config import config_path, load_config
-from engine.errors import BadInput, BtarError
+from engine.config import LoadedConfig, config_path, load_config
+from engine.errors import BadInput, BtarError, CatalogDamaged, ConfigError
+from engine.fork import ToolOptions
 from engine.lag import LagBucket, Period
 from engine.model import RestoreWindow, iso, parse_iso
 from engine.runtime import CopyProgress
@@ -368,21 +370,39 @@ def cmd_fork(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
         return 0
     if not args.into:
         raise BadInput("btar fork: --into DIR is required unless --dry-run")
+    if args.port is not None and not args.start:
+        raise BadInput("btar fork: --port goes with --start")
     config = str(config_path(args.config).resolve())
-    outcome = app.fork(args.service, args.region, target, Path(args.into),
+    into = Path(args.into).resolve()
+    tools = ToolOptions(fetch_only=args.fetch_only, start=args.start, port=args.port,
+                        run_as=args.run_as)
+    outcome = app.fork(args.service, args.region, target, into,
                        source_region=args.source_region,
                        wal_fetch_command=["btar", "--config", config, "wal-fetch",
-                                          args.service, "--region", args.region])
+                                          args.service, "--region", args.region],
+                       tools=tools)
+    restored = outcome.restore
     if args.json:
         _print_json({"plan": plan_as_json(outcome.plan), "downloaded": outcome.downloaded,
                      "skipped": outcome.skipped, "bytes_downloaded": outcome.bytes_downloaded,
                      "seconds": outcome.seconds, "written": outcome.written,
-                     "into": str(Path(args.into).resolve())}, out)
+                     "into": str(into), "restore": restored}, out)
         return 0
     out.write(_plan_text(plan_as_json(outcome.plan)))
     out.write(f"fetched {outcome.downloaded} objects ({outcome.bytes_downloaded} bytes) in "
               f"{outcome.seconds:.1f}s, {outcome.skipped} already there and verified\n"
-              f"laid out in {Path(args.into).resolve()}: {', '.join(outcome.written)}\n")
+              f"laid out in {into}: {', '.join(outcome.written)}\n")
+    if restored is not None:
+        steps = ", ".join(f"{step} {seconds:.1f}s" for step, seconds in restored.steps)
+        out.write(f"restored with {restored.tool} as {restored.user} into {restored.datadir}: "
+                  f"{steps}\n")
+        for command in restored.commands:
+            out.write(f"  ran: {command}\n")
+        for note in restored.notes:
+            out.write(f"  {note}\n")
+        if restored.running:
+            out.write(f"  running: port {restored.port}, socket {restored.socket}, "
+                      f"pid {restored.pid}; stop with: {restored.stop_command}\n")
     return 0
 
 
@@ -602,6 +622,15 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--target-time", metavar="ISO", help="a UTC time, e.g. 2026-11-26T08:00Z")
     p.add_argument("--into", metavar="DIR", help="folder to restore into (resumable)")
     p.add_argument("--dry-run", action="store_true", help="print the plan only")
+    p.add_argument("--fetch-only", action="store_true",
+                   help="fetch and lay out only; do not run pgbackrest / mariadb-backup")
+    p.add_argument("--start", action="store_true",
+                   help="leave the database running on the fork (PostgreSQL: once it left "
+                   "recovery)")
+    p.add_argument("--port", type=int, help="port of the started fork (default: a free one)")
+    p.add_argument("--run-as", metavar="USER",
+                   help="OS user that owns the fork and runs the tools and the server "
+                   "(default: you; postgres or mysql when run as root)")
     json_flag(p)
     p = add("wal-fetch", cmd_wal_fetch, "fetch one log segment from a region's copy "
             "(the restore_command of a fork)")
@@ -636,6 +665,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     out = out or sys.stdout
     err = err or sys.stderr
     app: Btar | None = None
+    loaded: LoadedConfig | None = None
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         rest = _simulate_arguments(argv)
@@ -647,19 +677,40 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
         handler = args.handler
         if handler in _NO_CONFIG:
             return int(handler(args, out))
-        loaded = load_config(config_path(args.config))
-        on_copy = _progress_printer(err) if getattr(args, "command", "") == "sync" else None
-        app = Btar.open(loaded, on_copy=on_copy)
+        try:
+            loaded = load_config(config_path(args.config))
+        except UnicodeDecodeError as error:  # load_config reads text; not every file is
+            raise ConfigError(str(config_path(args.config)), "",
+                              f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+        command = getattr(args, "command", "")
+        on_copy = _progress_printer(err) if command == "sync" else None
+        # One sync per catalog at a time; a deletion waits for no sync either (copies into a
+        # region being deleted would be left behind).
+        exclusive = command == "sync" or (command == "disable" and bool(args.delete))
+        app = Btar.open(loaded, on_copy=on_copy, exclusive=exclusive)
         return int(handler(app, args, out))
     except BtarError as error:
-        err.write(f"btar: {error}\n")
+        err.write(f"btar: {_one_line(str(error))}\n")
         return error.exit_code
+    except sqlite3.DatabaseError as error:
+        # The catalog went bad under a running command (open() checks what it can up front).
+        path = str(loaded.catalog_path) if loaded is not None else "the catalog"
+        if isinstance(error, sqlite3.OperationalError):
+            err.write(f"btar: {path}: {_one_line(str(error))}\n")
+            return 1
+        err.write(f"btar: {CatalogDamaged(path, _one_line(str(error)))}\n")
+        return CatalogDamaged.exit_code
     except KeyboardInterrupt:
         err.write("btar: interrupted; run the same command again to continue\n")
         return 130
     finally:
         if app is not None:
             app.close()
+
+
+def _one_line(text: str) -> str:
+    """Messages are one line: a hostile value with newlines cannot forge more output."""
+    return " ".join(text.splitlines())
 
 
 def _simulate_arguments(argv: list[str]) -> list[str] | None:

@@ -49,8 +49,12 @@ class ServiceConfig(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     type: ServiceType
     region: str
-    layout: Literal["native"] = "native"
+    #: "native" (docs/native-layout.md) or "pgbackrest" (docs/pgbackrest-layout.md: the
+    #: prefix is the repository root, one stanza is read)
+    layout: Literal["native", "pgbackrest"] = "native"
     prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,255}$")
+    #: the pgBackRest stanza of this service (layout = "pgbackrest" only, and required there)
+    stanza: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
     @field_validator("prefix")
     @classmethod
@@ -59,8 +63,23 @@ class ServiceConfig(_Strict):
             raise ValueError("a prefix has no '..' segment and no trailing '/'")
         return value
 
+    @model_validator(mode="after")
+    def _layout_fits(self) -> ServiceConfig:
+        if self.layout == "pgbackrest":
+            if self.type != ServiceType.POSTGRESQL:
+                raise ValueError("layout: a pgbackrest repository holds PostgreSQL backups; "
+                                 f"a {self.type.value} service uses layout = \"native\"")
+            if self.stanza is None:
+                raise ValueError("stanza: layout = \"pgbackrest\" needs the stanza to read, "
+                                 'e.g. stanza = "main"')
+        elif self.stanza is not None:
+            raise ValueError('stanza: only a service with layout = "pgbackrest" has a stanza')
+        return self
+
     def to_service(self) -> Service:
-        return Service(self.name, self.type, self.region, self.layout, self.prefix or self.name)
+        # The layout name carries its option ("pgbackrest:<stanza>"): see engine.formats.
+        layout = f"pgbackrest:{self.stanza}" if self.layout == "pgbackrest" else self.layout
+        return Service(self.name, self.type, self.region, layout, self.prefix or self.name)
 
 
 class ReplicationConfig(_Strict):

@@ -205,3 +205,38 @@ class CorruptBackup(BtarError):
     def __init__(self, key: str, problem: str) -> None:
         self.key = key
         super().__init__(f"{key}: {problem}")
+
+
+class CatalogTooNew(BadInput):
+    """The catalog was written by a newer btar (a schema version this one does not know)."""
+
+    def __init__(self, path: str, version: int, supported: int) -> None:
+        self.path = path
+        self.version = version
+        self.supported = supported
+        super().__init__(
+            f"{path}: the catalog has schema version {version}, newer than this btar "
+            f"({supported}); upgrade btar")
+
+
+class CatalogDamaged(BadInput):
+    """The catalog file cannot be used: not SQLite, truncated or corrupt, or unreadable."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        self.detail = detail
+        super().__init__(
+            f"{path}: the catalog file is damaged or unreadable ({detail}); restore it from a "
+            "backup, or move it away and btar starts a new one (everything is copied and "
+            "verified again)")
+
+
+class SyncAlreadyRunning(BadInput):
+    """Another process holds this catalog's sync lock."""
+
+    def __init__(self, path: str, pid: int | None) -> None:
+        self.path = path
+        self.pid = pid
+        who = f"pid {pid}" if pid else "pid unknown"
+        super().__init__(f"another btar sync is running on this catalog ({who}); "
+                         f"lock file {path}")

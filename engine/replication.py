@@ -7,17 +7,29 @@ publishes an item only when all of its objects verified.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from engine.catalog import Catalog, ItemRow, ObjectRow
-from engine.effects import CopyBatch, CopyResult, CopyTask, Effect, ListPage, Now, ReadObject
-from engine.errors import CorruptBackup, StorageError
+from engine.effects import (
+    CopyBatch,
+    CopyResult,
+    CopyTask,
+    DeleteBatch,
+    Effect,
+    ListPage,
+    Now,
+    ReadObject,
+    Sleep,
+)
+from engine.errors import CorruptBackup, InvalidKey, StorageError
 from engine.formats.base import BackupLayout
-from engine.model import ItemStatus, ObjectInfo, RegionRole, RegionState, Service
+from engine.model import BackupItem, ItemStatus, ObjectInfo, RegionRole, RegionState, Service
 from engine.storage.base import ListPage as ListPageResult
+from engine.storage.base import validate_key
 from engine.windows import window_from_catalog
 
 #: Items still to be brought to a destination.
@@ -29,6 +41,9 @@ class ReplicationSettings:
     batch_size: int = 64
     max_attempts: int = 3
     list_page_size: int = 1000
+    #: seconds to wait after a batch the destination throttled, doubling while it goes on
+    throttle_backoff: float = 1.0
+    throttle_backoff_cap: float = 30.0
 
 
 @dataclass
@@ -53,13 +68,46 @@ def verify(result: CopyResult, expected_sha256: str) -> tuple[bool, str]:
         if result.sha256 == expected_sha256:
             return True, result.verified_by or "sha256"
         return False, f"sha256 {result.sha256} != recorded {expected_sha256}"
-    if result.identical_to_source:
-        return True, result.verified_by or "provider-checksum"
-    return False, "nothing proved the copy identical"
+    # A provider checksum equal to the source's is not enough: the source itself may not hold
+    # what the primary recorded. Only the recorded SHA-256 publishes.
+    return False, "nothing proved the copy holds the recorded SHA-256"
 
 
 def _full(service: Service, key: str) -> str:
     return f"{service.key_prefix}/{key}"
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+#: what the catalog (SQLite INTEGER) can hold
+_INT64 = 2**63
+
+
+def read_marker(layout: BackupLayout, service: Service, marker: ObjectInfo,
+                data: bytes) -> BackupItem:
+    """The item a completion marker describes, checked before anything is copied: whatever a
+    layout reader throws on hostile bytes, and any object whose key would leave the service's
+    prefix or whose size or hash cannot be right, is a CorruptBackup (reported, never copied,
+    never a crash of the pass)."""
+    try:
+        item = layout.parse_marker(marker, data)
+    except CorruptBackup:
+        raise
+    except Exception as error:  # a reader's bug on hostile input must not stop replication
+        detail = " ".join(str(error).split())[:200]
+        raise CorruptBackup(marker.key, f"unreadable completion marker ({type(error).__name__}: "
+                                        f"{detail})") from None
+    for ref in item.objects:
+        try:
+            validate_key(service.key_prefix, _full(service, ref.key))
+        except InvalidKey as error:
+            raise CorruptBackup(marker.key, f"lists an object outside the backup: {error}") \
+                from None
+        if not 0 <= ref.size < _INT64 or not _SHA256.match(ref.sha256):
+            raise CorruptBackup(marker.key, f"object {ref.key!r} has an impossible size or "
+                                            "SHA-256")
+    if not -_INT64 < item.seq < _INT64:
+        raise CorruptBackup(marker.key, "its sequence number is out of range")
+    return item
 
 
 def list_all(region: str, prefix: str,
@@ -82,12 +130,17 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
     prefix = f"{service.key_prefix}/"
     listing = yield from list_all(service.region, prefix, settings.list_page_size)
     relative = [ObjectInfo(o.key[len(prefix):], o.size, o.last_modified) for o in listing]
-    found = layout.discover(relative)
+    try:
+        found = layout.discover(relative)
+        present = {segment.item_id for segment in found.segments}
+        present.update(layout.item_id_of_marker(marker.key) for marker in found.markers)
+    except Exception as error:  # a reader's bug on a hostile listing must not crash the pass
+        detail = " ".join(str(error).split())[:200]
+        raise CorruptBackup(prefix, f"the listing cannot be read as the {layout.name} layout "
+                                    f"({type(error).__name__}: {detail})") from None
     known = catalog.known_item_ids(service.name, service.region)
     now: datetime = yield Now()
     new = 0
-    present = {segment.item_id for segment in found.segments}
-    present.update(layout.item_id_of_marker(marker.key) for marker in found.markers)
     with catalog.transaction():
         for segment in found.segments:
             if segment.item_id not in known:
@@ -99,12 +152,20 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
             # Gone from the primary (its retention ran out): no longer a source or a cover.
             catalog.set_item_status(service.name, service.region, item_id,
                                     ItemStatus.FAILED, now, "no longer in the primary")
+        gone = catalog.item_ids(service.name, service.region, ItemStatus.FAILED)
+        for item_id in sorted(gone & present):
+            # Listed again: a listing that missed it once (eventual consistency, a flaky
+            # page) must not drop it from replication for good.
+            catalog.set_item_status(service.name, service.region, item_id,
+                                    ItemStatus.AVAILABLE, now)
+            catalog.event(now, "info", service.name, service.region,
+                          f"{item_id} is listed in the primary again")
     for marker in found.markers:
         if layout.item_id_of_marker(marker.key) in known:
             continue
         data: bytes = yield ReadObject(service.region, _full(service, marker.key))
         try:
-            item = layout.parse_marker(marker, data)
+            item = read_marker(layout, service, marker, data)
         except CorruptBackup as error:
             catalog.event(now, "error", service.name, service.region, str(error))
             continue
@@ -127,6 +188,10 @@ class _RegionCopier:
         self.attempts: dict[str, int] = {}
         self.objects: dict[str, list[ObjectRow]] = {}
         self.given_up: dict[str, str] = {}
+        #: full keys of copies that landed but did not verify (to be removed)
+        self.unverified: list[str] = []
+        #: batches in a row the destination throttled
+        self.throttled = 0
         #: object key (relative to the service prefix) -> the item it belongs to
         self.owner: dict[str, str] = {}
 
@@ -164,6 +229,7 @@ class _RegionCopier:
         """Record results; returns a reason to stop the pass (unreachable side) or None."""
         prefix = f"{self.service.key_prefix}/"
         stop: str | None = None
+        throttled = False
         for result in results:
             key = result.task.key[len(prefix):]
             self.attempts[key] = self.attempts.get(key, 0) + 1
@@ -182,6 +248,9 @@ class _RegionCopier:
                 self.outcome.copied_objects += 1
                 self.outcome.copied_bytes += result.task.size
                 continue
+            if result.ok:
+                self.unverified.append(result.task.key)
+            throttled = throttled or result.error_kind == "throttled"
             self.catalog.event(now, "warning", self.service.name, self.region,
                                f"copy of {key} failed: {error}")
             if result.error_kind == "unreachable":
@@ -189,7 +258,15 @@ class _RegionCopier:
                 stop = f"{side} unreachable: {result.error}"
             elif result.error_kind == "missing" and result.failed_side == "source":
                 self.attempts[key] = self.settings.max_attempts  # retrying cannot help
+        self.throttled = self.throttled + 1 if throttled else 0
         return stop
+
+    def backoff(self) -> float:
+        """Seconds to wait before the next batch: the provider asked to slow down."""
+        if not self.throttled:
+            return 0.0
+        return min(self.settings.throttle_backoff_cap,
+                   self.settings.throttle_backoff * 2.0 ** (self.throttled - 1))
 
 
 def copy_to_region(catalog: Catalog, service: Service, region: str,
@@ -221,6 +298,9 @@ def copy_to_region(catalog: Catalog, service: Service, region: str,
         tasks = copier.next_tasks(list(by_id.values()))
         if not tasks:
             break
+        if copier.backoff():
+            yield Sleep(copier.backoff())
+            now = yield Now()
         touched = {copier.owner[t.key[len(service.key_prefix) + 1:]] for t in tasks}
         for item_id in sorted(touched):
             if by_id[item_id].status != ItemStatus.COPYING:
@@ -239,6 +319,18 @@ def copy_to_region(catalog: Catalog, service: Service, region: str,
                     del by_id[item_id]
                 else:
                     by_id[item_id] = _with_status(item, ItemStatus.COPYING)
+        if copier.unverified:
+            # Bytes that did not verify never stay under a real key (a log segment is its own
+            # completion marker: the backup tool would take it for a good one).
+            keys, copier.unverified = tuple(copier.unverified), []
+            try:
+                errors: tuple[str, ...] = yield DeleteBatch(region, keys)
+            except StorageError as error:
+                errors = (str(error),) * len(keys)
+            for key, problem in zip(keys, errors, strict=True):
+                catalog.event(now, "warning" if problem else "info", service.name, region,
+                              f"could not remove the unverified copy of {key}: {problem}"
+                              if problem else f"removed the unverified copy of {key}")
         if stop is not None:
             _pause(catalog, service, region, stop, now, by_id, outcome)
             return
@@ -276,14 +368,17 @@ def replication_pass(catalog: Catalog, layout: BackupLayout, service: Service,
     outcome = PassOutcome(service.name)
     # The previous region first: it only needs what is new, while a freshly changed secondary
     # may be backfilling for a long time; serving it second keeps protection continuous.
+    # A stopped destination is one whose copies are being deleted (disable --delete).
     destinations = sorted(
-        catalog.locations(service.name, roles=[RegionRole.SECONDARY, RegionRole.PREVIOUS]),
+        (loc for loc in catalog.locations(service.name,
+                                          roles=[RegionRole.SECONDARY, RegionRole.PREVIOUS])
+         if loc.state != RegionState.STOPPED),
         key=lambda loc: (loc.role != RegionRole.PREVIOUS, loc.since, loc.region))
     if not destinations:
         return outcome
     try:
         outcome.discovered = yield from discover_primary(catalog, layout, service, settings)
-    except StorageError as error:
+    except (StorageError, CorruptBackup) as error:
         now: datetime = yield Now()
         outcome.primary_error = str(error)
         catalog.event(now, "error", service.name, service.region,

@@ -3,12 +3,15 @@ checked against the region's window (rules 5 and 6)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from engine import rules
-from engine.catalog import Catalog
-from engine.errors import UnknownName
+from engine.catalog import RESTORABLE, Catalog
+from engine.errors import CorruptBackup, RuleViolation, UnknownName
+from engine.formats.pgbackrest import wal_position
 from engine.model import ItemKind, ObjectRef, RegionRole, RestoreWindow, Service
 from engine.windows import Chain, chain_inputs, chains, intervals_of
 
@@ -114,3 +117,59 @@ def _segments_to(catalog: Catalog, service: str, region: str, chain: Chain,
         if picked and picked[-1].end_time >= target:
             break
     return picked
+
+
+class IncompleteChain(RuleViolation):
+    """What a restore needs beyond the window's chain is not (yet) in the region."""
+
+    rule = 5
+
+    def __init__(self, region: str, what: str) -> None:
+        self.region = region
+        self.what = what
+        super().__init__(f"{what} not in {region} yet; run `btar sync` and try again")
+
+
+def supplement_pgbackrest(catalog: Catalog, plan: RestorePlan,
+                          seal: Mapping[str, Any]) -> RestorePlan:
+    """What a pgBackRest restore needs besides the window's chain: the WAL from the backup's
+    start through its stop segment (without it the backup never becomes consistent), one
+    segment past the last planned one (a commit record cut by a segment's end completes
+    there), and the backups a differential or incremental backup refers to."""
+    base = catalog.item(plan.service, plan.region, plan.base_id)
+    assert base is not None
+    try:
+        _, stop = wal_position(str(seal["archive_stop"]))
+        references = [str(r) for r in seal.get("references") or []]
+    except (KeyError, ValueError) as error:
+        raise CorruptBackup(plan.base_id, f"unreadable seal: {error}") from None
+    segments = {s.item_id: s for s in plan.segments}
+    consistent = catalog.log_items(plan.service, plan.region, base.stream, base.seq, stop)
+    if [r.seq for r in consistent] != list(range(base.seq, stop + 1)):
+        have = {r.seq for r in consistent}
+        missing = [s for s in range(base.seq, stop + 1) if s not in have]
+        raise IncompleteChain(plan.region, f"WAL segment(s) {missing} of backup "
+                              f"{plan.base_id} (needed to make it consistent) are")
+    last = max(plan.segments, key=lambda s: s.seq) if plan.segments else None
+    stream, seq = (last.stream, last.seq) if last else (base.stream, stop)
+    ahead = catalog.log_items(plan.service, plan.region, stream, seq + 1, seq + 1)
+    for row in [*consistent, *ahead]:
+        segments.setdefault(row.item_id, PlannedSegment(row.item_id, row.stream, row.seq,
+                                                        row.start_time, row.end_time))
+    ordered = sorted(segments.values(), key=lambda s: (s.seq, s.stream))
+    objects = {o.key: o for o in plan.objects}
+    for segment in ordered:
+        log = catalog.item(plan.service, plan.region, segment.item_id)
+        assert log is not None
+        for ref in catalog.item_as_model(log).objects:
+            objects.setdefault(ref.key, ref)
+    for label in references:
+        prior = catalog.item(plan.service, plan.region, f"base/{label}")
+        if prior is None or prior.status not in RESTORABLE:
+            raise IncompleteChain(plan.region, f"backup {label}, which {plan.base_id} "
+                                  "refers to, is")
+        for ref in catalog.item_as_model(prior).objects:
+            objects.setdefault(ref.key, ref)
+    chosen = tuple(objects.values())
+    return replace(plan, segments=tuple(ordered), objects=chosen,
+                   bytes_total=sum(o.size for o in chosen))

@@ -32,9 +32,13 @@ def execute_copy(source: Storage, destination: Storage, task: CopyTask) -> CopyR
         # With the expected hash, a streamed copy whose bytes differ never becomes visible.
         report = destination.copy_from(source, task.key, task.key, sha256=task.sha256)
         sha256, verified_by = report.sha256, report.verified_by or ""
-        if sha256 is None and not report.identical_to_source:
-            # Nothing proved the copy's bytes: read them back (the verification of last resort).
-            sha256, verified_by = destination.sha256_of(task.key), "sha256-read-back"
+        if sha256 is None:
+            # A provider checksum equal to the source's proves the copy equals the source, not
+            # that the source holds what the primary recorded (a manifest and its payload can
+            # disagree): only the SHA-256 of the copy's bytes proves that. Read them back.
+            sha256 = destination.sha256_of(task.key)
+            verified_by = f"{verified_by}+sha256-read-back" if verified_by \
+                else "sha256-read-back"
         return CopyResult(task=task, ok=True, method=report.method, sha256=sha256,
                           identical_to_source=report.identical_to_source,
                           verified_by=verified_by)
@@ -43,6 +47,23 @@ def execute_copy(source: Storage, destination: Storage, task: CopyTask) -> CopyR
             side = "source"
         return CopyResult(task=task, ok=False, error=str(error), error_kind=_kind(error),
                           failed_side=side)
+
+
+def _private_folders(folder: Path) -> None:
+    """Create ``folder`` and its missing parents readable by the owner only (0700); folders
+    that exist keep their mode."""
+    missing = []
+    while not folder.is_dir():
+        missing.append(folder)
+        if folder.parent == folder:
+            break
+        folder = folder.parent
+    for created in reversed(missing):
+        try:
+            created.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # made meanwhile by another fetch of the same batch
+        created.chmod(0o700)
 
 
 def _local_sha256(path: Path) -> str:
@@ -61,11 +82,14 @@ def execute_fetch(source: Storage, task: FetchTask) -> FetchResult:
         if path.is_file() and path.stat().st_size == task.size \
                 and _local_sha256(path) == task.sha256:
             return FetchResult(task, ok=True, skipped=True)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        _private_folders(path.parent)
         temp = path.parent / f".{path.name}.{uuid.uuid4().hex}.part"
         digest = hashlib.sha256()
         try:
-            with source.open_read(task.key) as stream, temp.open("wb") as out:
+            # Restored data is the database's: owner-only, whatever the umask.
+            with source.open_read(task.key) as stream, \
+                    os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600),
+                              "wb") as out:
                 while chunk := stream.read(CHUNK_SIZE):
                     digest.update(chunk)
                     out.write(chunk)

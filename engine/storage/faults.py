@@ -1,14 +1,19 @@
-"""A wrapper that injects faults into any storage: outages, crashes after N writes,
-corrupted copies. Used by tests and by the simulator."""
+"""A wrapper that injects faults into any storage: outages (now, or after N more calls),
+crashes after N writes, throttling, timeouts, connection resets mid-read, corrupted copies,
+copies that claim success over wrong bytes, listings that miss a key. Used by tests and by
+the simulator. Faults surface as a real backend surfaces them once its own retries are spent:
+Throttled, Unreachable, or wrong bytes."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import BinaryIO
 
-from engine.errors import Unreachable
+from engine.errors import Throttled, Unreachable
 from engine.model import ObjectInfo
 from engine.storage.base import CopyReport, ListPage, Storage
 
@@ -31,11 +36,44 @@ class FaultyStorage(Storage):
         self.corrupt: Callable[[str], bool] = lambda key: False
         #: keys whose reads fail as if the region went away mid-transfer
         self.fail_reads: Callable[[str], bool] = lambda key: False
+        #: the region goes away (``unreachable``) after this many more calls succeed
+        self.outage_after: int | None = None
+        #: the next this-many calls are refused as throttled (slow down)
+        self.throttle_next = 0
+        #: the next this-many calls time out (no answer)
+        self.timeout_next = 0
+        #: keys whose reads deliver half of the bytes, then the connection is reset
+        self.reset_reads: Callable[[str], bool] = lambda key: False
+        #: keys whose copies land with one byte flipped yet claim a server-side copy proven
+        #: identical to the source (a provider checksum that lies)
+        self.lie_on_copy: Callable[[str], bool] = lambda key: False
+        #: keys the next listing that reaches them leaves out, once each
+        self.omit_once: set[str] = set()
+        #: how many calls each fault refused, by kind
+        self.injected: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def _check(self) -> None:
-        if self.unreachable:
-            raise Unreachable(self.name, "", "injected outage")
+    def _count(self, kind: str) -> None:
+        self.injected[kind] = self.injected.get(kind, 0) + 1
+
+    def _check(self, key: str = "") -> None:
+        with self._lock:
+            if self.outage_after is not None:
+                if self.outage_after <= 0:
+                    self.unreachable, self.outage_after = True, None
+                else:
+                    self.outage_after -= 1
+            if self.unreachable:
+                self._count("outage")
+                raise Unreachable(self.name, "", "injected outage")
+            if self.throttle_next > 0:
+                self.throttle_next -= 1
+                self._count("throttle")
+                raise Throttled(self.name, key, "slow down (injected throttling)")
+            if self.timeout_next > 0:
+                self.timeout_next -= 1
+                self._count("timeout")
+                raise Unreachable(self.name, key, "no answer: timed out (injected)")
 
     def _count_write(self) -> None:
         with self._lock:
@@ -46,32 +84,58 @@ class FaultyStorage(Storage):
 
     def list_page(self, prefix: str = "", start_after: str | None = None,
                   limit: int = 1000) -> ListPage:
-        self._check()
-        return self.inner.list_page(prefix, start_after, limit)
+        self._check(prefix)
+        page = self.inner.list_page(prefix, start_after, limit)
+        with self._lock:
+            omitted = {o.key for o in page.objects} & self.omit_once
+            self.omit_once -= omitted
+            for _ in omitted:
+                self._count("omit")
+        if not omitted:
+            return page
+        return ListPage(tuple(o for o in page.objects if o.key not in omitted),
+                        page.next_start_after)
 
     def stat(self, key: str) -> ObjectInfo:
-        self._check()
+        self._check(key)
         return self.inner.stat(key)
 
     def open_read(self, key: str) -> AbstractContextManager[BinaryIO]:
-        self._check()
+        self._check(key)
         if self.fail_reads(key):
             raise Unreachable(self.name, key, "injected failure while reading")
+        if self.reset_reads(key):
+            return self._reset_midway(key)
         return self.inner.open_read(key)
 
+    @contextlib.contextmanager
+    def _reset_midway(self, key: str) -> Iterator[BinaryIO]:
+        data = self.inner.read_bytes(key)
+        with self._lock:
+            self._count("reset")
+        yield _ResettingReader(data[:len(data) // 2], self.name, key)  # type: ignore[misc]
+
     def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None) -> ObjectInfo:
-        self._check()
+        self._check(key)
         self._count_write()
         return self.inner.write(key, data, sha256=sha256)
 
     def delete(self, key: str) -> None:
-        self._check()
+        self._check(key)
         self.inner.delete(key)
 
     def copy_from(self, source: Storage, source_key: str, key: str, *,
                   sha256: str | None = None) -> CopyReport:
-        self._check()
+        self._check(key)
         self._count_write()
+        if self.lie_on_copy(key):
+            data = bytearray(source.read_bytes(source_key))
+            data[:1] = bytes([data[0] ^ 0xFF]) if data else b"\x00"
+            info = self.inner.write(key, bytes(data))
+            with self._lock:
+                self._count("lie")
+            return CopyReport(info, "server-side", None, "etag-md5-equals-source",
+                              identical_to_source=True)
         if self.corrupt(key):
             data = bytearray(source.read_bytes(source_key))
             data[:1] = bytes([data[0] ^ 0xFF]) if data else b"\x00"
@@ -80,5 +144,28 @@ class FaultyStorage(Storage):
             return CopyReport(info, "stream", info.sha256, "sha256-streamed")
         inner_source = source.inner if isinstance(source, FaultyStorage) else source
         if isinstance(source, FaultyStorage):
-            source._check()
+            if source.reset_reads(source_key) or source.fail_reads(source_key):
+                # Stream through the faulty source so that its read faults happen.
+                with source.open_read(source_key) as stream:
+                    info = self.inner.write(key, stream, sha256=sha256)
+                return CopyReport(info, "stream", info.sha256, "sha256-streamed")
+            source._check(source_key)
         return self.inner.copy_from(inner_source, source_key, key, sha256=sha256)
+
+
+class _ResettingReader(io.RawIOBase):
+    """Delivers some bytes, then fails as a reset connection does."""
+
+    def __init__(self, data: bytes, location: str, key: str) -> None:
+        self._data = io.BytesIO(data)
+        self._location = location
+        self._key = key
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = self._data.read(size if size is not None and size >= 0 else -1)
+        if not chunk or size is None or size < 0:  # reading to the end cannot succeed
+            raise Unreachable(self._location, self._key, "connection reset by peer (injected)")
+        return chunk

@@ -16,6 +16,24 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_val
 from engine.storage.base import Storage
 
 
+def refuse_credentials(url: str) -> str:
+    """Refuse a URL that carries a credential (user info, or a query string such as a SAS
+    token or a signature). The message never repeats the URL: it may hold a secret."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ValueError("not a valid URL") from None
+    if "@" in parts.netloc:
+        raise ValueError("a URL here carries no credentials (user:secret@ was given; the value "
+                         "is not shown); btar takes them from the environment or the "
+                         "provider's standard credential chain")
+    if parts.query or parts.fragment or url.rstrip().endswith(("?", "#")):
+        raise ValueError("a URL here takes no query string or fragment (a SAS token or a "
+                         "signature is a credential; the value is not shown); name an "
+                         "environment variable instead")
+    return url
+
+
 class _Location(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -23,6 +41,11 @@ class _Location(BaseModel):
     #: "auto" uses a server-side copy where the provider can; "stream" always streams bytes
     #: through btar (for providers that refuse server-side copies between the two regions).
     copy_mode: Literal["auto", "stream"] = "auto"
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials(cls, value: str) -> str:
+        return refuse_credentials(value)
 
     def display(self) -> str:
         """The location for messages: the URL without any query string or user info."""
@@ -70,6 +93,11 @@ class S3Location(_Location):
     part_size: int = Field(default=512 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
     max_attempts: int = Field(default=8, ge=1, le=50)
 
+    @field_validator("endpoint_url")
+    @classmethod
+    def _plain_endpoint(cls, value: str | None) -> str | None:
+        return None if value is None else refuse_credentials(value)
+
 
 class GcsLocation(_Location):
     """gs://bucket/prefix"""
@@ -81,6 +109,11 @@ class GcsLocation(_Location):
     kms_key_name: str | None = None
     #: bytes per rewrite call (GCS maxBytesRewrittenPerCall); None lets the service choose
     rewrite_chunk_bytes: int | None = Field(default=None, ge=1024**2)
+
+    @field_validator("emulator_host")
+    @classmethod
+    def _plain_host(cls, value: str | None) -> str | None:
+        return None if value is None else refuse_credentials(value)
 
 
 class AzureLocation(_Location):
@@ -98,10 +131,18 @@ class AzureLocation(_Location):
     #: a server-side copy may take this long per GiB (plus a minute) before it is abandoned
     copy_timeout_per_gib: float = Field(default=600.0, gt=0)
 
+    @field_validator("account_url")
+    @classmethod
+    def _plain_account_url(cls, value: str | None) -> str | None:
+        return None if value is None else refuse_credentials(value)
+
 
 def _scheme_of(value: Any) -> str:
     url = value.get("url", "") if isinstance(value, dict) else getattr(value, "url", "")
-    return urlsplit(str(url)).scheme or "missing"
+    try:
+        return urlsplit(str(url)).scheme or "missing"
+    except ValueError:  # e.g. an unbalanced "[": the union's own error explains it
+        return "invalid"
 
 
 LocationConfig = Annotated[

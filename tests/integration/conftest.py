@@ -1,8 +1,3 @@
-"""The local protocol servers, one per test session each, shared by every integration test
-(moto's in-process backends are global, so two moto servers in one process would clash)."""
-
-from tests.integration.azurite_server import azurite
-from tests.integration.gcs_server import fake_gcs
-from tests.integration.s3_server import moto_s3
-
-__all__ = ["azurite", "fake_gcs", "moto_s3"]
+"""The local protocol servers (moto_s3, fake_gcs, azurite) are session fixtures defined once in
+tests/conftest.py, shared with tests/reliability: a second definition here would start a second
+server in the same process."""

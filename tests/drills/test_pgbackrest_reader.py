@@ -1,0 +1,260 @@
+"""The pieces the drills stand on, checked without a database: the pgBackRest layout reader
+(WAL content, names, histories, seals), the configuration of a pgbackrest service, and the
+fork's target arithmetic. Synthetic WAL follows PostgreSQL 15's on-disk format."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import struct
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from engine.config import parse_config
+from engine.errors import ConfigError, CorruptBackup
+from engine.fork import binlog_stop, recovery_reaches_past
+from engine.formats import get_layout
+from engine.formats.pgbackrest import (
+    NO_COMMIT,
+    PG_EPOCH,
+    WAL_SEGMENT_SIZE,
+    PgBackRestLayout,
+    lsn_segno,
+    read_wal,
+    seal_backups,
+    wal_file_name,
+    wal_position,
+)
+from engine.model import ItemKind, ObjectInfo
+from engine.restore import PlannedSegment
+from engine.storage.memory import MemoryStorage
+
+T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+BLOCK = 8192
+
+
+def _record(rmid: int, info: int, main: bytes) -> bytes:
+    body = bytes([255, len(main)]) + main
+    total = 24 + len(body)
+    header = struct.pack("<IIQBBxxI", total, 700, 0, info, rmid, 0)
+    return header + body + b"\0" * (-total % 8)
+
+
+def commit(moment: datetime) -> bytes:
+    micros = (moment - PG_EPOCH) // timedelta(microseconds=1)
+    return _record(1, 0x00, struct.pack("<q", micros))
+
+
+def segment(timeline: int, segno: int, records: list[bytes]) -> bytes:
+    """A 16 MiB segment: page headers, then the records laid across pages."""
+    payload = b"".join(records)
+    out = bytearray()
+    pos = 0
+    for page in range(WAL_SEGMENT_SIZE // BLOCK):
+        address = segno * WAL_SEGMENT_SIZE + page * BLOCK
+        if page == 0:
+            header = struct.pack("<HHIQIxxxxQII", 0xD110, 0x0002, timeline, address, 0,
+                                 7712408193966489217, WAL_SEGMENT_SIZE, BLOCK)
+        else:
+            header = struct.pack("<HHIQIxxxx", 0xD110, 0, timeline, address, 0)
+        room = BLOCK - len(header)
+        chunk = payload[pos:pos + room]
+        pos += len(chunk)
+        out += header + chunk + b"\0" * (room - len(chunk))
+    return bytes(out)
+
+
+def wal_object(stanza: str, timeline: int, segno: int, raw: bytes) -> tuple[str, bytes]:
+    name = wal_file_name(timeline, segno)
+    key = (f"archive/{stanza}/15-1/{name[:16]}/{name}-{hashlib.sha1(raw).hexdigest()}.gz")
+    return key, gzip.compress(raw, compresslevel=1)
+
+
+def test_wal_names_and_positions() -> None:
+    assert wal_position("000000010000000200000003") == (1, 0x203)
+    assert wal_file_name(1, 0x203) == "000000010000000200000003"
+    assert lsn_segno("0/5000000") == 5
+    assert lsn_segno("2/3000028") == 0x203
+    with pytest.raises(ValueError, match="16 MiB"):
+        wal_position("000000010000000000000100")
+
+
+def test_read_wal_finds_every_commit_time_across_pages() -> None:
+    moments = [T0 + timedelta(milliseconds=7 * n) for n in range(500)]
+    noise = _record(10, 0x00, b"x" * 40)  # a heap record: not a stop point
+    raw = segment(3, 0x41, [r for m in moments for r in (noise, commit(m))])
+    times = read_wal(raw)
+    assert (times.timeline, times.segno, times.commits) == (3, 0x41, 500)
+    assert (times.first_commit, times.last_commit) == (moments[0], moments[-1])
+    empty = read_wal(segment(1, 2, [noise]))
+    assert empty.commits == 0
+    assert empty.last_commit is None
+
+
+def test_the_reader_discovers_sealed_backups_wal_and_histories() -> None:
+    layout = get_layout("pgbackrest:demo")
+    assert isinstance(layout, PgBackRestLayout)
+    assert layout.stanza == "demo"
+    label = "20261126-080000F"
+    listing = [ObjectInfo(k, 1, T0) for k in [
+        f"backup/demo/{label}/backup.manifest", f"backup/demo/{label}/pg_data/PG_VERSION.gz",
+        "backup/demo/backup.info", "archive/demo/archive.info",
+        f"btar-seal/demo/{label}.json", "btar-seal/demo/20261125-080000F.json",  # expired
+        "archive/demo/15-1/00000002.history",
+        "archive/demo/15-1/0000000100000000/000000010000000000000002.00000028.backup",
+        f"archive/demo/15-1/0000000100000000/000000010000000000000003-{'a' * 40}.gz",
+        f"archive/demo/15-1/0000000100000000/000000010000000000000002-{'b' * 40}.gz",
+        f"archive/other/15-1/0000000100000000/000000010000000000000004-{'c' * 40}.gz",
+    ]]
+    found = layout.discover(listing)
+    assert found.segments == ()
+    ids = [layout.item_id_of_marker(m.key) for m in found.markers]
+    assert ids == [f"base/{label}", "history/2", "log/1/0000000002", "log/1/0000000003"]
+
+
+def test_a_wal_marker_becomes_a_log_item_timed_by_its_commits() -> None:
+    layout = PgBackRestLayout("main")
+    raw = segment(1, 5, [commit(T0), commit(T0 + timedelta(seconds=2))])
+    key, data = wal_object("main", 1, 5, raw)
+    item = layout.parse_marker(ObjectInfo(key, len(data), T0 + timedelta(minutes=1)), data)
+    assert (item.kind, item.item_id, item.stream, item.seq) == (ItemKind.LOG, "log/1/0000000005",
+                                                                 "1", 5)
+    assert (item.start_time, item.end_time) == (T0, T0 + timedelta(seconds=2))
+    assert item.marker.sha256 == hashlib.sha256(data).hexdigest()
+    quiet_key, quiet = wal_object("main", 1, 6, segment(1, 6, []))
+    assert layout.parse_marker(ObjectInfo(quiet_key, 1, T0), quiet).end_time == NO_COMMIT
+    with pytest.raises(CorruptBackup, match="SHA-1"):
+        layout.parse_marker(ObjectInfo(f"{key.rsplit('-', 1)[0]}-{'0' * 40}.gz", 1, T0), data)
+    wrong_key, _ = wal_object("main", 1, 7, raw)
+    with pytest.raises(CorruptBackup):
+        layout.parse_marker(ObjectInfo(wrong_key, 1, T0), wal_object("main", 1, 7, raw)[1])
+
+
+def test_a_timeline_history_names_its_parent_and_switch_segment() -> None:
+    layout = PgBackRestLayout("main")
+    data = b"1\t0/5000000\tno recovery target specified\n\n2\t0/7000A0\tbefore 2026\n"
+    item = layout.parse_marker(ObjectInfo("archive/main/15-1/00000003.history", len(data), T0),
+                               data)
+    assert (item.kind, item.item_id, item.parent, item.seq) == (ItemKind.HISTORY, "history/3",
+                                                                 "2", 0)
+
+
+def _manifest(label: str, files: dict[str, bytes]) -> str:
+    lines = ["[backup]", 'backup-archive-start="000000010000000000000002"',
+             'backup-archive-stop="000000010000000000000003"', f'backup-label="{label}"',
+             'backup-lsn-start="0/2000028"', 'backup-lsn-stop="0/3000100"',
+             f"backup-timestamp-start={int(T0.timestamp())}",
+             f"backup-timestamp-stop={int(T0.timestamp()) + 4}", 'backup-type="full"', "",
+             "[backup:option]", 'option-compress-type="gz"', "", "[target:file]"]
+    for name, data in files.items():
+        entry = {"checksum": "0" * 40, "rck": hashlib.sha1(data).hexdigest(),
+                 "repo-size": len(data), "size": 8192}
+        lines.append(f"{name.removesuffix('.gz')}={json.dumps(entry)}")
+    return "\n".join(lines) + "\n"
+
+
+def test_seal_records_sha256s_checks_rck_and_stands_for_the_backup() -> None:
+    store = MemoryStorage("primary")
+    label = "20261126-080000F"
+    files = {"pg_data/PG_VERSION.gz": b"15\n-gz", "pg_data/global/pg_control.gz": b"ctl"}
+    store.write("r/backup/main/backup.info",
+                f"[backup:current]\n{label}={{}}\n".encode())
+    store.write("r/archive/main/archive.info", b"[db]\ndb-id=1\n")
+    for name, data in files.items():
+        store.write(f"r/backup/main/{label}/{name}", data)
+    manifest = _manifest(label, files).encode()
+    store.write(f"r/backup/main/{label}/backup.manifest", manifest)
+    store.write(f"r/backup/main/{label}/backup.manifest.copy", manifest)
+    backup_file = "archive/main/15-1/0000000100000000/000000010000000000000002.00000028.backup"
+    store.write(f"r/{backup_file}", b"START WAL LOCATION: 0/2000028\n")
+
+    assert seal_backups(store, "r", "main", T0) == [label]
+    assert seal_backups(store, "r", "main", T0) == []  # idempotent
+    seal_key = f"btar-seal/main/{label}.json"
+    data = store.read_bytes(f"r/{seal_key}")
+    item = PgBackRestLayout("main").parse_marker(ObjectInfo(seal_key, len(data), T0), data)
+    assert (item.kind, item.item_id, item.stream, item.seq) == (ItemKind.BASE, f"base/{label}",
+                                                                 "1", 2)
+    assert (item.start_time, item.end_time) == (T0, T0 + timedelta(seconds=4))
+    keys = {o.key: o.sha256 for o in item.payload}
+    assert backup_file in keys
+    assert keys[f"backup/main/{label}/pg_data/PG_VERSION.gz"] == \
+        hashlib.sha256(b"15\n-gz").hexdigest()
+    assert set(json.loads(data)["info"]) == {"backup/main/backup.info",
+                                             "archive/main/archive.info"}
+
+    other = "20261126-090000F"
+    store.write("r/backup/main/backup.info",
+                f"[backup:current]\n{label}={{}}\n{other}={{}}\n".encode())
+    store.write(f"r/backup/main/{other}/pg_data/PG_VERSION.gz", b"tampered")
+    store.write(f"r/backup/main/{other}/backup.manifest", _manifest(other, files).encode())
+    with pytest.raises(CorruptBackup, match=r"SHA-1"):
+        seal_backups(store, "r", "main", T0)
+
+
+@pytest.mark.parametrize(("service", "problem"), [
+    ({"layout": "pgbackrest"}, "stanza"),
+    ({"layout": "pgbackrest", "stanza": "main", "type": "mysql"}, "PostgreSQL"),
+    ({"stanza": "main"}, "only a service with layout"),
+    ({"layout": "barman"}, "layout"),
+])
+def test_config_of_a_pgbackrest_service(service: dict[str, str], problem: str) -> None:
+    raw = {"regions": {"aws-eu-west-1": "file:///tmp/x"}, "services": [
+        {"name": "orders", "type": "postgresql", "region": "aws-eu-west-1", **service}]}
+    with pytest.raises(ConfigError, match=problem):
+        parse_config(raw, "btar.toml")
+
+
+def test_a_pgbackrest_service_names_its_stanza_in_the_layout() -> None:
+    raw = {"regions": {"aws-eu-west-1": "file:///tmp/x"}, "services": [
+        {"name": "orders", "type": "postgresql", "region": "aws-eu-west-1",
+         "layout": "pgbackrest", "stanza": "main"}]}
+    assert parse_config(raw, "btar.toml").services[0].to_service().layout == "pgbackrest:main"
+
+
+def test_fork_target_arithmetic() -> None:
+    assert binlog_stop(datetime(2026, 11, 26, 8, 0, 5, 500000, tzinfo=UTC)) == \
+        "2026-11-26 08:00:06"
+    segments = (PlannedSegment("log/1/0000000004", "1", 4, T0, T0 + timedelta(seconds=3)),
+                PlannedSegment("log/1/0000000005", "1", 5, NO_COMMIT, NO_COMMIT))
+    from engine.model import RegionRole, RestoreWindow
+    from engine.restore import RestorePlan
+
+    plan = RestorePlan("orders", "postgresql", "pgbackrest:main", "r", RegionRole.SECONDARY,
+                       T0, T0, RestoreWindow("r", RegionRole.SECONDARY), "base/x", T0,
+                       segments, (), (), 0, None, T0)
+    assert recovery_reaches_past(plan, T0 + timedelta(seconds=2))
+    assert not recovery_reaches_past(plan, T0 + timedelta(seconds=3))
+
+
+@pytest.mark.parametrize("data", [
+    b"\x00\xff{not json",
+    json.dumps({"format": "btar-pgbackrest-seal", "version": 1}).encode(),
+    json.dumps({"format": "btar-pgbackrest-seal", "version": 1, "stanza": "main",
+                "label": "20261126-080000F", "archive_start": "000000010000000000000002",
+                "start_time": None, "end_time": None, "objects": []}).encode(),
+    json.dumps({"format": "btar-pgbackrest-seal", "version": 1, "stanza": "main",
+                "label": "20261126-080000F", "archive_start": "000000010000000000000002",
+                "start_time": "2026-11-26T08:00:00Z", "end_time": "2026-11-26T08:00:04Z",
+                "objects": [{"key": "backup/main/20261126-080000F/backup.manifest",
+                             "size": float("inf"), "sha256": "a" * 64}]}).encode(),
+    json.dumps({"format": "btar-pgbackrest-seal", "version": 1, "stanza": "main",
+                "label": "20261126-080000F", "archive_start": "000000010000000000000002",
+                "start_time": "2026-11-26T08:00:00Z", "end_time": "2026-11-26T08:00:04Z",
+                "objects": [{"key": "backup/main/../../etc/passwd", "size": 1,
+                             "sha256": "a" * 64}]}).encode(),
+], ids=["garbage", "empty", "null-times", "infinite-size", "escape"])
+def test_a_hostile_seal_is_a_corrupt_backup(data: bytes) -> None:
+    key = "btar-seal/main/20261126-080000F.json"
+    with pytest.raises(CorruptBackup):
+        PgBackRestLayout("main").parse_marker(ObjectInfo(key, len(data), T0), data)
+
+
+def test_a_hostile_wal_segment_is_a_corrupt_backup() -> None:
+    garbage = b"\x10\xd1\x02\x00" + bytes(range(256)) * 64
+    for raw in (garbage, b"", segment(1, 5, [])[:BLOCK] + b"\1" * BLOCK):
+        key, data = wal_object("main", 1, 5, raw)
+        with pytest.raises(CorruptBackup):
+            PgBackRestLayout("main").parse_marker(ObjectInfo(key, len(data), T0), data)

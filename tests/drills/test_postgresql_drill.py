@@ -1,0 +1,327 @@
+"""Disaster-recovery drill: PostgreSQL 15 + pgBackRest 2.45, replicated by btar, restored in the
+secondary region while the primary region is gone (docs/pgbackrest-layout.md).
+
+A real cluster archives its WAL through pgBackRest into a posix repository, takes a full
+backup, and commits rows in batches a second and a half apart (commit timestamps recorded
+with track_commit_timestamp). The repository is the primary location: directly (local
+backend), or uploaded into a bucket of a moto S3 server running in its own process (S3:
+pgBackRest's own S3 client needs TLS, and moto speaks plain HTTP; uploading the finished
+repository gives btar exactly the objects pgBackRest would have written there). The backup is
+sealed at the primary, `btar sync --once` copies everything to the secondary, then the primary
+goes away (its folder renamed, or its S3 server stopped) and `btar fork` restores from the
+secondary: to a time between two batches, then to latest; a target past the window is
+refused. The fork's RTO is compared with a `pgbackrest restore` straight from the primary
+repository to the same target, taken before the outage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from engine.formats.pgbackrest import main as pgbackrest_tool
+from engine.model import iso, parse_iso
+from tests.drills.tools import (
+    DEBIAN_HINT,
+    MotoProcess,
+    OsUser,
+    Stopwatch,
+    btar,
+    free_port,
+    missing_tools,
+    moto_process,
+    owned_folder,
+    run,
+    server_user,
+)
+from tests.integration.s3_server import MotoS3
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+PRIMARY, SECONDARY = "aws-eu-west-1", "aws-eu-central-1"
+STANZA = "main"
+BATCHES, ROWS_PER_BATCH, PAUSE = 4, 3, 1.5
+USER = server_user("postgres")
+MISSING = missing_tools(str(PG_BIN / "initdb"), "pgbackrest", "setpriv")
+
+pytestmark = [
+    pytest.mark.drill,
+    pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)} ({DEBIAN_HINT})"),
+    pytest.mark.skipif(USER is None, reason="needs the postgres OS user to run PostgreSQL"),
+]
+
+
+class Postgres:
+    """One PostgreSQL server run by ``user`` on a unix socket in ``sockets``."""
+
+    def __init__(self, user: OsUser, data: Path, sockets: Path, port: int, env: dict[str, str]):
+        self.user, self.data, self.sockets, self.port, self.env = user, data, sockets, port, env
+
+    def pg(self, tool: str, *args: str, check: bool = True) -> str:
+        return run(self.user, [str(PG_BIN / tool), *args], env=self.env, check=check)
+
+    def sql(self, query: str) -> str:
+        return self.pg("psql", "-h", str(self.sockets), "-p", str(self.port), "-U", "postgres",
+                       "-d", "postgres", "-XAtc", query).strip()
+
+    def start(self, *options: str) -> None:
+        self.pg("pg_ctl", "-D", str(self.data), "-l", str(self.data.parent / "server.log"),
+                "-o", " ".join(options), "-w", "start")
+
+    def stop(self) -> None:
+        if (self.data / "postmaster.pid").exists():
+            self.pg("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop", check=False)
+
+    def wait_out_of_recovery(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(AssertionError):
+                if self.sql("select pg_is_in_recovery()") == "f":
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"{self.data} still in recovery after {timeout}s")
+
+    def rows(self) -> list[int]:
+        return [int(x) for x in self.sql("select i from drill order by i").split()]
+
+
+def stop_forks(user: OsUser, env: dict[str, str], *folders: Path) -> None:
+    for folder in folders:
+        Postgres(user, folder / "data", folder / "run", 0, env).stop()
+
+
+def pgbackrest(user: OsUser, config: Path, env: dict[str, str], *args: str) -> str:
+    return run(user, ["pgbackrest", f"--config={config}", f"--stanza={STANZA}", *args],
+               env=env, timeout=300)
+
+
+def write_btar_config(root: Path, backend: str, primary_s3: MotoProcess | None,
+                      secondary_s3: MotoS3 | None) -> Path:
+    if backend == "local":
+        regions = (f'{PRIMARY} = "file://{root}/primary"\n'
+                   f'{SECONDARY} = "file://{root}/secondary"\n')
+    else:
+        assert primary_s3 is not None
+        assert secondary_s3 is not None
+        prefix = uuid.uuid4().hex
+        regions = (f'{PRIMARY} = {{ url = "s3://btar-drill-primary/{prefix}", '
+                   f'endpoint_url = "{primary_s3.endpoint}" }}\n'
+                   f'{SECONDARY} = {{ url = "s3://{secondary_s3.bucket(SECONDARY)}/{prefix}", '
+                   f'endpoint_url = "{secondary_s3.endpoint}" }}\n')
+    config = root / "btar" / "btar.toml"
+    config.parent.mkdir()
+    config.write_text(
+        f'catalog = "btar.sqlite"\n\n[regions]\n{regions}\n'
+        '[[services]]\nname = "orders"\ntype = "postgresql"\n'
+        f'region = "{PRIMARY}"\nlayout = "pgbackrest"\nstanza = "{STANZA}"\n')
+    return config
+
+
+def upload_repository(repo: Path, config: Path) -> int:
+    """Put the posix repository into the primary bucket, key for key (the `latest` symlink is
+    a local convenience pgBackRest does not keep on object stores)."""
+    from engine.config import load_config
+    from engine.storage.locations import open_location
+
+    loaded = load_config(config)
+    storage = open_location(loaded.config.regions[PRIMARY], PRIMARY)
+    count = 0
+    try:
+        for path in sorted(repo.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                storage.write(f"orders/{path.relative_to(repo).as_posix()}", path.read_bytes())
+                count += 1
+    finally:
+        storage.close()
+    return count
+
+
+@contextlib.contextmanager
+def s3_servers(backend: str, request: pytest.FixtureRequest) -> Iterator[
+        tuple[MotoProcess | None, MotoS3 | None]]:
+    if backend == "local":
+        yield None, None
+        return
+    secondary: MotoS3 = request.getfixturevalue("moto_s3")
+    with moto_process() as primary:
+        primary.create_bucket("btar-drill-primary", "eu-west-1")
+        yield primary, secondary
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_postgresql_pgbackrest_drill(backend: str, request: pytest.FixtureRequest) -> None:
+    assert USER is not None
+    watch = Stopwatch(f"PostgreSQL 15 + pgBackRest, {backend} backend")
+    with owned_folder(USER, "pg") as root, s3_servers(backend, request) as (primary_s3, s3):
+        env = {**os.environ, "HOME": str(root), "TZ": "UTC", "PGTZ": "UTC"}
+        env = {k: v for k, v in env.items() if not k.startswith(("PGBACKREST_", "PGHOST"))}
+        for folder in ("pg", "sock", "pgbackrest", "primary", "direct"):
+            (root / folder).mkdir()
+            os.chown(root / folder, USER.uid, USER.gid)
+        repo = root / "primary" / "orders" if backend == "local" else root / "repo"
+        source = Postgres(USER, root / "pg" / "data", root / "sock", free_port(), env)
+        forks = [root / "fork-t", root / "fork-latest"]
+        direct = Postgres(USER, root / "direct" / "data", root / "direct", free_port(), env)
+        try:
+            run_drill(backend, root, repo, source, direct, forks, env, watch, primary_s3, s3)
+        finally:
+            source.stop()
+            direct.stop()
+            stop_forks(USER, env, *forks)
+
+
+def run_drill(backend: str, root: Path, repo: Path, source: Postgres, direct: Postgres,
+              forks: list[Path], env: dict[str, str], watch: Stopwatch,
+              primary_s3: MotoProcess | None, s3: MotoS3 | None) -> None:
+    assert USER is not None
+    conf = root / "pgbackrest.conf"
+    conf.write_text("\n".join([
+        "[global]", "repo1-type=posix", f"repo1-path={repo}", "repo1-bundle=y",
+        "repo1-retention-full=2", f"log-path={root}/pgbackrest", f"lock-path={root}/pgbackrest",
+        f"spool-path={root}/pgbackrest", "start-fast=y", "log-level-console=warn", "",
+        f"[{STANZA}]", f"pg1-path={source.data}", f"pg1-port={source.port}",
+        f"pg1-socket-path={source.sockets}", ""]))
+    with watch.step("initdb + start"):
+        source.pg("initdb", "--no-sync", "-U", "postgres", "-A", "trust", "-D", str(source.data))
+        with (source.data / "postgresql.conf").open("a") as cfg:
+            cfg.write("\n".join([
+                f"port = {source.port}", f"unix_socket_directories = '{source.sockets}'",
+                "listen_addresses = ''", "wal_level = replica", "archive_mode = on",
+                f"archive_command = 'pgbackrest --config={conf} --stanza={STANZA} "
+                "archive-push %p'", "track_commit_timestamp = on", "autovacuum = off", ""]))
+        source.start()
+    with watch.step("stanza-create"):
+        pgbackrest(USER, conf, env, "stanza-create")
+    with watch.step("backup (full)"):
+        pgbackrest(USER, conf, env, "--type=full", "backup")
+    label = json.loads(pgbackrest(USER, conf, env, "--output=json", "info"))[0]["backup"][-1][
+        "label"]
+    source.sql("create table drill (i int primary key, batch int not null, "
+               "at timestamptz not null default clock_timestamp())")
+    with watch.step("rows (4 batches)"):
+        last_segment = ""
+        for batch in range(BATCHES):
+            for k in range(ROWS_PER_BATCH):
+                source.sql(f"insert into drill (i, batch) values "
+                           f"({batch * ROWS_PER_BATCH + k + 1}, {batch})")
+            last_segment = source.sql("select pg_walfile_name(pg_switch_wal())")
+            if batch < BATCHES - 1:
+                time.sleep(PAUSE)
+        deadline = time.monotonic() + 60
+        while (source.sql("select coalesce(last_archived_wal, '') from pg_stat_archiver")
+               < last_segment):
+            assert time.monotonic() < deadline, "WAL not archived"
+            time.sleep(0.05)
+    commits = {int(i): parse_iso(t) for i, t in (
+        line.split("|") for line in source.sql(
+            "select i, pg_xact_commit_timestamp(xmin) from drill order by i").splitlines())}
+    batch_of = {i: (i - 1) // ROWS_PER_BATCH for i in commits}
+    before = max(t for i, t in commits.items() if batch_of[i] == 1)
+    after = min(t for i, t in commits.items() if batch_of[i] == 2)
+    target = before + (after - before) / 2
+    expected_at_target = sorted(i for i, t in commits.items() if t <= target)
+    assert expected_at_target == list(range(1, 2 * ROWS_PER_BATCH + 1))
+
+    config = write_btar_config(root, backend, primary_s3, s3)
+    if backend == "s3":
+        with watch.step("upload repo to S3"):
+            assert upload_repository(repo, config) > 0
+    with watch.step("seal (at the primary)"):
+        assert pgbackrest_tool(["seal", "orders", "--config", str(config)]) == 0
+    code, _, err = btar("--config", str(config), "enable", "orders", "--region", SECONDARY)
+    assert code == 0, err
+    with watch.step("btar sync --once"):
+        code, out, err = btar("--config", str(config), "sync", "--once", "--strict")
+    assert code == 0, err
+    assert "published" in out
+    code, out, err = btar("--config", str(config), "window", "orders", "--json")
+    assert code == 0, err
+    windows = {w["role"]: w for w in json.loads(out)["regions"]}
+    secondary = windows["secondary"]
+    assert secondary["end"] == windows["primary"]["end"]
+    # The window ends at the last commit, read from the WAL itself (autovacuum is off).
+    assert parse_iso(secondary["end"]) == max(commits.values())
+    assert parse_iso(secondary["start"]) <= target
+    if backend == "local":
+        assert_byte_identical(repo, root / "secondary" / "orders")
+
+    # Baseline: pgbackrest restore straight from the primary repository, same target.
+    restore_started = time.monotonic()
+    with watch.step("direct: pgbackrest restore"):
+        pgbackrest(USER, conf, env, f"--pg1-path={direct.data}", f"--set={label}",
+                   "--type=time", f"--target={target:%Y-%m-%d %H:%M:%S.%f}+00",
+                   "--target-action=promote", "--archive-mode=off", "restore")
+    with watch.step("direct: start + recovery"):
+        direct.start(f"-p {direct.port}", "-c archive_mode=off",
+                     f"-c unix_socket_directories='{direct.sockets}'")
+        direct.wait_out_of_recovery()
+    rto_direct = time.monotonic() - restore_started
+    assert direct.rows() == expected_at_target
+    direct.stop()
+
+    # The primary region goes away, with the database.
+    source.stop()
+    if backend == "local":
+        (root / "primary").rename(root / "primary.gone")
+    else:
+        assert primary_s3 is not None
+        primary_s3.stop()
+
+    fork_started = time.monotonic()
+    with watch.step("btar fork --target-time"):
+        code, out, err = btar("--config", str(config), "fork", "orders", "--region", SECONDARY,
+                              "--target-time", iso(target), "--into", str(forks[0]), "--start",
+                              "--json")
+    rto_btar = time.monotonic() - fork_started
+    assert code == 0, err
+    restored = json.loads(out)["restore"]
+    for step, seconds in restored["steps"]:
+        watch.add(f"  fork: {step}", seconds)
+    assert restored["running"]
+    assert restored["user"] == USER.name
+    fork = Postgres(USER, forks[0] / "data", forks[0] / "run", restored["port"], env)
+    assert fork.sql("select pg_is_in_recovery()") == "f"
+    assert fork.rows() == expected_at_target
+    assert fork.sql("show archive_mode") == "off"
+    fork.stop()
+
+    with watch.step("btar fork --latest"):
+        code, out, err = btar("--config", str(config), "fork", "orders", "--region", SECONDARY,
+                              "--latest", "--into", str(forks[1]), "--start", "--json")
+    assert code == 0, err
+    latest = Postgres(USER, forks[1] / "data", forks[1] / "run", json.loads(out)["restore"]["port"],
+                      env)
+    assert latest.rows() == sorted(commits)
+    latest.stop()
+
+    past = parse_iso(secondary["end"]) + timedelta(hours=1)
+    code, out, err = btar("--config", str(config), "fork", "orders", "--region", SECONDARY,
+                          "--target-time", iso(past), "--into", str(root / "fork-past"))
+    assert code == 3, err
+    assert f"outside the restorable window of {SECONDARY}" in err
+    assert secondary["start"] in err
+    assert secondary["end"] in err
+    assert not (root / "fork-past" / "data").exists()
+
+    watch.report(f"target {iso(target)}: {len(expected_at_target)} of {len(commits)} rows",
+                 f"RTO btar fork from {SECONDARY} (fetch + restore + start + recovery): "
+                 f"{rto_btar:.2f} s",
+                 f"RTO pgbackrest restore from the primary repository (restore + start + "
+                 f"recovery): {rto_direct:.2f} s",
+                 f"at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}")
+
+
+def assert_byte_identical(primary: Path, secondary: Path) -> None:
+    """Every object btar copied is the primary's, bytes and relative path alike."""
+    copied = [p for p in secondary.rglob("*") if p.is_file()]
+    assert copied
+    for path in copied:
+        relative = path.relative_to(secondary)
+        assert path.read_bytes() == (primary / relative).read_bytes(), relative
