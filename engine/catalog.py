@@ -503,9 +503,10 @@ class Catalog:
             "select last_seq, last_end from log_runs where service = ? and region = ? and "
             "stream = ? and first_seq = ?", [*key, seq + 1]).fetchone()
         first_seq, first_start = (before[0], before[1]) if before else (seq, to_text(start))
-        last_seq, last_end = (after[0], after[1]) if after else (seq, to_text(end))
-        if before and not after:
-            last_end = max(last_end, before[2])
+        last_seq = after[0] if after else seq
+        # Segment end times need not grow with seq (a segment without commits may carry an
+        # early time), so the run ends at the latest of the pieces it joins.
+        last_end = max([to_text(end), *(row[-1] for row in (before, after) if row)])
         for found, column in ((before, "last_seq"), (after, "first_seq")):
             if found:
                 self.db.execute(

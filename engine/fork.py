@@ -113,11 +113,26 @@ def fetch_plan(plan: RestorePlan, prefix: str, into: Path,
     return outcome
 
 
+def private_folder(folder: Path) -> None:
+    """Create ``folder`` (and parents) readable by its owner only: a fork holds a copy of a
+    database."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder.chmod(0o700)
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a text file that only its owner can read."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    path.chmod(0o600)
+
+
 def write_plan_file(plan_json: dict[str, Any], into: Path, state: str) -> None:
-    into.mkdir(parents=True, exist_ok=True)
+    private_folder(into)
     document = {"state": state, "plan": plan_json}
     temp = into / f".{PLAN_FILE}.tmp"
-    temp.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    write_private(temp, json.dumps(document, indent=2) + "\n")
     temp.replace(into / PLAN_FILE)
 
 
@@ -129,8 +144,8 @@ def lay_out(plan: RestorePlan, into: Path, wal_fetch_command: list[str]) -> list
         return lay_out_pgbackrest(plan, into)
     if plan.service_type == ServiceType.POSTGRESQL:
         data = into / "data"
-        data.mkdir(parents=True, exist_ok=True)
-        (data / "recovery.signal").write_text("", encoding="utf-8")
+        private_folder(data)
+        write_private(data / "recovery.signal", "")
         restore = " ".join([*map(shlex.quote, wal_fetch_command), '"%f"', '"%p"'])
         lines = [
             "# written by btar fork: recover from the copy in " + plan.region,
@@ -142,7 +157,7 @@ def lay_out(plan: RestorePlan, into: Path, wal_fetch_command: list[str]) -> list
         ]
         if plan.target is not None:
             lines.append(f"recovery_target_time = '{target.replace('Z', '+00')}'")
-        (data / "postgresql.auto.conf").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_private(data / "postgresql.auto.conf", "\n".join(lines) + "\n")
         written += ["data/recovery.signal", "data/postgresql.auto.conf"]
     else:
         replay = {
@@ -152,13 +167,11 @@ def lay_out(plan: RestorePlan, into: Path, wal_fetch_command: list[str]) -> list
             "note": "replay these binlogs in order on top of the restored backup, stopping at "
                     "stop_datetime (UTC)",
         }
-        (into / "replay.json").write_text(json.dumps(replay, indent=2) + "\n",
-                                          encoding="utf-8")
+        write_private(into / "replay.json", json.dumps(replay, indent=2) + "\n")
         written.append("replay.json")
     if plan.layout == "native" and not is_mariadb_backup(plan):
         state = reconstruct_native_state(plan, into)
-        (into / "state.json").write_text(json.dumps(state, indent=1, sort_keys=True) + "\n",
-                                         encoding="utf-8")
+        write_private(into / "state.json", json.dumps(state, indent=1, sort_keys=True) + "\n")
         written.append("state.json")
     return written
 
@@ -206,8 +219,8 @@ def lay_out_pgbackrest(plan: RestorePlan, into: Path) -> list[str]:
     written: list[str] = []
     for key, text in sorted(seal.get("info", {}).items()):
         path = into / local_path(plan, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        private_folder(path.parent)
+        write_private(path, text)
         written.append(local_path(plan, key))
     stanza = stanza_of(plan)
     config = "\n".join([
@@ -216,9 +229,9 @@ def lay_out_pgbackrest(plan: RestorePlan, into: Path) -> list[str]:
         f"log-path={into / 'log'}", f"lock-path={into / 'lock'}", f"spool-path={into / 'spool'}",
         "log-level-console=warn", "log-level-file=info", "",
         f"[{stanza}]", f"pg1-path={into / 'data'}", ""])
-    (into / "pgbackrest.conf").write_text(config, encoding="utf-8")
+    write_private(into / "pgbackrest.conf", config)
     for folder in ("log", "lock", "spool"):
-        (into / folder).mkdir(exist_ok=True)
+        private_folder(into / folder)
     return [*written, "pgbackrest.conf"]
 
 
@@ -542,12 +555,12 @@ def restore_mariadb(plan: RestorePlan, into: Path, options: ToolOptions) -> Tool
         folder.mkdir(parents=True, exist_ok=True)
     port = options.port or free_port()
     defaults = into / "my.cnf"
-    defaults.write_text("\n".join([
+    write_private(defaults, "\n".join([
         "# written by btar fork", "[client-server]", f"socket={sockets / 'mysqld.sock'}",
         f"port={port}", "", "[mariadb]", f"datadir={datadir}", "bind-address=127.0.0.1",
         f"pid-file={sockets / 'mysqld.pid'}", f"log-error={into / 'mysqld.err'}",
         f"tmpdir={into / 'tmp'}", "server-id=4242", "skip-log-bin", "skip-name-resolve",
-        ""]), encoding="utf-8")
+        ""]))
     _chown_tree(into, user)
     _check_reachable(runner, into)
     runner("prepare", ["mariadb-backup", f"--defaults-file={defaults}", "--prepare",

@@ -166,7 +166,8 @@ class NativeLayout:
             stream, log_start_seq = str(doc["stream"]), int(doc["log_start_seq"])
         except CorruptBackup:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            # Whatever the JSON holds (null times, infinite numbers), it is a corrupt backup.
             raise CorruptBackup(marker.key, f"unreadable manifest: {exc}") from None
         if end < start:
             raise CorruptBackup(marker.key, "end_time is before start_time")
@@ -176,7 +177,6 @@ class NativeLayout:
             marker=ObjectRef(marker.key, len(data), hashlib.sha256(data).hexdigest()),
             completed_at=marker.last_modified,
         )
-
 
     def _parse_history(self, marker: ObjectInfo, data: bytes) -> BackupItem:
         match = _HISTORY.match(marker.key)
@@ -191,7 +191,7 @@ class NativeLayout:
             switch_time = parse_iso(doc["switch_time"])
         except CorruptBackup:
             raise
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise CorruptBackup(marker.key, f"unreadable history: {exc}") from None
         if doc.get("stream") != match["stream"] or parent == match["stream"]:
             raise CorruptBackup(marker.key, "stream does not match its folder or its parent")

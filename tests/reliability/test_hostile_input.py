@@ -299,10 +299,6 @@ def test_any_manifest_is_an_item_or_one_corrupt_backup_error(changes: dict[str, 
     assert len(catalog.item_refs("orders", PRIMARY, item.item_id)) >= 1
 
 
-@pytest.mark.xfail(strict=True, raises=(AttributeError, OverflowError), reason=(
-    "engine/formats/native.py (owned by the formats work) lets AttributeError/OverflowError "
-    "escape parse_marker on non-string times and infinite numbers; the engine wraps them "
-    "(read_marker). Remove this mark once native.py raises CorruptBackup itself."))
 @pytest.mark.parametrize("changes", [{"start_time": None}, {"log_start_seq": float("inf")}],
                          ids=["time-not-a-string", "infinite-number"])
 def test_native_reader_itself_raises_corrupt_backup(changes: dict[str, Any]) -> None:

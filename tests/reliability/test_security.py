@@ -93,10 +93,6 @@ def test_what_a_fork_fetches_is_owner_only(forked: Path) -> None:
         assert mode(folder) == 0o700, folder
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine/fork.py (owned by the fork work) creates the --into folder and the files it lays "
-    "out (fork.json, state.json, recovery.signal, postgresql.auto.conf) with the umask's mode; "
-    "remove this mark once they are 0700/0600 like what the fetch writes"))
 def test_the_fork_staging_folder_itself_is_owner_only(forked: Path) -> None:
     assert mode(forked) == 0o700
     for path in forked.rglob("*"):
