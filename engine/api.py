@@ -63,6 +63,7 @@ from engine.replication import (
     replication_pass,
 )
 from engine.restore import RestorePlan, plan_restore, supplement_pgbackrest
+from engine.retention import RetentionPolicy
 from engine.runtime import Clock, CopyProgress, LiveDriver, StorageRegistry
 from engine.storage.base import Storage
 from engine.storage.locations import LocationConfig, open_location
@@ -195,6 +196,7 @@ class Btar:
         app.poll_interval = config.replication.poll_interval
         app.alerts = config.alerts
         app.prices = config.cost
+        app.retention = loaded.retention()
         return app
 
     _registry: StorageRegistry | None = None
@@ -203,6 +205,8 @@ class Btar:
     #: thresholds for `btar check` and prices for `btar cost` (from the configuration)
     alerts: AlertsConfig = AlertsConfig()
     prices: CostConfig = CostConfig()
+    #: retention policy per service (none: btar never deletes by itself)
+    retention: dict[str, RetentionPolicy] = {}
 
     def close(self) -> None:
         if self._registry is not None:
@@ -375,7 +379,7 @@ class Btar:
             elif service.type not in REPLICABLE_TYPES:
                 continue
             procedure = replication_pass(self.catalog, get_layout(service.layout), service,
-                                         self.settings)
+                                         self.settings, self.retention.get(service.name))
             outcomes.append(self.driver.run(procedure))
         return outcomes
 

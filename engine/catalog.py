@@ -478,6 +478,36 @@ class Catalog:
             "select key from objects where service = ? and region = ? "
             "order by is_marker desc, key", [service, region]).fetchall()]
 
+    def withdraw_items(self, service: str, region: str, item_ids: Iterable[str],
+                       now: datetime, reason: str) -> None:
+        """Stop counting items as restorable before their copies are deleted, so that an
+        interrupted deletion never leaves a published item with missing objects."""
+        ids = sorted(item_ids)
+        with self.db.atomic():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                self.db.execute(
+                    "update items set status = ?, reason = ?, updated_at = ? where service = ? "
+                    f"and region = ? and item_id in ({','.join('?' * len(chunk))})",
+                    [str(ItemStatus.DELETING), reason, to_text(now), service, region, *chunk])
+            _rebuild_runs(self.db, service, region)
+
+    def expire_items(self, service: str, region: str, item_ids: Iterable[str],
+                     now: datetime) -> None:
+        """Items whose copies retention deleted: their objects are forgotten, the items stay
+        as expired so that no later pass copies them again."""
+        ids = sorted(item_ids)
+        with self.db.atomic():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                self.db.execute(f"delete from objects where service = ? and region = ? "
+                                f"and item_id in ({marks})", [service, region, *chunk])
+                self.db.execute(
+                    f"update items set status = ?, updated_at = ? where service = ? and "
+                    f"region = ? and item_id in ({marks})",
+                    [str(ItemStatus.EXPIRED), to_text(now), service, region, *chunk])
+
     def forget_region(self, service: str, region: str) -> None:
         """Drop a region's items and objects (after its copies were deleted)."""
         with self.db.atomic():

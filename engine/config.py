@@ -25,6 +25,7 @@ import itertools
 import os
 import re
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,7 +36,9 @@ from engine.cost import CostConfig
 from engine.errors import ConfigError, UnknownName
 from engine.model import Service, ServiceType
 from engine.regions import get_region
+from engine.retention import RetentionPolicy
 from engine.storage.locations import LocationConfig
+from engine.units import parse_duration
 
 DEFAULT_PATH = "btar.toml"
 ENV_VAR = "BTAR_CONFIG"
@@ -43,6 +46,25 @@ ENV_VAR = "BTAR_CONFIG"
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetentionConfig(_Strict):
+    """How long the additional region keeps old backups (it never deletes what its window
+    needs, nor the only restorable copy of a point in time)."""
+
+    #: base backups always kept, newest first
+    keep_count: int = Field(ge=1, le=100_000)
+    #: and every base backup younger than this (a duration such as "14d"), if set
+    keep_age: float | None = None
+
+    @field_validator("keep_age", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float | None:
+        return None if value is None else parse_duration(value)
+
+    def policy(self) -> RetentionPolicy:
+        age = timedelta(seconds=self.keep_age) if self.keep_age is not None else None
+        return RetentionPolicy(self.keep_count, age)
 
 
 class ServiceConfig(_Strict):
@@ -55,6 +77,8 @@ class ServiceConfig(_Strict):
     prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,255}$")
     #: the pgBackRest stanza of this service (layout = "pgbackrest" only, and required there)
     stanza: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    #: retention in the additional region; without it btar never deletes there by itself
+    retention: RetentionConfig | None = None
 
     @field_validator("prefix")
     @classmethod
@@ -150,6 +174,10 @@ class LoadedConfig:
 
     def services(self) -> dict[str, Service]:
         return {s.name: s.to_service() for s in self.config.services}
+
+    def retention(self) -> dict[str, RetentionPolicy]:
+        """The retention policy of each service that has one."""
+        return {s.name: s.retention.policy() for s in self.config.services if s.retention}
 
 
 def config_path(explicit: str | None) -> Path:

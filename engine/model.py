@@ -45,6 +45,10 @@ class ItemStatus(StrEnum):
     FAILED = "failed"
     PAUSED = "paused"
     RETAINED = "retained"
+    #: withdrawn by retention: no longer restorable, its copies being deleted
+    DELETING = "deleting"
+    #: deleted by retention; remembered so that it is not copied again
+    EXPIRED = "expired"
 
 
 class RegionRole(StrEnum):

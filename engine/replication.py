@@ -28,6 +28,7 @@ from engine.effects import (
 from engine.errors import CorruptBackup, InvalidKey, StorageError
 from engine.formats.base import BackupLayout
 from engine.model import BackupItem, ItemStatus, ObjectInfo, RegionRole, RegionState, Service
+from engine.retention import RetentionPolicy, apply_retention
 from engine.storage.base import ListPage as ListPageResult
 from engine.storage.base import validate_key
 from engine.windows import window_from_catalog
@@ -58,6 +59,8 @@ class PassOutcome:
     copied_bytes: int = 0
     paused: dict[str, str] = field(default_factory=dict)
     primary_error: str = ""
+    #: items deleted by retention in the additional region
+    retired: int = 0
 
 
 def verify(result: CopyResult, expected_sha256: str) -> tuple[bool, str]:
@@ -362,9 +365,11 @@ def _pause(catalog: Catalog, service: Service, region: str, reason: str, now: da
 
 
 def replication_pass(catalog: Catalog, layout: BackupLayout, service: Service,
-                     settings: ReplicationSettings) -> Generator[Effect, Any, PassOutcome]:
-    """One pass for one service: discover, copy to every active destination, and retire the
-    previous region once the new one has a window of its own (rule 8)."""
+                     settings: ReplicationSettings, retention: RetentionPolicy | None = None,
+                     ) -> Generator[Effect, Any, PassOutcome]:
+    """One pass for one service: discover, copy to every active destination, retire the
+    previous region once the new one has a window of its own (rule 8), and apply the
+    retention policy in the additional region."""
     outcome = PassOutcome(service.name)
     # The previous region first: it only needs what is new, while a freshly changed secondary
     # may be backfilling for a long time; serving it second keeps protection continuous.
@@ -389,6 +394,11 @@ def replication_pass(catalog: Catalog, layout: BackupLayout, service: Service,
         if outcome.primary_error:
             return outcome
     yield from retire_previous(catalog, service)
+    if retention is not None:
+        for location in destinations:
+            if location.role == RegionRole.SECONDARY:
+                outcome.retired += yield from apply_retention(catalog, service,
+                                                              location.region, retention)
     return outcome
 
 
