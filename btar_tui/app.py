@@ -23,6 +23,7 @@ from btar_tui.messages import (
     SyncFinished,
     SyncStarted,
 )
+from btar_tui.screens.cost import CostScreen
 from btar_tui.screens.detail import DetailScreen
 from btar_tui.screens.disable_dialog import DisableDialog
 from btar_tui.screens.events import EventLogScreen
@@ -205,6 +206,10 @@ class BtarApp(App[int]):
     def action_event_log(self) -> None:
         if not isinstance(self.screen, EventLogScreen):
             self.push_screen(EventLogScreen())
+
+    def action_cost(self) -> None:
+        if not isinstance(self.screen, CostScreen):
+            self.push_screen(CostScreen())
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

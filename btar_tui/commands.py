@@ -20,6 +20,8 @@ def commands(app: BtarApp) -> list[Command]:
         ("Sync now", "one replication pass of every service", app.action_sync_now),
         ("Toggle auto-sync", "replicate continuously, or stop", app.action_toggle_auto_sync),
         ("Event log", "replication events and management actions", app.action_event_log),
+        ("Cost of the additional regions", "bytes stored and copied per region, priced",
+         app.action_cost),
         ("Help", "keys and the rules of the feature", app.action_help),
         ("Replay a scenario", "run a scenario file in the simulator and watch it",
          app.action_replay),

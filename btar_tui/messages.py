@@ -10,7 +10,7 @@ from pathlib import Path
 
 from textual.message import Message
 
-from btar_tui.views import DetailData, EventView
+from btar_tui.views import CostData, DetailData, EventView
 from engine.api import ForkOutcome, ServiceStatus
 from engine.model import Region, RestoreWindow
 from engine.restore import RestorePlan
@@ -88,6 +88,14 @@ class EventsLoaded(Message):
     def __init__(self, events: list[EventView]) -> None:
         super().__init__()
         self.events = events
+
+
+class CostLoaded(Message):
+    """The cost report of the additional regions for one period."""
+
+    def __init__(self, data: CostData) -> None:
+        super().__init__()
+        self.data = data
 
 
 class RegionsOffered(Message):

@@ -13,7 +13,7 @@ from engine.api import Btar, LagReport, ServiceStatus
 from engine.errors import BtarError
 from engine.lag import Period
 from engine.model import REPLICABLE_TYPES, RegionRole, RestoreWindow
-from engine.operations import check
+from engine.operations import check, cost_report
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,44 @@ class DetailData:
     lag: LagReport | None
     lag_note: str
     events: list[EventView] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CostLine:
+    """What one non-primary region of one service stores and copied, priced."""
+
+    service: str
+    region: str
+    role: str
+    bytes_stored: int
+    storage_cost_month: float
+    bytes_copied: int
+    copy_cost: float
+
+
+@dataclass(frozen=True)
+class CostData:
+    """The cost report of every additional region for one period of copies."""
+
+    period: Period
+    currency: str
+    lines: list[CostLine]
+
+    @property
+    def storage_total(self) -> float:
+        return sum(line.storage_cost_month for line in self.lines)
+
+    @property
+    def copy_total(self) -> float:
+        return sum(line.copy_cost for line in self.lines)
+
+
+def load_cost(btar: Btar, period: Period) -> CostData:
+    """Price every non-primary region (engine.operations.cost_report); call under the lock."""
+    lines = [CostLine(r.service, r.region, r.role, r.bytes_stored, r.storage_cost_month,
+                      r.bytes_transferred, r.transfer_cost)
+             for r in cost_report(btar, btar.prices, period, btar.driver.now())]
+    return CostData(period, btar.prices.currency, lines)
 
 
 def read_status(btar: Btar) -> tuple[list[ServiceStatus], dict[str, tuple[int, str]]]:

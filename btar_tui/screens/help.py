@@ -22,6 +22,7 @@ KEYS = (
     ("l", "event log"),
     ("p / m", "detail: next lag period / p50 or max"),
     ("r", "replay a scenario file in the simulator"),
+    ("$", "cost of the additional regions (p: period)"),
     ("space n m + - e", "replay: play/pause, step, +1 min, speed, to the end"),
     ("ctrl+p", "command palette: every action by name"),
     ("escape", "back, or close a dialog"),

@@ -80,6 +80,7 @@ class ServicesScreen(Screen[None]):
         Binding("f", "fork", "Fork"),
         # Not in the footer (80 columns are full): listed in the help and the palette.
         Binding("r", "replay", "Replay", show=False),
+        Binding("dollar_sign", "cost", "Cost", show=False, key_display="$"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -219,3 +220,6 @@ class ServicesScreen(Screen[None]):
 
     def action_replay(self) -> None:
         self.btar_app.action_replay()
+
+    def action_cost(self) -> None:
+        self.btar_app.action_cost()
