@@ -100,11 +100,12 @@ def load_cost(btar: Btar, period: Period) -> CostData:
 
 def read_status(btar: Btar) -> tuple[list[ServiceStatus], dict[str, tuple[int, str]]]:
     """Every service's status and its worst `btar check` problem (call under the lock)."""
+    statuses = btar.status()
     health: dict[str, tuple[int, str]] = {}
-    for problem in check(btar, btar.alerts, btar.driver.now()):
+    for problem in check(btar, btar.alerts, btar.driver.now(), statuses):
         if problem.service not in health:  # worst first
             health[problem.service] = (int(problem.level), problem.message)
-    return btar.status(), health
+    return statuses, health
 
 
 def load_events(btar: Btar, limit: int, service: str | None = None) -> list[EventView]:

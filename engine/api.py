@@ -141,13 +141,27 @@ class Btar:
 
     def __init__(self, services: Iterable[Service], locations: dict[str, LocationConfig],
                  catalog: Catalog, driver: Driver, *,
-                 settings: ReplicationSettings | None = None, actor: str = "cli") -> None:
+                 settings: ReplicationSettings | None = None, actor: str = "cli",
+                 poll_interval: float = 10.0, alerts: AlertsConfig | None = None,
+                 prices: CostConfig | None = None,
+                 retention: dict[str, RetentionPolicy] | None = None,
+                 registry: StorageRegistry | None = None,
+                 lock: CatalogLock | None = None) -> None:
         self._services = {s.name: s for s in services}
         self._locations = locations
         self.catalog = catalog
         self.driver = driver
         self.settings = settings or ReplicationSettings()
         self.actor = actor
+        #: seconds between passes when syncing continuously
+        self.poll_interval = poll_interval
+        #: thresholds for `btar check` and prices for `btar cost` (from the configuration)
+        self.alerts = alerts or AlertsConfig()
+        self.prices = prices or CostConfig()
+        #: retention policy per service (none: btar never deletes by itself)
+        self.retention = retention or {}
+        self._registry = registry
+        self._lock = lock
         now = driver.now()
         for service in self._services.values():
             if self.catalog.service(service.name) != service:
@@ -168,45 +182,22 @@ class Btar:
             loaded = load_config(Path(loaded))
         lock = CatalogLock(loaded.catalog_path) if exclusive else None
         try:
-            app = cls._open(loaded, actor=actor, on_copy=on_copy, on_fetch=on_fetch,
-                            clock=clock)
+            config = loaded.config
+            registry = StorageRegistry(
+                lambda region: open_location(config.regions[region], region))
+            driver = LiveDriver(registry, concurrency=config.replication.concurrency,
+                                on_copy=on_copy, on_fetch=on_fetch, clock=clock)
+            settings = ReplicationSettings(batch_size=config.replication.batch_size,
+                                           max_attempts=config.replication.max_attempts)
+            return cls(loaded.services().values(), dict(config.regions),
+                       Catalog.open(loaded.catalog_path), driver, settings=settings,
+                       actor=actor, poll_interval=config.replication.poll_interval,
+                       alerts=config.alerts, prices=config.cost, retention=loaded.retention(),
+                       registry=registry, lock=lock)
         except BaseException:
             if lock is not None:
                 lock.release()
             raise
-        app._lock = lock
-        return app
-
-    _lock: CatalogLock | None = None
-
-    @classmethod
-    def _open(cls, loaded: LoadedConfig, *, actor: str,
-              on_copy: Callable[[CopyProgress], None] | None,
-              on_fetch: Callable[[int, int, FetchResult], None] | None,
-              clock: Clock | None) -> Btar:
-        config = loaded.config
-        registry = StorageRegistry(lambda region: open_location(config.regions[region], region))
-        driver = LiveDriver(registry, concurrency=config.replication.concurrency,
-                            on_copy=on_copy, on_fetch=on_fetch, clock=clock)
-        settings = ReplicationSettings(batch_size=config.replication.batch_size,
-                                       max_attempts=config.replication.max_attempts)
-        app = cls(loaded.services().values(), dict(config.regions),
-                  Catalog.open(loaded.catalog_path), driver, settings=settings, actor=actor)
-        app._registry = registry
-        app.poll_interval = config.replication.poll_interval
-        app.alerts = config.alerts
-        app.prices = config.cost
-        app.retention = loaded.retention()
-        return app
-
-    _registry: StorageRegistry | None = None
-    #: seconds between passes when syncing continuously
-    poll_interval: float = 10.0
-    #: thresholds for `btar check` and prices for `btar cost` (from the configuration)
-    alerts: AlertsConfig = AlertsConfig()
-    prices: CostConfig = CostConfig()
-    #: retention policy per service (none: btar never deletes by itself)
-    retention: dict[str, RetentionPolicy] = {}
 
     def close(self) -> None:
         if self._registry is not None:
@@ -407,7 +398,7 @@ class Btar:
         if unfinished:
             oldest = min(item.completed_at for item in unfinished)
             return max(0.0, (now - oldest).total_seconds())
-        return 0.0 if self.catalog.items(name, region) else None
+        return 0.0 if self.catalog.status_counts(name, region) else None
 
     def status(self) -> list[ServiceStatus]:
         now = self.driver.now()
@@ -420,9 +411,7 @@ class Btar:
     def _service_status(self, service: Service, now: datetime) -> ServiceStatus:
         regions: list[RegionStatus] = []
         for loc in self._ordered_locations(service.name):
-            counts: dict[str, int] = {}
-            for item in self.catalog.items(service.name, loc.region):
-                counts[str(item.status)] = counts.get(str(item.status), 0) + 1
+            counts = self.catalog.status_counts(service.name, loc.region)
             regions.append(RegionStatus(loc.region, loc.role, loc.state, loc.reason, counts,
                                         self.window(service.name, loc.region)))
         secondary = self.additional_region(service.name)

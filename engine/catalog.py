@@ -315,6 +315,12 @@ class Catalog:
 
     # -- items and objects -------------------------------------------------------------------
 
+    def status_counts(self, service: str, region: str) -> dict[str, int]:
+        """How many items of each status a region holds (counted by SQLite, nothing decoded)."""
+        return {status: count for status, count in self.db.execute(
+            "select status, count(*) from items where service = ? and region = ? "
+            "group by status order by status", [service, region]).fetchall()}
+
     def item_ids(self, service: str, region: str, status: ItemStatus) -> set[str]:
         """Ids of the items with ``status`` in a region (no row decoding: cheap)."""
         return {r[0] for r in self.db.execute(

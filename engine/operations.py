@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from engine.alerts import AlertsConfig, Problem, ServiceHealth, evaluate
-from engine.api import Btar
+from engine.api import Btar, ServiceStatus
 from engine.cost import CostConfig, RegionCost, price
 from engine.lag import PERIODS, Period
 from engine.model import ItemStatus, RegionRole, RegionState
@@ -14,10 +14,9 @@ from engine.regions import get_region
 PAUSED_PREFIX = "replication paused"
 
 
-def service_health(app: Btar, name: str, now: datetime) -> ServiceHealth:
+def service_health(app: Btar, status: ServiceStatus, now: datetime) -> ServiceHealth:
     """Lag, window end and pause of a service's additional region."""
-    status = app.status_of(name)
-    region = status.additional_region
+    name, region = status.name, status.additional_region
     window_end = None
     paused_since: datetime | None = None
     reason = ""
@@ -34,12 +33,14 @@ def service_health(app: Btar, name: str, now: datetime) -> ServiceHealth:
                          reason)
 
 
-def check(app: Btar, alerts: AlertsConfig, now: datetime) -> list[Problem]:
-    """Every problem of every replicating service, worst first."""
+def check(app: Btar, alerts: AlertsConfig, now: datetime,
+          statuses: list[ServiceStatus] | None = None) -> list[Problem]:
+    """Every problem of every replicating service, worst first. Pass ``statuses`` when they
+    were just read, so that they are not computed twice."""
     problems: list[Problem] = []
-    for service in app.services():
-        problems += evaluate(service_health(app, service.name, now),
-                             alerts.for_service(service.name), now)
+    for status in app.status() if statuses is None else statuses:
+        problems += evaluate(service_health(app, status, now),
+                             alerts.for_service(status.name), now)
     return sorted(problems, key=lambda p: (-p.level, p.service, p.check))
 
 
