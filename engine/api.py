@@ -44,6 +44,7 @@ from engine.fork import (
 from engine.formats import get_layout, layout_kind
 from engine.formats.pgbackrest import decompress
 from engine.lag import PERIODS, LagBucket, LagStats, Period, bucketize, summarize
+from engine.listing import list_all
 from engine.model import (
     REPLICABLE_TYPES,
     ItemStatus,
@@ -59,7 +60,6 @@ from engine.replication import (
     PassOutcome,
     ReplicationSettings,
     discover_primary,
-    list_all,
     replication_pass,
 )
 from engine.restore import RestorePlan, plan_restore, supplement_pgbackrest
@@ -187,8 +187,11 @@ class Btar:
                 lambda region: open_location(config.regions[region], region))
             driver = LiveDriver(registry, concurrency=config.replication.concurrency,
                                 on_copy=on_copy, on_fetch=on_fetch, clock=clock)
-            settings = ReplicationSettings(batch_size=config.replication.batch_size,
-                                           max_attempts=config.replication.max_attempts)
+            settings = ReplicationSettings(
+                batch_size=config.replication.batch_size,
+                max_attempts=config.replication.max_attempts,
+                full_listing_interval=config.replication.full_listing_interval,
+                listing_settle=config.replication.listing_settle)
             return cls(loaded.services().values(), dict(config.regions),
                        Catalog.open(loaded.catalog_path), driver, settings=settings,
                        actor=actor, poll_interval=config.replication.poll_interval,
@@ -289,7 +292,7 @@ class Btar:
             return DisableOutcome(name, regions, "keep", 0)
         # Refresh what the primary really holds before judging what else covers each point.
         self.driver.run(discover_primary(self.catalog, get_layout(service.layout), service,
-                                         self.settings))
+                                         self.settings, full=True))
         deleted = left = 0
         for target in targets:
             region = target.region
@@ -360,8 +363,10 @@ class Btar:
 
     # -- replication -------------------------------------------------------------------------
 
-    def sync(self, names: Iterable[str] | None = None) -> list[PassOutcome]:
-        """One replication pass for each named (default: every enabled) service."""
+    def sync(self, names: Iterable[str] | None = None, *,
+             full_listing: bool = False) -> list[PassOutcome]:
+        """One replication pass for each named (default: every enabled) service;
+        ``full_listing`` lists every primary in full even when a full listing is not due."""
         chosen = [self.service(n) for n in names] if names else self.services()
         outcomes = []
         for service in chosen:
@@ -370,7 +375,8 @@ class Btar:
             elif service.type not in REPLICABLE_TYPES:
                 continue
             procedure = replication_pass(self.catalog, get_layout(service.layout), service,
-                                         self.settings, self.retention.get(service.name))
+                                         self.settings, self.retention.get(service.name),
+                                         full_listing=full_listing)
             outcomes.append(self.driver.run(procedure))
         return outcomes
 
@@ -477,7 +483,7 @@ class Btar:
             # primary answers; during an outage the catalog's last view is what we have.
             with contextlib.suppress(StorageError):
                 self.driver.run(discover_primary(self.catalog, get_layout(service.layout),
-                                                 service, self.settings))
+                                                 service, self.settings, full=False))
         return plan_restore(self.catalog, service, region, target, self.driver.now(),
                             source_region=source_region)
 

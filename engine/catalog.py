@@ -100,7 +100,17 @@ def _v2(db: sqlite_utils.Database) -> None:
         _rebuild_runs(db, service, region)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2]
+def _v3(db: sqlite_utils.Database) -> None:
+    """Incremental listing: a cursor per listing area of a service's primary, when its last
+    full listing ran, and how far each destination has looked for items to copy."""
+    db.table("listing_areas").create({"service": str, "area": str, "cursor": str},
+                                     pk=("service", "area"))
+    db.table("full_listings").create({"service": str, "at": str}, pk="service")
+    db.table("copy_marks").create({"service": str, "region": str, "primary_rowid": int},
+                                  pk=("service", "region"))
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
 
 #: statuses whose items are really there and whole
 RESTORABLE = (ItemStatus.AVAILABLE, ItemStatus.RETAINED)
@@ -123,6 +133,10 @@ def _rebuild_runs(db: sqlite_utils.Database, service: str, region: str) -> None:
                          "last_end": end})
     db.table("log_runs").insert_all(runs, pk=("service", "region", "stream", "first_seq"))
 SCHEMA_VERSION = len(MIGRATIONS)
+#: ids per ``in (...)`` query, well under SQLite's variable limit
+_CHUNK = 500
+#: a log segment as the runs see it: stream, seq, start and end time (catalog text)
+Segment = tuple[str, int, str, str]
 
 
 @dataclass(frozen=True)
@@ -174,6 +188,17 @@ class ObjectRow:
     is_marker: bool
     status: ItemStatus
     attempts: int
+
+
+@dataclass(frozen=True)
+class CopyRecord:
+    """One copy attempt of an object, as record_copies stores it."""
+
+    key: str
+    ok: bool
+    method: str = ""
+    verified_by: str = ""
+    error: str = ""
 
 
 @dataclass(frozen=True)
@@ -336,37 +361,145 @@ class Catalog:
             [service, source, str(ItemStatus.AVAILABLE), destination])]
 
     def known_item_ids(self, service: str, region: str) -> set[str]:
-        return {r["item_id"] for r in self.db.query(
-            "select item_id from items where service = ? and region = ?", [service, region])}
+        return {r[0] for r in self.db.execute(
+            "select item_id from items where service = ? and region = ?",
+            [service, region]).fetchall()}
+
+    def known_among(self, service: str, region: str, item_ids: Iterable[str]) -> set[str]:
+        """Which of ``item_ids`` the catalog knows in a region (index seeks, no scan)."""
+        wanted = sorted(set(item_ids))
+        known: set[str] = set()
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start:start + _CHUNK]
+            known.update(r[0] for r in self.db.execute(
+                "select item_id from items where service = ? and region = ? and item_id in "
+                f"({','.join('?' * len(chunk))})", [service, region, *chunk]).fetchall())
+        return known
+
+    def has_log_segment(self, service: str, region: str, stream: str, seq: int) -> bool:
+        return self.db.execute(
+            "select 1 from items where service = ? and region = ? and kind = 'log' and "
+            "stream = ? and seq = ? limit 1", [service, region, stream, seq]).fetchone() \
+            is not None
 
     def add_item(self, service: str, region: str, item: BackupItem, status: ItemStatus,
                  now: datetime, *, available_at: datetime | None = None) -> None:
         """Record an item and its objects in a region (no-op if already recorded)."""
+        self.add_items(service, region, [(item, available_at)], status, now)
+
+    def add_items(self, service: str, region: str,
+                  items: Iterable[tuple[BackupItem, datetime | None]], status: ItemStatus,
+                  now: datetime) -> int:
+        """Record items (each with its available_at) and their objects in a region, in one
+        transaction; items already recorded are left as they are. Returns how many were new."""
+        batch = {item.item_id: (item, available_at) for item, available_at in items}
+        stamp = to_text(now)
+        object_status = str(ItemStatus.AVAILABLE if status == ItemStatus.AVAILABLE
+                            else ItemStatus.PENDING)
         with self.db.atomic():
-            changes = self.db.conn.total_changes
-            self._t("items").insert(
-                {"service": service, "region": region, "item_id": item.item_id,
-                 "kind": str(item.kind), "stream": item.stream, "seq": item.seq,
-                 "start_time": to_text(item.start_time), "end_time": to_text(item.end_time),
-                 "size": item.size, "object_count": len(item.objects), "status": str(status),
-                 "reason": "", "completed_at": to_text(item.completed_at),
-                 "available_at": to_text(available_at) if available_at else None,
-                 "lag_seconds": None, "updated_at": to_text(now), "parent": item.parent},
-                pk=("service", "region", "item_id"), ignore=True)
-            if self.db.conn.total_changes == changes:
-                return  # already recorded: nothing changes, runs included
-            if item.kind == ItemKind.LOG and status in RESTORABLE:
-                self._run_add(service, region, item.stream, item.seq, item.start_time,
-                              item.end_time)
-            object_status = ItemStatus.AVAILABLE if status == ItemStatus.AVAILABLE \
-                else ItemStatus.PENDING
-            self._t("objects").insert_all(
-                ({"service": service, "region": region, "item_id": item.item_id,
-                  "key": ref.key, "size": ref.size, "sha256": ref.sha256,
-                  "is_marker": int(ref is item.marker), "status": str(object_status),
-                  "method": "", "verified_by": "", "attempts": 0, "updated_at": to_text(now)}
-                 for ref in item.objects),
-                pk=("service", "region", "key"), ignore=True)
+            known = self.known_among(service, region, batch)
+            new = [pair for item_id, pair in batch.items() if item_id not in known]
+            self.db.conn.executemany(
+                "insert into items (service, region, item_id, kind, stream, seq, start_time, "
+                "end_time, size, object_count, status, reason, completed_at, available_at, "
+                "lag_seconds, updated_at, parent) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, null, ?, ?)",
+                [(service, region, item.item_id, str(item.kind), item.stream, item.seq,
+                  to_text(item.start_time), to_text(item.end_time), item.size,
+                  len(item.objects), str(status), to_text(item.completed_at),
+                  to_text(available_at) if available_at else None, stamp, item.parent)
+                 for item, available_at in new])
+            self.db.conn.executemany(
+                "insert or ignore into objects (service, region, item_id, key, size, sha256, "
+                "is_marker, status, method, verified_by, attempts, updated_at) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, '', '', 0, ?)",
+                [(service, region, item.item_id, ref.key, ref.size, ref.sha256,
+                  int(ref is item.marker), object_status, stamp)
+                 for item, _ in new for ref in item.objects])
+            if status in RESTORABLE:
+                self._runs_add(service, region, [
+                    (item.stream, item.seq, to_text(item.start_time), to_text(item.end_time))
+                    for item, _ in new if item.kind == ItemKind.LOG])
+        return len(new)
+
+    def add_missing(self, service: str, source: str, destination: str, now: datetime, *,
+                    since_rowid: int = 0) -> int:
+        """Record as pending in ``destination`` every item available in ``source`` that
+        ``destination`` has no record of, looking only at source rows after ``since_rowid``
+        (0: all). Returns how many were added."""
+        stamp = to_text(now)
+        with self.db.atomic():
+            ids = [r[0] for r in self.db.execute(
+                "select p.item_id from items as p where p.rowid > ? and p.service = ? and "
+                "p.region = ? and p.status = ? and not exists (select 1 from items as d "
+                "where d.service = p.service and d.region = ? and d.item_id = p.item_id)",
+                [since_rowid, service, source, str(ItemStatus.AVAILABLE),
+                 destination]).fetchall()]
+            rows = [(destination, str(ItemStatus.PENDING), stamp, service, source, item_id)
+                    for item_id in ids]
+            self.db.conn.executemany(
+                "insert into items (service, region, item_id, kind, stream, seq, start_time, "
+                "end_time, size, object_count, status, reason, completed_at, available_at, "
+                "lag_seconds, updated_at, parent) "
+                "select service, ?, item_id, kind, stream, seq, start_time, end_time, size, "
+                "object_count, ?, '', completed_at, null, null, ?, parent from items "
+                "where service = ? and region = ? and item_id = ?", rows)
+            self.db.conn.executemany(
+                "insert or ignore into objects (service, region, item_id, key, size, sha256, "
+                "is_marker, status, method, verified_by, attempts, updated_at) "
+                "select service, ?, item_id, key, size, sha256, is_marker, ?, '', '', 0, ? "
+                "from objects where service = ? and region = ? and item_id = ?", rows)
+        return len(ids)
+
+    def mark_copying(self, service: str, region: str, item_ids: Iterable[str],
+                     now: datetime) -> None:
+        """Items whose copies are under way (none of them restorable before or after)."""
+        with self.db.atomic():
+            self.db.conn.executemany(
+                "update items set status = ?, updated_at = ? where service = ? and region = ? "
+                "and item_id = ? and status != ?",
+                [(str(ItemStatus.COPYING), to_text(now), service, region, item_id,
+                  str(ItemStatus.AVAILABLE)) for item_id in item_ids])
+
+    # -- incremental listing of the primary ------------------------------------------------------
+
+    def listing_cursors(self, service: str) -> dict[str, str]:
+        """Listing area -> the greatest key settled in it ("" for none yet)."""
+        return {area: cursor for area, cursor in self.db.execute(
+            "select area, cursor from listing_areas where service = ?", [service]).fetchall()}
+
+    def save_listing_cursors(self, service: str, cursors: dict[str, str], *,
+                             full_at: datetime | None) -> None:
+        """Store cursors; after a full listing (``full_at``) they replace every area."""
+        with self.db.atomic():
+            if full_at is not None:
+                self.db.execute("delete from listing_areas where service = ?", [service])
+                self.db.execute("insert or replace into full_listings (service, at) "
+                                "values (?, ?)", [service, to_text(full_at)])
+            self.db.conn.executemany(
+                "insert or replace into listing_areas (service, area, cursor) values (?, ?, ?)",
+                [(service, area, cursor) for area, cursor in cursors.items()])
+
+    def last_full_listing(self, service: str) -> datetime | None:
+        row = self.db.execute("select at from full_listings where service = ?",
+                              [service]).fetchone()
+        return from_text(row[0]) if row else None
+
+    def copy_mark(self, service: str, region: str) -> int:
+        """The last source row that ``region`` was checked against (see add_missing)."""
+        row = self.db.execute("select primary_rowid from copy_marks where service = ? and "
+                              "region = ?", [service, region]).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_copy_mark(self, service: str, region: str) -> None:
+        """Every source row so far has been checked for ``region``."""
+        self.db.execute(
+            "insert or replace into copy_marks (service, region, primary_rowid) "
+            "values (?, ?, (select coalesce(max(rowid), 0) from items))", [service, region])
+
+    def _reset_copy_mark(self, service: str, region: str) -> None:
+        self.db.execute("delete from copy_marks where service = ? and region = ?",
+                        [service, region])
 
     def item_refs(self, service: str, region: str, item_id: str) -> list[ObjectRow]:
         """The objects of an item in publish order (payload by key, marker last)."""
@@ -421,6 +554,7 @@ class Catalog:
                 "where service = ? and region = ? and status = ?",
                 [str(ItemStatus.RETAINED), to_text(now), service, region,
                  str(ItemStatus.AVAILABLE)])
+            self._reset_copy_mark(service, region)
             for table in ("objects", "items"):
                 self.db.execute(
                     f"delete from {table} where service = ? and region = ? and item_id in "
@@ -431,36 +565,56 @@ class Catalog:
     def publish_item(self, service: str, region: str, item_id: str, available_at: datetime,
                      lag_seconds: float) -> None:
         """Mark an item available in a region and record its replication lag."""
+        self.publish_items(service, region, [(item_id, lag_seconds)], available_at)
+
+    def publish_items(self, service: str, region: str, published: Iterable[tuple[str, float]],
+                      available_at: datetime) -> None:
+        """Mark items (id, lag in seconds) available in a region, recording each lag."""
+        pairs = list(published)
+        stamp = to_text(available_at)
         with self.db.atomic():
-            row = self.db.execute(
-                "select kind, stream, seq, start_time, end_time from items "
-                "where service = ? and region = ? and item_id = ?",
-                [service, region, item_id]).fetchone()
-            if row and row[0] == ItemKind.LOG:
-                self._run_add(service, region, row[1], row[2], from_text(row[3]),
-                              from_text(row[4]))
-            self.db.execute(
+            segments: list[Segment] = []
+            for item_id, _ in pairs:
+                row = self.db.execute(
+                    "select kind, stream, seq, start_time, end_time from items where "
+                    "service = ? and region = ? and item_id = ?",
+                    [service, region, item_id]).fetchone()
+                if row and row[0] == ItemKind.LOG:
+                    segments.append((row[1], row[2], row[3], row[4]))
+            self.db.conn.executemany(
                 "update items set status = ?, reason = '', available_at = ?, lag_seconds = ?, "
                 "updated_at = ? where service = ? and region = ? and item_id = ?",
-                [str(ItemStatus.AVAILABLE), to_text(available_at), lag_seconds,
-                 to_text(available_at), service, region, item_id])
-            self._t("lag_samples").insert(
-                {"service": service, "region": region, "item_id": item_id,
-                 "at": to_text(available_at), "lag_seconds": lag_seconds})
+                [(str(ItemStatus.AVAILABLE), stamp, lag, stamp, service, region, item_id)
+                 for item_id, lag in pairs])
+            self._runs_add(service, region, segments)
+            self.db.conn.executemany(
+                "insert into lag_samples (service, region, item_id, at, lag_seconds) "
+                "values (?, ?, ?, ?, ?)",
+                [(service, region, item_id, stamp, lag) for item_id, lag in pairs])
 
     def record_copy(self, service: str, region: str, key: str, now: datetime, *, ok: bool,
                     method: str = "", verified_by: str = "", error: str = "") -> None:
         """Record one copy attempt and the object's resulting status."""
-        status = ItemStatus.AVAILABLE if ok else ItemStatus.FAILED
+        self.record_copies(service, region, [CopyRecord(key, ok, method, verified_by, error)],
+                           now)
+
+    def record_copies(self, service: str, region: str, records: Iterable[CopyRecord],
+                      now: datetime) -> None:
+        """Record copy attempts and their objects' resulting status, in one transaction."""
+        stamp = to_text(now)
+        rows = list(records)
         with self.db.atomic():
-            self._t("copy_attempts").insert(
-                {"service": service, "region": region, "key": key, "at": to_text(now),
-                 "ok": int(ok), "method": method, "verified_by": verified_by, "error": error})
-            self.db.execute(
+            self.db.conn.executemany(
+                "insert into copy_attempts (service, region, key, at, ok, method, verified_by, "
+                "error) values (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(service, region, r.key, stamp, int(r.ok), r.method, r.verified_by, r.error)
+                 for r in rows])
+            self.db.conn.executemany(
                 "update objects set status = ?, method = ?, verified_by = ?, "
                 "attempts = attempts + 1, updated_at = ? "
                 "where service = ? and region = ? and key = ?",
-                [str(status), method, verified_by, to_text(now), service, region, key])
+                [(str(ItemStatus.AVAILABLE if r.ok else ItemStatus.FAILED), r.method,
+                  r.verified_by, stamp, service, region, r.key) for r in rows])
 
     def copy_attempts(self, service: str, region: str) -> list[dict[str, Any]]:
         return list(self.db.query(
@@ -517,41 +671,58 @@ class Catalog:
     def forget_region(self, service: str, region: str) -> None:
         """Drop a region's items and objects (after its copies were deleted)."""
         with self.db.atomic():
+            self._reset_copy_mark(service, region)
             for table in ("items", "objects", "log_runs"):
                 self.db.execute(f"delete from {table} where service = ? and region = ?",
                                 [service, region])
 
     # -- log runs (the chain summary) ---------------------------------------------------------
 
-    def _run_add(self, service: str, region: str, stream: str, seq: int, start: datetime,
-                 end: datetime) -> None:
-        """Fold one restorable segment into the runs: extend, bridge or start a run."""
+    def _runs_add(self, service: str, region: str, segments: Iterable[Segment]) -> None:
+        """Fold restorable segments into the runs: consecutive ones become one piece first,
+        so a batch costs a few queries per piece, not per segment."""
+        pieces: list[list[Any]] = []
+        for stream, seq, start, end in sorted(segments):
+            last = pieces[-1] if pieces else None
+            if last and last[0] == stream and last[2] == seq - 1:
+                last[2], last[4] = seq, max(last[4], end)
+            elif not (last and last[0] == stream and last[2] == seq):
+                pieces.append([stream, seq, seq, start, end])
+        for stream, first, last_seq, start, end in pieces:
+            self._run_add(service, region, stream, first, last_seq, start, end)
+
+    def _run_add(self, service: str, region: str, stream: str, first: int, last: int,
+                 start: str, end: str) -> None:
+        """Fold segments ``first``..``last`` of a stream: extend, bridge or start a run."""
         key = [service, region, stream]
-        inside = self.db.execute(
+        overlapping = self.db.execute(
             "select 1 from log_runs where service = ? and region = ? and stream = ? "
-            "and first_seq <= ? and last_seq >= ?", [*key, seq, seq]).fetchone()
-        if inside:
+            "and first_seq <= ? and last_seq >= ?", [*key, last, first]).fetchone()
+        if overlapping:
+            # Only part of the piece is new (or the runs are stale): recount them all.
+            _rebuild_runs(self.db, service, region)
             return
         before = self.db.execute(
             "select first_seq, first_start, last_end from log_runs where service = ? and "
-            "region = ? and stream = ? and last_seq = ?", [*key, seq - 1]).fetchone()
+            "region = ? and stream = ? and last_seq = ?", [*key, first - 1]).fetchone()
         after = self.db.execute(
             "select last_seq, last_end from log_runs where service = ? and region = ? and "
-            "stream = ? and first_seq = ?", [*key, seq + 1]).fetchone()
-        first_seq, first_start = (before[0], before[1]) if before else (seq, to_text(start))
-        last_seq = after[0] if after else seq
+            "stream = ? and first_seq = ?", [*key, last + 1]).fetchone()
+        first_seq, first_start = (before[0], before[1]) if before else (first, start)
+        last_seq = after[0] if after else last
         # Segment end times need not grow with seq (a segment without commits may carry an
         # early time), so the run ends at the latest of the pieces it joins.
-        last_end = max([to_text(end), *(row[-1] for row in (before, after) if row)])
-        for found, column in ((before, "last_seq"), (after, "first_seq")):
-            if found:
-                self.db.execute(
-                    f"delete from log_runs where service = ? and region = ? and stream = ? "
-                    f"and {column} = ?", [*key, seq - 1 if column == "last_seq" else seq + 1])
-        self._t("log_runs").insert(
-            {"service": service, "region": region, "stream": stream, "first_seq": first_seq,
-             "last_seq": last_seq, "first_start": first_start, "last_end": last_end},
-            pk=("service", "region", "stream", "first_seq"))
+        last_end = max([end, *(row[-1] for row in (before, after) if row)])
+        if before:
+            self.db.execute("delete from log_runs where service = ? and region = ? and "
+                            "stream = ? and last_seq = ?", [*key, first - 1])
+        if after:
+            self.db.execute("delete from log_runs where service = ? and region = ? and "
+                            "stream = ? and first_seq = ?", [*key, last + 1])
+        self.db.execute(
+            "insert into log_runs (service, region, stream, first_seq, last_seq, first_start, "
+            "last_end) values (?, ?, ?, ?, ?, ?, ?)",
+            [*key, first_seq, last_seq, first_start, last_end])
 
     def runs(self, service: str, region: str) -> list[LogRun]:
         """The contiguous runs of restorable log segments in a region."""

@@ -173,7 +173,7 @@ def cmd_disable(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
 def cmd_sync(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     if not args.once:
         return _sync_daemon(app, args)
-    outcomes = app.sync(args.services or None)
+    outcomes = app.sync(args.services or None, full_listing=args.full_listing)
     failed = False
     for o in outcomes:
         failed = failed or bool(o.failed or o.paused or o.primary_error)
@@ -577,6 +577,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("sync", cmd_sync, "copy pending backups; without --once, keep going until Ctrl-C")
     p.add_argument("services", nargs="*", metavar="SERVICE")
     p.add_argument("--once", action="store_true", help="one pass, then exit")
+    p.add_argument("--full-listing", action="store_true",
+                   help="list each primary in full now (otherwise only what is new is listed "
+                        "between full listings, see full_listing_interval)")
     p.add_argument("--interval", type=float,
                    help="seconds between passes (default: replication.poll_interval)")
     p.add_argument("--strict", action="store_true",

@@ -115,6 +115,11 @@ class ReplicationConfig(_Strict):
     batch_size: int = Field(default=64, ge=1, le=10_000)
     #: attempts per object within one pass before the item is marked failed
     max_attempts: int = Field(default=3, ge=1, le=100)
+    #: seconds between full listings of a primary (0: every pass); passes in between list
+    #: only what is new since the last look
+    full_listing_interval: float = Field(default=600.0, ge=0)
+    #: seconds after which a new key of the primary counts as settled (see engine.listing)
+    listing_settle: float = Field(default=60.0, ge=0)
 
 
 class Config(_Strict):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from engine.catalog import Catalog, ItemRow, ObjectRow
+from engine.catalog import Catalog, CopyRecord, ItemRow, ObjectRow
 from engine.effects import (
     CopyBatch,
     CopyResult,
@@ -27,9 +27,9 @@ from engine.effects import (
 )
 from engine.errors import CorruptBackup, InvalidKey, StorageError
 from engine.formats.base import BackupLayout
+from engine.listing import advance_cursors, full_listing_due, list_primary
 from engine.model import BackupItem, ItemStatus, ObjectInfo, RegionRole, RegionState, Service
 from engine.retention import RetentionPolicy, apply_retention
-from engine.storage.base import ListPage as ListPageResult
 from engine.storage.base import validate_key
 from engine.windows import window_from_catalog
 
@@ -42,6 +42,10 @@ class ReplicationSettings:
     batch_size: int = 64
     max_attempts: int = 3
     list_page_size: int = 1000
+    #: seconds between full listings of a primary; incremental listings in between
+    full_listing_interval: float = 600.0
+    #: seconds after which a listed key counts as settled (see engine.listing)
+    listing_settle: float = 60.0
     #: seconds to wait after a batch the destination throttled, doubling while it goes on
     throttle_backoff: float = 1.0
     throttle_backoff_cap: float = 30.0
@@ -113,58 +117,37 @@ def read_marker(layout: BackupLayout, service: Service, marker: ObjectInfo,
     return item
 
 
-def list_all(region: str, prefix: str,
-             page_size: int) -> Generator[Effect, Any, list[ObjectInfo]]:
-    """Every object under ``prefix`` in ``region``, following pagination."""
-    found: list[ObjectInfo] = []
-    cursor: str | None = None
-    while True:
-        page: ListPageResult = yield ListPage(region, prefix, cursor, page_size)
-        found.extend(page.objects)
-        if page.next_start_after is None:
-            return found
-        cursor = page.next_start_after
-
-
 def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
-                     settings: ReplicationSettings) -> Generator[Effect, Any, int]:
+                     settings: ReplicationSettings, *,
+                     full: bool) -> Generator[Effect, Any, int]:
     """Record the primary's complete items that the catalog does not know yet (rule 3: an item
-    exists for btar only once its completion marker does). Returns how many were new."""
-    prefix = f"{service.key_prefix}/"
-    listing = yield from list_all(service.region, prefix, settings.list_page_size)
-    relative = [ObjectInfo(o.key[len(prefix):], o.size, o.last_modified) for o in listing]
+    exists for btar only once its completion marker does). A ``full`` listing also notices
+    items gone from the primary; otherwise only what is new is listed (engine.listing).
+    Returns how many items were new."""
+    listing = yield from list_primary(catalog, layout, service, full=full,
+                                      page_size=settings.list_page_size)
     try:
-        found = layout.discover(relative)
-        present = {segment.item_id for segment in found.segments}
-        present.update(layout.item_id_of_marker(marker.key) for marker in found.markers)
+        found = layout.discover(listing.objects)
+        marker_ids = {marker.key: layout.item_id_of_marker(marker.key)
+                      for marker in found.markers}
     except Exception as error:  # a reader's bug on a hostile listing must not crash the pass
         detail = " ".join(str(error).split())[:200]
-        raise CorruptBackup(prefix, f"the listing cannot be read as the {layout.name} layout "
-                                    f"({type(error).__name__}: {detail})") from None
-    known = catalog.known_item_ids(service.name, service.region)
+        raise CorruptBackup(f"{service.key_prefix}/", f"the listing cannot be read as the "
+                            f"{layout.name} layout ({type(error).__name__}: {detail})") \
+            from None
+    present = {segment.item_id for segment in found.segments} | set(marker_ids.values())
+    known = catalog.known_item_ids(service.name, service.region) if listing.full \
+        else catalog.known_among(service.name, service.region, present)
     now: datetime = yield Now()
-    new = 0
     with catalog.transaction():
-        for segment in found.segments:
-            if segment.item_id not in known:
-                catalog.add_item(service.name, service.region, segment, ItemStatus.AVAILABLE,
-                                 now, available_at=segment.completed_at)
-                new += 1
-        available = catalog.item_ids(service.name, service.region, ItemStatus.AVAILABLE)
-        for item_id in sorted(available - present):
-            # Gone from the primary (its retention ran out): no longer a source or a cover.
-            catalog.set_item_status(service.name, service.region, item_id,
-                                    ItemStatus.FAILED, now, "no longer in the primary")
-        gone = catalog.item_ids(service.name, service.region, ItemStatus.FAILED)
-        for item_id in sorted(gone & present):
-            # Listed again: a listing that missed it once (eventual consistency, a flaky
-            # page) must not drop it from replication for good.
-            catalog.set_item_status(service.name, service.region, item_id,
-                                    ItemStatus.AVAILABLE, now)
-            catalog.event(now, "info", service.name, service.region,
-                          f"{item_id} is listed in the primary again")
+        new = catalog.add_items(
+            service.name, service.region,
+            ((segment, segment.completed_at) for segment in found.segments
+             if segment.item_id not in known), ItemStatus.AVAILABLE, now)
+        if listing.full:
+            _reconcile(catalog, service, present, now)
     for marker in found.markers:
-        if layout.item_id_of_marker(marker.key) in known:
+        if marker_ids[marker.key] in known:
             continue
         data: bytes = yield ReadObject(service.region, _full(service, marker.key))
         try:
@@ -172,10 +155,28 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
         except CorruptBackup as error:
             catalog.event(now, "error", service.name, service.region, str(error))
             continue
-        catalog.add_item(service.name, service.region, item, ItemStatus.AVAILABLE, now,
-                         available_at=item.completed_at)
-        new += 1
+        new += catalog.add_items(service.name, service.region, [(item, item.completed_at)],
+                                 ItemStatus.AVAILABLE, now)
+    advance_cursors(catalog, layout, service, listing, now, settings.listing_settle)
     return new
+
+
+def _reconcile(catalog: Catalog, service: Service, present: set[str], now: datetime) -> None:
+    """After a full listing: what the primary no longer holds stops counting, and what a
+    listing missed once and shows again counts again."""
+    available = catalog.item_ids(service.name, service.region, ItemStatus.AVAILABLE)
+    for item_id in sorted(available - present):
+        # Gone from the primary (its retention ran out): no longer a source or a cover.
+        catalog.set_item_status(service.name, service.region, item_id,
+                                ItemStatus.FAILED, now, "no longer in the primary")
+    gone = catalog.item_ids(service.name, service.region, ItemStatus.FAILED)
+    for item_id in sorted(gone & present):
+        # Listed again: a listing that missed it once (eventual consistency, a flaky
+        # page) must not drop it from replication for good.
+        catalog.set_item_status(service.name, service.region, item_id,
+                                ItemStatus.AVAILABLE, now)
+        catalog.event(now, "info", service.name, service.region,
+                      f"{item_id} is listed in the primary again")
 
 
 class _RegionCopier:
@@ -233,14 +234,13 @@ class _RegionCopier:
         prefix = f"{self.service.key_prefix}/"
         stop: str | None = None
         throttled = False
+        records: list[CopyRecord] = []
         for result in results:
             key = result.task.key[len(prefix):]
             self.attempts[key] = self.attempts.get(key, 0) + 1
             ok, how = verify(result, result.task.sha256)
             error = "" if ok else (result.error or how)
-            self.catalog.record_copy(self.service.name, self.region, key, now, ok=ok,
-                                     method=result.method, verified_by=how if ok else "",
-                                     error=error)
+            records.append(CopyRecord(key, ok, result.method, how if ok else "", error))
             refs = self.objects[self.owner[key]]
             for index, ref in enumerate(refs):
                 if ref.key == key:
@@ -261,6 +261,7 @@ class _RegionCopier:
                 stop = f"{side} unreachable: {result.error}"
             elif result.error_kind == "missing" and result.failed_side == "source":
                 self.attempts[key] = self.settings.max_attempts  # retrying cannot help
+        self.catalog.record_copies(self.service.name, self.region, records, now)
         self.throttled = self.throttled + 1 if throttled else 0
         return stop
 
@@ -273,9 +274,10 @@ class _RegionCopier:
 
 
 def copy_to_region(catalog: Catalog, service: Service, region: str,
-                   settings: ReplicationSettings,
-                   outcome: PassOutcome) -> Generator[Effect, Any, None]:
-    """Bring ``region`` up to date with the primary's complete items."""
+                   settings: ReplicationSettings, outcome: PassOutcome, *,
+                   full: bool = True) -> Generator[Effect, Any, None]:
+    """Bring ``region`` up to date with the primary's complete items; unless ``full``, only
+    the primary's catalog rows added since the last look are checked for what to copy."""
     now: datetime = yield Now()
     location = catalog.location(service.name, region)
     if location is not None and location.state == RegionState.PAUSED:
@@ -290,9 +292,9 @@ def copy_to_region(catalog: Catalog, service: Service, region: str,
         catalog.event(now, "info", service.name, region, "region reachable again; resuming")
 
     with catalog.transaction():
-        for row in catalog.missing_in(service.name, service.region, region):
-            catalog.add_item(service.name, region, catalog.item_as_model(row),
-                             ItemStatus.PENDING, now)
+        since = 0 if full else catalog.copy_mark(service.name, region)
+        catalog.add_missing(service.name, service.region, region, now, since_rowid=since)
+        catalog.set_copy_mark(service.name, region)
 
     copier = _RegionCopier(catalog, service, region, settings, outcome)
     items = catalog.items(service.name, region, statuses=UNFINISHED)
@@ -304,24 +306,24 @@ def copy_to_region(catalog: Catalog, service: Service, region: str,
         if copier.backoff():
             yield Sleep(copier.backoff())
             now = yield Now()
-        touched = {copier.owner[t.key[len(service.key_prefix) + 1:]] for t in tasks}
-        for item_id in sorted(touched):
-            if by_id[item_id].status != ItemStatus.COPYING:
-                catalog.set_item_status(service.name, region, item_id, ItemStatus.COPYING, now)
+        touched = sorted({copier.owner[t.key[len(service.key_prefix) + 1:]] for t in tasks})
+        catalog.mark_copying(service.name, region,
+                             (i for i in touched if by_id[i].status != ItemStatus.COPYING), now)
         results: tuple[CopyResult, ...] = yield CopyBatch(tuple(tasks))
         now = yield Now()
         with catalog.transaction():
             stop = copier.apply(results, now)
-            for item_id in sorted(touched):
+            published: list[tuple[str, float]] = []
+            for item_id in touched:
                 refs = copier.objects[item_id]
                 item = by_id[item_id]
                 if all(o.status == ItemStatus.AVAILABLE for o in refs):
-                    lag = (now - item.completed_at).total_seconds()
-                    catalog.publish_item(service.name, region, item_id, now, lag)
-                    outcome.published.append(item_id)
+                    published.append((item_id, (now - item.completed_at).total_seconds()))
                     del by_id[item_id]
                 else:
                     by_id[item_id] = _with_status(item, ItemStatus.COPYING)
+            catalog.publish_items(service.name, region, published, now)
+            outcome.published.extend(item_id for item_id, _ in published)
         if copier.unverified:
             # Bytes that did not verify never stay under a real key (a log segment is its own
             # completion marker: the backup tool would take it for a good one).
@@ -366,10 +368,11 @@ def _pause(catalog: Catalog, service: Service, region: str, reason: str, now: da
 
 def replication_pass(catalog: Catalog, layout: BackupLayout, service: Service,
                      settings: ReplicationSettings, retention: RetentionPolicy | None = None,
-                     ) -> Generator[Effect, Any, PassOutcome]:
+                     *, full_listing: bool = False) -> Generator[Effect, Any, PassOutcome]:
     """One pass for one service: discover, copy to every active destination, retire the
     previous region once the new one has a window of its own (rule 8), and apply the
-    retention policy in the additional region."""
+    retention policy in the additional region. The primary is listed in full when
+    ``full_listing`` or when a full listing is due, else incrementally."""
     outcome = PassOutcome(service.name)
     # The previous region first: it only needs what is new, while a freshly changed secondary
     # may be backfilling for a long time; serving it second keeps protection continuous.
@@ -381,20 +384,27 @@ def replication_pass(catalog: Catalog, layout: BackupLayout, service: Service,
         key=lambda loc: (loc.role != RegionRole.PREVIOUS, loc.since, loc.region))
     if not destinations:
         return outcome
+    now: datetime = yield Now()
+    full = full_listing or full_listing_due(catalog, layout, service, now,
+                                                   settings.full_listing_interval)
     try:
-        outcome.discovered = yield from discover_primary(catalog, layout, service, settings)
+        outcome.discovered = yield from discover_primary(catalog, layout, service, settings,
+                                                         full=full)
     except (StorageError, CorruptBackup) as error:
-        now: datetime = yield Now()
+        now = yield Now()
         outcome.primary_error = str(error)
         catalog.event(now, "error", service.name, service.region,
                       f"cannot list the primary: {error}")
         return outcome
     for location in destinations:
-        yield from copy_to_region(catalog, service, location.region, settings, outcome)
+        yield from copy_to_region(catalog, service, location.region, settings, outcome,
+                                  full=full)
         if outcome.primary_error:
             return outcome
     yield from retire_previous(catalog, service)
-    if retention is not None:
+    if retention is not None and full:
+        # Retention must never delete the only copy of a point in time, so it judges only
+        # on a full listing: an incremental one cannot see what left the primary.
         for location in destinations:
             if location.role == RegionRole.SECONDARY:
                 outcome.retired += yield from apply_retention(catalog, service,

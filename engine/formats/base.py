@@ -23,6 +23,9 @@ class Discovery:
 
 class BackupLayout(Protocol):
     name: str
+    #: listing areas that always exist, even before anything is written in them; () for a
+    #: layout that is listed in full every pass (see engine.listing)
+    root_areas: tuple[str, ...]
 
     def discover(self, objects: Iterable[ObjectInfo]) -> Discovery:
         """Sort a listing (keys relative to the service prefix) into complete items."""
@@ -34,4 +37,14 @@ class BackupLayout(Protocol):
 
     def parse_marker(self, marker: ObjectInfo, data: bytes) -> BackupItem:
         """Describe a complete base backup from its completion marker's bytes."""
+        ...
+
+    def listing_areas(self, key: str) -> tuple[str, ...]:
+        """The incremental listing areas ``key`` belongs to: prefixes (relative to the service
+        prefix) under which new keys sort after the ones already written. A layout without
+        such areas answers () and is listed in full every pass (see engine.listing)."""
+        ...
+
+    def log_position(self, key: str) -> tuple[str, int] | None:
+        """(stream, seq) when ``key`` is a log segment named by its position, else None."""
         ...

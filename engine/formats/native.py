@@ -102,6 +102,7 @@ class NativeLayout:
     """Reader of the native layout."""
 
     name = "native"
+    root_areas: tuple[str, ...] = ("base/", "log/")
 
     def discover(self, objects: Iterable[ObjectInfo]) -> Discovery:
         markers: list[ObjectInfo] = []
@@ -129,6 +130,22 @@ class NativeLayout:
                 completed_at=info.last_modified,
             ))
         return Discovery(tuple(markers), tuple(segments))
+
+    def listing_areas(self, key: str) -> tuple[str, ...]:
+        # A stream's history.json sorts after its segments although it is written first, so
+        # it belongs to log/ (where new streams appear) but not to the stream's own area.
+        if key.startswith("base/"):
+            return ("base/",)
+        if key.startswith("log/"):
+            stream, _, name = key[4:].partition("/")
+            if name and "/" not in name and name != HISTORY:
+                return ("log/", f"log/{stream}/")
+            return ("log/",)
+        return ()
+
+    def log_position(self, key: str) -> tuple[str, int] | None:
+        match = _SEGMENT.match(key)
+        return (match["stream"], int(match["seq"])) if match else None
 
     def item_id_of_marker(self, key: str) -> str:
         history = _HISTORY.match(key)

@@ -32,6 +32,7 @@ segments).
 from __future__ import annotations
 
 import bz2
+import contextlib
 import functools
 import gzip
 import hashlib
@@ -440,6 +441,7 @@ class PgBackRestLayout:
     """Reader of one stanza of a pgBackRest repository."""
 
     name = "pgbackrest"
+    root_areas: tuple[str, ...] = ()
 
     def __init__(self, stanza: str = DEFAULT_STANZA) -> None:
         if not re.fullmatch(STANZA_PATTERN, stanza):
@@ -485,6 +487,18 @@ class PgBackRestLayout:
     def _label(self, key: str) -> str:
         match = self._seal.match(key)
         return match["label"] if match else ""
+
+    def listing_areas(self, key: str) -> tuple[str, ...]:
+        # A seal counts only while its backup's manifest is listed too (pgBackRest expires
+        # backups), and manifests are not in key order with seals: list in full every pass.
+        return ()
+
+    def log_position(self, key: str) -> tuple[str, int] | None:
+        if match := self._wal.match(key):
+            with contextlib.suppress(ValueError):
+                timeline, segno = wal_position(match["name"])
+                return str(timeline), segno
+        return None
 
     def item_id_of_marker(self, key: str) -> str:
         if match := self._seal.match(key):

@@ -1,5 +1,6 @@
 """Retention in the additional region: old backups go, what the window needs and the only
-copy of a point in time stay, and nothing expired is ever copied again."""
+copy of a point in time stay, and nothing expired is ever copied again. Retention judges only
+after a full listing of the primary, so the passes here list in full."""
 
 from __future__ import annotations
 
@@ -28,14 +29,14 @@ def three_generations(policy: RetentionPolicy) -> World:
     world.app.enable("orders", SECONDARY)
     for _ in range(3):
         world.produce("orders", 4, base_first=True)
-        world.app.sync(["orders"])
+        world.app.sync(["orders"], full_listing=True)
     return world
 
 
 def test_keep_count_deletes_old_backups_and_only_their_segments() -> None:
     world = three_generations(RetentionPolicy(keep_count=1))
     primary = keys(world, PRIMARY)
-    [outcome] = world.app.sync(["orders"])
+    [outcome] = world.app.sync(["orders"], full_listing=True)
     bases = world.catalog.items("orders", SECONDARY, kind=ItemKind.BASE,
                                 statuses=[ItemStatus.AVAILABLE])
     assert len(bases) == 1
@@ -50,7 +51,7 @@ def test_keep_count_deletes_old_backups_and_only_their_segments() -> None:
                    if b.kind == ItemKind.BASE for k in left)
     world.assert_published_items_whole("orders", SECONDARY)
     # The next pass copies nothing back.
-    [again] = world.app.sync(["orders"])
+    [again] = world.app.sync(["orders"], full_listing=True)
     assert again.copied_objects == 0
     assert keys(world, SECONDARY) == left
     assert outcome.retired == 0  # the deletion happened in the last pass of the fixture
@@ -68,7 +69,7 @@ def test_the_only_copy_of_a_point_in_time_is_kept() -> None:
     world.app.enable("orders", SECONDARY)
     for _ in range(3):
         world.produce("orders", 4, base_first=True)
-    world.app.sync(["orders"])
+    world.app.sync(["orders"], full_listing=True)
     # The primary's own retention removed its two oldest backups and their segments.
     store = world.stores[PRIMARY].inner
     newest = max(o.key.split("/")[2] for o in store.iter_objects("orders/base/"))
@@ -77,7 +78,7 @@ def test_the_only_copy_of_a_point_in_time_is_kept() -> None:
             store.delete(info.key)
     world.app.retention = {"orders": RetentionPolicy(keep_count=1)}
     before = keys(world, SECONDARY)
-    world.app.sync(["orders"])
+    world.app.sync(["orders"], full_listing=True)
     assert keys(world, SECONDARY) == before
     assert any("only restorable copy" in e.message for e in world.app.events(service="orders"))
 
@@ -97,12 +98,12 @@ def test_an_interrupted_deletion_is_finished_by_the_next_pass() -> None:
 
     world.stores[SECONDARY].inner.delete = crash_after_two  # type: ignore[method-assign]
     with pytest.raises(InjectedCrash):
-        world.app.sync(["orders"])
+        world.app.sync(["orders"], full_listing=True)
     # Nothing withdrawn counts as restorable; everything still available is whole.
     world.assert_published_items_whole("orders", SECONDARY)
     assert world.catalog.items("orders", SECONDARY, statuses=[ItemStatus.DELETING])
     world.stores[SECONDARY].inner.delete = real_delete  # type: ignore[method-assign]
-    world.app.sync(["orders"])
+    world.app.sync(["orders"], full_listing=True)
     assert not world.catalog.items("orders", SECONDARY, statuses=[ItemStatus.DELETING])
     world.assert_published_items_whole("orders", SECONDARY)
     assert world.app.window("orders", SECONDARY).end == world.clock.now()
@@ -120,3 +121,16 @@ def test_retention_config(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as bad:
         parse_config(base, "btar.toml")
     assert "services[0].retention.keep_count" in str(bad.value)
+
+
+def test_retention_waits_for_a_full_listing() -> None:
+    """An incremental listing cannot see what left the primary, so it never deletes."""
+    world = three_generations(RetentionPolicy(keep_count=1))
+    world.produce("orders", 4, base_first=True)
+    world.app.sync(["orders"], full_listing=True)
+    world.produce("orders", 4, base_first=True)
+    before = keys(world, SECONDARY)
+    [outcome] = world.app.sync(["orders"])
+    assert outcome.retired == 0 and keys(world, SECONDARY) >= before
+    [outcome] = world.app.sync(["orders"], full_listing=True)
+    assert outcome.retired > 0

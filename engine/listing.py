@@ -1,0 +1,114 @@
+"""Listing a service's primary: in full now and then, incrementally in between.
+
+A full listing reads every key under the service prefix. In between, each listing area the
+layout names (native: ``base/``, ``log/`` and ``log/<stream>/``) is listed only after its
+cursor: the greatest key that is *settled*, meaning nothing new can still appear before it. A
+key is settled when it is a log segment whose predecessor in its stream is known (archivers
+upload in parallel, so segment 6 may land before segment 5), or when it is older than
+``listing_settle`` seconds. Whatever still slips behind a cursor (an upload slower than that,
+a backup id or a new stream that sorts before the existing ones) is found by the next full
+listing, which also notices objects gone from the primary. A no-op pass therefore costs one
+short request per area, whatever the size of the history.
+
+This is sans I/O like engine.replication: it yields ListPage effects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from engine.catalog import Catalog
+from engine.effects import Effect, ListPage
+from engine.formats.base import BackupLayout
+from engine.model import ObjectInfo, Service
+from engine.storage.base import ListPage as ListPageResult
+
+
+@dataclass(frozen=True)
+class PrimaryListing:
+    """What a pass saw of the primary: keys relative to the service prefix, in key order."""
+
+    objects: tuple[ObjectInfo, ...]
+    #: True when every key was listed (so absence means gone)
+    full: bool
+
+
+def list_all(region: str, prefix: str, page_size: int,
+             start_after: str | None = None) -> Generator[Effect, Any, list[ObjectInfo]]:
+    """Every object under ``prefix`` in ``region`` after ``start_after``, following pages."""
+    found: list[ObjectInfo] = []
+    cursor = start_after
+    while True:
+        page: ListPageResult = yield ListPage(region, prefix, cursor, page_size)
+        found.extend(page.objects)
+        if page.next_start_after is None:
+            return found
+        cursor = page.next_start_after
+
+
+def full_listing_due(catalog: Catalog, layout: BackupLayout, service: Service,
+                     now: datetime, interval: float) -> bool:
+    """Must this pass list the primary in full?"""
+    last = catalog.last_full_listing(service.name)
+    if last is None or interval <= 0 or not layout.root_areas:
+        return True
+    return (now - last).total_seconds() >= interval
+
+
+def _cursors(catalog: Catalog, layout: BackupLayout, service: Service) -> dict[str, str]:
+    return dict.fromkeys(layout.root_areas, "") | catalog.listing_cursors(service.name)
+
+
+def list_primary(catalog: Catalog, layout: BackupLayout, service: Service, *, full: bool,
+                 page_size: int) -> Generator[Effect, Any, PrimaryListing]:
+    """List the primary in full, or each listing area after its cursor."""
+    prefix = f"{service.key_prefix}/"
+    if full:
+        listing = yield from list_all(service.region, prefix, page_size)
+    else:
+        listing = []
+        for area, cursor in sorted(_cursors(catalog, layout, service).items()):
+            start = prefix + cursor if cursor else None
+            listing += yield from list_all(service.region, prefix + area, page_size, start)
+    # Areas nest (log/ holds log/<stream>/): a key listed twice is one object.
+    unique = {o.key[len(prefix):]: o for o in listing}
+    return PrimaryListing(
+        tuple(ObjectInfo(key, o.size, o.last_modified) for key, o in sorted(unique.items())),
+        full)
+
+
+def advance_cursors(catalog: Catalog, layout: BackupLayout, service: Service,
+                    listing: PrimaryListing, now: datetime, settle: float) -> None:
+    """Move each area's cursor over the keys of ``listing`` that are settled, stopping at the
+    first that is not; call it once the listing's items are in the catalog."""
+    stored = {} if listing.full else _cursors(catalog, layout, service)
+    pending: dict[str, list[ObjectInfo]] = {}
+    for info in listing.objects:
+        for area in layout.listing_areas(info.key):
+            pending.setdefault(area, []).append(info)
+    cursors: dict[str, str] = {}
+    for area, objects in pending.items():
+        cursor = stored.get(area, "")
+        previous: tuple[str, int] | None = None
+        for info in objects:
+            if info.key <= cursor:
+                continue
+            position = layout.log_position(info.key)
+            settled = (now - info.last_modified).total_seconds() >= settle
+            if not settled and position is not None:
+                stream, seq = position
+                # The key just before in this listing, or the catalog, has the predecessor.
+                settled = previous == (stream, seq - 1) or catalog.has_log_segment(
+                    service.name, service.region, stream, seq - 1)
+            if not settled:
+                break
+            cursor, previous = info.key, position
+        if cursor != stored.get(area):
+            cursors[area] = cursor
+    if listing.full:
+        catalog.save_listing_cursors(service.name, cursors, full_at=now)
+    elif cursors:
+        catalog.save_listing_cursors(service.name, cursors, full_at=None)
