@@ -3,11 +3,12 @@
 A full listing reads every key under the service prefix. In between, each listing area the
 layout names (native: ``base/``, ``log/`` and ``log/<stream>/``) is listed only after its
 cursor: the greatest key that is *settled*, meaning nothing new can still appear before it. A
-key is settled when it is a log segment whose predecessor in its stream is known (archivers
-upload in parallel, so segment 6 may land before segment 5), or when it is older than
-``listing_settle`` seconds. Whatever still slips behind a cursor (an upload slower than that,
-a backup id or a new stream that sorts before the existing ones) is found by the next full
-listing, which also notices objects gone from the primary. A no-op pass therefore costs one
+log segment is settled when its predecessor in its stream is known (archivers upload in
+parallel, so segment 6 may land before segment 5); a full listing also settles segments after
+a gap once they are older than ``listing_settle`` seconds, and any other key settles at that
+age. Whatever still slips behind a cursor (an upload slower than that, a backup id or a new
+stream that sorts before the existing ones) is found by the next full listing, which also
+notices objects gone from the primary. A no-op pass therefore costs one
 short request per area, whatever the size of the history.
 
 This is sans I/O like engine.replication: it yields ListPage effects.
@@ -97,12 +98,16 @@ def advance_cursors(catalog: Catalog, layout: BackupLayout, service: Service,
             if info.key <= cursor:
                 continue
             position = layout.log_position(info.key)
-            settled = (now - info.last_modified).total_seconds() >= settle
-            if not settled and position is not None:
+            old = (now - info.last_modified).total_seconds() >= settle
+            if position is None:
+                settled = old
+            else:
+                # A segment settles once its predecessor is known (the key just before in
+                # this listing, or the catalog). A gap is passed only by a full listing and
+                # only once old, so a segment that never comes stops no cursor for long.
                 stream, seq = position
-                # The key just before in this listing, or the catalog, has the predecessor.
-                settled = previous == (stream, seq - 1) or catalog.has_log_segment(
-                    service.name, service.region, stream, seq - 1)
+                settled = (listing.full and old) or previous == (stream, seq - 1) \
+                    or catalog.has_log_segment(service.name, service.region, stream, seq - 1)
             if not settled:
                 break
             cursor, previous = info.key, position

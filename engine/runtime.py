@@ -3,6 +3,7 @@ pool and real storage backends."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -146,23 +147,33 @@ class LiveDriver:
         bytes_done = done = 0
         workers = max(1, min(self._concurrency, len(batch.tasks)))
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="btar-copy")
+        destinations = {t.destination: self._storage_for(t.destination) for t in batch.tasks}
         try:
-            pending: dict[Future[CopyResult], int] = {
-                pool.submit(execute_copy, self._storage_for(task.source),
-                            self._storage_for(task.destination), task): index
-                for index, task in enumerate(batch.tasks)
-            }
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    index = pending.pop(future)
-                    outcome = future.result()
-                    results[index] = outcome
-                    done += 1
-                    bytes_done += outcome.task.size
-                    if self.on_copy is not None:
-                        self.on_copy(CopyProgress(done, len(batch.tasks), bytes_done,
-                                                  bytes_total, outcome))
+            with contextlib.ExitStack() as durable:
+                # Each destination makes the batch's objects durable together when it ends.
+                for storage in destinations.values():
+                    durable.enter_context(storage.batch())
+                pending: dict[Future[CopyResult], int] = {
+                    pool.submit(execute_copy, self._storage_for(task.source),
+                                destinations[task.destination], task): index
+                    for index, task in enumerate(batch.tasks)
+                }
+                while pending:
+                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        index = pending.pop(future)
+                        outcome = future.result()
+                        results[index] = outcome
+                        done += 1
+                        bytes_done += outcome.task.size
+                        if self.on_copy is not None:
+                            self.on_copy(CopyProgress(done, len(batch.tasks), bytes_done,
+                                                      bytes_total, outcome))
+        except StorageError as error:
+            # The end of the batch could not make the copies durable: none of them counts.
+            results = [CopyResult(r.task, ok=False, error=str(error), error_kind="other",
+                                  failed_side="destination") if r is not None and r.ok else r
+                       for r in results]
         finally:
             # On Ctrl-C, drop queued copies; those in flight finish (writes are atomic).
             pool.shutdown(wait=True, cancel_futures=True)

@@ -30,7 +30,8 @@ def execute_copy(source: Storage, destination: Storage, task: CopyTask) -> CopyR
     side = "destination"
     try:
         # With the expected hash, a streamed copy whose bytes differ never becomes visible.
-        report = destination.copy_from(source, task.key, task.key, sha256=task.sha256)
+        report = destination.copy_from(source, task.key, task.key, sha256=task.sha256,
+                                       size=task.size)
         sha256, verified_by = report.sha256, report.verified_by or ""
         if sha256 is None:
             # A provider checksum equal to the source's proves the copy equals the source, not

@@ -376,13 +376,13 @@ class AzureStorage(Storage):
     # -- copies ------------------------------------------------------------------------------
 
     def copy_from(self, source: Storage, source_key: str, key: str, *,
-                  sha256: str | None = None) -> CopyReport:
+                  sha256: str | None = None, size: int | None = None) -> CopyReport:
         """Server-side copy from another Azure location when copy_mode is "auto"; otherwise
         (or from another backend kind) stream the bytes through this process."""
         validate_key(source.name, source_key)
         validate_key(self.name, key)
         if not isinstance(source, AzureStorage) or self.copy_mode != "auto":
-            return super().copy_from(source, source_key, key, sha256=sha256)
+            return super().copy_from(source, source_key, key, sha256=sha256, size=size)
         src = source._properties(source_key)
         timeout = COPY_TIMEOUT_FIXED + self.copy_timeout_per_gib * src.size / GIB
         # The SAS outlives the copy timeout so a slow copy is abandoned by us, not by the SAS.

@@ -6,6 +6,7 @@ Keys are relative to that location, use ``/`` as separator and never escape it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -149,14 +150,21 @@ class Storage(ABC):
             return stream.read()
 
     def copy_from(self, source: Storage, source_key: str, key: str, *,
-                  sha256: str | None = None) -> CopyReport:
-        """Copy ``source_key`` of ``source`` here as ``key``. This default streams the bytes
-        through this process and hashes them; backends override it with a server-side copy
-        where the provider can do one."""
+                  sha256: str | None = None, size: int | None = None) -> CopyReport:
+        """Copy ``source_key`` of ``source`` here as ``key`` (``size``: its expected size,
+        which spares a server-side copy a lookup). This default streams the bytes through
+        this process and hashes them; backends override it with a server-side copy where the
+        provider can do one."""
         with source.open_read(source_key) as stream:
             info = self.write(key, stream, sha256=sha256)
         return CopyReport(info=info, method="stream", sha256=info.sha256,
                           verified_by="sha256-streamed")
+
+    def batch(self) -> AbstractContextManager[None]:
+        """A copy batch: writes made inside may become durable only when it ends, and its end
+        makes them durable or raises StorageError. Backends whose writes are durable on
+        return (every cloud provider) need nothing more than this default."""
+        return contextlib.nullcontext()
 
     def sha256_of(self, key: str) -> str:
         """Read an object back and hash it (the verification of last resort)."""

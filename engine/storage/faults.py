@@ -124,8 +124,11 @@ class FaultyStorage(Storage):
         self._check(key)
         self.inner.delete(key)
 
+    def batch(self) -> AbstractContextManager[None]:
+        return self.inner.batch()
+
     def copy_from(self, source: Storage, source_key: str, key: str, *,
-                  sha256: str | None = None) -> CopyReport:
+                  sha256: str | None = None, size: int | None = None) -> CopyReport:
         self._check(key)
         self._count_write()
         if self.lie_on_copy(key):
@@ -150,7 +153,8 @@ class FaultyStorage(Storage):
                     info = self.inner.write(key, stream, sha256=sha256)
                 return CopyReport(info, "stream", info.sha256, "sha256-streamed")
             source._check(source_key)
-        return self.inner.copy_from(inner_source, source_key, key, sha256=sha256)
+        return self.inner.copy_from(inner_source, source_key, key, sha256=sha256,
+                                    size=size)
 
 
 class _ResettingReader(io.RawIOBase):

@@ -749,14 +749,14 @@ class GcsStorage(Storage):
     # --- server-side copy -------------------------------------------------------------------
 
     def copy_from(self, source: Storage, source_key: str, key: str, *,
-                  sha256: str | None = None) -> CopyReport:
+                  sha256: str | None = None, size: int | None = None) -> CopyReport:
         """Server-side copy (rewrite) from another GcsStorage of the same service; other
         sources, or copy_mode "stream", stream the bytes through this process. A rewrite does
         not hash the bytes: ``sha256`` is not checked here; the report says what was verified
         (CRC32C and MD5 of the copy against the source's)."""
         if not isinstance(source, GcsStorage) or self.copy_mode != "auto" \
                 or source.endpoint != self.endpoint:
-            return super().copy_from(source, source_key, key, sha256=sha256)
+            return super().copy_from(source, source_key, key, sha256=sha256, size=size)
         full = self.full_key(key)
         original = source._get(source_key)
         # pin the generation that was looked at: its checksums are the ones compared below

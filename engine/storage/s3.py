@@ -60,6 +60,10 @@ MIN_PART = 5 * 1024**2
 MAX_PART = 5 * 1024**3
 #: ``verified_by`` of a single CopyObject whose MD5 ETag equals the source's.
 VERIFIED_ETAG_MD5 = "etag-md5-equals-source"
+#: the SHA-256 S3 computed of the copy's bytes (CopyObject with ChecksumAlgorithm)
+VERIFIED_S3_SHA256 = "s3-checksum-sha256"
+#: error codes of S3-compatible services that do not compute checksums on copy
+_NO_CHECKSUM_CODES = ("InvalidArgument", "NotImplemented", "InvalidRequest")
 
 _THROTTLE_CODES = frozenset({
     "SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
@@ -241,6 +245,8 @@ class S3Storage(Storage):
         self.part_size = part_size
         self.max_attempts = max(1, max_attempts)
         self.copy_mode = copy_mode
+        #: False once the service showed it computes no checksum on CopyObject
+        self._copy_checksums = True
         self.max_keys = max(1, min(max_keys, 1000))
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
@@ -516,22 +522,51 @@ class S3Storage(Storage):
     # --- server-side copy -------------------------------------------------------------------
 
     def copy_from(self, source: Storage, source_key: str, key: str, *,
-                  sha256: str | None = None) -> CopyReport:
+                  sha256: str | None = None, size: int | None = None) -> CopyReport:
         """Server-side copy from another S3Storage of the same service (CopyObject, or
         UploadPartCopy above ``multipart_threshold``); other sources, or copy_mode "stream",
         stream the bytes through this process. A server-side copy does not hash the bytes:
         ``sha256`` is not checked here, the report says what was verified."""
         if not isinstance(source, S3Storage) or self.copy_mode != "auto" \
                 or source.endpoint_url != self.endpoint_url:
-            return super().copy_from(source, source_key, key, sha256=sha256)
+            return super().copy_from(source, source_key, key, sha256=sha256, size=size)
         full = self.full_key(key)
-        head = source._head(source_key)
         copy_source: CopySourceTypeDef = {"Bucket": source.bucket,
                                           "Key": source.full_key(source_key)}
-        size: int = head["ContentLength"]
-        if size <= self.multipart_threshold:
+        if size is not None and size <= self.multipart_threshold and self._copy_checksums:
+            # One request: S3 hashes the copy itself, so no lookup, no read-back.
+            report = self._copy_checksummed(key, full, copy_source, size)
+            if report is not None:
+                return report
+        head = source._head(source_key)
+        if head["ContentLength"] <= self.multipart_threshold:
             return self._copy_single(key, full, copy_source, head)
         return self._copy_multipart(key, full, copy_source, head)
+
+    def _copy_checksummed(self, key: str, full: str, copy_source: CopySourceTypeDef,
+                          size: int) -> CopyReport | None:
+        """CopyObject asking S3 for the SHA-256 of the copy's bytes (a full-object checksum,
+        since a copy up to 5 GiB is one part). None when the provider computes no such
+        checksum; the caller then copies the older way."""
+        try:
+            response = self.call(key, lambda: self.client.copy_object(
+                Bucket=self.bucket, Key=full, CopySource=copy_source, MetadataDirective="COPY",
+                ChecksumAlgorithm="SHA256", **self._sse()))
+        except StorageError as error:
+            if not any(code in str(error) for code in _NO_CHECKSUM_CODES):
+                raise
+            self._copy_checksums = False  # an S3-compatible service without checksums
+            return None
+        result = response["CopyObjectResult"]
+        checksum = result.get("ChecksumSHA256")
+        if not checksum:
+            self._copy_checksums = False
+            return None
+        info = ObjectInfo(key=key, size=size,
+                          last_modified=_utc(result.get("LastModified", datetime.now(UTC))))
+        return CopyReport(info=info, method="server-side",
+                          sha256=base64.b64decode(checksum).hex(),
+                          verified_by=VERIFIED_S3_SHA256)
 
     def _copy_single(self, key: str, full: str, copy_source: CopySourceTypeDef,
                      head: Any) -> CopyReport:

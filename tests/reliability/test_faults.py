@@ -171,6 +171,7 @@ def test_a_corrupted_streamed_copy_is_removed_and_repaired() -> None:
 
 
 def test_a_listing_that_omits_a_new_key_once_only_delays_it() -> None:
+    """Missed by a full listing: found by the next full one (a cursor may pass it)."""
     world = started()
     keys = sorted(objects(world, PRIMARY))
     omitted = {next(k for k in keys if k.endswith("manifest.json")),
@@ -180,7 +181,27 @@ def test_a_listing_that_omits_a_new_key_once_only_delays_it() -> None:
     assert world.stores[PRIMARY].injected == {"omit": 2}
     assert not any(k in omitted for k in objects(world, SECONDARY))
     sound(world)
+    world.app.sync(["orders"], full_listing=True)
+    everything_copied(world)
+
+
+def test_a_segment_missed_by_an_incremental_listing_is_found_by_the_next_one() -> None:
+    """Archivers upload in parallel: segment 9 may be listed before segment 8 lands. The
+    cursor stops before 9, so the next incremental pass finds 8."""
+    world = started()
     world.app.sync(["orders"])
+    world.produce("orders", 3)
+    primary = world.stores[PRIMARY].inner
+    late = next(k for k in objects(world, PRIMARY) if "/log/1/0000000008_" in k)
+    data = primary.read_bytes(late)
+    primary.delete(late)  # still uploading
+    world.clock.advance(300)  # 9 is old by then: age alone must not settle it
+    full_at = world.catalog.last_full_listing("orders")
+    world.app.sync(["orders"])
+    assert late not in objects(world, SECONDARY)
+    primary.write(late, data)
+    world.app.sync(["orders"])
+    assert world.catalog.last_full_listing("orders") == full_at  # no full listing needed
     everything_copied(world)
 
 
@@ -192,13 +213,13 @@ def test_a_listing_that_omits_a_known_key_once_does_not_drop_it_for_good() -> No
     world.app.sync(["orders"])  # discovered in the primary; the secondary is down
     segment = next(k for k in objects(world, PRIMARY) if "/log/1/0000000004_" in k)
     world.stores[PRIMARY].omit_once = {segment}
-    world.app.sync(["orders"])  # the listing misses it: it looks gone
+    world.app.sync(["orders"], full_listing=True)  # the listing misses it: it looks gone
     item = world.catalog.item("orders", PRIMARY, "log/1/0000000004")
     assert item is not None
     assert item.status == ItemStatus.FAILED
     world.stores[SECONDARY].unreachable = False
     world.produce("orders", 2)
-    world.app.sync(["orders"])
+    world.app.sync(["orders"], full_listing=True)
     item = world.catalog.item("orders", PRIMARY, "log/1/0000000004")
     assert item is not None
     assert item.status == ItemStatus.AVAILABLE
