@@ -142,7 +142,8 @@ class Btar:
     def __init__(self, services: Iterable[Service], locations: dict[str, LocationConfig],
                  catalog: Catalog, driver: Driver, *,
                  settings: ReplicationSettings | None = None, actor: str = "cli",
-                 poll_interval: float = 10.0, alerts: AlertsConfig | None = None,
+                 poll_interval: float = 10.0, busy_poll_interval: float = 0.5,
+                 alerts: AlertsConfig | None = None,
                  prices: CostConfig | None = None,
                  retention: dict[str, RetentionPolicy] | None = None,
                  registry: StorageRegistry | None = None,
@@ -155,6 +156,7 @@ class Btar:
         self.actor = actor
         #: seconds between passes when syncing continuously
         self.poll_interval = poll_interval
+        self.busy_poll_interval = busy_poll_interval
         #: thresholds for `btar check` and prices for `btar cost` (from the configuration)
         self.alerts = alerts or AlertsConfig()
         self.prices = prices or CostConfig()
@@ -195,6 +197,7 @@ class Btar:
             return cls(loaded.services().values(), dict(config.regions),
                        Catalog.open(loaded.catalog_path), driver, settings=settings,
                        actor=actor, poll_interval=config.replication.poll_interval,
+                       busy_poll_interval=config.replication.busy_poll_interval,
                        alerts=config.alerts, prices=config.cost, retention=loaded.retention(),
                        registry=registry, lock=lock)
         except BaseException:

@@ -207,6 +207,7 @@ def _sync_daemon(app: Btar, args: argparse.Namespace) -> int:
         metrics.serve(args.metrics_port, args.metrics_address)
         logger.info("metrics on http://%s:%d/metrics", args.metrics_address, args.metrics_port)
     run_sync(app, args.services, interval=args.interval or app.poll_interval, once=False,
+             busy_interval=app.busy_poll_interval,
              logger=logger, metrics=metrics)
     return 0
 
@@ -581,7 +582,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list each primary in full now (otherwise only what is new is listed "
                         "between full listings, see full_listing_interval)")
     p.add_argument("--interval", type=float,
-                   help="seconds between passes (default: replication.poll_interval)")
+                   help="longest wait between passes (default: replication.poll_interval); "
+                        "after a pass that found work the next comes after "
+                        "replication.busy_poll_interval")
     p.add_argument("--strict", action="store_true",
                    help="with --once, exit 1 when a copy failed or a region is paused")
     json_flag(p)

@@ -109,8 +109,10 @@ class ServiceConfig(_Strict):
 class ReplicationConfig(_Strict):
     #: copies in flight at once
     concurrency: int = Field(default=8, ge=1, le=256)
-    #: seconds between passes of `btar sync` without --once
+    #: longest wait in seconds between passes of `btar sync` without --once (when idle)
     poll_interval: float = Field(default=10.0, gt=0)
+    #: wait after a pass that found work; the wait doubles after each idle pass
+    busy_poll_interval: float = Field(default=0.5, gt=0)
     #: objects per copy batch
     batch_size: int = Field(default=64, ge=1, le=10_000)
     #: attempts per object within one pass before the item is marked failed

@@ -33,11 +33,22 @@ def log_outcome(logger: logging.Logger, outcome: PassOutcome) -> None:
                     outcome.copied_objects, extra=fields)
 
 
+def next_wait(previous: float, busy: bool, *, busy_interval: float, interval: float) -> float:
+    """Seconds before the next pass: soon after a pass that found work (backups tend to come
+    in streams, and an incremental pass costs a few listing requests), then twice as long
+    after each idle pass, up to ``interval``."""
+    if busy:
+        return min(busy_interval, interval)
+    return min(interval, max(previous, busy_interval) * 2)
+
+
 def run_sync(app: Btar, names: Sequence[str], *, interval: float, once: bool,
              logger: logging.Logger, metrics: SyncMetrics | None = None,
-             stop: threading.Event | None = None) -> list[PassOutcome]:
-    """Run passes until ``once`` is done or a stop is asked (SIGTERM/SIGINT or ``stop``).
-    Returns the outcomes of the last pass."""
+             stop: threading.Event | None = None,
+             busy_interval: float | None = None) -> list[PassOutcome]:
+    """Run passes until ``once`` is done or a stop is asked (SIGTERM/SIGINT or ``stop``),
+    waiting between them as ``next_wait`` says (``busy_interval`` defaults to
+    ``interval``: a fixed pace). Returns the outcomes of the last pass."""
     stop = stop or threading.Event()
     driver = app.driver
     if isinstance(driver, LiveDriver):
@@ -55,6 +66,7 @@ def run_sync(app: Btar, names: Sequence[str], *, interval: float, once: bool,
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, ask_stop)
     outcomes: list[PassOutcome] = []
+    wait = interval
     try:
         while not stop.is_set():
             try:
@@ -70,7 +82,10 @@ def run_sync(app: Btar, names: Sequence[str], *, interval: float, once: bool,
                 metrics.refresh(app)
             if once:
                 break
-            stop.wait(interval)
+            busy = any(o.discovered or o.published for o in outcomes)
+            wait = next_wait(wait, busy, busy_interval=busy_interval or interval,
+                             interval=interval)
+            stop.wait(wait)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
