@@ -451,6 +451,13 @@ class Catalog:
                 "from objects where service = ? and region = ? and item_id = ?", rows)
         return len(ids)
 
+    def stream_start(self, service: str, region: str, stream: str) -> int | None:
+        """The seq a stream starts at, when a history item records its branching."""
+        row = self.db.execute(
+            "select seq from items where service = ? and region = ? and kind = 'history' and "
+            "stream = ? limit 1", [service, region, stream]).fetchone()
+        return int(row[0]) if row else None
+
     def mark_copying(self, service: str, region: str, item_ids: Iterable[str],
                      now: datetime) -> None:
         """Items whose copies are under way (none of them restorable before or after)."""

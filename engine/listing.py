@@ -4,7 +4,8 @@ A full listing reads every key under the service prefix. In between, each listin
 layout names (native: ``base/``, ``log/`` and ``log/<stream>/``) is listed only after its
 cursor: the greatest key that is *settled*, meaning nothing new can still appear before it. A
 log segment is settled when its predecessor in its stream is known (archivers upload in
-parallel, so segment 6 may land before segment 5); a full listing also settles segments after
+parallel, so segment 6 may land before segment 5) or when it is the first of its stream (seq 1,
+or where its history says it branches off); a full listing also settles segments after
 a gap once they are older than ``listing_settle`` seconds, and any other key settles at that
 age. Whatever still slips behind a cursor (an upload slower than that, a backup id or a new
 stream that sorts before the existing ones) is found by the next full listing, which also
@@ -26,6 +27,9 @@ from engine.effects import Effect, ListPage
 from engine.formats.base import BackupLayout
 from engine.model import ObjectInfo, Service
 from engine.storage.base import ListPage as ListPageResult
+
+#: where a stream without a history item starts (native segments and binlogs count from 1)
+FIRST_SEQ = 1
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ def advance_cursors(catalog: Catalog, layout: BackupLayout, service: Service,
         for area in layout.listing_areas(info.key):
             pending.setdefault(area, []).append(info)
     cursors: dict[str, str] = {}
+    starts: dict[str, int] = {}
     for area, objects in pending.items():
         cursor = stored.get(area, "")
         previous: tuple[str, int] | None = None
@@ -103,10 +108,15 @@ def advance_cursors(catalog: Catalog, layout: BackupLayout, service: Service,
                 settled = old
             else:
                 # A segment settles once its predecessor is known (the key just before in
-                # this listing, or the catalog). A gap is passed only by a full listing and
-                # only once old, so a segment that never comes stops no cursor for long.
+                # this listing, or the catalog), or when it starts its stream. A gap is passed
+                # only by a full listing and only once old, so a segment that never comes
+                # holds no cursor for long.
                 stream, seq = position
+                if stream not in starts:
+                    starts[stream] = catalog.stream_start(service.name, service.region,
+                                                          stream) or FIRST_SEQ
                 settled = (listing.full and old) or previous == (stream, seq - 1) \
+                    or seq == starts[stream] \
                     or catalog.has_log_segment(service.name, service.region, stream, seq - 1)
             if not settled:
                 break

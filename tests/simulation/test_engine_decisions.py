@@ -102,7 +102,8 @@ def test_the_simulator_never_writes_decisions_itself() -> None:
     them, and the replicator and the forks go through engine.replication and engine.api."""
     sources = {path.name: path.read_text(encoding="utf-8")
                for path in (ROOT / "simulator").glob("*.py")}
-    writers = {"publish_item", "set_item_status", "record_copy", "add_item", "set_location",
+    writers = {"publish_item", "publish_items", "set_item_status", "record_copy",
+               "record_copies", "add_item", "add_items", "add_missing", "set_location",
                "retain_region", "forget_region", "remove_location", "reactivate_region",
                "check_target_in_window", "check_deletion_safe", "check_enable", "check_change"}
     for name, source in sources.items():
