@@ -1,7 +1,8 @@
 """Restore planning on a large catalog: one service, 1,000,000 five-minute log segments and a
 base backup a day, in a real SQLite file.
 
-Run: .venv/bin/python tests/benchmarks/bench_planning.py [SEGMENTS]
+Run: .venv/bin/python -m tests.benchmarks.bench_planning [SEGMENTS]
+(also the "planning" case of `make bench`, through measure()).
 
 Peer: the naive way, loading every segment of the region and folding it (restorable_intervals
 over all rows), measured in the same run. Prints the ratio.
@@ -61,18 +62,21 @@ def naive_window(catalog: Catalog, service: str, region: str) -> int:
     return len(restorable_intervals(bases, segments))
 
 
-def timed(label: str, fn, repeat: int = 5) -> float:  # type: ignore[no-untyped-def]
+def timed(label: str, fn, repeat: int = 5, *, quiet: bool = False) -> float:  # type: ignore[no-untyped-def]
+    """Best of ``repeat`` calls, in seconds (printed unless ``quiet``)."""
     best = float("inf")
     for _ in range(repeat):
         started = time.perf_counter()
         fn()
         best = min(best, time.perf_counter() - started)
-    print(f"  {label:<44} {best * 1000:9.2f} ms")
+    if not quiet:
+        print(f"  {label:<44} {best * 1000:9.2f} ms")
     return best
 
 
-def main() -> None:
-    segments = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+def measure(segments: int = 1_000_000, *, quiet: bool = False) -> dict[str, float]:
+    """Build the catalog in a temporary folder and time the queries: seconds each (best of 5;
+    the naive peer once), plus the build time."""
     service = Service("big", ServiceType.POSTGRESQL, "aws-eu-west-1")
     region = "aws-eu-central-1"
     with tempfile.TemporaryDirectory() as folder:
@@ -81,21 +85,33 @@ def main() -> None:
         catalog.set_location(service.name, region, RegionRole.SECONDARY, RegionState.ACTIVE, T0)
         started = time.perf_counter()
         build(catalog, service, region, segments)
-        print(f"catalog: {segments:,} segments, {segments // PER_DAY:,} base backups, built in "
-              f"{time.perf_counter() - started:.1f}s")
+        built = time.perf_counter() - started
+        if not quiet:
+            print(f"catalog: {segments:,} segments, {segments // PER_DAY:,} base backups, "
+                  f"built in {built:.1f}s")
         end = T0 + STEP * segments
         rng = random.Random(7)
         now = end + timedelta(minutes=1)
         window = timed("window (log runs)", lambda: window_from_catalog(
-            catalog, service.name, region, RegionRole.SECONDARY))
-        latest = timed("plan latest", lambda: plan_restore(catalog, service, region, None, now))
+            catalog, service.name, region, RegionRole.SECONDARY), quiet=quiet)
+        latest = timed("plan latest", lambda: plan_restore(catalog, service, region, None, now),
+                       quiet=quiet)
         random_target = timed("plan random target", lambda: plan_restore(
-            catalog, service, region, T0 + (end - T0) * rng.uniform(0.01, 0.99), now))
+            catalog, service, region, T0 + (end - T0) * rng.uniform(0.01, 0.99), now),
+            quiet=quiet)
         naive = timed("peer: window by folding every segment", lambda: naive_window(
-            catalog, service.name, region), repeat=1)
-        print(f"ratio naive/runs window: {naive / window:,.0f}x; plan latest {latest * 1000:.1f} "
-              f"ms, plan random target {random_target * 1000:.1f} ms")
+            catalog, service.name, region), repeat=1, quiet=quiet)
         catalog.close()
+    return {"segments": segments, "build_s": built, "window_s": window,
+            "plan_latest_s": latest, "plan_random_s": random_target, "naive_window_s": naive}
+
+
+def main() -> None:
+    segments = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
+    result = measure(segments)
+    print(f"ratio naive/runs window: {result['naive_window_s'] / result['window_s']:,.0f}x; "
+          f"plan latest {result['plan_latest_s'] * 1000:.1f} ms, plan random target "
+          f"{result['plan_random_s'] * 1000:.1f} ms")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Building blocks of the on-demand benchmark harness (tests/benchmarks/run.py)."""

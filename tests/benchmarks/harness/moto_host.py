@@ -1,0 +1,109 @@
+"""moto's S3 server in its own process (so it shares no GIL with the harness or btar), plus a
+seeding channel that writes straight into its in-memory backend: far faster than HTTP PUTs.
+
+Run as ``python -m tests.benchmarks.harness.moto_host``. It prints one JSON line
+``{"endpoint": ...}`` once it listens, then reads JSON commands from stdin, one a line, and
+answers each with one JSON line:
+
+- ``{"op": "seed", "bucket": B, "objects": [[key, size, fill], ...]}`` puts the objects
+  (content: :func:`tests.benchmarks.harness.data.payload`, or a 4th element, literal text);
+  answers ``{"ok": n}``.
+- ``{"op": "quit"}`` stops.
+
+One change to moto, for every client alike: a listing without a delimiter costs O(page), as on
+S3, instead of moto's sort of the whole bucket into FakeKey objects for every page (which makes
+a full listing of 100k objects quadratic, ~a minute, and would measure moto rather than the
+clients). Same results: key order, StartAfter, ContinuationToken/Marker, delete markers.
+With a delimiter, moto's own code runs. BENCH_MOTO_STOCK_LISTING=1 turns the change off.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+
+def _page(backend: Any, bucket: Any, prefix: str | None, after: str | None,
+          max_keys: int) -> tuple[list[Any], bool, str | None]:
+    from moto.s3.models import FakeDeleteMarker
+
+    names = sorted(n for n in dict.keys(bucket.keys) if n.startswith(prefix or ""))
+    index = bisect.bisect_right(names, after) if after else 0
+    found: list[Any] = []
+    while index < len(names) and len(found) <= max_keys:
+        key = bucket.keys[names[index]]
+        if not isinstance(key, FakeDeleteMarker):
+            found.append(key)
+        index += 1
+    keys, truncated, token = backend._truncate_result(found, max_keys)
+    return keys, truncated, token
+
+
+def fast_listing() -> None:
+    """Patch moto's S3 listings (see the module docstring)."""
+    from moto.s3.models import FakeTableStorageBucket, S3Backend
+
+    stock_v2, stock_v1 = S3Backend.list_objects_v2, S3Backend.list_objects
+
+    def list_objects_v2(self: Any, bucket: Any, prefix: str | None, delimiter: str | None,
+                        continuation_token: str | None, start_after: str | None,
+                        max_keys: int) -> Any:
+        if delimiter or max_keys <= 0 or isinstance(bucket, FakeTableStorageBucket):
+            return stock_v2(self, bucket, prefix, delimiter, continuation_token, start_after,
+                            max_keys)
+        after = (self._pagination_tokens.get(continuation_token) if continuation_token
+                 else start_after)
+        return _page(self, bucket, prefix, after, max_keys)
+
+    def list_objects(self: Any, bucket: Any, prefix: str | None, delimiter: str | None,
+                     marker: str | None, max_keys: int | None) -> Any:
+        if delimiter or max_keys is None or max_keys <= 0 \
+                or isinstance(bucket, FakeTableStorageBucket):
+            return stock_v1(self, bucket, prefix, delimiter, marker, max_keys)
+        after = (self._pagination_tokens.get(marker) or marker) if marker else None
+        keys, truncated, token = _page(self, bucket, prefix, after, max_keys)
+        return keys, [], truncated, token
+
+    S3Backend.list_objects_v2 = list_objects_v2  # type: ignore[method-assign]
+    S3Backend.list_objects = list_objects  # type: ignore[method-assign]
+
+
+def main() -> None:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+    from moto.server import ThreadedMotoServer
+
+    from tests.benchmarks.harness.data import payload
+
+    if os.environ.get("BENCH_MOTO_STOCK_LISTING") != "1":
+        fast_listing()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    print(json.dumps({"endpoint": f"http://{host}:{port}"}), flush=True)
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    try:
+        for line in sys.stdin:
+            command: dict[str, Any] = json.loads(line)
+            if command["op"] == "quit":
+                break
+            if command["op"] == "seed":
+                bucket = command["bucket"]
+                for spec in command["objects"]:
+                    key, size, fill = spec[:3]
+                    data = spec[3].encode() if len(spec) > 3 else payload(size, fill)
+                    backend.put_object(bucket, key, data)
+                print(json.dumps({"ok": len(command["objects"])}), flush=True)
+            else:
+                print(json.dumps({"error": f"unknown op {command['op']!r}"}), flush=True)
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
