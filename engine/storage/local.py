@@ -16,7 +16,6 @@ from typing import BinaryIO
 from engine.errors import ObjectNotFound, StorageError, Unreachable
 from engine.model import ObjectInfo
 from engine.storage.base import (
-    CHUNK_SIZE,
     TEMP_MARKER,
     ListPage,
     Storage,
@@ -24,6 +23,10 @@ from engine.storage.base import (
     validate_key,
     validate_prefix,
 )
+
+#: Bytes per read and write when storing a file. Measured on ext4 (16 files of 64 MiB, 8
+#: threads): 1 MiB pieces took 1.3 to 3.1 s, mostly in the kernel; 4 MiB pieces 0.8 s.
+WRITE_CHUNK = 4 * 1024 * 1024
 
 
 class LocalStorage(Storage):
@@ -158,7 +161,7 @@ class LocalStorage(Storage):
         digest = hashlib.sha256()
         try:
             with temp.open("wb") as out:
-                while chunk := stream.read(CHUNK_SIZE):
+                while chunk := stream.read(WRITE_CHUNK):
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()
