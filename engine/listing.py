@@ -71,18 +71,24 @@ def list_primary(catalog: Catalog, layout: BackupLayout, service: Service, *, fu
                  page_size: int) -> Generator[Effect, Any, PrimaryListing]:
     """List the primary in full, or each listing area after its cursor."""
     prefix = f"{service.key_prefix}/"
-    if full:
-        listing = yield from list_all(service.region, prefix, page_size)
-    else:
-        listing = []
-        for area, cursor in sorted(_cursors(catalog, layout, service).items()):
-            start = prefix + cursor if cursor else None
-            listing += yield from list_all(service.region, prefix + area, page_size, start)
+    ranges = [(prefix, None)] if full else [
+        (prefix + area, prefix + cursor if cursor else None)
+        for area, cursor in sorted(_cursors(catalog, layout, service).items())]
+    # Keys relative to the service prefix, page by page (a full listing can be millions).
     # Areas nest (log/ holds log/<stream>/): a key listed twice is one object.
-    unique = {o.key[len(prefix):]: o for o in listing}
-    return PrimaryListing(
-        tuple(ObjectInfo(key, o.size, o.last_modified) for key, o in sorted(unique.items())),
-        full)
+    found: dict[str, ObjectInfo] = {}
+    for area, start_after in ranges:
+        cursor = start_after
+        while True:
+            page: ListPageResult = yield ListPage(service.region, area, cursor, page_size)
+            for info in page.objects:
+                key = info.key[len(prefix):]
+                found[key] = ObjectInfo(key, info.size, info.last_modified)
+            if page.next_start_after is None:
+                break
+            cursor = page.next_start_after
+    objects = found.values() if full else (found[key] for key in sorted(found))
+    return PrimaryListing(tuple(objects), full)
 
 
 def advance_cursors(catalog: Catalog, layout: BackupLayout, service: Service,

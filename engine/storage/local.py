@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import io
 import os
+import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -27,13 +30,17 @@ from engine.storage.base import (
 #: Bytes per read and write when storing a file. Measured on ext4 (16 files of 64 MiB, 8
 #: threads): 1 MiB pieces took 1.3 to 3.1 s, mostly in the kernel; 4 MiB pieces 0.8 s.
 WRITE_CHUNK = 4 * 1024 * 1024
+#: Files in a batch from which one syncfs of the filesystem replaces an fsync per file. On
+#: ext4 with 2,000 files of 64 KiB, syncfs twice per batch of 256 took 0.25 s against 0.4 s
+#: for an fsync per file; for a handful of files the fsyncs are cheaper than flushing
+#: whatever else the filesystem holds.
+SYNCFS_FROM = 16
 
 
 class LocalStorage(Storage):
     """Objects are files under ``root``; a write lands in a temporary file that is fsynced and
     renamed into place, so a reader never sees a partial object. Inside a copy batch the
-    renames are made durable together at its end (one fsync per folder, not per object): a
-    crash before that may lose a rename, never expose partial bytes under a real key."""
+    files appear when the batch ends, made durable together (see _commit)."""
 
     kind = "local"
 
@@ -45,9 +52,11 @@ class LocalStorage(Storage):
         self._lock = threading.Lock()
         #: folders known to exist inside the root, without symlinks (checked once each)
         self._safe_folders: set[Path] = {self.root}
-        #: open copy batches, and the folders whose new entries await an fsync
+        #: open copy batches, and the files written in them: (temporary file, final path)
         self._batches = 0
-        self._unsynced: set[Path] = set()
+        self._staged: list[tuple[Path, Path]] = []
+        #: folders this process has cleared of temporary files left by a crash
+        self._swept: set[Path] = set()
 
     def _path(self, key: str) -> Path:
         validate_key(self.name, key)
@@ -157,6 +166,12 @@ class LocalStorage(Storage):
             except (FileExistsError, NotADirectoryError):
                 raise StorageError(self.name, key, "a parent of this key is an object") \
                     from None
+        with self._lock:
+            staged = self._batches > 0
+            sweep = path.parent not in self._swept
+            self._swept.add(path.parent)
+        if sweep:
+            _remove_stale_temporaries(path.parent)
         temp = path.parent / f"{TEMP_MARKER}{uuid.uuid4().hex}"
         digest = hashlib.sha256()
         try:
@@ -165,19 +180,20 @@ class LocalStorage(Storage):
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()
-                os.fsync(out.fileno())
+                if not staged:
+                    os.fsync(out.fileno())
                 st = os.fstat(out.fileno())
             check_sha256(self.name, key, sha256, digest.hexdigest())
-            os.replace(temp, path)
+            if staged:
+                # Renamed into place, durably, when the batch ends (see _commit).
+                with self._lock:
+                    self._staged.append((temp, path))
+            else:
+                os.replace(temp, path)
+                _fsync_dir(path.parent)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        with self._lock:
-            deferred = self._batches > 0
-            if deferred:
-                self._unsynced.add(path.parent)
-        if not deferred:
-            _fsync_dir(path.parent)
         return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC),
                           digest.hexdigest())
 
@@ -185,20 +201,40 @@ class LocalStorage(Storage):
     def _batch(self) -> Iterator[None]:
         with self._lock:
             self._batches += 1
+        ok = False
         try:
             yield
+            ok = True
         finally:
             with self._lock:
                 self._batches -= 1
-                folders = sorted(self._unsynced) if self._batches == 0 else []
-                if folders:
-                    self._unsynced.clear()
-            try:
-                for folder in folders:
+                staged = self._staged if self._batches == 0 else []
+                if self._batches == 0:
+                    self._staged = []
+            if ok:
+                self._commit(staged)
+            else:
+                for temp, _ in staged:
+                    temp.unlink(missing_ok=True)
+
+    def _commit(self, staged: list[tuple[Path, Path]]) -> None:
+        """Make a batch's objects durable, then visible, then their names durable: a crash
+        at any point leaves each key absent or whole, never partial."""
+        try:
+            bulk = len(staged) >= SYNCFS_FROM and _syncfs(self.root)
+            if not bulk:
+                for temp, _ in staged:
+                    _fsync_file(temp)
+            for temp, path in staged:
+                os.replace(temp, path)
+            if not (bulk and _syncfs(self.root)):
+                for folder in sorted({path.parent for _, path in staged}):
                     _fsync_dir(folder)
-            except OSError as error:
-                raise StorageError(self.name, "", f"cannot make new objects durable: "
-                                                  f"{error.strerror}") from None
+        except OSError as error:
+            for temp, _ in staged:
+                temp.unlink(missing_ok=True)
+            raise StorageError(self.name, "", f"cannot make new objects durable: "
+                                              f"{error.strerror}") from None
 
     def batch(self) -> contextlib.AbstractContextManager[None]:
         return self._batch()
@@ -218,6 +254,45 @@ class LocalStorage(Storage):
             with self._lock:
                 self._safe_folders.discard(parent)
             parent = parent.parent
+
+
+#: A temporary file this old is a crashed writer's leftover (a live write renames or removes
+#: its own long before).
+STALE_TEMPORARY = 24 * 3600.0
+
+
+def _remove_stale_temporaries(folder: Path) -> None:
+    """Remove what crashed writers left in ``folder``; done once per folder and process."""
+    horizon = time.time() - STALE_TEMPORARY
+    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as scan:
+        for entry in scan:
+            if entry.name.startswith(TEMP_MARKER) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(FileNotFoundError):
+                    if entry.stat(follow_symlinks=False).st_mtime < horizon:
+                        os.unlink(entry.path)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _syncfs(folder: Path) -> bool:
+    """Flush the whole filesystem that holds ``folder`` (Linux syncfs); False where there is
+    no syncfs, or it failed, so the caller fsyncs file by file instead."""
+    if _LIBC is None or not hasattr(_LIBC, "syncfs"):
+        return False
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        return int(_LIBC.syncfs(fd)) == 0
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(folder: Path) -> None:

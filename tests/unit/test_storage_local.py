@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Generator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from engine.errors import ChecksumMismatch, ObjectNotFound, Unreachable
+from engine.effects import CopyBatch, CopyTask
+from engine.errors import ChecksumMismatch, ObjectNotFound, StorageError, Unreachable
+from engine.runtime import LiveDriver
 from engine.storage.base import TEMP_MARKER
 from engine.storage.local import LocalStorage
 from engine.storage.memory import MemoryStorage
@@ -68,3 +72,71 @@ def test_local_delete_prunes_empty_folders_but_keeps_root(tmp_path: Path) -> Non
     store.delete("x/y/z")
     assert (tmp_path / "r").is_dir()
     assert list((tmp_path / "r").iterdir()) == []
+
+
+# --- copy batches: durable together, visible at the end ------------------------------------
+
+def temporaries(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.name.startswith(TEMP_MARKER)]
+
+
+@pytest.mark.parametrize("count", [3, 40])  # fsync per file, and one syncfs for the batch
+def test_objects_written_in_a_batch_appear_whole_when_it_ends(tmp_path: Path,
+                                                              count: int) -> None:
+    storage = LocalStorage(tmp_path / "s")
+    with storage.batch():
+        for i in range(count):
+            info = storage.write(f"log/{i:04d}", b"x" * i, sha256=sha(b"x" * i))
+            assert info.size == i
+        assert not list(storage.iter_objects())  # nothing under a real name yet
+    assert [o.key for o in storage.iter_objects()] == [f"log/{i:04d}" for i in range(count)]
+    assert storage.read_bytes("log/0039" if count == 40 else "log/0002") == \
+        b"x" * (count - 1)
+    assert not temporaries(tmp_path)
+
+
+def test_a_batch_that_fails_leaves_neither_objects_nor_temporaries(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "s")
+
+    def interrupted() -> None:
+        with storage.batch():
+            storage.write("log/a", b"a")
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted()
+    assert not list(storage.iter_objects())
+    assert not temporaries(tmp_path)
+
+
+def test_a_batch_that_cannot_be_made_durable_fails_every_copy(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    source, target = LocalStorage(tmp_path / "p"), LocalStorage(tmp_path / "s")
+    source.write("k/1", b"one")
+
+    def refuse(staged: object) -> None:
+        raise StorageError(target.name, "", "cannot make new objects durable: I/O error")
+
+    monkeypatch.setattr(target, "_commit", refuse)
+    driver = LiveDriver({"p": source, "s": target}.__getitem__)
+    [result] = driver.run(_one(CopyBatch((CopyTask("p", "s", "k/1", 3, sha(b"one")),))))
+    assert not result.ok
+    assert "durable" in result.error
+
+
+def _one(effect: CopyBatch) -> Generator[CopyBatch, Any, Any]:
+    return (yield effect)
+
+
+def test_temporaries_a_crash_left_are_removed_when_their_folder_is_written(
+        tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "s")
+    storage.write("log/a", b"a")
+    old, fresh = (tmp_path / "s" / "log" / f"{TEMP_MARKER}{n}" for n in ("old", "fresh"))
+    for path in (old, fresh):
+        path.write_bytes(b"partial")
+    os.utime(old, (1, 1))
+    LocalStorage(tmp_path / "s").write("log/b", b"b")  # a new process, as after a crash
+    assert not old.exists()
+    assert fresh.exists()  # may belong to a write in progress
