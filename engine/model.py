@@ -93,7 +93,7 @@ class Service:
         return self.prefix or self.name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObjectInfo:
     """What a storage listing or stat says about one object."""
 
@@ -103,7 +103,7 @@ class ObjectInfo:
     sha256: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObjectRef:
     """One object of a backup item, relative to the service prefix, with its expected hash."""
 
@@ -112,7 +112,7 @@ class ObjectRef:
     sha256: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BackupItem:
     """A unit of replication: a base backup or a log segment (WAL file or binlog).
 

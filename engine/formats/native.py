@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -114,7 +115,8 @@ class NativeLayout:
             match = _SEGMENT.match(info.key)
             if match is None:
                 continue  # payload, or something that is not ours
-            stream, seq = match["stream"], int(match["seq"])
+            # A listing holds few streams and many segments: share one string per stream.
+            stream, seq = sys.intern(match["stream"]), int(match["seq"])
             try:
                 start, end = _parse_name_time(match["start"]), _parse_name_time(match["end"])
             except ValueError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import ctypes
 import hashlib
@@ -55,6 +56,8 @@ class LocalStorage(Storage):
         #: open copy batches, and the files written in them: (temporary file, final path)
         self._batches = 0
         self._staged: list[tuple[Path, Path]] = []
+        #: recent folder scans: folder -> (mtime_ns, sorted names, which are folders)
+        self._listings: dict[Path, tuple[int, list[str], list[bool]]] = {}
         #: folders this process has cleared of temporary files left by a crash
         self._swept: set[Path] = set()
 
@@ -75,35 +78,60 @@ class LocalStorage(Storage):
         if not self.root.is_dir():
             raise Unreachable(self.name, "", "the location folder does not exist")
 
-    def _walk(self, folder: Path, rel: str, prefix: str,
-              start_after: str | None) -> Iterator[tuple[str, os.DirEntry[str]]]:
-        """(key, entry) under ``folder`` in key order, skipping whole folders that lie
-        before ``start_after`` or outside ``prefix``."""
+    def _entries(self, folder: Path) -> tuple[list[str], list[bool]]:
+        """The names in ``folder`` as they sort among keys (a folder as "name/", since its
+        keys all start so: 'a-b' < 'a/c' < 'a0'), and which are folders. Kept while the
+        folder's mtime stands still, so paging through a large folder scans it once."""
+        try:
+            stamp = os.stat(folder).st_mtime_ns
+        except (FileNotFoundError, NotADirectoryError):
+            return [], []
+        with self._lock:
+            cached = self._listings.get(folder)
+        if cached is not None and cached[0] == stamp:
+            return cached[1], cached[2]
+        found: list[tuple[str, bool]] = []
         try:
             with os.scandir(folder) as scan:
-                entries = []
                 for entry in scan:
                     if entry.name.startswith(TEMP_MARKER):
                         continue
                     is_dir = entry.is_dir()
                     if is_dir and entry.is_symlink():
                         continue  # never followed, as os.walk does not follow them
-                    # A folder sorts as "name/": its keys all start so, and key order
-                    # puts 'a-b' before 'a/c' before 'a0'.
-                    entries.append((rel + entry.name + ("/" if is_dir else ""), is_dir, entry))
+                    found.append((entry.name + "/" if is_dir else entry.name, is_dir))
         except (FileNotFoundError, NotADirectoryError):
-            return
-        entries.sort(key=lambda e: e[0])
-        for key, is_dir, entry in entries:
-            if is_dir:
+            return [], []
+        found.sort()
+        names, folders = [n for n, _ in found], [d for _, d in found]
+        with self._lock:
+            self._listings[folder] = (stamp, names, folders)
+            while len(self._listings) > 16:
+                del self._listings[next(iter(self._listings))]
+        return names, folders
+
+    def _walk(self, folder: Path, rel: str, prefix: str,
+              start_after: str | None) -> Iterator[str]:
+        """Keys under ``folder`` in key order, after ``start_after`` and under ``prefix``,
+        skipping whole folders outside that range."""
+        names, folders = self._entries(folder)
+        begin = 0
+        if start_after is not None and start_after.startswith(rel):
+            tail = start_after[len(rel):]
+            begin = bisect.bisect_right(names, tail)
+            if begin and folders[begin - 1] and tail.startswith(names[begin - 1]):
+                begin -= 1  # start_after lies inside that folder
+        for index in range(begin, len(names)):
+            key = rel + names[index]
+            if folders[index]:
                 if not (prefix.startswith(key) or key.startswith(prefix)):
                     continue
                 if start_after is not None and key < start_after \
                         and not start_after.startswith(key):
                     continue  # every key in there sorts before start_after
-                yield from self._walk(Path(entry.path), key, prefix, start_after)
+                yield from self._walk(folder / names[index][:-1], key, prefix, start_after)
             elif key.startswith(prefix) and (start_after is None or key > start_after):
-                yield key, entry
+                yield key
 
     def list_page(self, prefix: str = "", start_after: str | None = None,
                   limit: int = 1000) -> ListPage:
@@ -114,16 +142,19 @@ class LocalStorage(Storage):
         base = self.root.joinpath(*folder.split("/")) if folder else self.root
         objects: list[ObjectInfo] = []
         more = False
-        for key, entry in self._walk(base, f"{folder}/" if folder else "", prefix, start_after):
+        for key in self._walk(base, f"{folder}/" if folder else "", prefix, start_after):
             if len(objects) == limit:
                 more = True
                 break
             try:
-                st = entry.stat()
+                st = os.stat(self.root.joinpath(*key.split("/")))
             except FileNotFoundError:
                 continue  # deleted between the scan and the stat
             objects.append(ObjectInfo(key, st.st_size,
                                       datetime.fromtimestamp(st.st_mtime, UTC)))
+        if not more:
+            with self._lock:
+                self._listings.clear()  # the listing is done: its scans are not needed
         return ListPage(tuple(objects), objects[-1].key if more else None)
 
     @staticmethod
