@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -826,12 +827,19 @@ class CatalogLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            holder = ""
+            for _ in range(20):
+                # The holder writes its pid just after it takes the lock: give it a moment.
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+                if holder.isdigit():
+                    break
+                time.sleep(0.025)
             os.close(fd)
             raise SyncAlreadyRunning(str(self.path),
                                      int(holder) if holder.isdigit() else None) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        # One write of a fixed width: a reader never sees the file half rewritten.
+        os.pwrite(fd, f"{os.getpid():<20}\n".encode(), 0)
+        os.ftruncate(fd, 21)
         self._fd: int | None = fd
 
     def release(self) -> None:
