@@ -150,7 +150,7 @@ class LocationRow:
     since: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ItemRow:
     service: str
     region: str
@@ -181,7 +181,7 @@ class LogRun:
     last_end: datetime
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObjectRow:
     key: str
     size: int
@@ -353,14 +353,6 @@ class Catalog:
             "select item_id from items where service = ? and region = ? and status = ?",
             [service, region, str(status)]).fetchall()}
 
-    def missing_in(self, service: str, source: str, destination: str) -> list[ItemRow]:
-        """Items available in ``source`` that ``destination`` has no record of."""
-        return [_item_row(r) for r in self.db.query(
-            "select * from items as p where p.service = ? and p.region = ? and p.status = ? "
-            "and not exists (select 1 from items as d where d.service = p.service and "
-            "d.region = ? and d.item_id = p.item_id) order by p.end_time, p.kind, p.item_id",
-            [service, source, str(ItemStatus.AVAILABLE), destination])]
-
     def known_item_ids(self, service: str, region: str) -> set[str]:
         return {r[0] for r in self.db.execute(
             "select item_id from items where service = ? and region = ?",
@@ -405,18 +397,19 @@ class Catalog:
                 "end_time, size, object_count, status, reason, completed_at, available_at, "
                 "lag_seconds, updated_at, parent) "
                 "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, null, ?, ?)",
-                [(service, region, item.item_id, str(item.kind), item.stream, item.seq,
+                # Generators, not lists: a first full listing may bring millions of rows.
+                ((service, region, item.item_id, str(item.kind), item.stream, item.seq,
                   to_text(item.start_time), to_text(item.end_time), item.size,
                   len(item.objects), str(status), to_text(item.completed_at),
                   to_text(available_at) if available_at else None, stamp, item.parent)
-                 for item, available_at in new])
+                 for item, available_at in new))
             self.db.conn.executemany(
                 "insert or ignore into objects (service, region, item_id, key, size, sha256, "
                 "is_marker, status, method, verified_by, attempts, updated_at) "
                 "values (?, ?, ?, ?, ?, ?, ?, ?, '', '', 0, ?)",
-                [(service, region, item.item_id, ref.key, ref.size, ref.sha256,
+                ((service, region, item.item_id, ref.key, ref.size, ref.sha256,
                   int(ref is item.marker), object_status, stamp)
-                 for item, _ in new for ref in item.objects])
+                 for item, _ in new for ref in item.objects))
             if status in RESTORABLE:
                 self._runs_add(service, region, [
                     (item.stream, item.seq, to_text(item.start_time), to_text(item.end_time))
@@ -437,7 +430,7 @@ class Catalog:
                 [since_rowid, service, source, str(ItemStatus.AVAILABLE),
                  destination]).fetchall()]
             rows = [(destination, str(ItemStatus.PENDING), stamp, service, source, item_id)
-                    for item_id in ids]
+                    for item_id in ids]  # read twice below
             self.db.conn.executemany(
                 "insert into items (service, region, item_id, kind, stream, seq, start_time, "
                 "end_time, size, object_count, status, reason, completed_at, available_at, "

@@ -8,7 +8,7 @@ publishes an item only when all of its objects verified.
 from __future__ import annotations
 
 import re
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -206,7 +206,13 @@ class _RegionCopier:
             self.owner.update((ref.key, item.item_id) for ref in refs)
         return self.objects[item.item_id]
 
-    def next_tasks(self, items: list[ItemRow]) -> list[CopyTask]:
+    def forget(self, item_id: str) -> None:
+        """A published item needs no more state here (a catch-up may hold millions)."""
+        for ref in self.objects.pop(item_id, []):
+            self.owner.pop(ref.key, None)
+            self.attempts.pop(ref.key, None)
+
+    def next_tasks(self, items: Iterable[ItemRow]) -> list[CopyTask]:
         """Up to batch_size copies, oldest items first; a marker only once its payload
         verified."""
         tasks: list[CopyTask] = []
@@ -300,7 +306,7 @@ def copy_to_region(catalog: Catalog, service: Service, region: str,
     items = catalog.items(service.name, region, statuses=UNFINISHED)
     by_id = {item.item_id: item for item in items}
     while True:
-        tasks = copier.next_tasks(list(by_id.values()))
+        tasks = copier.next_tasks(by_id.values())
         if not tasks:
             break
         if copier.backoff():
@@ -320,6 +326,7 @@ def copy_to_region(catalog: Catalog, service: Service, region: str,
                 if all(o.status == ItemStatus.AVAILABLE for o in refs):
                     published.append((item_id, (now - item.completed_at).total_seconds()))
                     del by_id[item_id]
+                    copier.forget(item_id)
                 else:
                     by_id[item_id] = _with_status(item, ItemStatus.COPYING)
             catalog.publish_items(service.name, region, published, now)

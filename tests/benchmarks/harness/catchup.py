@@ -55,9 +55,13 @@ class Samples:
     seconds: dict[str, list[float]] = field(default_factory=dict)
     rss_mib: list[float] = field(default_factory=list)
     methods: dict[str, int] = field(default_factory=dict)
+    #: CPU seconds the moto server spent serving each run of a tool (S3 cases)
+    server_cpu: dict[str, list[float]] = field(default_factory=dict)
 
-    def add(self, tool: str, seconds: float) -> None:
+    def add(self, tool: str, seconds: float, server_cpu: float | None = None) -> None:
         self.seconds.setdefault(tool, []).append(seconds)
+        if server_cpu is not None:
+            self.server_cpu.setdefault(tool, []).append(server_cpu)
 
     def median(self, tool: str) -> float | None:
         values = self.seconds.get(tool)
@@ -176,10 +180,12 @@ def run_s3(work: Path, repeat: int, env: Mapping[str, str], moto: Moto) -> Case:
             moto.create_bucket(dst)
             world = BtarWorld.create(cfg, s3_region(source, moto.endpoint),
                                      s3_region(dst, moto.endpoint), env)
+            cpu = moto.cpu_seconds()
             result = world.sync_once().check("btar sync --once")
+            cpu = moto.cpu_seconds() - cpu
             _check_btar_run("btar", world, result, ds, samples)
             check_s3("btar", moto.listing(dst), source_listing, ds.objs)
-            samples.add("btar", result.seconds)
+            samples.add("btar", result.seconds, cpu)
             samples.rss_mib.append(result.max_rss_mib)
             moto.empty_and_delete(dst)
             shutil.rmtree(cfg)
@@ -192,12 +198,14 @@ def run_s3(work: Path, repeat: int, env: Mapping[str, str], moto: Moto) -> Case:
             def step(n: int) -> None:
                 dst = f"bench-dst-{ds.name}-peer-{n}"
                 moto.create_bucket(dst)
+                cpu = moto.cpu_seconds()
                 result = copy(f"{source}/{PREFIX}", f"{dst}/{PREFIX}").check(name)
+                cpu = moto.cpu_seconds() - cpu
                 if count(result) != len(ds.objs):
                     raise AssertionError(f"{name} reports {count(result)} objects copied, "
                                          f"expected {len(ds.objs)}")
                 check_s3(name, moto.listing(dst), source_listing, ds.objs)
-                samples.add(name, result.seconds)
+                samples.add(name, result.seconds, cpu)
                 moto.empty_and_delete(dst)
             return step
 
@@ -225,7 +233,8 @@ def _s3_rows(case: Case, ds: Dataset, samples: Samples) -> None:
     case.details[ds.name] = {"data": ds.label, "objects": len(ds.objs),
                              "bytes": total_bytes(ds.objs), "seconds": samples.seconds,
                              "btar_rss_mib": samples.rss_mib, "btar_methods": samples.methods,
-                             "btar_server_side_copy": server_side}
+                             "btar_server_side_copy": server_side,
+                             "moto_cpu_seconds": samples.server_cpu}
     present = [p for p in ("rclone copy", "aws s3 sync") if samples.median(p) is not None]
     fastest = min(present, key=lambda p: samples.median(p) or 0.0) if present else None
     methods = ", ".join(f"{m}: {n}" for m, n in sorted(samples.methods.items()))
@@ -239,6 +248,13 @@ def _s3_rows(case: Case, ds: Dataset, samples: Samples) -> None:
                 row.target += ", server-side"
                 row.met = row.met and server_side
             row.note = f"btar copy methods (catalog, all runs): {methods}"
+    ours_cpu = samples.server_cpu.get("btar")
+    for peer in present:
+        theirs = samples.server_cpu.get(peer)
+        if ours_cpu and theirs:
+            # The server's CPU per run: how much work each client asks of it.
+            case.add(Row(f"{label}, moto CPU", median(ours_cpu), peer, median(theirs),
+                         note="CPU seconds the moto server spent serving one run (median)"))
     if not present:
         case.add(Row(label, ours, note="no peer available (rclone and aws missing)"))
     if samples.rss_mib:

@@ -47,6 +47,12 @@ class Moto:
             "s3", region_name=SECONDARY_AWS, endpoint_url=endpoint,
             config=Config(max_pool_connections=32, retries={"max_attempts": 5}))
 
+    def cpu_seconds(self) -> float:
+        """CPU time the moto process has used so far (user + system, from /proc): the
+        server's side of a run, to tell a client's cost from the emulator's."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def _ask(self, command: dict[str, Any]) -> dict[str, Any]:
         stdin: IO[str] | None = self.process.stdin
         stdout: IO[str] | None = self.process.stdout
