@@ -39,6 +39,8 @@ class PrimaryListing:
     objects: tuple[ObjectInfo, ...]
     #: True when every key was listed (so absence means gone)
     full: bool
+    #: the cursors it listed after (empty for a full listing)
+    cursors: dict[str, str]
 
 
 def list_all(region: str, prefix: str, page_size: int,
@@ -71,9 +73,10 @@ def list_primary(catalog: Catalog, layout: BackupLayout, service: Service, *, fu
                  page_size: int) -> Generator[Effect, Any, PrimaryListing]:
     """List the primary in full, or each listing area after its cursor."""
     prefix = f"{service.key_prefix}/"
+    cursors = {} if full else _cursors(catalog, layout, service)
     ranges = [(prefix, None)] if full else [
         (prefix + area, prefix + cursor if cursor else None)
-        for area, cursor in sorted(_cursors(catalog, layout, service).items())]
+        for area, cursor in sorted(cursors.items())]
     # Keys relative to the service prefix, page by page (a full listing can be millions).
     # Areas nest (log/ holds log/<stream>/): a key listed twice is one object.
     found: dict[str, ObjectInfo] = {}
@@ -88,14 +91,14 @@ def list_primary(catalog: Catalog, layout: BackupLayout, service: Service, *, fu
                 break
             cursor = page.next_start_after
     objects = found.values() if full else (found[key] for key in sorted(found))
-    return PrimaryListing(tuple(objects), full)
+    return PrimaryListing(tuple(objects), full, cursors)
 
 
 def advance_cursors(catalog: Catalog, layout: BackupLayout, service: Service,
                     listing: PrimaryListing, now: datetime, settle: float) -> None:
     """Move each area's cursor over the keys of ``listing`` that are settled, stopping at the
     first that is not; call it once the listing's items are in the catalog."""
-    stored = {} if listing.full else _cursors(catalog, layout, service)
+    stored = listing.cursors
     pending: dict[str, list[ObjectInfo]] = {}
     for info in listing.objects:
         for area in layout.listing_areas(info.key):

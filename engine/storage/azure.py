@@ -49,10 +49,10 @@ from engine.errors import ObjectNotFound, StorageError, Throttled, Unreachable
 from engine.model import ObjectInfo
 from engine.storage.base import (
     CHUNK_SIZE,
+    Backoff,
     CopyReport,
     ListPage,
     Storage,
-    backoff_delay,
     check_sha256,
     validate_key,
     validate_prefix,
@@ -135,13 +135,11 @@ class AzureStorage(Storage):
         self.block_size = block_size
         self.copy_block_size = copy_block_size
         self.max_attempts = max_attempts
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
+        self._retry = Backoff(backoff_base, backoff_cap, sleep, jitter)
         self._poll_interval = poll_interval
         self._poll_interval_max = poll_interval_max
         self._sleep = sleep
         self._clock = clock
-        self._jitter = jitter
         self._delegation: tuple[UserDelegationKey, datetime] | None = None
         self._delegation_lock = threading.Lock()
         _redact_transport_logs()
@@ -218,9 +216,6 @@ class AzureStorage(Storage):
     def _blob(self, key: str) -> BlobClient:
         return self._container.get_blob_client(self._prefix + key)
 
-    def _backoff(self, attempt: int) -> float:
-        return backoff_delay(attempt, self._backoff_base, self._backoff_cap, self._jitter())
-
     def _call(self, what: str, key: str, action: Callable[[], T]) -> T:
         """Run one request, retrying throttling, transient errors and unreachable endpoints
         with exponential backoff and jitter; map what remains to engine errors."""
@@ -235,7 +230,7 @@ class AzureStorage(Storage):
                 limit = min(self.max_attempts, UNREACHABLE_ATTEMPTS) if kind == "unreachable" \
                     else self.max_attempts
                 if kind in ("throttled", "transient", "unreachable") and attempt < limit:
-                    self._sleep(self._backoff(attempt - 1))
+                    self._retry.wait(attempt - 1)
                     continue
                 raise self._error(what, key, exc, kind, attempt) from None
 

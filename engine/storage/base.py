@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -93,6 +93,24 @@ def backoff_delay(attempt: int, base: float, cap: float, jitter: float) -> float
     jittered (``jitter`` in [0, 1)) so that many clients do not retry in step."""
     ceiling = min(cap, base * 2.0**attempt)
     return ceiling * (0.5 + 0.5 * jitter)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How a cloud backend waits before it retries a request. Time and chance come in
+    through ``sleep`` and ``jitter`` so that tests neither wait nor depend on luck."""
+
+    base: float
+    cap: float
+    sleep: Callable[[float], None]
+    jitter: Callable[[], float]
+
+    def delay(self, attempt: int) -> float:
+        """Seconds before retry ``attempt + 1`` (see backoff_delay)."""
+        return backoff_delay(attempt, self.base, self.cap, self.jitter())
+
+    def wait(self, attempt: int) -> None:
+        self.sleep(self.delay(attempt))
 
 
 def check_sha256(location: str, key: str, expected: str | None, actual: str) -> None:

@@ -41,10 +41,10 @@ from engine.errors import BadInput, ObjectNotFound, StorageError, Throttled, Unr
 from engine.model import ObjectInfo
 from engine.storage.base import (
     CHUNK_SIZE,
+    Backoff,
     CopyReport,
     ListPage,
     Storage,
-    backoff_delay,
     check_sha256,
     validate_key,
     validate_prefix,
@@ -415,10 +415,7 @@ class GcsStorage(Storage):
         self.connect_attempts = max(1, min(connect_attempts, self.max_attempts))
         self.timeout = (connect_timeout, read_timeout)
         self.page_size = max(1, min(page_size, 1000))
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
-        self._sleep = sleep
-        self._jitter = jitter
+        self._retry = Backoff(backoff_base, backoff_cap, sleep, jitter)
         _install_log_redaction()
         self.client: Any = client if client is not None else self._make_client(project,
                                                                                 emulator_host)
@@ -495,8 +492,7 @@ class GcsStorage(Storage):
 
     def backoff(self, attempt: int) -> None:
         """Sleep before retry number ``attempt + 1``: exponential, capped, half jittered."""
-        self._sleep(backoff_delay(attempt, self._backoff_base, self._backoff_cap,
-                                  self._jitter()))
+        self._retry.wait(attempt)
 
     def _after_failure(self, exc: BaseException, key: str, failures: int) -> None:
         """Sleep before trying a failed request again, or raise its mapped error."""

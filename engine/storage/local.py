@@ -189,14 +189,7 @@ class LocalStorage(Storage):
 
     def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None) -> ObjectInfo:
         path = self._path(key)
-        self._require_root()
         stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
-        if path.parent not in self._safe_folders or not path.parent.is_dir():
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except (FileExistsError, NotADirectoryError):
-                raise StorageError(self.name, key, "a parent of this key is an object") \
-                    from None
         with self._lock:
             staged = self._batches > 0
             sweep = path.parent not in self._swept
@@ -206,7 +199,7 @@ class LocalStorage(Storage):
         temp = path.parent / f"{TEMP_MARKER}{uuid.uuid4().hex}"
         digest = hashlib.sha256()
         try:
-            with temp.open("wb") as out:
+            with self._create(temp, key) as out:
                 while chunk := stream.read(WRITE_CHUNK):
                     digest.update(chunk)
                     out.write(chunk)
@@ -227,6 +220,19 @@ class LocalStorage(Storage):
             raise
         return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC),
                           digest.hexdigest())
+
+    def _create(self, temp: Path, key: str) -> BinaryIO:
+        """Open a new temporary file; its folders are made only when missing, so that the
+        common case costs no extra system call."""
+        try:
+            return temp.open("wb")
+        except (FileNotFoundError, NotADirectoryError):
+            self._require_root()  # a vanished location is unreachable, not to be recreated
+        try:
+            temp.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            raise StorageError(self.name, key, "a parent of this key is an object") from None
+        return temp.open("wb")
 
     @contextlib.contextmanager
     def _batch(self) -> Iterator[None]:

@@ -36,10 +36,10 @@ from engine.errors import BadInput, ObjectNotFound, StorageError, Throttled, Unr
 from engine.model import ObjectInfo
 from engine.storage.base import (
     CHUNK_SIZE,
+    Backoff,
     CopyReport,
     ListPage,
     Storage,
-    backoff_delay,
     check_sha256,
     validate_key,
     validate_prefix,
@@ -248,10 +248,7 @@ class S3Storage(Storage):
         #: False once the service showed it computes no checksum on CopyObject
         self._copy_checksums = True
         self.max_keys = max(1, min(max_keys, 1000))
-        self._backoff_base = backoff_base
-        self._backoff_cap = backoff_cap
-        self._sleep = sleep
-        self._jitter = jitter
+        self._retry = Backoff(backoff_base, backoff_cap, sleep, jitter)
         _install_log_redaction()
         self.client: S3Client = client if client is not None else self._make_client(
             region, endpoint_url, profile, connect_timeout, read_timeout)
@@ -334,8 +331,7 @@ class S3Storage(Storage):
 
     def backoff(self, attempt: int) -> None:
         """Sleep before retry number ``attempt + 1``: exponential, capped, half jittered."""
-        self._sleep(backoff_delay(attempt, self._backoff_base, self._backoff_cap,
-                                  self._jitter()))
+        self._retry.wait(attempt)
 
     def call(self, key: str, operation: Callable[[], _T]) -> _T:
         """Run one S3 request, retrying throttling, 5xx, timeouts and broken connections."""
@@ -548,20 +544,22 @@ class S3Storage(Storage):
         """CopyObject asking S3 for the SHA-256 of the copy's bytes (a full-object checksum,
         since a copy up to 5 GiB is one part). None when the provider computes no such
         checksum; the caller then copies the older way."""
-        try:
-            response = self.call(key, lambda: self.client.copy_object(
-                Bucket=self.bucket, Key=full, CopySource=copy_source, MetadataDirective="COPY",
-                ChecksumAlgorithm="SHA256", **self._sse()))
-        except StorageError as error:
-            if not any(code in str(error) for code in _NO_CHECKSUM_CODES):
+        def copy() -> Any:
+            try:
+                return self.client.copy_object(
+                    Bucket=self.bucket, Key=full, CopySource=copy_source,
+                    MetadataDirective="COPY", ChecksumAlgorithm="SHA256", **self._sse())
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in _NO_CHECKSUM_CODES:
+                    return None  # an S3-compatible service without checksums
                 raise
-            self._copy_checksums = False  # an S3-compatible service without checksums
-            return None
-        result = response["CopyObjectResult"]
-        checksum = result.get("ChecksumSHA256")
+
+        response = self.call(key, copy)
+        checksum = response and response["CopyObjectResult"].get("ChecksumSHA256")
         if not checksum:
             self._copy_checksums = False
             return None
+        result = response["CopyObjectResult"]
         info = ObjectInfo(key=key, size=size,
                           last_modified=_utc(result.get("LastModified", datetime.now(UTC))))
         return CopyReport(info=info, method="server-side",

@@ -18,6 +18,7 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import (
+    ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
     ReadTimeoutError,
@@ -35,7 +36,7 @@ from engine.errors import (
 )
 from engine.storage.local import LocalStorage
 from engine.storage.locations import S3Location, open_location
-from engine.storage.s3 import VERIFIED_ETAG_MD5, S3Storage, redact
+from engine.storage.s3 import VERIFIED_ETAG_MD5, VERIFIED_S3_SHA256, S3Storage, redact
 from tests.integration.s3_server import (
     FAKE_KEY_ID,
     FAKE_SECRET,
@@ -152,6 +153,36 @@ def test_copy_between_regions_is_server_side_and_md5_verified(moto_s3: MotoS3) -
     assert copies[0]["CopySourceIfMatch"]  # pinned to the version whose ETag was compared
     assert spy_of(target).named("get_object") == []
     assert target.sha256_of("wal/seg1") == sha(data)
+
+
+def test_copy_with_a_known_size_is_one_request_verified_by_s3s_sha256(moto_s3: MotoS3) -> None:
+    source = open_s3(moto_s3, PRIMARY)
+    target = open_s3(moto_s3, SECONDARY, spy=True)
+    data = b"wal segment " * 4096
+    source.write("wal/1", data)
+    report = target.copy_from(source, "wal/1", "wal/1", size=len(data))
+    assert (report.method, report.sha256, report.verified_by) == \
+        ("server-side", sha(data), VERIFIED_S3_SHA256)
+    assert [name for name, _ in spy_of(target).calls] == ["copy_object"]  # no HEAD, no GET
+    assert spy_of(target).named("copy_object")[0]["ChecksumAlgorithm"] == "SHA256"
+
+
+def test_a_service_without_copy_checksums_gets_the_older_copy(moto_s3: MotoS3) -> None:
+    def refuse_checksums(real: Callable[..., Any], **kwargs: Any) -> Any:
+        if "ChecksumAlgorithm" in kwargs:
+            raise ClientError({"Error": {"Code": "NotImplemented", "Message": "no"}},
+                              "CopyObject")
+        return real(**kwargs)
+
+    source = open_s3(moto_s3, PRIMARY)
+    target = open_s3(moto_s3, SECONDARY, overrides={"copy_object": refuse_checksums})
+    source.write("wal/1", b"one")
+    source.write("wal/2", b"two")
+    first = target.copy_from(source, "wal/1", "wal/1", size=3)
+    second = target.copy_from(source, "wal/2", "wal/2", size=3)
+    assert first.verified_by == second.verified_by == VERIFIED_ETAG_MD5
+    checksummed = [c for c in spy_of(target).named("copy_object") if "ChecksumAlgorithm" in c]
+    assert len(checksummed) == 1  # asked once, then remembered
 
 
 def test_copy_whose_bytes_differ_is_not_reported_identical(moto_s3: MotoS3) -> None:
