@@ -56,15 +56,11 @@ from engine.model import (
     iso,
 )
 from engine.regions import get_region
-from engine.replication import (
-    PassOutcome,
-    ReplicationSettings,
-    discover_primary,
-    replication_pass,
-)
+from engine.replication import PassOutcome, ReplicationSettings, discover_primary
 from engine.restore import RestorePlan, plan_restore, supplement_pgbackrest
 from engine.retention import RetentionPolicy
 from engine.runtime import Clock, CopyProgress, LiveDriver, StorageRegistry
+from engine.scheduler import Hooks, ServiceJob, replicate
 from engine.storage.base import Storage
 from engine.storage.locations import LocationConfig, open_location
 from engine.windows import window_from_catalog
@@ -142,7 +138,6 @@ class Btar:
     def __init__(self, services: Iterable[Service], locations: dict[str, LocationConfig],
                  catalog: Catalog, driver: Driver, *,
                  settings: ReplicationSettings | None = None, actor: str = "cli",
-                 poll_interval: float = 10.0, busy_poll_interval: float = 0.5,
                  alerts: AlertsConfig | None = None,
                  prices: CostConfig | None = None,
                  retention: dict[str, RetentionPolicy] | None = None,
@@ -154,9 +149,6 @@ class Btar:
         self.driver = driver
         self.settings = settings or ReplicationSettings()
         self.actor = actor
-        #: seconds between passes when syncing continuously
-        self.poll_interval = poll_interval
-        self.busy_poll_interval = busy_poll_interval
         #: thresholds for `btar check` and prices for `btar cost` (from the configuration)
         self.alerts = alerts or AlertsConfig()
         self.prices = prices or CostConfig()
@@ -190,14 +182,16 @@ class Btar:
             driver = LiveDriver(registry, concurrency=config.replication.concurrency,
                                 on_copy=on_copy, on_fetch=on_fetch, clock=clock)
             settings = ReplicationSettings(
-                batch_size=config.replication.batch_size,
+                concurrency=config.replication.concurrency,
+                base_streams=config.replication.base_streams,
                 max_attempts=config.replication.max_attempts,
+                poll_interval=config.replication.poll_interval,
+                busy_poll_interval=config.replication.busy_poll_interval,
                 full_listing_interval=config.replication.full_listing_interval,
                 listing_settle=config.replication.listing_settle)
             return cls(loaded.services().values(), dict(config.regions),
                        Catalog.open(loaded.catalog_path), driver, settings=settings,
-                       actor=actor, poll_interval=config.replication.poll_interval,
-                       busy_poll_interval=config.replication.busy_poll_interval,
+                       actor=actor,
                        alerts=config.alerts, prices=config.cost, retention=loaded.retention(),
                        registry=registry, lock=lock)
         except BaseException:
@@ -211,6 +205,11 @@ class Btar:
         self.catalog.close()
         if self._lock is not None:
             self._lock.release()
+
+    @property
+    def poll_interval(self) -> float:
+        """Longest wait between two listings of a service when syncing continuously."""
+        return self.settings.poll_interval
 
     def storage(self, region: str) -> Storage:
         """The storage of a configured region (for drivers and tools, not front ends)."""
@@ -366,22 +365,31 @@ class Btar:
 
     # -- replication -------------------------------------------------------------------------
 
-    def sync(self, names: Iterable[str] | None = None, *,
-             full_listing: bool = False) -> list[PassOutcome]:
-        """One replication pass for each named (default: every enabled) service;
-        ``full_listing`` lists every primary in full even when a full listing is not due."""
-        chosen = [self.service(n) for n in names] if names else self.services()
-        outcomes = []
+    def replication(self, names: Iterable[str] | None = None, *, once: bool,
+                    full_listing: bool = False,
+                    hooks: Hooks | None = None) -> Generator[Effect, Any, list[PassOutcome]]:
+        """The replication procedure of the named (default: every replicable) services, for
+        a driver to run: ``once`` lists each service once and finishes its work, else it
+        goes on until the driver is asked to stop. ``full_listing`` lists every primary in
+        full first even when a full listing is not due."""
+        wanted = list(names or [])
+        chosen = [self.service(n) for n in wanted] if wanted else self.services()
+        jobs = []
         for service in chosen:
-            if names:
+            if wanted:
                 rules.check_replicable(service)
             elif service.type not in REPLICABLE_TYPES:
                 continue
-            procedure = replication_pass(self.catalog, get_layout(service.layout), service,
-                                         self.settings, self.retention.get(service.name),
-                                         full_listing=full_listing)
-            outcomes.append(self.driver.run(procedure))
-        return outcomes
+            jobs.append(ServiceJob(service, get_layout(service.layout),
+                                   self.retention.get(service.name)))
+        return replicate(self.catalog, jobs, self.settings, once=once,
+                         full_listing=full_listing, hooks=hooks)
+
+    def sync(self, names: Iterable[str] | None = None, *,
+             full_listing: bool = False) -> list[PassOutcome]:
+        """Replicate the named (default: every replicable) services once: list each primary,
+        copy and publish what the destinations lack. One outcome per service."""
+        return self.driver.run(self.replication(names, once=True, full_listing=full_listing))
 
     # -- status ------------------------------------------------------------------------------
 

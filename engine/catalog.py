@@ -417,10 +417,10 @@ class Catalog:
         return len(new)
 
     def add_missing(self, service: str, source: str, destination: str, now: datetime, *,
-                    since_rowid: int = 0) -> int:
+                    since_rowid: int = 0) -> list[str]:
         """Record as pending in ``destination`` every item available in ``source`` that
         ``destination`` has no record of, looking only at source rows after ``since_rowid``
-        (0: all). Returns how many were added."""
+        (0: all). Returns the ids added."""
         stamp = to_text(now)
         with self.db.atomic():
             ids = [r[0] for r in self.db.execute(
@@ -443,7 +443,7 @@ class Catalog:
                 "is_marker, status, method, verified_by, attempts, updated_at) "
                 "select service, ?, item_id, key, size, sha256, is_marker, ?, '', '', 0, ? "
                 "from objects where service = ? and region = ? and item_id = ?", rows)
-        return len(ids)
+        return ids
 
     def stream_start(self, service: str, region: str, stream: str) -> int | None:
         """The seq a stream starts at, when a history item records its branching."""
@@ -531,6 +531,17 @@ class Catalog:
             params.append(str(kind))
         sql += " order by end_time, kind, item_id"
         return [_item_row(r) for r in self.db.query(sql, params)]
+
+    def items_by_id(self, service: str, region: str, item_ids: Iterable[str]) -> list[ItemRow]:
+        """The rows of the given items in a region, oldest end time first."""
+        wanted = list(item_ids)
+        rows: list[ItemRow] = []
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            rows += [_item_row(r) for r in self.db.query(
+                "select * from items where service = ? and region = ? and item_id in "
+                f"({','.join('?' * len(chunk))})", [service, region, *chunk])]
+        return sorted(rows, key=lambda r: (r.end_time, r.kind, r.item_id))
 
     def set_item_status(self, service: str, region: str, item_id: str, status: ItemStatus,
                         now: datetime, reason: str = "") -> None:

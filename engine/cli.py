@@ -206,9 +206,9 @@ def _sync_daemon(app: Btar, args: argparse.Namespace) -> int:
         metrics = SyncMetrics()
         metrics.serve(args.metrics_port, args.metrics_address)
         logger.info("metrics on http://%s:%d/metrics", args.metrics_address, args.metrics_port)
-    run_sync(app, args.services, interval=args.interval or app.poll_interval, once=False,
-             busy_interval=app.busy_poll_interval,
-             logger=logger, metrics=metrics)
+    if args.interval:
+        app.settings = dataclasses.replace(app.settings, poll_interval=args.interval)
+    run_sync(app, args.services, logger=logger, metrics=metrics)
     return 0
 
 
@@ -577,14 +577,15 @@ def build_parser() -> argparse.ArgumentParser:
     json_flag(p)
     p = add("sync", cmd_sync, "copy pending backups; without --once, keep going until Ctrl-C")
     p.add_argument("services", nargs="*", metavar="SERVICE")
-    p.add_argument("--once", action="store_true", help="one pass, then exit")
+    p.add_argument("--once", action="store_true",
+                   help="list each service once, copy what is pending, then exit")
     p.add_argument("--full-listing", action="store_true",
                    help="list each primary in full now (otherwise only what is new is listed "
                         "between full listings, see full_listing_interval)")
     p.add_argument("--interval", type=float,
-                   help="longest wait between passes (default: replication.poll_interval); "
-                        "after a pass that found work the next comes after "
-                        "replication.busy_poll_interval")
+                   help="longest wait between two listings of a service (default: "
+                        "replication.poll_interval); after a listing that found work the next "
+                        "comes after replication.busy_poll_interval")
     p.add_argument("--strict", action="store_true",
                    help="with --once, exit 1 when a copy failed or a region is paused")
     json_flag(p)

@@ -109,13 +109,17 @@ class ServiceConfig(_Strict):
 class ReplicationConfig(_Strict):
     #: copies in flight at once
     concurrency: int = Field(default=8, ge=1, le=256)
-    #: longest wait in seconds between passes of `btar sync` without --once (when idle)
+    #: longest wait in seconds between two listings of a service by `btar sync` (when idle)
     poll_interval: float = Field(default=10.0, gt=0)
-    #: wait after a pass that found work; the wait doubles after each idle pass
+    #: wait after a listing that found work; the wait doubles after each idle listing
     busy_poll_interval: float = Field(default=0.5, gt=0)
-    #: objects per copy batch
-    batch_size: int = Field(default=64, ge=1, le=10_000)
-    #: attempts per object within one pass before the item is marked failed
+    #: streams base backups may hold at once (default: all but a quarter of concurrency, at
+    #: least one kept): the rest stay free for log segments, so WAL never waits behind a base
+    base_streams: int | None = Field(default=None, ge=1, le=256)
+    #: accepted from files written when copies went in batches; copies are now scheduled one
+    #: by one, so it has no effect
+    batch_size: int | None = Field(default=None, ge=1, le=10_000)
+    #: attempts per object between two listings of its service, then the item is failed
     max_attempts: int = Field(default=3, ge=1, le=100)
     #: seconds between full listings of a primary (0: every pass); passes in between list
     #: only what is new since the last look

@@ -1,5 +1,5 @@
-"""`btar sync` as a long-running service: passes on an interval, clean stop on SIGTERM or
-SIGINT between copy batches, structured logs, optional Prometheus metrics."""
+"""`btar sync` as a long-running service: one continuous replication run, a clean stop on
+SIGTERM or SIGINT after the copies in flight, structured logs, optional Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from types import FrameType
 
 from engine.api import Btar, PassOutcome
 from engine.metrics import SyncMetrics
-from engine.runtime import LiveDriver, StopRequested
+from engine.runtime import LiveDriver
+from engine.scheduler import Hooks
 
 
 def log_outcome(logger: logging.Logger, outcome: PassOutcome) -> None:
@@ -33,22 +34,12 @@ def log_outcome(logger: logging.Logger, outcome: PassOutcome) -> None:
                     outcome.copied_objects, extra=fields)
 
 
-def next_wait(previous: float, busy: bool, *, busy_interval: float, interval: float) -> float:
-    """Seconds before the next pass: soon after a pass that found work (backups tend to come
-    in streams, and an incremental pass costs a few listing requests), then twice as long
-    after each idle pass, up to ``interval``."""
-    if busy:
-        return min(busy_interval, interval)
-    return min(interval, max(previous, busy_interval) * 2)
-
-
-def run_sync(app: Btar, names: Sequence[str], *, interval: float, once: bool,
-             logger: logging.Logger, metrics: SyncMetrics | None = None,
-             stop: threading.Event | None = None,
-             busy_interval: float | None = None) -> list[PassOutcome]:
-    """Run passes until ``once`` is done or a stop is asked (SIGTERM/SIGINT or ``stop``),
-    waiting between them as ``next_wait`` says (``busy_interval`` defaults to
-    ``interval``: a fixed pace). Returns the outcomes of the last pass."""
+def run_sync(app: Btar, names: Sequence[str], *, logger: logging.Logger,
+             metrics: SyncMetrics | None = None,
+             stop: threading.Event | None = None) -> list[PassOutcome]:
+    """Replicate until a stop is asked (SIGTERM/SIGINT or ``stop``): each service is listed
+    on its own pace (engine.scheduler) while copies of every service are in flight. Logs
+    each listing cycle's outcome; returns the last outcome of each service."""
     stop = stop or threading.Event()
     driver = app.driver
     if isinstance(driver, LiveDriver):
@@ -61,33 +52,28 @@ def run_sync(app: Btar, names: Sequence[str], *, interval: float, once: bool,
                     signal.Signals(signum).name)
         stop.set()
 
+    refreshed: list[float] = []
+
+    def on_cycle(outcome: PassOutcome) -> None:
+        log_outcome(logger, outcome)
+        if metrics is None:
+            return
+        now = app.driver.now()
+        metrics.observe_pass(outcome, now)
+        # Gauges read every service's status: at most once per poll interval.
+        if not refreshed or now.timestamp() - refreshed[0] >= app.poll_interval:
+            refreshed[:] = [now.timestamp()]
+            metrics.refresh(app)
+
     previous = {}
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             previous[signum] = signal.signal(signum, ask_stop)
-    outcomes: list[PassOutcome] = []
-    wait = interval
     try:
-        while not stop.is_set():
-            try:
-                outcomes = app.sync(list(names) or None)
-            except StopRequested:
-                break
-            now = app.driver.now()
-            for outcome in outcomes:
-                log_outcome(logger, outcome)
-                if metrics is not None:
-                    metrics.observe_pass(outcome, now)
-            if metrics is not None:
-                metrics.refresh(app)
-            if once:
-                break
-            busy = any(o.discovered or o.published for o in outcomes)
-            wait = next_wait(wait, busy, busy_interval=busy_interval or interval,
-                             interval=interval)
-            stop.wait(wait)
+        outcomes = app.driver.run(app.replication(list(names) or None, once=False,
+                                                  hooks=Hooks(on_cycle=on_cycle)))
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-    logger.info("sync stopped" if stop.is_set() else "sync done")
+    logger.info("sync stopped")
     return outcomes

@@ -2,7 +2,8 @@
 
 A procedure is a generator that yields these and receives their results; a driver (the real
 runtime, or the simulator under SimPy's clock) carries them out. Failures of ``ListPage`` and
-``ReadObject`` are thrown into the generator as StorageError; a batch reports per task.
+``ReadObject`` are thrown into the generator as StorageError; a copy or a fetch reports its
+own failure in its result.
 """
 
 from __future__ import annotations
@@ -58,10 +59,19 @@ class CopyTask:
 
 
 @dataclass(frozen=True)
-class CopyBatch:
-    """-> tuple[CopyResult, ...] in task order. Tasks may run concurrently."""
+class StartCopy:
+    """-> bool: the copy was started and runs beside the procedure (False: the driver is
+    stopping and started nothing). Its result comes back through ``NextCompletions``."""
 
-    tasks: tuple[CopyTask, ...]
+    task: CopyTask
+
+
+@dataclass(frozen=True)
+class NextCompletions:
+    """-> Completions: waits until at least one copy finished, ``timeout`` seconds passed
+    (None: no limit; with no copy in flight that returns at once) or a stop was asked."""
+
+    timeout: float | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +90,15 @@ class CopyResult:
     error_kind: str = ""
     #: which side failed: "source" or "destination"
     failed_side: str = ""
+
+
+@dataclass(frozen=True)
+class Completions:
+    """Every copy that finished since the last look, in the order they finished."""
+
+    results: tuple[CopyResult, ...]
+    #: the driver was asked to stop: start nothing more, collect what is in flight
+    stop_requested: bool = False
 
 
 @dataclass(frozen=True)
@@ -117,7 +136,8 @@ class DeleteBatch:
     keys: tuple[str, ...]
 
 
-Effect = Now | Sleep | ListPage | ReadObject | CopyBatch | FetchBatch | DeleteBatch
+Effect = (Now | Sleep | ListPage | ReadObject | StartCopy | NextCompletions | FetchBatch
+          | DeleteBatch)
 
 #: A procedure: yields effects, receives their results, returns its outcome.
 Procedure = Generator[Effect, Any, Any]
@@ -142,7 +162,7 @@ def drive(procedure: Generator[Effect, Any, T], perform: Callable[[Effect], Any]
             error = failure
 
 __all__ = [
-    "CopyBatch", "CopyResult", "CopyTask", "DeleteBatch", "Effect", "FetchBatch", "FetchResult",
-    "FetchTask", "ListPage", "ListPageResult",
-    "Now", "Procedure", "ReadObject", "Sleep", "datetime", "drive",
+    "Completions", "CopyResult", "CopyTask", "DeleteBatch", "Effect", "FetchBatch",
+    "FetchResult", "FetchTask", "ListPage", "ListPageResult", "NextCompletions", "Now",
+    "Procedure", "ReadObject", "Sleep", "StartCopy", "datetime", "drive",
 ]

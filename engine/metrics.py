@@ -43,6 +43,8 @@ class SyncMetrics:
     def observe_copy(self, progress: CopyProgress) -> None:
         """Count a failed copy by its reason (called for every finished copy)."""
         result = progress.last
+        if result is None:
+            return
         if not result.ok:
             self.failures.labels(result.error_kind or "other").inc()
         elif result.sha256 is not None and result.sha256 != result.task.sha256:

@@ -3,29 +3,31 @@ pool and real storage backends."""
 
 from __future__ import annotations
 
-import contextlib
 import os
+import queue
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Generator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from engine.effects import (
-    CopyBatch,
+    Completions,
     CopyResult,
     DeleteBatch,
     Effect,
     FetchBatch,
     FetchResult,
     ListPage,
+    NextCompletions,
     Now,
     ReadObject,
     Sleep,
+    StartCopy,
     drive,
 )
 from engine.errors import BtarError, StorageError
@@ -46,7 +48,7 @@ class StopRequested(BtarError):
     exit_code = 0
 
     def __init__(self) -> None:
-        super().__init__("stopped between two copy batches; run again to continue")
+        super().__init__("stopped between two batches; run again to continue")
 
 
 class Clock(Protocol):
@@ -67,17 +69,23 @@ class WallClock:
 
 @dataclass(frozen=True)
 class CopyProgress:
-    """Reported after each finished copy of a batch."""
+    """Reported after each finished copy: copies (and bytes) finished and started so far in
+    this run, and the last one to finish."""
 
     done: int
     total: int
     bytes_done: int
     bytes_total: int
-    last: CopyResult
+    last: CopyResult | None
+
+
+#: seconds between two looks at a stop request while copies are in flight
+STOP_CHECK = 0.2
 
 
 class LiveDriver:
-    """Runs procedures (generators of effects) to completion against real storage."""
+    """Runs procedures (generators of effects) to completion against real storage: copies
+    run on a bounded thread pool beside the procedure, which hears of each one as it ends."""
 
     def __init__(self, storage_for: Callable[[str], Storage], *, concurrency: int = 8,
                  clock: Clock | None = None,
@@ -85,23 +93,38 @@ class LiveDriver:
                  on_fetch: Callable[[int, int, FetchResult], None] | None = None) -> None:
         self._storage_for = storage_for
         self.on_fetch = on_fetch
-        #: set (e.g. from a SIGTERM handler) to stop before the next copy or fetch batch
+        #: set (e.g. from a SIGTERM handler) to start no more copies or fetches; the copies
+        #: in flight finish and are recorded
         self.stop_requested = threading.Event()
         self._concurrency = concurrency
         self.clock: Clock = clock or WallClock()
         self.on_copy = on_copy
         self._kill_at = os.environ.get(KILL_AT_ENV, "")
         self._effects = 0
+        self._pool: ThreadPoolExecutor | None = None
+        self._finished: queue.SimpleQueue[CopyResult] = queue.SimpleQueue()
+        self._in_flight = 0
+        self._progress = CopyProgress(0, 0, 0, 0, None)
 
     def now(self) -> datetime:
         return self.clock.now()
 
     def run(self, procedure: Generator[Effect, Any, T]) -> T:
-        """Drive ``procedure`` until it returns; storage errors are thrown back into it."""
-        return drive(procedure, self._perform_unless_stopped)
+        """Drive ``procedure`` until it returns; storage errors are thrown back into it.
+        Copies it started and did not collect are waited for (writes are atomic) but not
+        reported: the next run finds and verifies them again."""
+        try:
+            return drive(procedure, self._perform_unless_stopped)
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+            self._finished = queue.SimpleQueue()
+            self._in_flight = 0
+            self._progress = CopyProgress(0, 0, 0, 0, None)
 
     def _perform_unless_stopped(self, effect: Effect) -> Any:
-        if self.stop_requested.is_set() and isinstance(effect, CopyBatch | FetchBatch):
+        if self.stop_requested.is_set() and isinstance(effect, FetchBatch):
             # Stop between batches: what earlier batches did is recorded, nothing is
             # half-done, and the next run picks up from there.
             raise StopRequested
@@ -126,58 +149,88 @@ class LiveDriver:
         if isinstance(effect, Now):
             return self.clock.now()
         if isinstance(effect, Sleep):
-            self.clock.sleep(effect.seconds)
+            self._sleep(effect.seconds)
             return None
         if isinstance(effect, ListPage):
             return self._storage_for(effect.region).list_page(
                 effect.prefix, effect.start_after, effect.limit)
         if isinstance(effect, ReadObject):
             return self._storage_for(effect.region).read_bytes(effect.key)
-        if isinstance(effect, CopyBatch):
-            return self._copy_batch(effect)
+        if isinstance(effect, StartCopy):
+            return self._start_copy(effect)
+        if isinstance(effect, NextCompletions):
+            return self._next_completions(effect)
         if isinstance(effect, FetchBatch):
             return self._fetch_batch(effect)
         if isinstance(effect, DeleteBatch):
             return self._delete_batch(effect)
         raise TypeError(f"unknown effect {effect!r}")
 
-    def _copy_batch(self, batch: CopyBatch) -> tuple[CopyResult, ...]:
-        results: list[CopyResult | None] = [None] * len(batch.tasks)
-        bytes_total = sum(t.size for t in batch.tasks)
-        bytes_done = done = 0
-        workers = max(1, min(self._concurrency, len(batch.tasks)))
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="btar-copy")
-        destinations = {t.destination: self._storage_for(t.destination) for t in batch.tasks}
-        try:
-            with contextlib.ExitStack() as durable:
-                # Each destination makes the batch's objects durable together when it ends.
-                for storage in destinations.values():
-                    durable.enter_context(storage.batch())
-                pending: dict[Future[CopyResult], int] = {
-                    pool.submit(execute_copy, self._storage_for(task.source),
-                                destinations[task.destination], task): index
-                    for index, task in enumerate(batch.tasks)
-                }
-                while pending:
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        index = pending.pop(future)
-                        outcome = future.result()
-                        results[index] = outcome
-                        done += 1
-                        bytes_done += outcome.task.size
-                        if self.on_copy is not None:
-                            self.on_copy(CopyProgress(done, len(batch.tasks), bytes_done,
-                                                      bytes_total, outcome))
-        except StorageError as error:
-            # The end of the batch could not make the copies durable: none of them counts.
-            results = [CopyResult(r.task, ok=False, error=str(error), error_kind="other",
-                                  failed_side="destination") if r is not None and r.ok else r
-                       for r in results]
-        finally:
-            # On Ctrl-C, drop queued copies; those in flight finish (writes are atomic).
-            pool.shutdown(wait=True, cancel_futures=True)
-        return tuple(r for r in results if r is not None)
+    def _sleep(self, seconds: float) -> None:
+        """The clock's sleep; the wall clock's wakes early when a stop is asked."""
+        if isinstance(self.clock, WallClock):
+            self.stop_requested.wait(max(0.0, seconds))
+        else:
+            self.clock.sleep(seconds)
+
+    def _start_copy(self, effect: StartCopy) -> bool:
+        if self.stop_requested.is_set():
+            return False
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self._concurrency,
+                                            thread_name_prefix="btar-copy")
+        task = effect.task
+        source, destination = self._storage_for(task.source), self._storage_for(task.destination)
+        finished = self._finished
+
+        def copy() -> None:
+            try:
+                result = execute_copy(source, destination, task)
+            except Exception as error:  # a backend's bug must come back as a failed copy
+                result = CopyResult(task, ok=False, error=f"{type(error).__name__}: {error}",
+                                    error_kind="other", failed_side="destination")
+            finished.put(result)
+
+        self._pool.submit(copy)
+        self._in_flight += 1
+        progress = self._progress
+        self._progress = CopyProgress(progress.done, progress.total + 1, progress.bytes_done,
+                                      progress.bytes_total + task.size, progress.last)
+        return True
+
+    def _next_completions(self, effect: NextCompletions) -> Completions:
+        """Wait for the first copy to finish (or the timeout, or a stop), then take every
+        other that finished by then."""
+        results: list[CopyResult] = []
+        if self._in_flight == 0:
+            if effect.timeout is not None:
+                self._sleep(effect.timeout)
+            return Completions((), self.stop_requested.is_set())
+        deadline = None if effect.timeout is None else time.monotonic() + effect.timeout
+        while not results:
+            wait_for = STOP_CHECK if deadline is None \
+                else min(STOP_CHECK, deadline - time.monotonic())
+            if wait_for <= 0:
+                break
+            try:
+                results.append(self._finished.get(timeout=wait_for))
+            except queue.Empty:
+                if self.stop_requested.is_set():
+                    break
+        while True:
+            try:
+                results.append(self._finished.get_nowait())
+            except queue.Empty:
+                break
+        self._in_flight -= len(results)
+        for result in results:
+            progress = self._progress
+            self._progress = CopyProgress(progress.done + 1, progress.total,
+                                          progress.bytes_done + result.task.size,
+                                          progress.bytes_total, result)
+            if self.on_copy is not None:
+                self.on_copy(self._progress)
+        return Completions(tuple(results), self.stop_requested.is_set())
 
     def _fetch_batch(self, batch: FetchBatch) -> tuple[FetchResult, ...]:
         workers = max(1, min(self._concurrency, len(batch.tasks)))

@@ -25,16 +25,15 @@ def _windows_union(world: World, service: str) -> list[list[str]]:
 
 def management(world: World, event: Enable | ChangeRegion | Disable,
                name: str) -> Generator[simpy.Event, Any, None]:
-    """Carry out one management action between two service passes of the replicator (it
-    waits for the world's lock): an operator's action interleaved with a pass mid-way is not
-    explored here."""
+    """Carry out one management action through the application API, in zero virtual time,
+    between two steps of the running replicator (as `btar enable` beside `btar sync`)."""
     fields: dict[str, Any] = {"name": name, "action": event.kind, "service": event.service}
     if isinstance(event, Enable | ChangeRegion):
         fields["region"] = event.region
     else:
         fields["mode"] = event.mode
     world.journal.add("action", "invoke", **fields)
-    with world.lock.request() as turn:
+    with world.lock.request() as turn:  # one action at a time
         yield turn
         app = world.app
         before = _windows_union(world, event.service)
@@ -71,9 +70,9 @@ def fork(world: World, event: Fork) -> Generator[simpy.Event, Any, None]:
     fields: dict[str, Any] = {"name": event.name, "service": event.service,
                               "target": "latest" if target is None else iso(target)}
     world.journal.add("fork", "invoke", **fields)
-    # No waiting for the replicator's lock: `btar fork` runs beside `btar sync`, and the
-    # engine's passes hold no catalog transaction across a yield, so planning between two of
-    # a pass's steps is what two processes sharing the SQLite catalog would see.
+    # `btar fork` runs beside `btar sync`, and the engine holds no catalog transaction across
+    # a yield, so planning between two of its steps is what two processes sharing the SQLite
+    # catalog would see.
     region = event.region or app.additional_region(event.service)
     if region is None:
         world.journal.add("fork", "fail", error=f"{event.service} has no additional region "

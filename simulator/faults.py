@@ -52,7 +52,14 @@ class Timeline:
     def _at(self, at: float, index: int, event: Event) -> Generator[simpy.Event, Any, None]:
         yield self.world.env.timeout(at)
         name = event.name or f"timeline[{index}]"
-        if isinstance(event, Enable | ChangeRegion | Disable):
+        if isinstance(event, Disable) and event.mode == "delete":
+            # `btar disable --delete` takes the catalog's lock: the operator stops the sync
+            # for it and starts it again afterwards.
+            was_running = yield from self.replicator.stop()
+            yield from actions.management(self.world, event, name)
+            if was_running:
+                self.replicator.start()
+        elif isinstance(event, Enable | ChangeRegion | Disable):
             yield from actions.management(self.world, event, name)
         elif isinstance(event, Fork):
             yield from actions.fork(self.world, event)

@@ -2,10 +2,11 @@
 yield, as SimPy events on the virtual clock.
 
 ``SimInterpreter.drive(procedure)`` is used inside SimPy processes (``yield from``): a list or
-read waits the region's request latency; a copy batch becomes one process per copy sharing the
-link's slots and taking latency + size / bandwidth; an outage makes copies in flight come back
-failed as unreachable. ``SimDriver`` is the instant variant the application API (engine.api.Btar)
-is given for management actions: same storage, zero virtual time.
+read waits the region's request latency; a started copy becomes a process that shares the
+link's slots and takes latency + size / bandwidth, and its result comes back with the next
+``NextCompletions``; an outage makes copies in flight come back failed as unreachable.
+``SimDriver`` is the instant variant the application API (engine.api.Btar) is given for
+management actions: same storage, zero virtual time.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import simpy
 
 from engine.effects import (
-    CopyBatch,
+    Completions,
     CopyResult,
     CopyTask,
     DeleteBatch,
@@ -25,9 +26,11 @@ from engine.effects import (
     FetchBatch,
     FetchResult,
     ListPage,
+    NextCompletions,
     Now,
     ReadObject,
     Sleep,
+    StartCopy,
     drive,
 )
 from engine.errors import StorageError
@@ -47,6 +50,40 @@ def _failed(task: CopyTask, kind: str, side: str, message: str) -> CopyResult:
     return CopyResult(task=task, ok=False, error=message, error_kind=kind, failed_side=side)
 
 
+class _Copies:
+    """The copies one driven procedure has in flight, and those finished but not yet told."""
+
+    def __init__(self, env: simpy.Environment) -> None:
+        self.env = env
+        self.running: list[simpy.Process] = []
+        self.finished: list[CopyResult] = []
+        self._waiter: simpy.Event | None = None
+
+    def start(self, process: simpy.Process) -> None:
+        self.running.append(process)
+        process.callbacks.append(self._done)
+
+    def _done(self, event: simpy.Event) -> None:
+        self.running.remove(event)  # type: ignore[arg-type]
+        if event.ok and event.value is not None:
+            self.finished.append(event.value)
+        if self._waiter is not None and not self._waiter.triggered:
+            self._waiter.succeed()
+
+    def next(self, timeout: float | None) -> Generator[simpy.Event, Any, Completions]:
+        """Completions: at once if some are waiting, else after the first one (or the
+        timeout; with nothing in flight and no timeout, at once)."""
+        if not self.finished and (self.running or timeout is not None):
+            self._waiter = self.env.event()
+            events = [self._waiter]
+            if timeout is not None:
+                events.append(self.env.timeout(max(0.0, timeout)))
+            yield self.env.any_of(events)
+            self._waiter = None
+        done, self.finished = tuple(self.finished), []
+        return Completions(done)
+
+
 class SimInterpreter:
     """Runs engine procedures inside SimPy processes."""
 
@@ -55,10 +92,14 @@ class SimInterpreter:
         self.env = world.env
         self.journal = world.journal
         self._copies = 0
+        #: start no more copies; the procedure collects those in flight and ends
+        self.stop_requested = False
 
     def drive(self, procedure: Generator[Effect, Any, T]) -> Generator[simpy.Event, Any, T]:
         """Drive ``procedure`` to its end; storage errors are thrown back into it, exactly as
-        LiveDriver.run does. An interrupt (a crash) drops the procedure mid-way."""
+        LiveDriver.run does. An interrupt (a crash) drops the procedure mid-way, and the
+        copies it had in flight die with it."""
+        copies = _Copies(self.env)
         result: Any = None
         error: StorageError | None = None
         try:
@@ -70,13 +111,18 @@ class SimInterpreter:
                     return stop.value  # type: ignore[no-any-return]
                 result, error = None, None
                 try:
-                    result = yield from self.perform(effect)
+                    result = yield from self.perform(effect, copies)
                 except StorageError as failure:
                     error = failure
+        except simpy.Interrupt:
+            for process in copies.running:
+                if process.is_alive:
+                    process.interrupt(Crash())
+            raise
         finally:
             procedure.close()
 
-    def perform(self, effect: Effect) -> Generator[simpy.Event, Any, Any]:
+    def perform(self, effect: Effect, copies: _Copies) -> Generator[simpy.Event, Any, Any]:
         """One effect as SimPy events; returns its result or raises StorageError."""
         world = self.world
         if isinstance(effect, Now):
@@ -87,8 +133,15 @@ class SimInterpreter:
         if isinstance(effect, ListPage | ReadObject):
             yield self.env.timeout(world.request_latency(effect.region))
             return perform_request(world, effect)
-        if isinstance(effect, CopyBatch):
-            return (yield from self._copy_batch(effect))
+        if isinstance(effect, StartCopy):
+            if self.stop_requested:
+                return False
+            self._copies += 1
+            copies.start(self.env.process(self._copy(effect.task, self._copies)))
+            return True
+        if isinstance(effect, NextCompletions):
+            done: Completions = yield from copies.next(effect.timeout)
+            return Completions(done.results, self.stop_requested)
         if isinstance(effect, DeleteBatch):
             yield self.env.timeout(world.request_latency(effect.region))
             return perform_delete(world, effect)
@@ -97,22 +150,6 @@ class SimInterpreter:
         raise TypeError(f"unknown effect {effect!r}")
 
     # -- copies --------------------------------------------------------------------------------
-
-    def _copy_batch(self, batch: CopyBatch) -> Generator[simpy.Event, Any, tuple[CopyResult, ...]]:
-        processes = []
-        for task in batch.tasks:
-            self._copies += 1
-            processes.append(self.env.process(self._copy(task, self._copies)))
-        try:
-            yield self.env.all_of(processes)
-        except simpy.Interrupt:
-            # The replicator died: the copies it started die with it.
-            for process in processes:
-                if process.is_alive:
-                    process.interrupt(Crash())
-            raise
-        results = [p.value for p in processes]
-        return tuple(r for r in results if r is not None)
 
     def _copy(self, task: CopyTask,
               number: int) -> Generator[simpy.Event, Any, CopyResult | None]:
@@ -242,6 +279,7 @@ class SimDriver:
 
     def __init__(self, world: World) -> None:
         self.world = world
+        self._finished: list[CopyResult] = []
 
     def now(self) -> datetime:
         return self.world.now()
@@ -259,9 +297,14 @@ class SimDriver:
         if isinstance(effect, ListPage | ReadObject):
             # Management actions are not throttled: an operator retries them by hand.
             return perform_request(world, effect, throttled=False)
-        if isinstance(effect, CopyBatch):
-            return tuple(execute_copy(world.store(t.source), world.store(t.destination), t)
-                         for t in effect.tasks)
+        if isinstance(effect, StartCopy):
+            self._finished.append(execute_copy(world.store(effect.task.source),
+                                               world.store(effect.task.destination),
+                                               effect.task))
+            return True
+        if isinstance(effect, NextCompletions):
+            done, self._finished = tuple(self._finished), []
+            return Completions(done)
         if isinstance(effect, DeleteBatch):
             return perform_delete(world, effect)
         if isinstance(effect, FetchBatch):

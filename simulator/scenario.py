@@ -96,9 +96,19 @@ class ServiceSpec(_Model):
 
 
 class ReplicatorSpec(_Model):
+    #: longest wait between two listings of a service
     poll_interval: Annotated[float, BeforeValidator(parse_duration), Field(gt=0)] = 60.0
+    #: wait after a listing that found work (doubling when idle); default: poll_interval,
+    #: a fixed pace
+    busy_poll_interval: Annotated[float | None, BeforeValidator(parse_duration),
+                                  Field(gt=0)] = None
+    #: copy streams in flight at once, over every service and destination
     concurrency: Annotated[int, Field(ge=1, le=256)] = 8
-    batch_size: Annotated[int, Field(ge=1, le=10000)] = 64
+    #: streams base backups may hold (default: all but a quarter of concurrency, at least
+    #: one kept)
+    base_streams: Annotated[int | None, Field(ge=1, le=256)] = None
+    #: accepted from scenario files written when copies went in batches; no effect
+    batch_size: Annotated[int | None, Field(ge=1, le=10000)] = None
     max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
 
 
@@ -250,10 +260,13 @@ class ExpectLag(_Model):
     kind: Literal["lag"]
     service: str
     region: str | None = None
+    #: only items of this kind ("log" also counts timeline history); default: every item
+    items: Literal["log", "base"] | None = None
     since: Moment | None = Field(default=None, alias="from")
     until: Moment | None = Field(default=None, alias="to")
     p50_at_most: Duration | None = None
     p99_at_most: Duration | None = None
+    max_at_most: Duration | None = None
 
 
 class ExpectWindow(_Model):

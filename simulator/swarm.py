@@ -79,7 +79,7 @@ def generate(seed: int, index: int) -> SwarmCase:
             f"base_objects = {rng.randint(1, 4)}\n"
             f"log_every = {_q(rng.choice(('2m', '5m', '10m')))}\nlog_size = \"16MB\"\n")
     out.append(f"[replicator]\npoll_interval = {_q(rng.choice(('1m', '2m', '5m')))}\n"
-               f"concurrency = {rng.randint(1, 8)}\nbatch_size = {rng.choice((4, 16, 64))}\n"
+               f"concurrency = {rng.randint(1, 8)}\n"
                f"max_attempts = {rng.choice((1, 3))}\n")
     events: list[tuple[float, str]] = []
 

@@ -94,8 +94,7 @@ class World:
     links: dict[tuple[str, str], Link] = field(init=False)
     services: dict[str, Service] = field(init=False)
     app: Btar = field(init=False)
-    #: held by the replicator for each service pass and by management actions, which thus
-    #: never land in the middle of a pass
+    #: held by a management action: one at a time
     lock: simpy.Resource = field(init=False)
     #: full object key -> size the scenario declares (drives transfer times)
     declared: dict[str, int] = field(default_factory=dict)
@@ -126,8 +125,11 @@ class World:
                          for s in scenario.services}
         locations: dict[str, LocationConfig] = {
             r.id: MemoryLocation(url=f"memory://{r.id}") for r in scenario.regions}
-        settings = ReplicationSettings(batch_size=scenario.replicator.batch_size,
-                                       max_attempts=scenario.replicator.max_attempts)
+        replicator = scenario.replicator
+        settings = ReplicationSettings(
+            concurrency=replicator.concurrency, base_streams=replicator.base_streams,
+            max_attempts=replicator.max_attempts, poll_interval=replicator.poll_interval,
+            busy_poll_interval=replicator.busy_poll_interval or replicator.poll_interval)
         self.lock = simpy.Resource(self.env, 1)
         self.app = Btar([self.services[n] for n in sorted(self.services)], locations,
                         Catalog.in_memory(), SimDriver(self), settings=settings,

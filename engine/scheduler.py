@@ -1,0 +1,642 @@
+"""The replication scheduler, sans I/O: every service's listings, copies and publications in
+one procedure, so that nothing waits behind what it does not need.
+
+- Copies are started one by one (``StartCopy``) and their completions heard one by one
+  (``NextCompletions``): an item is published the moment all of its objects verified (the
+  completion marker last), never at the end of a batch or a pass. A crash loses only the
+  copies in flight.
+- Two lanes. LOG holds timeline history and log segments (history first, then oldest first);
+  BASE holds base backups. Bases take at most ``base_streams`` of the ``concurrency`` streams,
+  so a log segment always finds a free one, however large the bases in flight.
+- Within a lane the queues of (service, destination) take turns: a service's backlog, or a new
+  region's catch-up, gets its share of the streams, never all of them.
+- Each service is listed on its own pace (``busy_poll_interval`` after a listing that found
+  work, doubling up to ``poll_interval``), while copies of every service are in flight.
+
+Drivers: engine.runtime.LiveDriver (threads, wall clock) and the simulator's SimInterpreter
+(SimPy, virtual clock) carry out the same effects.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from engine.catalog import Catalog, CopyRecord, ItemRow, ObjectRow
+from engine.effects import (
+    Completions,
+    CopyResult,
+    CopyTask,
+    DeleteBatch,
+    Effect,
+    ListPage,
+    NextCompletions,
+    Now,
+    StartCopy,
+)
+from engine.errors import CorruptBackup, StorageError
+from engine.formats.base import BackupLayout
+from engine.listing import full_listing_due
+from engine.model import ItemKind, ItemStatus, RegionRole, RegionState, Service
+from engine.replication import (
+    UNFINISHED,
+    PassOutcome,
+    ReplicationSettings,
+    discover_primary,
+    retire_previous,
+    verify,
+)
+from engine.retention import RetentionPolicy, apply_retention
+
+
+class Lane(StrEnum):
+    """Copies of one urgency: log segments (and timeline history) before base backups."""
+
+    LOG = "log"
+    BASE = "base"
+
+
+LANES = (Lane.LOG, Lane.BASE)
+
+
+def lane_of(kind: ItemKind) -> Lane:
+    return Lane.BASE if kind == ItemKind.BASE else Lane.LOG
+
+
+def next_wait(previous: float, busy: bool, *, busy_interval: float, interval: float) -> float:
+    """Seconds before a service's next listing: soon after one that found work (backups tend
+    to come in streams, and an incremental listing costs a few requests), then twice as long
+    after each idle one, up to ``interval``."""
+    if busy:
+        return min(busy_interval, interval)
+    return min(interval, max(previous, busy_interval) * 2)
+
+
+@dataclass(frozen=True)
+class ServiceJob:
+    """A service to replicate, with how its primary is read and its retention."""
+
+    service: Service
+    layout: BackupLayout
+    retention: RetentionPolicy | None = None
+
+
+@dataclass
+class Hooks:
+    """What the scheduler tells its front while it runs (logs, metrics, a simulator's
+    journal). Called between effects, on the scheduler's own thread."""
+
+    #: a service's listing cycle ended: what it discovered, copied, published, failed
+    on_cycle: Callable[[PassOutcome], None] | None = None
+    #: an item became available in a region: service, region, item, when, lag in seconds
+    on_publish: Callable[[str, str, str, datetime, float], None] | None = None
+
+
+@dataclass
+class _Work:
+    """An item still to be brought to one destination."""
+
+    row: ItemRow
+    refs: list[ObjectRow] | None = None
+    #: object keys (relative to the service prefix) whose copies are in flight
+    in_flight: set[str] = field(default_factory=set)
+
+
+class _Queue:
+    """One service's unfinished items in one destination region."""
+
+    def __init__(self, job: ServiceJob, region: str, role: RegionRole) -> None:
+        self.job = job
+        self.region = region
+        self.role = role
+        self.items: dict[str, _Work] = {}
+        self.lanes: dict[Lane, deque[str]] = {lane: deque() for lane in LANES}
+        #: object key -> attempts since the service's last listing
+        self.attempts: dict[str, int] = {}
+        #: object key -> the item it belongs to
+        self.owner: dict[str, str] = {}
+        self.in_flight = 0
+        #: completions in a row that the destination throttled, and when to try again
+        self.throttled = 0
+        self.hold_until: datetime | None = None
+        self.paused = False
+        #: no longer a destination (retired, disabled): completions are ignored
+        self.dropped = False
+        #: published or given up since the service's last listing (its pace)
+        self.busy = False
+
+    @property
+    def service(self) -> Service:
+        return self.job.service
+
+    @property
+    def name(self) -> tuple[str, str]:
+        return self.service.name, self.region
+
+    def add(self, rows: Iterable[ItemRow]) -> None:
+        """Queue items, oldest first; timeline history ahead of every log segment."""
+        for row in rows:
+            if row.item_id in self.items or row.status not in UNFINISHED:
+                continue
+            self.items[row.item_id] = _Work(row)
+            lane = self.lanes[lane_of(row.kind)]
+            if row.kind == ItemKind.HISTORY:
+                lane.appendleft(row.item_id)
+            else:
+                lane.append(row.item_id)
+
+    def clear(self) -> None:
+        self.items.clear()
+        self.owner.clear()
+        self.attempts.clear()
+        for lane in self.lanes.values():
+            lane.clear()
+
+    def remove(self, item_id: str) -> None:
+        work = self.items.pop(item_id)
+        self.lanes[lane_of(work.row.kind)].remove(item_id)
+        for ref in work.refs or ():
+            self.owner.pop(ref.key, None)
+            self.attempts.pop(ref.key, None)
+
+    def ready(self, now: datetime) -> bool:
+        return not (self.paused or self.dropped) and (self.hold_until is None
+                                                      or self.hold_until <= now)
+
+
+@dataclass
+class _ServiceState:
+    job: ServiceJob
+    outcome: PassOutcome
+    next_listing: datetime | None = None
+    wait: float = 0.0
+    #: the primary could not be read: its copies wait for the next listing
+    primary_down: bool = False
+    cycles: int = 0
+    retention_due: bool = False
+
+
+class Scheduler:
+    """The state of one replication run; ``run`` is its procedure."""
+
+    def __init__(self, catalog: Catalog, jobs: Sequence[ServiceJob],
+                 settings: ReplicationSettings, *, once: bool, full_listing: bool = False,
+                 hooks: Hooks | None = None) -> None:
+        self.catalog = catalog
+        self.settings = settings
+        self.once = once
+        self.full_listing = full_listing
+        self.hooks = hooks or Hooks()
+        self.services = {job.service.name: _ServiceState(job, PassOutcome(job.service.name))
+                         for job in jobs}
+        self.queues: dict[tuple[str, str], _Queue] = {}
+        #: round-robin order of the queues, and where each lane's next turn starts
+        self.order: list[tuple[str, str]] = []
+        self.turn = dict.fromkeys(LANES, 0)
+        self.in_flight: dict[Lane, int] = dict.fromkeys(LANES, 0)
+        #: (destination, full key) of each copy in flight -> its queue and lane
+        self.flights: dict[tuple[str, str], tuple[tuple[str, str], Lane]] = {}
+        self.stopping = False
+        #: every cycle's outcome in once mode, in service order
+        self.outcomes: dict[str, PassOutcome] = {}
+
+    # -- the procedure ---------------------------------------------------------------------------
+
+    def run(self) -> Generator[Effect, Any, list[PassOutcome]]:
+        """List, copy, verify and publish until done (``once``: every service listed once and
+        its work finished) or until the driver asks to stop (after the copies in flight)."""
+        while True:
+            now: datetime = yield Now()
+            if not self.stopping:
+                for name in sorted(self.services):
+                    state = self.services[name]
+                    if state.next_listing is not None and state.next_listing > now:
+                        continue
+                    if self.once and state.cycles:
+                        continue
+                    yield from self._cycle(state)
+                now = yield Now()
+                while not self.stopping:
+                    picked = self._next(now)
+                    if picked is None:
+                        break
+                    queue, work, ref = picked
+                    task = self._start(queue, work, ref, now)
+                    started: bool = yield StartCopy(task)
+                    if not started:
+                        self._unstart(queue, work, task)
+                        self.stopping = True
+            total = sum(self.in_flight.values())
+            if total == 0 and (self.stopping or (self.once and not self._waiting(now))):
+                break
+            timeout = self._timeout(now) if not self.stopping else None
+            if total == 0 and timeout is None:
+                break
+            wake: Completions = yield NextCompletions(timeout)
+            if wake.stop_requested:
+                self.stopping = True
+            elif timeout is not None and not wake.results:
+                # The pauses this wait covered are over, whatever the clock says now (a
+                # driver's clock may stand still while it carries out a management action).
+                self._lift_holds(now + timedelta(seconds=timeout))
+            if wake.results:
+                yield from self._apply(wake.results)
+        for state in self.services.values():
+            self._close_cycle(state)
+        return [self.outcomes[name] for name in sorted(self.outcomes)]
+
+    # -- listing cycles --------------------------------------------------------------------------
+
+    def _close_cycle(self, state: _ServiceState) -> None:
+        if not state.cycles:
+            return
+        outcome = state.outcome
+        self.outcomes[outcome.service] = outcome
+        if self.hooks.on_cycle is not None:
+            self.hooks.on_cycle(outcome)
+
+    def _cycle(self, state: _ServiceState) -> Generator[Effect, Any, None]:
+        """List one service's primary, queue what its destinations lack, retire and apply
+        retention; then set when it is listed next."""
+        catalog, service = self.catalog, state.job.service
+        busy = any(q.busy for q in self._queues_of(service.name)) or bool(
+            state.outcome.discovered)
+        if state.cycles and not self.once:
+            self._close_cycle(state)
+            state.outcome = PassOutcome(service.name)
+        state.cycles += 1
+        for queue in self._queues_of(service.name):
+            queue.busy = False
+        now: datetime = yield Now()
+        state.wait = next_wait(state.wait, busy, busy_interval=self.settings.busy_poll_interval,
+                               interval=self.settings.poll_interval)
+        state.next_listing = now + timedelta(seconds=state.wait)
+        destinations = self._sync_destinations(state)
+        if not destinations:
+            return
+        full = (self.full_listing and state.cycles == 1) or full_listing_due(
+            catalog, state.job.layout, service, now, self.settings.full_listing_interval)
+        try:
+            state.outcome.discovered += yield from discover_primary(
+                catalog, state.job.layout, service, self.settings, full=full)
+        except (StorageError, CorruptBackup) as error:
+            now = yield Now()
+            state.primary_down = True
+            state.outcome.primary_error = str(error)
+            catalog.event(now, "error", service.name, service.region,
+                          f"cannot list the primary: {error}")
+            return
+        state.primary_down = False
+        state.retention_due = state.retention_due or full
+        for queue in destinations:
+            yield from self._refill(queue, state, full=full)
+        yield from retire_previous(catalog, service)
+        self._sync_destinations(state)
+        retention = state.job.retention
+        if retention is not None and state.retention_due:
+            # Retention must never delete the only copy of a point in time, so it judges only
+            # after a full listing: an incremental one cannot see what left the primary.
+            state.retention_due = False
+            for queue in self._queues_of(service.name):
+                if queue.role == RegionRole.SECONDARY and not queue.paused:
+                    state.outcome.retired += yield from apply_retention(
+                        catalog, service, queue.region, retention)
+
+    def _queues_of(self, service: str) -> list[_Queue]:
+        return [q for key, q in sorted(self.queues.items()) if key[0] == service]
+
+    def _sync_destinations(self, state: _ServiceState) -> list[_Queue]:
+        """Match the queues to the catalog's destinations of a service (management actions
+        change them while a run goes on)."""
+        service = state.job.service
+        # A stopped destination is one whose copies are being deleted (disable --delete).
+        rows = [loc for loc in self.catalog.locations(
+            service.name, roles=[RegionRole.SECONDARY, RegionRole.PREVIOUS])
+            if loc.state != RegionState.STOPPED]
+        wanted = {loc.region: loc for loc in rows}
+        for queue in self._queues_of(service.name):
+            if queue.region not in wanted:
+                self._drop(queue)
+        for region, loc in sorted(wanted.items()):
+            known = self.queues.get((service.name, region))
+            if known is None or known.dropped:
+                dropped = known
+                known = _Queue(state.job, region, loc.role)
+                known.paused = loc.state == RegionState.PAUSED
+                # Copies still in flight for the dropped queue come back to this one.
+                known.in_flight = dropped.in_flight if dropped is not None else 0
+                self.queues[known.name] = known
+                self.order = sorted(self.queues)
+            known.role = loc.role
+        return [q for q in self._queues_of(service.name) if not q.dropped]
+
+    def _drop(self, queue: _Queue) -> None:
+        queue.dropped = True
+        queue.clear()
+        if queue.in_flight == 0:
+            del self.queues[queue.name]
+            self.order = sorted(self.queues)
+
+    def _refill(self, queue: _Queue, state: _ServiceState, *,
+                full: bool) -> Generator[Effect, Any, None]:
+        """Queue what the destination lacks: on the first look (or after a pause) every
+        unfinished item, later only what the listing added; items given up are tried again."""
+        catalog, service, region = self.catalog, state.job.service, queue.region
+        first = not queue.items and not any(queue.lanes.values())
+        if queue.paused:
+            # Resume by ourselves once the region answers again.
+            try:
+                yield ListPage(region, f"{service.key_prefix}/", None, 1)
+            except StorageError as error:
+                state.outcome.paused[region] = f"{region} unreachable: {error}"
+                return
+            now: datetime = yield Now()
+            catalog.set_location(service.name, region, queue.role, RegionState.ACTIVE, now)
+            catalog.event(now, "info", service.name, region, "region reachable again; resuming")
+            queue.paused, first = False, True
+        now = yield Now()
+        with catalog.transaction():
+            since = 0 if full or first else catalog.copy_mark(service.name, region)
+            added = catalog.add_missing(service.name, service.region, region, now,
+                                        since_rowid=since)
+            catalog.set_copy_mark(service.name, region)
+        queue.attempts.clear()
+        if first:
+            queue.add(catalog.items(service.name, region, statuses=UNFINISHED))
+        else:
+            queue.add(catalog.items_by_id(service.name, region, added))
+            failed = [w.row.item_id for w in queue.items.values()
+                      if w.row.status == ItemStatus.FAILED]
+            for item_id in failed:  # given up last cycle: one more try per listing
+                work = queue.items[item_id]
+                work.row = _with_status(work.row, ItemStatus.PENDING)
+
+    # -- choosing and starting copies ------------------------------------------------------------
+
+    def _next(self, now: datetime) -> tuple[_Queue, _Work, ObjectRow] | None:
+        """The next copy to start: a log lane's turn first; a base only while bases hold
+        fewer than their share of the streams."""
+        if sum(self.in_flight.values()) >= self.settings.concurrency:
+            return None
+        for lane in LANES:
+            if lane == Lane.BASE and self.in_flight[Lane.BASE] >= self.settings.base_stream_limit:
+                continue
+            count = len(self.order)
+            start = self.turn[lane]
+            for step in range(count):
+                index = (start + step) % count
+                queue = self.queues[self.order[index]]
+                if not queue.ready(now) or not queue.lanes[lane] \
+                        or self.services[queue.service.name].primary_down:
+                    continue
+                found = self._take(queue, lane, now)
+                if found is not None:
+                    self.turn[lane] = (index + 1) % count
+                    return queue, found[0], found[1]
+        return None
+
+    def _take(self, queue: _Queue, lane: Lane,
+              now: datetime) -> tuple[_Work, ObjectRow] | None:
+        """The oldest object of this lane that can start: payload first, the completion
+        marker once every payload object verified."""
+        given_up: list[tuple[str, str]] = []
+        found: tuple[_Work, ObjectRow] | None = None
+        for item_id in queue.lanes[lane]:
+            work = queue.items[item_id]
+            if work.row.status == ItemStatus.FAILED:
+                continue
+            refs = self._refs(queue, work)
+            missing = [o for o in refs if not o.is_marker and o.status != ItemStatus.AVAILABLE]
+            if not missing:
+                missing = [o for o in refs if o.is_marker and o.status != ItemStatus.AVAILABLE]
+            ref = next((o for o in missing if o.key not in work.in_flight), None)
+            if ref is None:
+                continue
+            tries = queue.attempts.get(ref.key, 0)
+            if tries >= self.settings.max_attempts:
+                given_up.append((item_id, f"{ref.key} failed {tries} times"))
+                continue
+            found = work, ref
+            break
+        for item_id, reason in given_up:
+            self._give_up(queue, item_id, reason, now)
+        return found
+
+    def _refs(self, queue: _Queue, work: _Work) -> list[ObjectRow]:
+        if work.refs is None:
+            work.refs = self.catalog.item_refs(queue.service.name, queue.region,
+                                               work.row.item_id)
+            queue.owner.update((ref.key, work.row.item_id) for ref in work.refs)
+        return work.refs
+
+    def _give_up(self, queue: _Queue, item_id: str, reason: str, now: datetime) -> None:
+        """An object failed max_attempts times: the item is failed until the next listing."""
+        work = queue.items[item_id]
+        work.row = _with_status(work.row, ItemStatus.FAILED)
+        queue.busy = True
+        service = queue.service.name
+        self.catalog.set_item_status(service, queue.region, item_id, ItemStatus.FAILED, now,
+                                     reason)
+        self.catalog.event(now, "error", service, queue.region,
+                           f"{item_id} not published: {reason}")
+        self.services[service].outcome.failed.append(item_id)
+
+    def _start(self, queue: _Queue, work: _Work, ref: ObjectRow, now: datetime) -> CopyTask:
+        service = queue.service
+        if work.row.status != ItemStatus.COPYING:
+            self.catalog.mark_copying(service.name, queue.region, [work.row.item_id], now)
+            work.row = _with_status(work.row, ItemStatus.COPYING)
+        work.in_flight.add(ref.key)
+        queue.in_flight += 1
+        lane = lane_of(work.row.kind)
+        self.in_flight[lane] += 1
+        task = CopyTask(service.region, queue.region, f"{service.key_prefix}/{ref.key}",
+                        ref.size, ref.sha256)
+        self.flights[(task.destination, task.key)] = queue.name, lane
+        return task
+
+    def _unstart(self, queue: _Queue, work: _Work, task: CopyTask) -> None:
+        """The driver refused to start a copy (it is stopping)."""
+        work.in_flight.discard(task.key[len(queue.service.key_prefix) + 1:])
+        queue.in_flight -= 1
+        _, lane = self.flights.pop((task.destination, task.key))
+        self.in_flight[lane] -= 1
+
+    def _waiting(self, now: datetime) -> bool:
+        """Once mode: is there work that can start now, or after a throttling pause?"""
+        return any(queue.items and not queue.paused and not queue.dropped
+                   and not self.services[queue.service.name].primary_down
+                   and queue.hold_until is not None and queue.hold_until > now
+                   for queue in self.queues.values())
+
+    def _lift_holds(self, until: datetime) -> None:
+        for queue in self.queues.values():
+            if queue.hold_until is not None and queue.hold_until <= until:
+                queue.hold_until = None
+
+    def _timeout(self, now: datetime) -> float | None:
+        """Seconds until something is due without a completion: a listing, or the end of a
+        throttling pause (None: only a completion can bring work)."""
+        moments = [q.hold_until for q in self.queues.values()
+                   if q.hold_until is not None and q.hold_until > now and q.items]
+        if not self.once:
+            moments += [s.next_listing for s in self.services.values()
+                        if s.next_listing is not None]
+        if not moments:
+            return None if self.once else self.settings.poll_interval
+        return max(0.0, (min(moments) - now).total_seconds())
+
+    # -- completions ----------------------------------------------------------------------------
+
+    def _apply(self, results: tuple[CopyResult, ...]) -> Generator[Effect, Any, None]:
+        """Record finished copies and publish every item whose objects all verified."""
+        now: datetime = yield Now()
+        groups: dict[tuple[str, str], list[CopyResult]] = {}
+        for result in results:
+            name, lane = self.flights.pop((result.task.destination, result.task.key))
+            self.in_flight[lane] -= 1
+            groups.setdefault(name, []).append(result)
+        for name in sorted(groups):
+            queue = self.queues.get(name)
+            if queue is not None:
+                yield from self._apply_queue(queue, groups[name], now)
+
+    def _apply_queue(self, queue: _Queue, results: list[CopyResult],
+                     now: datetime) -> Generator[Effect, Any, None]:
+        catalog, service, region = self.catalog, queue.service, queue.region
+        state = self.services[service.name]
+        outcome = state.outcome
+        prefix = f"{service.key_prefix}/"
+        for result in results:
+            key = result.task.key[len(prefix):]
+            queue.in_flight -= 1
+            work = queue.items.get(queue.owner.get(key, ""))
+            if work is not None:
+                work.in_flight.discard(key)
+        location = catalog.location(service.name, region)
+        if queue.dropped or location is None or location.state == RegionState.STOPPED \
+                or location.role not in (RegionRole.SECONDARY, RegionRole.PREVIOUS):
+            # No longer a destination: what landed there is not recorded as a copy.
+            self._drop(queue)
+            return
+        stop: str | None = None
+        throttled = False
+        unverified: list[str] = []
+        records: list[CopyRecord] = []
+        touched: dict[str, _Work] = {}
+        for result in results:
+            key = result.task.key[len(prefix):]
+            work = queue.items.get(queue.owner.get(key, ""))
+            if work is None or work.refs is None:
+                continue
+            queue.attempts[key] = queue.attempts.get(key, 0) + 1
+            ok, how = verify(result, result.task.sha256)
+            error = "" if ok else (result.error or how)
+            records.append(CopyRecord(key, ok, result.method, how if ok else "", error))
+            for index, ref in enumerate(work.refs):
+                if ref.key == key:
+                    work.refs[index] = ObjectRow(
+                        ref.key, ref.size, ref.sha256, ref.is_marker,
+                        ItemStatus.AVAILABLE if ok else ItemStatus.FAILED, ref.attempts + 1)
+            touched[work.row.item_id] = work
+            if ok:
+                outcome.copied_objects += 1
+                outcome.copied_bytes += result.task.size
+                continue
+            if result.ok:
+                unverified.append(result.task.key)
+            throttled = throttled or result.error_kind == "throttled"
+            catalog.event(now, "warning", service.name, region, f"copy of {key} failed: {error}")
+            if result.error_kind == "unreachable":
+                side = service.region if result.failed_side == "source" else region
+                stop = f"{side} unreachable: {result.error}"
+            elif result.error_kind == "missing" and result.failed_side == "source":
+                queue.attempts[key] = self.settings.max_attempts  # retrying cannot help
+        published: list[tuple[str, float]] = []
+        with catalog.transaction():
+            catalog.record_copies(service.name, region, records, now)
+            for item_id, work in sorted(touched.items()):
+                assert work.refs is not None
+                if all(o.status == ItemStatus.AVAILABLE for o in work.refs) \
+                        and not work.in_flight:
+                    published.append((item_id, (now - work.row.completed_at).total_seconds()))
+            catalog.publish_items(service.name, region, published, now)
+        for item_id, lag in published:
+            queue.remove(item_id)
+            outcome.published.append(item_id)
+            if self.hooks.on_publish is not None:
+                self.hooks.on_publish(service.name, region, item_id, now, lag)
+        queue.busy = queue.busy or bool(published)
+        queue.throttled = queue.throttled + 1 if throttled else 0
+        if throttled:
+            queue.hold_until = now + timedelta(seconds=self._backoff(queue.throttled))
+        if unverified:
+            yield from self._remove_unverified(queue, unverified, now)
+        if stop is not None:
+            self._stop_for(queue, stop, now)
+
+    def _backoff(self, throttled: int) -> float:
+        """Seconds to hold a destination the provider asked to slow down."""
+        return min(self.settings.throttle_backoff_cap,
+                   self.settings.throttle_backoff * 2.0 ** (throttled - 1))
+
+    def _remove_unverified(self, queue: _Queue, keys: list[str],
+                           now: datetime) -> Generator[Effect, Any, None]:
+        """Bytes that did not verify never stay under a real key (a log segment is its own
+        completion marker: the backup tool would take it for a good one)."""
+        service = queue.service.name
+        try:
+            errors: tuple[str, ...] = yield DeleteBatch(queue.region, tuple(keys))
+        except StorageError as error:
+            errors = (str(error),) * len(keys)
+        for key, problem in zip(keys, errors, strict=True):
+            self.catalog.event(now, "warning" if problem else "info", service, queue.region,
+                               f"could not remove the unverified copy of {key}: {problem}"
+                               if problem else f"removed the unverified copy of {key}")
+
+    def _stop_for(self, queue: _Queue, reason: str, now: datetime) -> None:
+        """A side did not answer: the primary (the service waits for its next listing) or the
+        destination (paused, probed at each listing)."""
+        service = queue.service
+        state = self.services[service.name]
+        if reason.startswith(f"{service.region} "):
+            if not state.primary_down:
+                state.primary_down = True
+                state.outcome.primary_error = reason
+                self.catalog.event(now, "error", service.name, service.region, reason)
+            return
+        self.catalog.set_location(service.name, queue.region, queue.role, RegionState.PAUSED,
+                                  now, reason)
+        for item_id in sorted(queue.items):
+            self.catalog.set_item_status(service.name, queue.region, item_id,
+                                         ItemStatus.PAUSED, now, reason)
+        self.catalog.event(now, "error", service.name, queue.region,
+                           f"replication paused: {reason}")
+        state.outcome.paused[queue.region] = reason
+        queue.paused = True
+        for item_id, work in list(queue.items.items()):
+            if work.in_flight:
+                work.row = _with_status(work.row, ItemStatus.PAUSED)
+            else:
+                queue.remove(item_id)
+
+
+def _with_status(item: ItemRow, status: ItemStatus) -> ItemRow:
+    return ItemRow(item.service, item.region, item.item_id, item.kind, item.stream, item.seq,
+                   item.start_time, item.end_time, item.size, item.object_count, status,
+                   item.reason, item.completed_at, item.available_at, item.lag_seconds,
+                   item.parent)
+
+
+def replicate(catalog: Catalog, jobs: Sequence[ServiceJob], settings: ReplicationSettings, *,
+              once: bool, full_listing: bool = False,
+              hooks: Hooks | None = None) -> Generator[Effect, Any, list[PassOutcome]]:
+    """Replicate ``jobs`` to their destinations: once (each service listed once, its work
+    finished) or until the driver asks to stop. Returns each service's last outcome."""
+    scheduler = Scheduler(catalog, jobs, settings, once=once, full_listing=full_listing,
+                          hooks=hooks)
+    return (yield from scheduler.run())
