@@ -38,7 +38,7 @@ class SyncStarted(Message):
 
 
 class CopyProgressed(Message):
-    """One more object of the current copy batch is done (from LiveDriver.on_copy)."""
+    """One more copy finished: copies done and started so far (from LiveDriver.on_copy)."""
 
     def __init__(self, service: str, done: int, total: int, bytes_done: int,
                  bytes_total: int) -> None:

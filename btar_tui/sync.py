@@ -13,7 +13,7 @@ from btar_tui.format import size
 from btar_tui.messages import CopyProgressed, StatusRefreshed, SyncFinished, SyncStarted
 from btar_tui.views import read_status
 from engine.api import Btar
-from engine.errors import BtarError
+from engine.errors import BtarError, SyncAlreadyRunning
 from engine.model import REPLICABLE_TYPES
 
 #: at most one copy-progress message per this many seconds (and always the last one)
@@ -21,9 +21,26 @@ PROGRESS_EVERY = 0.1
 
 
 def sync_all(bridge: Bridge, post: Callable[[Message], object]) -> None:
-    """One replication pass per replicable service. The lock is released between services
-    so the screens can read the catalog while a long sync goes on, and the status is
-    re-read after each service so the table follows the sync."""
+    """One replication pass per replicable service, holding the catalog's lock as `btar
+    sync` does: while a `btar sync` daemon holds it, the daemon does the copying and this
+    only says so. The bridge's lock is released between services so the screens can read
+    the catalog while a long sync goes on, and the status is re-read after each service so
+    the table follows the sync."""
+    try:
+        lock = bridge.call(lambda b: b.replication_lock())
+    except SyncAlreadyRunning as running:
+        who = f"pid {running.pid}" if running.pid else "another process"
+        post(SyncFinished(f"not synced here: btar sync ({who}) replicates this catalog; "
+                          "this screen manages and watches", []))
+        return
+    try:
+        _sync_each(bridge, post)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _sync_each(bridge: Bridge, post: Callable[[Message], object]) -> None:
     names = bridge.call(lambda b: [s.name for s in b.services() if s.type in REPLICABLE_TYPES])
     published = copied = copied_bytes = 0
     problems: list[str] = []

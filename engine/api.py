@@ -60,7 +60,7 @@ from engine.replication import PassOutcome, ReplicationSettings, discover_primar
 from engine.restore import RestorePlan, plan_restore, supplement_pgbackrest
 from engine.retention import RetentionPolicy
 from engine.runtime import Clock, CopyProgress, LiveDriver, StorageRegistry
-from engine.scheduler import Hooks, ServiceJob, replicate
+from engine.scheduler import Hooks, ServiceJob, lane_of, replicate
 from engine.storage.base import Storage
 from engine.storage.locations import LocationConfig, open_location
 from engine.windows import window_from_catalog
@@ -69,7 +69,7 @@ T = TypeVar("T")
 
 __all__ = [
     "Btar", "CopyProgress", "DisableOutcome", "Driver", "EventRow", "ForkOutcome", "ItemRow",
-    "LagReport", "PassOutcome", "RegionStatus", "RestorePlan", "ServiceStatus",
+    "LagReport", "LaneBacklog", "PassOutcome", "RegionStatus", "RestorePlan", "ServiceStatus",
 ]
 
 #: A destination this far behind is "lagging" rather than merely "copying".
@@ -86,6 +86,14 @@ class Driver(Protocol):
 
 
 @dataclass(frozen=True)
+class LaneBacklog:
+    """Items still to copy into a region in one lane, and their bytes."""
+
+    items: int = 0
+    bytes: int = 0
+
+
+@dataclass(frozen=True)
 class RegionStatus:
     region: str
     role: RegionRole
@@ -93,6 +101,8 @@ class RegionStatus:
     reason: str
     items: dict[str, int]
     window: RestoreWindow
+    #: per lane ("log", "base"): what is still to copy into this region
+    backlog: dict[str, LaneBacklog] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -108,6 +118,14 @@ class ServiceStatus:
     #: the lag measured for the item published most recently
     last_lag_seconds: float | None
     regions: list[RegionStatus] = field(default_factory=list)
+
+    @property
+    def backlog(self) -> dict[str, LaneBacklog]:
+        """What is still to copy into the additional region, per lane."""
+        for region in self.regions:
+            if region.region == self.additional_region:
+                return region.backlog
+        return {}
 
 
 @dataclass(frozen=True)
@@ -205,6 +223,14 @@ class Btar:
         self.catalog.close()
         if self._lock is not None:
             self._lock.release()
+
+    def replication_lock(self) -> CatalogLock | None:
+        """Take the catalog's lock for a replication run, as `btar sync` does (release it when
+        done); None when this Btar holds it already or its catalog has no file. Raises
+        SyncAlreadyRunning while another process (a `btar sync` daemon) replicates."""
+        if self._lock is not None or self.catalog.path is None:
+            return None
+        return CatalogLock(self.catalog.path)
 
     @property
     def poll_interval(self) -> float:
@@ -429,8 +455,16 @@ class Btar:
         regions: list[RegionStatus] = []
         for loc in self._ordered_locations(service.name):
             counts = self.catalog.status_counts(service.name, loc.region)
+            backlog: dict[str, LaneBacklog] = {}
+            if loc.role in DESTINATION_ROLES:
+                for kind, (items, size) in self.catalog.backlog(service.name,
+                                                                loc.region).items():
+                    lane = str(lane_of(kind))
+                    known = backlog.get(lane, LaneBacklog())
+                    backlog[lane] = LaneBacklog(known.items + items, known.bytes + size)
             regions.append(RegionStatus(loc.region, loc.role, loc.state, loc.reason, counts,
-                                        self.window(service.name, loc.region)))
+                                        self.window(service.name, loc.region),
+                                        dict(sorted(backlog.items()))))
         secondary = self.additional_region(service.name)
         lag = self.current_lag(service.name, secondary, now) if secondary else None
         if service.type not in REPLICABLE_TYPES:

@@ -214,9 +214,12 @@ class EventRow:
 class Catalog:
     """All reads and writes of the catalog. Use from one thread at a time."""
 
-    def __init__(self, db: sqlite_utils.Database, *, name: str = "the catalog") -> None:
+    def __init__(self, db: sqlite_utils.Database, *, name: str = "the catalog",
+                 path: Path | None = None) -> None:
         self.db = db
         self.name = name
+        #: the file (None in memory): its lock file sits beside it (CatalogLock)
+        self.path = path
         self._migrate()
 
     @classmethod
@@ -239,7 +242,7 @@ class Catalog:
             # In WAL mode NORMAL never corrupts; a power cut may lose the last commits, which
             # only makes btar copy those objects again.
             db.execute("PRAGMA synchronous = NORMAL")
-            catalog = cls(db, name=str(path))
+            catalog = cls(db, name=str(path), path=path)
             # Reading every table's root page finds a file cut short before any command does.
             for (table,) in db.execute(
                     "select name from sqlite_master where type = 'table'").fetchall():
@@ -346,6 +349,15 @@ class Catalog:
         return {status: count for status, count in self.db.execute(
             "select status, count(*) from items where service = ? and region = ? "
             "group by status order by status", [service, region]).fetchall()}
+
+    def backlog(self, service: str, region: str) -> dict[ItemKind, tuple[int, int]]:
+        """Items not yet published in a region, per kind: (how many, their bytes)."""
+        unfinished = [str(s) for s in (ItemStatus.PENDING, ItemStatus.COPYING,
+                                       ItemStatus.FAILED, ItemStatus.PAUSED)]
+        return {ItemKind(kind): (count, int(size or 0)) for kind, count, size in self.db.execute(
+            "select kind, count(*), sum(size) from items where service = ? and region = ? "
+            f"and status in ({','.join('?' * len(unfinished))}) group by kind order by kind",
+            [service, region, *unfinished]).fetchall()}
 
     def item_ids(self, service: str, region: str, status: ItemStatus) -> set[str]:
         """Ids of the items with ``status`` in a region (no row decoding: cheap)."""

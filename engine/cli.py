@@ -109,15 +109,30 @@ def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_status(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     statuses = app.status()
+    settings = app.settings
+    streams = {"concurrency": settings.concurrency, "base_streams": settings.base_stream_limit}
     if args.json:
-        _print_json({"services": statuses}, out)
+        _print_json({"services": [{**to_jsonable(s), "backlog": to_jsonable(s.backlog)}
+                                  for s in statuses], "streams": streams}, out)
         return 0
-    rows = [["SERVICE", "TYPE", "PRIMARY", "ADDITIONAL", "STATE", "LAG", "WINDOW END (SECONDARY)"]]
+    rows = [["SERVICE", "TYPE", "PRIMARY", "ADDITIONAL", "STATE", "LAG", "BACKLOG (LOG / BASE)",
+             "WINDOW END (SECONDARY)"]]
     for s in statuses:
         rows.append([s.name, s.type, s.primary_region, s.additional_region or "-", s.state,
-                     _duration(s.current_lag_seconds), _secondary_end(s)])
+                     _duration(s.current_lag_seconds), _backlog(s), _secondary_end(s)])
     _table(rows, out)
+    out.write(f"copy streams: {streams['concurrency']}, base backups take at most "
+              f"{streams['base_streams']} (replication.concurrency, replication.base_streams)\n")
     return 0
+
+
+def _backlog(status: ServiceStatus) -> str:
+    """Items (and bytes) still to copy into the additional region, log lane / base lane."""
+    if status.additional_region is None:
+        return "-"
+    lanes = status.backlog
+    return " / ".join(f"{lanes[lane].items} ({_bytes(lanes[lane].bytes)})" if lane in lanes
+                      else "0" for lane in ("log", "base"))
 
 
 def _secondary_end(status: ServiceStatus) -> str:
