@@ -1,7 +1,7 @@
 """A wrapper that injects faults into any storage: outages (now, or after N more calls),
 crashes after N writes, throttling, timeouts, connection resets mid-read, corrupted copies,
-copies that claim success over wrong bytes, listings that miss a key. Used by tests and by
-the simulator. Faults surface as a real backend surfaces them once its own retries are spent:
+copies that claim success over wrong bytes, listings that miss a key, a slow link. Used by
+tests and by the simulator. Faults surface as a real backend surfaces them once its own retries are spent:
 Throttled, Unreachable, or wrong bytes."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import BinaryIO
@@ -49,6 +50,10 @@ class FaultyStorage(Storage):
         self.lie_on_copy: Callable[[str], bool] = lambda key: False
         #: keys the next listing that reaches them leaves out, once each
         self.omit_once: set[str] = set()
+        #: seconds a copy of this many bytes spends on the wire before it lands (a link
+        #: with a given latency and bandwidth per stream); slept with ``sleep``
+        self.transfer_time: Callable[[int], float] = lambda size: 0.0
+        self.sleep: Callable[[float], None] = time.sleep
         #: how many calls each fault refused, by kind
         self.injected: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -131,6 +136,9 @@ class FaultyStorage(Storage):
                   sha256: str | None = None, size: int | None = None) -> CopyReport:
         self._check(key)
         self._count_write()
+        delay = self.transfer_time(size or 0)
+        if delay > 0:
+            self.sleep(delay)
         if self.lie_on_copy(key):
             data = bytearray(source.read_bytes(source_key))
             data[:1] = bytes([data[0] ^ 0xFF]) if data else b"\x00"

@@ -14,6 +14,8 @@ same server in the same run. Cases (--cases, comma separated; default all):
   the peak RSS of a full listing at the largest size.
 - lag: steady-state replication lag of the `btar sync` daemon, local backend.
 - planning: restorable window and restore plan at one million log segments.
+- twin: the twin-run scenario on the real runtime (local folders, a throttled link, 40 s of
+  wall time) against the simulator: log lag p50/p99 per service, to agree within 10 %.
 
 Each timed value is the median of --repeat runs (a fresh destination and catalog per catch-up
 run). Prints a table (progress on stderr) and writes --json (default bench-results.json).
@@ -33,13 +35,13 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks.harness import catchup, lag, noop, peers, planning
+from tests.benchmarks.harness import catchup, lag, noop, peers, planning, twin
 from tests.benchmarks.harness.btar import BTAR, has_full_listing
 from tests.benchmarks.harness.proc import progress, run
 from tests.benchmarks.harness.results import Case, table, write_json
 from tests.benchmarks.harness.s3 import Moto, benchmark_environment, moto_server
 
-CASES = ("catchup-local", "catchup-s3", "noop-local", "noop-s3", "lag", "planning")
+CASES = ("catchup-local", "catchup-s3", "noop-local", "noop-s3", "lag", "planning", "twin")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -126,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                     case = noop.run_s3(folder, counts, args.repeat, env, moto)
                 elif name == "lag":
                     case = lag.run(folder, args.lag_seconds, env)
+                elif name == "twin":
+                    case = twin.run(folder)
                 else:
                     case = planning.run(args.planning_segments)
             except Exception as error:  # report the others; this case failed
