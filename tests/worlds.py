@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from engine.api import Btar
 from engine.catalog import Catalog
 from engine.demo import DemoProducer
+from engine.effects import Completions, Effect, NextCompletions
 from engine.model import ItemStatus, Service, ServiceType
 from engine.replication import ReplicationSettings
 from engine.runtime import LiveDriver
-from engine.storage.faults import FaultyStorage
+from engine.storage.faults import FaultyStorage, InjectedCrash
 from engine.storage.locations import MemoryLocation
 from engine.storage.memory import MemoryStorage
 
@@ -34,8 +36,24 @@ class ManualClock:
         self.moment += timedelta(seconds=seconds)
 
 
+class CrashingDriver(LiveDriver):
+    """LiveDriver, except that a copy that died of FaultyStorage's InjectedCrash takes the
+    whole run with it, as the death of the process would: the driver turns a copy's exception
+    into a failed copy, so it is raised again here, before the procedure hears of any of the
+    completions (the copies still in flight finish, unrecorded, as LiveDriver.run waits)."""
+
+    def _perform(self, effect: Effect) -> Any:
+        result = super()._perform(effect)
+        if isinstance(effect, NextCompletions):
+            assert isinstance(result, Completions)
+            for done in result.results:
+                if done.error.startswith(f"{InjectedCrash.__name__}:"):
+                    raise InjectedCrash(done.error)
+        return result
+
+
 class World:
-    def __init__(self, *, batch_size: int = 64, max_attempts: int = 3) -> None:
+    def __init__(self, *, concurrency: int = 4, max_attempts: int = 3) -> None:
         self.clock = ManualClock()
         self.stores = {r: FaultyStorage(MemoryStorage(r, self.clock.now)) for r in REGIONS}
         self.services = [
@@ -43,11 +61,12 @@ class World:
             Service("shop", ServiceType.MYSQL, "aws-eu-west-1"),
             Service("cache", ServiceType.REDIS, "aws-eu-west-1"),
         ]
-        self.driver = LiveDriver(self.stores.__getitem__, concurrency=4, clock=self.clock)
+        self.driver = CrashingDriver(self.stores.__getitem__, concurrency=concurrency,
+                                     clock=self.clock)
         self.catalog = Catalog.in_memory()
         self.app = Btar(self.services, {r: MemoryLocation(url=f"memory://{r}") for r in REGIONS},
                         self.catalog, self.driver,
-                        settings=ReplicationSettings(batch_size=batch_size,
+                        settings=ReplicationSettings(concurrency=concurrency,
                                                      max_attempts=max_attempts))
         self.producers = {
             s.name: DemoProducer(self.stores[s.region], s, last_end=self.clock.now())

@@ -1,8 +1,8 @@
 """A wrapper that injects faults into any storage: outages (now, or after N more calls),
 crashes after N writes, throttling, timeouts, connection resets mid-read, corrupted copies,
 copies that claim success over wrong bytes, listings that miss a key, a slow link. Used by
-tests and by the simulator. Faults surface as a real backend surfaces them once its own retries are spent:
-Throttled, Unreachable, or wrong bytes."""
+tests and by the simulator. Faults surface as a real backend surfaces them once its own
+retries are spent: Throttled, Unreachable, or wrong bytes."""
 
 from __future__ import annotations
 

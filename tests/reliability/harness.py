@@ -174,13 +174,20 @@ class Run:
         for line in self.stderr.splitlines():
             if line.startswith("btar test hook:"):
                 words = line.split()
-                return f"{words[4]} {words[-1].strip('()')}"  # "before CopyBatch"
+                return f"{words[4]} {words[-1].strip('()')}"  # "before StartCopy"
         return "timed" if self.killed else "completed"
 
 
 class KillWorld:
     """A primary full of backups, a catalog snapshot taken right after `enable`, and one fresh
-    secondary location (and catalog copy) per episode."""
+    secondary location (and catalog copy) per episode.
+
+    Each episode has two configurations over the same catalog and secondary: ``btar.toml``
+    copies four objects at once, and ``serial.toml`` one at a time. Copies finish in whatever
+    order the threads make, so with several in flight the sequence of effects (how many
+    completions each NextCompletions brings) differs from run to run; one at a time, it is the
+    same in every run, so that a kill at effect N of a reference run lands on the same effect
+    in a subprocess."""
 
     def __init__(self, root: Path, primary: Place, secondary_for: Callable[[str], Place],
                  segments: dict[str, int], base_every: int) -> None:
@@ -216,16 +223,19 @@ class KillWorld:
         folder = self.root / name
         folder.mkdir(parents=True, exist_ok=True)
         secondary = self.secondary_for(name)
-        config = folder / "btar.toml"
         services = "".join(f'\n[[services]]\nname = "{s.name}"\ntype = "{s.type}"\n'
                            f'region = "{PRIMARY}"\n' for s in self.services)
-        config.write_text(
-            'catalog = "btar.sqlite"\n\n[replication]\nconcurrency = 4\nbatch_size = 16\n\n'
-            f"[regions]\n{PRIMARY} = {self.primary.toml()}\n"
-            f"{SECONDARY} = {secondary.toml()}\n{services}", encoding="utf-8")
+        configs = []
+        for file, concurrency in (("btar.toml", 4), ("serial.toml", 1)):
+            config = folder / file
+            config.write_text(
+                f'catalog = "btar.sqlite"\n\n[replication]\nconcurrency = {concurrency}\n\n'
+                f"[regions]\n{PRIMARY} = {self.primary.toml()}\n"
+                f"{SECONDARY} = {secondary.toml()}\n{services}", encoding="utf-8")
+            configs.append(config)
         if name != "snapshot":
             shutil.copyfile(self.snapshot, folder / "btar.sqlite")
-        return Episode(self, folder, config, folder / "btar.sqlite", secondary)
+        return Episode(self, folder, configs[0], configs[1], folder / "btar.sqlite", secondary)
 
 
 @dataclass
@@ -233,6 +243,8 @@ class Episode:
     world: KillWorld
     folder: Path
     config: Path
+    #: the same, copying one object at a time: the same effects in every run
+    serial: Path
     catalog: Path
     secondary: Place
     runs: list[Run] = field(default_factory=list)
@@ -240,13 +252,14 @@ class Episode:
     # -- running ----------------------------------------------------------------------------
 
     def spawn(self, *, kill_at: str | None = None, kill_after: float | None = None,
-              how: str = "clean") -> Run:
+              how: str = "clean", serial: bool = False) -> Run:
         env = dict(os.environ)
         env.pop(KILL_AT_ENV, None)
         if kill_at is not None:
             env[KILL_AT_ENV] = kill_at
+        config = self.serial if serial else self.config
         started = time.monotonic()
-        process = subprocess.Popen([*BTAR, "--config", str(self.config), "sync", "--once"],
+        process = subprocess.Popen([*BTAR, "--config", str(config), "sync", "--once"],
                                    cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE, text=True)
         if kill_after is not None:
@@ -260,10 +273,11 @@ class Episode:
         return run
 
     def run_in_process(self) -> tuple[list[str], float]:
-        """An uninterrupted pass in this process, recording the effects it yields (the same
-        sequence a fresh `btar sync --once` subprocess yields)."""
+        """An uninterrupted run, one copy at a time, in this process, recording the effects it
+        yields (the same sequence a fresh `btar sync --once` subprocess with the serial
+        configuration yields)."""
         trace: list[str] = []
-        app = Btar.open(str(self.config))
+        app = Btar.open(str(self.serial))
         inner = app.driver.run
 
         def traced_run(procedure: Generator[Any, Any, Any]) -> Any:
@@ -374,18 +388,22 @@ def _runs_of(logs: list[tuple[str, str, str, int]]) -> list[tuple[str, str, str,
 
 # -- the schedule of kills ----------------------------------------------------------------------
 
-#: the phases a first kill is spread over: (effect type, before/after it is carried out)
-PHASES = (("ListPage", ""), ("ReadObject", "+"), ("CopyBatch", ""), ("CopyBatch", "+"),
-          ("Now", "+"), ("ListPage", "+"), ("ReadObject", ""), ("Now", ""))
+#: the phases a first kill is spread over: (effect type, before/after it is carried out).
+#: After StartCopy, the copy is in flight on a thread; before NextCompletions, copies may have
+#: landed that the catalog does not know of; after it, their results are not recorded yet.
+PHASES = (("ListPage", ""), ("ReadObject", "+"), ("StartCopy", ""), ("NextCompletions", "+"),
+          ("StartCopy", "+"), ("NextCompletions", ""), ("Now", "+"), ("ListPage", "+"),
+          ("ReadObject", ""), ("Now", ""))
 
 
 def kill_episodes(world: KillWorld, label: str, episodes: int,
                   seed: int) -> tuple[list[Run], int]:
     """Run ``episodes`` episodes of kills, checking the invariants after each, and compare
     each episode's final state with a never-interrupted run. Each episode: a kill at a phase
-    picked from the uninterrupted run's effects, a kill after a seeded delay, and two kills
-    early in a resumed run (where restarts spend their first moments). Returns every run and
-    the leftovers of interrupted writes found in the secondaries."""
+    picked from the uninterrupted run's effects (copying one object at a time, so that the
+    kill lands on that effect), a kill after a seeded delay and two kills early in a resumed
+    run (where restarts spend their first moments), copying four at a time. Returns every run
+    and the leftovers of interrupted writes found in the secondaries."""
     rng = random.Random(f"{label}-{seed}")
     reference = world.episode("reference")
     trace, work = reference.run_in_process()
@@ -399,24 +417,27 @@ def kill_episodes(world: KillWorld, label: str, episodes: int,
     garbage = 0
     for number in range(episodes):
         episode = world.episode(f"episode-{number}")
-        plan: list[tuple[str, str | None, float | None]] = []
+        plan: list[tuple[str, str | None, float | None, bool]] = []
         if number == 0:
-            plan.append(("hook 1 (calibration)", "1", None))
+            plan.append(("hook 1 (calibration)", "1", None, False))
         kind, when = PHASES[number % len(PHASES)]
         positions = [i + 1 for i, name in enumerate(trace) if name == kind]
         position = rng.choice(positions)
-        plan.append((f"hook {position}{when}", f"{position}{when}", None))
+        plan.append((f"hook {position}{when}", f"{position}{when}", None, True))
         # A delay inside what the previous kill left to do, roughly.
-        plan.append(("timed", None, rng.uniform(0.0, 0.9) * (1 - position / len(trace))))
+        plan.append(("timed", None, rng.uniform(0.0, 0.9) * (1 - position / len(trace)), False))
         for _ in range(2):
             early = f"{rng.randint(1, len(idle))}{rng.choice(['', '+'])}"
-            plan.append((f"hook {early}", early, None))
-        for how, kill_at, share in plan:
+            plan.append((f"hook {early}", early, None, False))
+        for how, kill_at, share, serial in plan:
             delay = None
             if share is not None:
                 delay = startup + share * work
                 how = f"timed {delay:.2f}s"
-            run = episode.spawn(kill_at=kill_at, kill_after=delay, how=how)
+            run = episode.spawn(kill_at=kill_at, kill_after=delay, how=how, serial=serial)
+            if serial and kill_at is not None and run.killed:
+                assert run.phase == f"{'after' if when else 'before'} {kind}", \
+                    (how, run.phase, "the serial run's effects differ from the reference's")
             assert run.killed or run.code == 0, (how, run.code, run.stderr)
             assert run.killed or kill_at is None, f"{how} did not land: the hook is broken"
             if how.startswith("hook 1 ("):

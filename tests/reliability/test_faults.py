@@ -62,7 +62,7 @@ def started(segments: int = 6, **settings: int) -> World:
 
 
 def test_throttling_is_retried_after_a_backoff_within_the_pass() -> None:
-    world = started(batch_size=4)
+    world = started(concurrency=4)
     secondary = world.stores[SECONDARY]
     secondary.throttle_next = 3
     before = world.clock.now()
@@ -228,7 +228,7 @@ def test_a_listing_that_omits_a_known_key_once_does_not_drop_it_for_good() -> No
 
 
 def test_a_region_unreachable_for_a_while_pauses_then_catches_up() -> None:
-    world = started(segments=10, batch_size=2)
+    world = started(segments=10, concurrency=2)
     secondary = world.stores[SECONDARY]
     secondary.outage_after = 5  # goes away in the middle of the pass
     [outcome] = world.app.sync(["orders"])

@@ -38,7 +38,8 @@ def test_kills_on_the_local_backend(tmp_path: Path) -> None:
     runs, garbage = kill_episodes(world, "local", episodes=10, seed=SEED)
     phases = summary("local", runs, garbage)
     assert sum(phases.values()) >= 31  # every hook kill lands; timed ones mostly do
-    assert {"before CopyBatch", "after CopyBatch", "after ListPage", "timed"} <= set(phases)
+    assert {"before StartCopy", "after StartCopy", "before NextCompletions",
+            "after NextCompletions", "after ListPage", "timed"} <= set(phases)
 
 
 def test_kills_on_s3(moto_s3: MotoS3, tmp_path: Path) -> None:
@@ -52,4 +53,5 @@ def test_kills_on_s3(moto_s3: MotoS3, tmp_path: Path) -> None:
     runs, garbage = kill_episodes(world, "s3", episodes=7, seed=SEED)
     phases = summary("s3", runs, garbage)
     assert sum(phases.values()) >= 22
-    assert {"before CopyBatch", "after CopyBatch", "timed"} <= set(phases)
+    assert {"before StartCopy", "after StartCopy", "before NextCompletions",
+            "after NextCompletions", "timed"} <= set(phases)

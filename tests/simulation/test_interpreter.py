@@ -1,5 +1,6 @@
 """The SimPy interpreter of engine effects: transfer times from bandwidth and latency, link
-slots shared by concurrent copies, outages failing copies in flight, crashes dropping them."""
+slots shared by concurrent copies, completions heard one by one, outages failing copies in
+flight, crashes dropping them, a stop refusing new copies."""
 
 from __future__ import annotations
 
@@ -13,7 +14,15 @@ from typing import Any
 import pytest
 import simpy
 
-from engine.effects import CopyBatch, CopyResult, CopyTask, Effect, ListPage
+from engine.effects import (
+    Completions,
+    CopyResult,
+    CopyTask,
+    Effect,
+    ListPage,
+    NextCompletions,
+    StartCopy,
+)
 from engine.errors import StorageError, Throttled
 from simulator.interpreter import SimInterpreter
 from simulator.scenario import load_scenario
@@ -36,8 +45,16 @@ def put(world: World, key: str, declared: int) -> CopyTask:
 
 
 def copy_all(tasks: list[CopyTask]) -> Generator[Effect, Any, tuple[CopyResult, ...]]:
-    results: tuple[CopyResult, ...] = yield CopyBatch(tuple(tasks))
-    return results
+    """Start every copy, then collect their completions; results in the order they came."""
+    for task in tasks:
+        started = yield StartCopy(task)
+        assert started
+    results: list[CopyResult] = []
+    while len(results) < len(tasks):
+        done: Completions = yield NextCompletions(None)
+        assert done.results
+        results += done.results
+    return tuple(results)
 
 
 def drive(world: World, procedure: Generator[Effect, Any, Any]) -> simpy.Process:
@@ -123,7 +140,7 @@ def test_a_crash_drops_the_procedure_and_its_copies(tmp_path: Path) -> None:
 
     def procedure() -> Generator[Effect, Any, None]:
         try:
-            yield CopyBatch(tuple(tasks))
+            yield from copy_all(tasks)
         finally:
             closed.append(True)
 
@@ -139,6 +156,74 @@ def test_a_crash_drops_the_procedure_and_its_copies(tmp_path: Path) -> None:
     assert closed == [True]
     assert sorted(p for _, p in completions(world)) == ["cancel", "cancel"]
     assert not list(world.stores[SECONDARY].inner.iter_objects())
+
+
+def test_completions_come_one_by_one_as_copies_end(tmp_path: Path) -> None:
+    world = make_world(tmp_path, bandwidth="10MB/s")
+    small, big = put(world, "orders/small", 10 * MB), put(world, "orders/big", 50 * MB)
+    heard: list[tuple[float, tuple[str, ...]]] = []
+
+    def procedure() -> Generator[Effect, Any, None]:
+        for task in (big, small):
+            assert (yield StartCopy(task))
+        while len(heard) < 2:
+            done: Completions = yield NextCompletions(None)
+            heard.append((world.env.now, tuple(r.task.key for r in done.results)))
+
+    drive(world, procedure())
+    world.env.run(until=100)
+    # The small copy is heard of when it ends, not when the big one does.
+    assert heard == [(pytest.approx(1.05), ("orders/small",)),
+                     (pytest.approx(5.05), ("orders/big",))]
+
+
+def test_a_wait_for_completions_ends_at_its_timeout(tmp_path: Path) -> None:
+    world = make_world(tmp_path, bandwidth="1MB/s")
+    task = put(world, "orders/big", 100 * MB)
+    heard: list[tuple[float, int]] = []
+
+    def procedure() -> Generator[Effect, Any, None]:
+        done: Completions = yield NextCompletions(7.0)  # nothing in flight: the timeout
+        heard.append((world.env.now, len(done.results)))
+        assert (yield StartCopy(task))
+        done = yield NextCompletions(3.0)  # in flight, not done by then
+        heard.append((world.env.now, len(done.results)))
+        done = yield NextCompletions(None)
+        heard.append((world.env.now, len(done.results)))
+        done = yield NextCompletions(None)  # nothing in flight, no timeout: at once
+        heard.append((world.env.now, len(done.results)))
+
+    drive(world, procedure())
+    world.env.run(until=300)
+    assert heard == [(7.0, 0), (10.0, 0), (pytest.approx(107.05), 1),
+                     (pytest.approx(107.05), 0)]
+
+
+def test_a_stop_refuses_new_copies_and_lets_those_in_flight_finish(tmp_path: Path) -> None:
+    world = make_world(tmp_path, bandwidth="10MB/s")
+    first, second = put(world, "orders/a", 50 * MB), put(world, "orders/b", 10 * MB)
+    interpreter = SimInterpreter(world)
+    seen: list[Any] = []
+
+    def procedure() -> Generator[Effect, Any, None]:
+        seen.append((yield StartCopy(first)))
+        done: Completions = yield NextCompletions(1.0)
+        seen.append((done.results, done.stop_requested))
+        seen.append((yield StartCopy(second)))
+        done = yield NextCompletions(None)
+        seen.append(([r.ok for r in done.results], done.stop_requested))
+
+    def process() -> Generator[simpy.Event, Any, None]:
+        yield from interpreter.drive(procedure())
+
+    def stop() -> None:
+        interpreter.stop_requested = True
+
+    world.env.process(process())
+    at(world, 0.5, stop)
+    world.env.run(until=100)
+    assert seen == [True, ((), True), False, ([True], True)]
+    assert [o.key for o in world.stores[SECONDARY].inner.iter_objects()] == ["orders/a"]
 
 
 def test_throttled_requests_are_thrown_into_the_procedure(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
-"""How long `btar sync` waits between passes: soon after work, backing off when idle."""
+"""How long `btar sync` waits between two listings of a service: soon after work, backing
+off when idle (engine.scheduler.next_wait)."""
 
 from __future__ import annotations
 
-from engine.daemon import next_wait
+from engine.scheduler import next_wait
 
 
 def pace(busy: list[bool], *, busy_interval: float = 0.5, interval: float = 10.0) -> list[float]:

@@ -7,31 +7,39 @@ from typing import Any
 
 import pytest
 
-from engine.effects import Effect, ListPage, drive
+from engine.effects import Effect, ListPage
 from engine.formats import get_layout
 from engine.formats.native import write_stream_history
-from engine.replication import replication_pass
+from engine.scheduler import ServiceJob, replicate
 from tests.worlds import World
 
 PRIMARY, SECONDARY = "aws-eu-west-1", "aws-eu-central-1"
 
 
 def counted_pass(world: World, *, full: bool = False) -> tuple[list[ListPage], int]:
-    """One pass of "orders"; the ListPage effects it made and the objects they returned."""
+    """One listing cycle of "orders" (the scheduler run once, its copies finished); the
+    ListPage effects it made of the primary and the objects they returned."""
     seen: list[ListPage] = []
     returned = 0
+    driver = world.driver
+    real = driver._perform
 
     def perform(effect: Effect) -> Any:
         nonlocal returned
-        result = world.driver._perform(effect)
+        result = real(effect)
         if isinstance(effect, ListPage) and effect.region == PRIMARY:
             seen.append(effect)
             returned += len(result.objects)
         return result
 
     service = world.app.service("orders")
-    drive(replication_pass(world.catalog, get_layout(service.layout), service,
-                           world.app.settings, full_listing=full), perform)
+    job = ServiceJob(service, get_layout(service.layout))
+    driver._perform = perform  # type: ignore[method-assign]
+    try:
+        driver.run(replicate(world.catalog, [job], world.app.settings, once=True,
+                             full_listing=full))
+    finally:
+        del driver._perform
     return seen, returned
 
 

@@ -40,7 +40,7 @@ def test_incomplete_base_backup_is_not_copied() -> None:
 
 
 def test_payload_before_marker_and_marker_last() -> None:
-    world = World(batch_size=1)
+    world = World(concurrency=1)
     world.produce("orders", 0, base_first=True)
     world.app.enable("orders", SECONDARY)
     world.app.sync(["orders"])
@@ -50,7 +50,7 @@ def test_payload_before_marker_and_marker_last() -> None:
 
 
 def test_interrupted_sync_resumes_and_never_publishes_early() -> None:
-    world = World(batch_size=4)
+    world = World(concurrency=4)
     for _ in range(3):
         world.produce("orders", 4, base_first=True)
     world.app.enable("orders", SECONDARY)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Generator
 from pathlib import Path
@@ -7,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.effects import CopyBatch, CopyTask
+from engine.effects import Completions, CopyResult, CopyTask, Effect, NextCompletions, StartCopy
 from engine.errors import ChecksumMismatch, ObjectNotFound, StorageError, Unreachable
 from engine.runtime import LiveDriver
 from engine.storage.base import TEMP_MARKER
@@ -109,24 +110,42 @@ def test_a_batch_that_fails_leaves_neither_objects_nor_temporaries(tmp_path: Pat
     assert not temporaries(tmp_path)
 
 
-def test_a_batch_that_cannot_be_made_durable_fails_every_copy(tmp_path: Path,
-                                                            monkeypatch: pytest.MonkeyPatch
-                                                            ) -> None:
+def test_a_copy_that_cannot_be_made_durable_fails(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     source, target = LocalStorage(tmp_path / "p"), LocalStorage(tmp_path / "s")
     source.write("k/1", b"one")
 
-    def refuse(staged: object) -> None:
-        raise StorageError(target.name, "", "cannot make new objects durable: I/O error")
+    def refuse(fd: int) -> None:
+        raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(target, "_commit", refuse)
     driver = LiveDriver({"p": source, "s": target}.__getitem__)
-    [result] = driver.run(_one(CopyBatch((CopyTask("p", "s", "k/1", 3, sha(b"one")),))))
+    monkeypatch.setattr(os, "fsync", refuse)
+    [result] = driver.run(_copy(CopyTask("p", "s", "k/1", 3, sha(b"one"))))
+    monkeypatch.undo()
     assert not result.ok
-    assert "durable" in result.error
+    assert "Input/output error" in result.error
+    assert not list(target.iter_objects())  # nothing under the key, no temporary left
+    assert not temporaries(tmp_path / "s")
 
 
-def _one(effect: CopyBatch) -> Generator[CopyBatch, Any, Any]:
-    return (yield effect)
+def test_a_batch_that_cannot_be_made_durable_fails(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = LocalStorage(tmp_path / "s")
+
+    def refuse(staged: object) -> None:
+        raise StorageError(storage.name, "", "cannot make new objects durable: I/O error")
+
+    monkeypatch.setattr(storage, "_commit", refuse)
+    with pytest.raises(StorageError, match="durable"), storage.batch():
+        storage.write("k/1", b"one")
+
+
+def _copy(task: CopyTask) -> Generator[Effect, Any, tuple[CopyResult, ...]]:
+    """Start one copy and wait for its completion."""
+    started = yield StartCopy(task)
+    assert started
+    done: Completions = yield NextCompletions(None)
+    return done.results
 
 
 def test_temporaries_a_crash_left_are_removed_when_their_folder_is_written(
