@@ -22,6 +22,7 @@ from pydantic import (
     ValidationError,
 )
 
+from engine.config import RetentionConfig
 from engine.errors import UnknownName
 from engine.model import ServiceType
 from engine.regions import get_region
@@ -93,6 +94,8 @@ class ServiceSpec(_Model):
     region: str
     additional_region: str | None = None
     schedule: Schedule = Schedule()
+    #: retention in the additional region, as in btar.toml ({ keep_count, keep_age })
+    retention: RetentionConfig | None = None
 
 
 class ReplicatorSpec(_Model):

@@ -131,9 +131,10 @@ class World:
             max_attempts=replicator.max_attempts, poll_interval=replicator.poll_interval,
             busy_poll_interval=replicator.busy_poll_interval or replicator.poll_interval)
         self.lock = simpy.Resource(self.env, 1)
+        retention = {s.name: s.retention.policy() for s in scenario.services if s.retention}
         self.app = Btar([self.services[n] for n in sorted(self.services)], locations,
                         Catalog.in_memory(), SimDriver(self), settings=settings,
-                        actor="simulator")
+                        actor="simulator", retention=retention)
 
     @property
     def scenario(self) -> Scenario:
