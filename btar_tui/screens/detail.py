@@ -47,6 +47,12 @@ def summary_text(name: str, status: ServiceStatus | None) -> Text:
     text.append("  ")
     text.append_text(state_text(status.state))
     text.append(f"  lag {duration(status.current_lag_seconds)}")
+    backlog = status.backlog
+    if backlog:
+        # Why the lag grows: what still waits in each lane (log segments go first).
+        text.append("  to copy: " + ", ".join(
+            f"{lane} {backlog[lane].items} ({size(backlog[lane].bytes)})"
+            for lane in ("log", "base") if lane in backlog), style="dim")
     return text
 
 
