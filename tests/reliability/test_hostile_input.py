@@ -412,8 +412,18 @@ def damaged_copy(synced_demo: Path, tmp_path: Path, damage: str) -> Path:
     elif damage == "garbage":
         data = b"this is not a database\n" * 100
     elif damage == "scribbled-pages":
-        middle = len(data) // 2
-        data = data[:middle] + bytes(range(256)) * 64 + data[middle + 256 * 64:]
+        # Over the items table, which every command reads (SQLite notices damage only in
+        # the pages it reads, and where the middle of the file falls depends on the order
+        # in which the catalog grew).
+        db = sqlite3.connect(f"file:{synced_demo / 'btar.sqlite'}?mode=ro", uri=True)
+        try:
+            page_size = db.execute("PRAGMA page_size").fetchone()[0]
+            [root_page] = db.execute("select rootpage from sqlite_master "
+                                     "where type = 'table' and name = 'items'").fetchone()
+        finally:
+            db.close()
+        start = (root_page - 1) * page_size
+        data = data[:start] + bytes(range(256)) * 64 + data[start + 256 * 64:]
     (tmp_path / "btar.sqlite").write_bytes(data)
     return config
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import engine.replication
+import engine.scheduler
 from engine.cli import main as btar_main
 from engine.effects import CopyResult
 from simulator.cli import main
@@ -102,7 +102,7 @@ def test_swarm_catches_a_broken_verify_and_writes_a_regression_scenario(
     def accept(result: CopyResult, expected: str) -> tuple[bool, str]:
         return result.ok, "accepted"
 
-    monkeypatch.setattr(engine.replication, "verify", accept)
+    monkeypatch.setattr(engine.scheduler, "verify", accept)  # where copies are judged
     code, out, _ = simulate("--swarm", "2", "--seed", "1", "--report", str(tmp_path))
     assert code == 4
     written = sorted(tmp_path.glob("swarm-1-*.btar.toml"))

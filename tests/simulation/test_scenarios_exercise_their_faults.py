@@ -21,7 +21,8 @@ def journal_counts(name: str) -> tuple[Counter[tuple[str, str]], list[dict[str, 
 
 def test_the_crash_strikes_in_the_middle_of_a_base_backup_copy() -> None:
     counts, entries = journal_counts("replicator-crash-mid-backup")
-    assert counts[("pass", "crash")] == 1
+    assert counts[("replicator", "crash")] == 1
+    assert counts[("replicator", "start")] == 2  # and a new one resumes
     cancelled = [e["key"] for e in entries if e["op"] == "copy" and e["phase"] == "cancel"]
     assert cancelled
     assert any("/base/" in str(key) for key in cancelled)

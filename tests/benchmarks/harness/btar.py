@@ -37,12 +37,12 @@ class BtarWorld:
 
     @classmethod
     def create(cls, folder: Path, primary: str, secondary: str, env: Mapping[str, str], *,
-               concurrency: int = 32, batch_size: int = 256) -> BtarWorld:
+               concurrency: int = 32) -> BtarWorld:
         """``primary``/``secondary`` are TOML inline tables (local_region, s3_region)."""
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "btar.toml").write_text(
             'catalog = "btar.sqlite"\n\n[replication]\n'
-            f"concurrency = {concurrency}\nbatch_size = {batch_size}\n\n[regions]\n"
+            f"concurrency = {concurrency}\n\n[regions]\n"
             f"{PRIMARY} = {primary}\n{SECONDARY} = {secondary}\n\n"
             f'[[services]]\nname = "{SERVICE}"\ntype = "postgresql"\nregion = "{PRIMARY}"\n')
         world = cls(folder, env)

@@ -1,6 +1,7 @@
 """Case 3: steady-state lag on the local backend. `btar sync` runs as a daemon with its default
-pace (the next pass busy_poll_interval = 0.5 s after a pass that found work, doubling when idle
-up to poll_interval = 10 s) while the harness writes one 1 MiB log segment a second
+pace (the service is listed again busy_poll_interval = 0.5 s after a listing that found work,
+the wait doubling when idle up to poll_interval = 10 s; each segment is published as soon as
+its copy verified) while the harness writes one 1 MiB log segment a second
 (write_log_segment on the primary's LocalStorage: the object's mtime is its completed_at);
 once everything is published the daemon gets SIGTERM, and each item's lag (available_at -
 completed_at, computed by btar) is read from the catalog."""
