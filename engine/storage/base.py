@@ -6,7 +6,6 @@ Keys are relative to that location, use ``/`` as separator and never escape it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
@@ -177,12 +176,6 @@ class Storage(ABC):
             info = self.write(key, stream, sha256=sha256)
         return CopyReport(info=info, method="stream", sha256=info.sha256,
                           verified_by="sha256-streamed")
-
-    def batch(self) -> AbstractContextManager[None]:
-        """A copy batch: writes made inside may become durable only when it ends, and its end
-        makes them durable or raises StorageError. Backends whose writes are durable on
-        return (every cloud provider) need nothing more than this default."""
-        return contextlib.nullcontext()
 
     def sha256_of(self, key: str) -> str:
         """Read an object back and hash it (the verification of last resort)."""

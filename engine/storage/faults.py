@@ -20,7 +20,9 @@ from engine.storage.base import CopyReport, ListPage, Storage
 
 
 class InjectedCrash(RuntimeError):
-    """Stands for the process dying mid-work (not a storage error: nothing catches it)."""
+    """Stands for the process dying mid-work (not a storage error). A live driver reports
+    an exception inside a copy as a failed copy, so a test that needs the crash to end the
+    run uses a driver that raises it again (tests/worlds.py)."""
 
 
 class FaultyStorage(Storage):
@@ -128,9 +130,6 @@ class FaultyStorage(Storage):
     def delete(self, key: str) -> None:
         self._check(key)
         self.inner.delete(key)
-
-    def batch(self) -> AbstractContextManager[None]:
-        return self.inner.batch()
 
     def copy_from(self, source: Storage, source_key: str, key: str, *,
                   sha256: str | None = None, size: int | None = None) -> CopyReport:

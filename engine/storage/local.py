@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import ctypes
 import hashlib
 import io
 import os
-import sys
 import threading
 import time
 import uuid
@@ -31,17 +29,12 @@ from engine.storage.base import (
 #: Bytes per read and write when storing a file. Measured on ext4 (16 files of 64 MiB, 8
 #: threads): 1 MiB pieces took 1.3 to 3.1 s, mostly in the kernel; 4 MiB pieces 0.8 s.
 WRITE_CHUNK = 4 * 1024 * 1024
-#: Files in a batch from which one syncfs of the filesystem replaces an fsync per file. On
-#: ext4 with 2,000 files of 64 KiB, syncfs twice per batch of 256 took 0.25 s against 0.4 s
-#: for an fsync per file; for a handful of files the fsyncs are cheaper than flushing
-#: whatever else the filesystem holds.
-SYNCFS_FROM = 16
 
 
 class LocalStorage(Storage):
     """Objects are files under ``root``; a write lands in a temporary file that is fsynced and
-    renamed into place, so a reader never sees a partial object. Inside a copy batch the
-    files appear when the batch ends, made durable together (see _commit)."""
+    renamed into place (and the rename made durable), so a reader never sees a partial
+    object and a written object survives a crash."""
 
     kind = "local"
 
@@ -53,9 +46,6 @@ class LocalStorage(Storage):
         self._lock = threading.Lock()
         #: folders known to exist inside the root, without symlinks (checked once each)
         self._safe_folders: set[Path] = {self.root}
-        #: open copy batches, and the files written in them: (temporary file, final path)
-        self._batches = 0
-        self._staged: list[tuple[Path, Path]] = []
         #: recent folder scans: folder -> (mtime_ns, sorted names, which are folders)
         self._listings: dict[Path, tuple[int, list[str], list[bool]]] = {}
         #: folders this process has cleared of temporary files left by a crash
@@ -191,7 +181,6 @@ class LocalStorage(Storage):
         path = self._path(key)
         stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
         with self._lock:
-            staged = self._batches > 0
             sweep = path.parent not in self._swept
             self._swept.add(path.parent)
         if sweep:
@@ -204,17 +193,11 @@ class LocalStorage(Storage):
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()
-                if not staged:
-                    os.fsync(out.fileno())
+                os.fsync(out.fileno())
                 st = os.fstat(out.fileno())
             check_sha256(self.name, key, sha256, digest.hexdigest())
-            if staged:
-                # Renamed into place, durably, when the batch ends (see _commit).
-                with self._lock:
-                    self._staged.append((temp, path))
-            else:
-                os.replace(temp, path)
-                _fsync_dir(path.parent)
+            os.replace(temp, path)
+            _fsync_dir(path.parent)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
@@ -233,48 +216,6 @@ class LocalStorage(Storage):
         except (FileExistsError, NotADirectoryError):
             raise StorageError(self.name, key, "a parent of this key is an object") from None
         return temp.open("wb")
-
-    @contextlib.contextmanager
-    def _batch(self) -> Iterator[None]:
-        with self._lock:
-            self._batches += 1
-        ok = False
-        try:
-            yield
-            ok = True
-        finally:
-            with self._lock:
-                self._batches -= 1
-                staged = self._staged if self._batches == 0 else []
-                if self._batches == 0:
-                    self._staged = []
-            if ok:
-                self._commit(staged)
-            else:
-                for temp, _ in staged:
-                    temp.unlink(missing_ok=True)
-
-    def _commit(self, staged: list[tuple[Path, Path]]) -> None:
-        """Make a batch's objects durable, then visible, then their names durable: a crash
-        at any point leaves each key absent or whole, never partial."""
-        try:
-            bulk = len(staged) >= SYNCFS_FROM and _syncfs(self.root)
-            if not bulk:
-                for temp, _ in staged:
-                    _fsync_file(temp)
-            for temp, path in staged:
-                os.replace(temp, path)
-            if not (bulk and _syncfs(self.root)):
-                for folder in sorted({path.parent for _, path in staged}):
-                    _fsync_dir(folder)
-        except OSError as error:
-            for temp, _ in staged:
-                temp.unlink(missing_ok=True)
-            raise StorageError(self.name, "", f"cannot make new objects durable: "
-                                              f"{error.strerror}") from None
-
-    def batch(self) -> contextlib.AbstractContextManager[None]:
-        return self._batch()
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -307,29 +248,6 @@ def _remove_stale_temporaries(folder: Path) -> None:
                 with contextlib.suppress(FileNotFoundError):
                     if entry.stat(follow_symlinks=False).st_mtime < horizon:
                         os.unlink(entry.path)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
-
-
-def _syncfs(folder: Path) -> bool:
-    """Flush the whole filesystem that holds ``folder`` (Linux syncfs); False where there is
-    no syncfs, or it failed, so the caller fsyncs file by file instead."""
-    if _LIBC is None or not hasattr(_LIBC, "syncfs"):
-        return False
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        return int(_LIBC.syncfs(fd)) == 0
-    finally:
-        os.close(fd)
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from engine.effects import Completions, CopyResult, CopyTask, Effect, NextCompletions, StartCopy
-from engine.errors import ChecksumMismatch, ObjectNotFound, StorageError, Unreachable
+from engine.errors import ChecksumMismatch, ObjectNotFound, Unreachable
 from engine.runtime import LiveDriver
 from engine.storage.base import TEMP_MARKER
 from engine.storage.local import LocalStorage
@@ -75,39 +75,10 @@ def test_local_delete_prunes_empty_folders_but_keeps_root(tmp_path: Path) -> Non
     assert list((tmp_path / "r").iterdir()) == []
 
 
-# --- copy batches: durable together, visible at the end ------------------------------------
+# --- durability: a key is absent or whole --------------------------------------------------
 
 def temporaries(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name.startswith(TEMP_MARKER)]
-
-
-@pytest.mark.parametrize("count", [3, 40])  # fsync per file, and one syncfs for the batch
-def test_objects_written_in_a_batch_appear_whole_when_it_ends(tmp_path: Path,
-                                                              count: int) -> None:
-    storage = LocalStorage(tmp_path / "s")
-    with storage.batch():
-        for i in range(count):
-            info = storage.write(f"log/{i:04d}", b"x" * i, sha256=sha(b"x" * i))
-            assert info.size == i
-        assert not list(storage.iter_objects())  # nothing under a real name yet
-    assert [o.key for o in storage.iter_objects()] == [f"log/{i:04d}" for i in range(count)]
-    assert storage.read_bytes("log/0039" if count == 40 else "log/0002") == \
-        b"x" * (count - 1)
-    assert not temporaries(tmp_path)
-
-
-def test_a_batch_that_fails_leaves_neither_objects_nor_temporaries(tmp_path: Path) -> None:
-    storage = LocalStorage(tmp_path / "s")
-
-    def interrupted() -> None:
-        with storage.batch():
-            storage.write("log/a", b"a")
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        interrupted()
-    assert not list(storage.iter_objects())
-    assert not temporaries(tmp_path)
 
 
 def test_a_copy_that_cannot_be_made_durable_fails(tmp_path: Path,
@@ -126,18 +97,6 @@ def test_a_copy_that_cannot_be_made_durable_fails(tmp_path: Path,
     assert "Input/output error" in result.error
     assert not list(target.iter_objects())  # nothing under the key, no temporary left
     assert not temporaries(tmp_path / "s")
-
-
-def test_a_batch_that_cannot_be_made_durable_fails(tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    storage = LocalStorage(tmp_path / "s")
-
-    def refuse(staged: object) -> None:
-        raise StorageError(storage.name, "", "cannot make new objects durable: I/O error")
-
-    monkeypatch.setattr(storage, "_commit", refuse)
-    with pytest.raises(StorageError, match="durable"), storage.batch():
-        storage.write("k/1", b"one")
 
 
 def _copy(task: CopyTask) -> Generator[Effect, Any, tuple[CopyResult, ...]]:
