@@ -516,11 +516,24 @@ class Catalog:
 
     def item_refs(self, service: str, region: str, item_id: str) -> list[ObjectRow]:
         """The objects of an item in publish order (payload by key, marker last)."""
-        return [ObjectRow(r["key"], r["size"], r["sha256"], bool(r["is_marker"]),
-                          ItemStatus(r["status"]), r["attempts"])
-                for r in self.db.query(
-                    "select * from objects where service = ? and region = ? and item_id = ? "
-                    "order by is_marker, key", [service, region, item_id])]
+        return self.items_refs(service, region, [item_id]).get(item_id, [])
+
+    def items_refs(self, service: str, region: str,
+                   item_ids: Iterable[str]) -> dict[str, list[ObjectRow]]:
+        """The objects of several items, each in publish order (payload by key, marker
+        last); one query per 500 items."""
+        wanted = list(item_ids)
+        found: dict[str, list[ObjectRow]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            for item_id, key, size, sha256, is_marker, status, attempts in self.db.execute(
+                    "select item_id, key, size, sha256, is_marker, status, attempts from "
+                    "objects where service = ? and region = ? and item_id in "
+                    f"({','.join('?' * len(chunk))}) order by item_id, is_marker, key",
+                    [service, region, *chunk]).fetchall():
+                found.setdefault(item_id, []).append(ObjectRow(
+                    key, size, sha256, bool(is_marker), ItemStatus(status), attempts))
+        return found
 
     def item_as_model(self, row: ItemRow) -> BackupItem:
         refs = self.item_refs(row.service, row.region, row.item_id)

@@ -19,6 +19,7 @@ Drivers: engine.runtime.LiveDriver (threads, wall clock) and the simulator's Sim
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ class Lane(StrEnum):
 
 
 LANES = (Lane.LOG, Lane.BASE)
+#: items whose objects are read from the catalog in one query when the scheduler reaches them
+REFS_AHEAD = 256
 
 
 def lane_of(kind: ItemKind) -> Lane:
@@ -250,6 +253,8 @@ class Scheduler:
         self.queues: dict[tuple[str, str], _Queue] = {}
         #: round-robin order of the queues, and where each lane's next turn starts
         self.order: list[tuple[str, str]] = []
+        #: service -> the regions it has queues for
+        self.regions_of: dict[str, set[str]] = {}
         self.turn = dict.fromkeys(LANES, 0)
         self.in_flight: dict[Lane, int] = dict.fromkeys(LANES, 0)
         #: (destination, full key) of each copy in flight -> its queue and lane
@@ -274,16 +279,23 @@ class Scheduler:
                         continue
                     yield from self._cycle(state)
                 now = yield Now()
+                copying: list[tuple[_Queue, _Work]] = []
                 while not self.stopping:
                     picked = self._next(now)
                     if picked is None:
                         break
                     queue, work, ref = picked
-                    task = self._start(queue, work, ref, now)
+                    if work.row.kind == ItemKind.BASE and work.row.status != ItemStatus.COPYING:
+                        # A base takes long: say so now. A log segment is usually one object,
+                        # published when it lands (or marked then, see _apply_queue).
+                        work.row = _with_status(work.row, ItemStatus.COPYING)
+                        copying.append((queue, work))
+                    task = self._start(queue, work, ref)
                     started: bool = yield StartCopy(task)
                     if not started:
                         self._unstart(queue, work, task)
                         self.stopping = True
+                self._mark_copying(copying, now)
             total = sum(self.in_flight.values())
             if total == 0 and (self.stopping or (self.once and not self._waiting(now))):
                 break
@@ -373,7 +385,8 @@ class Scheduler:
                         catalog, service, queue.region, retention)
 
     def _queues_of(self, service: str) -> list[_Queue]:
-        return [q for key, q in sorted(self.queues.items()) if key[0] == service]
+        return [self.queues[(service, region)]
+                for region in sorted(self.regions_of.get(service, ()))]
 
     def _sync_destinations(self, state: _ServiceState) -> list[_Queue]:
         """Match the queues to the catalog's destinations of a service (management actions
@@ -395,8 +408,10 @@ class Scheduler:
                 known.paused = loc.state == RegionState.PAUSED
                 # Copies still in flight for the dropped queue come back to this one.
                 known.in_flight = dropped.in_flight if dropped is not None else 0
+                if dropped is None:
+                    bisect.insort(self.order, known.name)
                 self.queues[known.name] = known
-                self.order = sorted(self.queues)
+                self.regions_of.setdefault(service.name, set()).add(region)
             known.role = loc.role
         return [q for q in self._queues_of(service.name) if not q.dropped]
 
@@ -405,7 +420,8 @@ class Scheduler:
         queue.clear()
         if queue.in_flight == 0:
             del self.queues[queue.name]
-            self.order = sorted(self.queues)
+            self.order.remove(queue.name)
+            self.regions_of[queue.service.name].discard(queue.region)
 
     def _refill(self, queue: _Queue, state: _ServiceState, *,
                 full: bool) -> Generator[Effect, Any, None]:
@@ -475,7 +491,7 @@ class Scheduler:
         found: tuple[_Work, ObjectRow] | None = None
         for item_id in queue.lanes[lane]:
             work = queue.items[item_id]
-            refs = self._refs(queue, work)
+            refs = self._refs(queue, lane, work)
             key = work.next_key()
             if key is None:
                 continue
@@ -489,11 +505,20 @@ class Scheduler:
             self._give_up(queue, item_id, reason, now)
         return found
 
-    def _refs(self, queue: _Queue, work: _Work) -> dict[str, ObjectRow]:
+    def _refs(self, queue: _Queue, lane: Lane, work: _Work) -> dict[str, ObjectRow]:
         if work.refs is None:
-            refs = self.catalog.item_refs(queue.service.name, queue.region, work.row.item_id)
-            work.load(refs)
-            queue.owner.update((ref.key, work.row.item_id) for ref in refs)
+            # Read ahead: the items after this one in its lane are next (one query for many).
+            ids = [work.row.item_id]
+            for item_id in queue.lanes[lane]:
+                if len(ids) >= REFS_AHEAD:
+                    break
+                if queue.items[item_id].refs is None and item_id != ids[0]:
+                    ids.append(item_id)
+            found = self.catalog.items_refs(queue.service.name, queue.region, ids)
+            for item_id in ids:
+                refs = found.get(item_id, [])
+                queue.items[item_id].load(refs)
+                queue.owner.update((ref.key, item_id) for ref in refs)
         assert work.refs is not None
         return work.refs
 
@@ -512,11 +537,19 @@ class Scheduler:
                            f"{item_id} not published: {reason}")
         self.services[service].outcome.failed.append(item_id)
 
-    def _start(self, queue: _Queue, work: _Work, ref: ObjectRow, now: datetime) -> CopyTask:
+    def _mark_copying(self, started: list[tuple[_Queue, _Work]], now: datetime) -> None:
+        """Items whose first copies just started, shown as copying (one transaction)."""
+        if not started:
+            return
+        by_queue: dict[tuple[str, str], list[str]] = {}
+        for queue, work in started:
+            by_queue.setdefault(queue.name, []).append(work.row.item_id)
+        with self.catalog.transaction():
+            for (service, region), item_ids in sorted(by_queue.items()):
+                self.catalog.mark_copying(service, region, item_ids, now)
+
+    def _start(self, queue: _Queue, work: _Work, ref: ObjectRow) -> CopyTask:
         service = queue.service
-        if work.row.status != ItemStatus.COPYING:
-            self.catalog.mark_copying(service.name, queue.region, [work.row.item_id], now)
-            work.row = _with_status(work.row, ItemStatus.COPYING)
         work.start(ref.key)
         queue.in_flight += 1
         lane = lane_of(work.row.kind)
@@ -616,9 +649,16 @@ class Scheduler:
                 queue.attempts[key] = self.settings.max_attempts  # retrying cannot help
         published = [(item_id, (now - work.row.completed_at).total_seconds())
                      for item_id, work in sorted(touched.items()) if work.complete]
+        copying = [item_id for item_id, work in sorted(touched.items())
+                   if not work.complete and work.row.status != ItemStatus.COPYING]
         with catalog.transaction():
             catalog.record_copies(service.name, region, records, now)
             catalog.publish_items(service.name, region, published, now)
+            if copying:
+                catalog.mark_copying(service.name, region, copying, now)
+        for item_id in copying:
+            work = queue.items[item_id]
+            work.row = _with_status(work.row, ItemStatus.COPYING)
         for item_id, lag in published:
             queue.remove(item_id)
             outcome.published.append(item_id)
