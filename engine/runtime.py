@@ -185,7 +185,10 @@ class LiveDriver:
 
         def copy() -> None:
             try:
-                result = execute_copy(source, destination, task)
+                # Made durable with the others that finish by the next look (see
+                # _make_durable): one flush for many files on a local disk.
+                with destination.deferred():
+                    result = execute_copy(source, destination, task)
             except Exception as error:  # a backend's bug must come back as a failed copy
                 result = CopyResult(task, ok=False, error=f"{type(error).__name__}: {error}",
                                     error_kind="other", failed_side="destination")
@@ -223,6 +226,7 @@ class LiveDriver:
             except queue.Empty:
                 break
         self._in_flight -= len(results)
+        results = self._make_durable(results)
         for result in results:
             progress = self._progress
             self._progress = CopyProgress(progress.done + 1, progress.total,
@@ -231,6 +235,25 @@ class LiveDriver:
             if self.on_copy is not None:
                 self.on_copy(self._progress)
         return Completions(tuple(results), self.stop_requested.is_set())
+
+    def _make_durable(self, results: list[CopyResult]) -> list[CopyResult]:
+        """Commit the copies that landed, per destination; those that cannot be made durable
+        come back failed (nothing of theirs is visible)."""
+        landed: dict[str, list[str]] = {}
+        for result in results:
+            if result.ok:
+                landed.setdefault(result.task.destination, []).append(result.task.key)
+        refused: dict[str, str] = {}
+        for region, keys in sorted(landed.items()):
+            try:
+                self._storage_for(region).commit(keys)
+            except StorageError as error:
+                refused[region] = str(error)
+        if not refused:
+            return results
+        return [CopyResult(r.task, ok=False, error=refused[r.task.destination],
+                           error_kind="other", failed_side="destination")
+                if r.ok and r.task.destination in refused else r for r in results]
 
     def _fetch_batch(self, batch: FetchBatch) -> tuple[FetchResult, ...]:
         workers = max(1, min(self._concurrency, len(batch.tasks)))

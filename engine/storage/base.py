@@ -6,9 +6,10 @@ Keys are relative to that location, use ``/`` as separator and never escape it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -184,6 +185,16 @@ class Storage(ABC):
             while chunk := stream.read(CHUNK_SIZE):
                 digest.update(chunk)
         return digest.hexdigest()
+
+    def deferred(self) -> AbstractContextManager[None]:
+        """Writes this thread makes inside become visible and durable only with commit(), so
+        that many of them can be made durable together. Backends whose writes are durable on
+        return (every cloud provider) need nothing more than this default."""
+        return contextlib.nullcontext()
+
+    def commit(self, keys: Sequence[str]) -> None:  # noqa: B027 - optional hook
+        """Make the deferred writes of ``keys`` durable and visible (StorageError if they
+        cannot be; then none of them is visible)."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release clients and connections."""

@@ -10,7 +10,7 @@ import contextlib
 import io
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import BinaryIO
 
@@ -130,6 +130,15 @@ class FaultyStorage(Storage):
     def delete(self, key: str) -> None:
         self._check(key)
         self.inner.delete(key)
+
+    def deferred(self) -> AbstractContextManager[None]:
+        return self.inner.deferred()
+
+    def commit(self, keys: Sequence[str]) -> None:
+        self.inner.commit(keys)
+
+    def close(self) -> None:
+        self.inner.close()
 
     def copy_from(self, source: Storage, source_key: str, key: str, *,
                   sha256: str | None = None, size: int | None = None) -> CopyReport:

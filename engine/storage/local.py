@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import ctypes
 import hashlib
 import io
 import os
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -29,12 +31,18 @@ from engine.storage.base import (
 #: Bytes per read and write when storing a file. Measured on ext4 (16 files of 64 MiB, 8
 #: threads): 1 MiB pieces took 1.3 to 3.1 s, mostly in the kernel; 4 MiB pieces 0.8 s.
 WRITE_CHUNK = 4 * 1024 * 1024
+#: Deferred files committed together from which one syncfs of the filesystem replaces an
+#: fsync per file. On ext4 with 2,000 files of 64 KiB, syncfs twice per 256 files took 0.25 s
+#: against 0.4 s for an fsync per file; for a handful of files the fsyncs are cheaper than
+#: flushing whatever else the filesystem holds.
+SYNCFS_FROM = 16
 
 
 class LocalStorage(Storage):
     """Objects are files under ``root``; a write lands in a temporary file that is fsynced and
     renamed into place (and the rename made durable), so a reader never sees a partial
-    object and a written object survives a crash."""
+    object and a written object survives a crash. Deferred writes (see ``deferred``) wait
+    as temporary files until ``commit`` makes many of them durable at once."""
 
     kind = "local"
 
@@ -50,6 +58,10 @@ class LocalStorage(Storage):
         self._listings: dict[Path, tuple[int, list[str], list[bool]]] = {}
         #: folders this process has cleared of temporary files left by a crash
         self._swept: set[Path] = set()
+        #: threads inside deferred(), and their writes waiting for commit(): key -> (temporary
+        #: file, final path)
+        self._deferring = threading.local()
+        self._staged: dict[str, tuple[Path, Path]] = {}
 
     def _path(self, key: str) -> Path:
         validate_key(self.name, key)
@@ -193,11 +205,20 @@ class LocalStorage(Storage):
                     digest.update(chunk)
                     out.write(chunk)
                 out.flush()
-                os.fsync(out.fileno())
+                deferred = getattr(self._deferring, "on", False)
+                if not deferred:
+                    os.fsync(out.fileno())
                 st = os.fstat(out.fileno())
             check_sha256(self.name, key, sha256, digest.hexdigest())
-            os.replace(temp, path)
-            _fsync_dir(path.parent)
+            if deferred:
+                with self._lock:
+                    replaced = self._staged.pop(key, None)
+                    self._staged[key] = (temp, path)
+                if replaced is not None:
+                    replaced[0].unlink(missing_ok=True)
+            else:
+                os.replace(temp, path)
+                _fsync_dir(path.parent)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
@@ -216,6 +237,60 @@ class LocalStorage(Storage):
         except (FileExistsError, NotADirectoryError):
             raise StorageError(self.name, key, "a parent of this key is an object") from None
         return temp.open("wb")
+
+    @contextlib.contextmanager
+    def _deferred(self) -> Iterator[None]:
+        self._deferring.on = True
+        try:
+            yield
+        finally:
+            self._deferring.on = False
+
+    def deferred(self) -> contextlib.AbstractContextManager[None]:
+        return self._deferred()
+
+    def commit(self, keys: Sequence[str]) -> None:
+        """Make deferred writes durable, then visible, then their names durable: a crash at
+        any point leaves each key absent or whole, never partial."""
+        with self._lock:
+            staged = [self._staged.pop(key) for key in keys if key in self._staged]
+        if not staged:
+            return
+        try:
+            bulk = len(staged) >= SYNCFS_FROM and _syncfs(self.root)
+            if not bulk:
+                for temp, _ in staged:
+                    _fsync_file(temp)
+            for temp, path in staged:
+                os.replace(temp, path)
+            if not (bulk and _syncfs(self.root)):
+                for folder in sorted({path.parent for _, path in staged}):
+                    _fsync_dir(folder)
+        except OSError as error:
+            for temp, _ in staged:
+                temp.unlink(missing_ok=True)
+            raise StorageError(self.name, "", f"cannot make new objects durable: "
+                                              f"{error.strerror}") from None
+
+    def sha256_of(self, key: str) -> str:
+        """The hash of an object's bytes, a deferred write's included (its verification
+        comes before its commit)."""
+        with self._lock:
+            staged = self._staged.get(key)
+        if staged is None:
+            return super().sha256_of(key)
+        digest = hashlib.sha256()
+        with staged[0].open("rb") as stream:
+            while chunk := stream.read(WRITE_CHUNK):
+                digest.update(chunk)
+        return digest.hexdigest()
+
+    def close(self) -> None:
+        """Deferred writes nobody committed are dropped."""
+        with self._lock:
+            staged, self._staged = list(self._staged.values()), {}
+        for temp, _ in staged:
+            temp.unlink(missing_ok=True)
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -248,6 +323,29 @@ def _remove_stale_temporaries(folder: Path) -> None:
                 with contextlib.suppress(FileNotFoundError):
                     if entry.stat(follow_symlinks=False).st_mtime < horizon:
                         os.unlink(entry.path)
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _syncfs(folder: Path) -> bool:
+    """Flush the whole filesystem that holds ``folder`` (Linux syncfs); False where there is
+    no syncfs, or it failed, so the caller fsyncs file by file instead."""
+    if _LIBC is None or not hasattr(_LIBC, "syncfs"):
+        return False
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        return int(_LIBC.syncfs(fd)) == 0
+    finally:
+        os.close(fd)
 
 
 def _fsync_dir(folder: Path) -> None:
