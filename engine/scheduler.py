@@ -649,8 +649,10 @@ class Scheduler:
                 queue.attempts[key] = self.settings.max_attempts  # retrying cannot help
         published = [(item_id, (now - work.row.completed_at).total_seconds())
                      for item_id, work in sorted(touched.items()) if work.complete]
+        # (A failed item stays failed: it waits for the next listing, see _refill.)
         copying = [item_id for item_id, work in sorted(touched.items())
-                   if not work.complete and work.row.status != ItemStatus.COPYING]
+                   if not work.complete
+                   and work.row.status not in (ItemStatus.COPYING, ItemStatus.FAILED)]
         with catalog.transaction():
             catalog.record_copies(service.name, region, records, now)
             catalog.publish_items(service.name, region, published, now)
