@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from engine.demo import demo_producers
+from engine.errors import BtarError
 
 #: a base backup after this many segments (what engine.demo.run_demo does)
 BASE_EVERY = 10
@@ -32,9 +33,14 @@ class DemoFeed:
             while not self._stop.wait(self.interval):
                 moment = datetime.now(UTC)
                 for producer in producers:
-                    producer.segment(moment)
-                    if producer.segments_since_base >= BASE_EVERY:
-                        producer.base_backup(moment)
+                    try:
+                        producer.segment(moment)
+                        if producer.segments_since_base >= BASE_EVERY:
+                            producer.base_backup(moment)
+                    except (OSError, BtarError):
+                        # Its primary folder is broken (a fault being tried out): as a real
+                        # archiver, this service waits; the others go on.
+                        continue
                 self.segments += 1
 
         self._thread = threading.Thread(target=produce, name="btar-demo-producer", daemon=True)

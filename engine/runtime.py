@@ -3,6 +3,7 @@ pool and real storage backends."""
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import signal
@@ -18,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 from engine.effects import (
     Completions,
     CopyResult,
+    CopyTask,
     DeleteBatch,
     Effect,
     FetchBatch,
@@ -30,11 +32,12 @@ from engine.effects import (
     StartCopy,
     drive,
 )
-from engine.errors import BtarError, StorageError
+from engine.errors import BtarError, StorageError, Unreachable
 from engine.storage.base import Storage
-from engine.transfer import execute_copy, execute_fetch
+from engine.transfer import error_kind, execute_copy, execute_fetch
 
 T = TypeVar("T")
+_log = logging.getLogger("btar.runtime")
 
 #: Test hook for tests/reliability/test_kill.py, not a feature: with BTAR_TEST_KILL_AT="N" the
 #: process SIGKILLs itself right before a LiveDriver carries out its Nth effect; with "N+" right
@@ -146,6 +149,19 @@ class LiveDriver:
             os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
     def _perform(self, effect: Effect) -> Any:
+        try:
+            return self._carry_out(effect)
+        except BtarError:
+            raise
+        except Exception as error:
+            if not isinstance(effect, ListPage | ReadObject | DeleteBatch):
+                raise
+            # A backend's unexpected failure is a fault of that region, not of the run.
+            _log.debug("unexpected error from %s", effect.region, exc_info=True)
+            raise StorageError(f"region {effect.region}", "",
+                               f"unexpected {type(error).__name__}: {error}") from None
+
+    def _carry_out(self, effect: Effect) -> Any:
         if isinstance(effect, Now):
             return self.clock.now()
         if isinstance(effect, Sleep):
@@ -180,8 +196,15 @@ class LiveDriver:
             self._pool = ThreadPoolExecutor(max_workers=self._concurrency,
                                             thread_name_prefix="btar-copy")
         task = effect.task
-        source, destination = self._storage_for(task.source), self._storage_for(task.destination)
         finished = self._finished
+        try:
+            source = self._storage_for(task.source)
+        except StorageError as error:
+            return self._refused(task, error, "source")
+        try:
+            destination = self._storage_for(task.destination)
+        except StorageError as error:
+            return self._refused(task, error, "destination")
 
         def copy() -> None:
             try:
@@ -199,6 +222,13 @@ class LiveDriver:
         progress = self._progress
         self._progress = CopyProgress(progress.done, progress.total + 1, progress.bytes_done,
                                       progress.bytes_total + task.size, progress.last)
+        return True
+
+    def _refused(self, task: CopyTask, error: StorageError, side: str) -> bool:
+        """A copy whose location cannot even be opened: it comes back failed at once."""
+        self._finished.put(CopyResult(task, ok=False, error=str(error),
+                                      error_kind=error_kind(error), failed_side=side))
+        self._in_flight += 1
         return True
 
     def _next_completions(self, effect: NextCompletions) -> Completions:
@@ -287,8 +317,16 @@ class StorageRegistry:
         self._open: dict[str, Storage] = {}
 
     def __call__(self, region: str) -> Storage:
+        """The region's storage; a location that cannot be opened (its folder is a file,
+        a volume is not mounted) is Unreachable, and opening is tried again next time."""
         if region not in self._open:
-            self._open[region] = self._opener(region)
+            try:
+                self._open[region] = self._opener(region)
+            except BtarError:
+                raise
+            except Exception as error:
+                raise Unreachable(f"region {region}", "", "cannot open its location: "
+                                  f"{type(error).__name__}: {error}") from None
         return self._open[region]
 
     def close(self) -> None:

@@ -12,7 +12,8 @@ from engine.errors import ChecksumMismatch, ObjectNotFound, StorageError, Thrott
 from engine.storage.base import CHUNK_SIZE, Storage
 
 
-def _kind(error: StorageError) -> str:
+def error_kind(error: StorageError) -> str:
+    """The kind a failed copy reports for a storage error."""
     if isinstance(error, Unreachable):
         return "unreachable"
     if isinstance(error, ObjectNotFound):
@@ -46,7 +47,7 @@ def execute_copy(source: Storage, destination: Storage, task: CopyTask) -> CopyR
     except StorageError as error:
         if error.location == source.name:
             side = "source"
-        return CopyResult(task=task, ok=False, error=str(error), error_kind=_kind(error),
+        return CopyResult(task=task, ok=False, error=str(error), error_kind=error_kind(error),
                           failed_side=side)
 
 

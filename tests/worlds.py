@@ -36,14 +36,29 @@ class ManualClock:
         self.moment += timedelta(seconds=seconds)
 
 
+class _Died(BaseException):
+    """Carries an InjectedCrash past the driver's guard, which turns a storage call's
+    unexpected exception into a StorageError of that region."""
+
+
 class CrashingDriver(LiveDriver):
-    """LiveDriver, except that a copy that died of FaultyStorage's InjectedCrash takes the
-    whole run with it, as the death of the process would: the driver turns a copy's exception
-    into a failed copy, so it is raised again here, before the procedure hears of any of the
-    completions (the copies still in flight finish, unrecorded, as LiveDriver.run waits)."""
+    """LiveDriver, except that FaultyStorage's InjectedCrash takes the whole run with it, as
+    the death of the process would. The driver turns a copy's exception into a failed copy,
+    so it is raised again here before the procedure hears of any of the completions (the
+    copies still in flight finish, unrecorded, as LiveDriver.run waits); and a list, read
+    or delete that dies is let through the driver's guard."""
+
+    def _carry_out(self, effect: Effect) -> Any:
+        try:
+            return super()._carry_out(effect)
+        except InjectedCrash as crash:
+            raise _Died(crash) from crash
 
     def _perform(self, effect: Effect) -> Any:
-        result = super()._perform(effect)
+        try:
+            result = super()._perform(effect)
+        except _Died as died:
+            raise died.args[0] from None
         if isinstance(effect, NextCompletions):
             assert isinstance(result, Completions)
             for done in result.results:

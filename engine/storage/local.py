@@ -50,7 +50,13 @@ class LocalStorage(Storage):
         self.root = Path(root).resolve()
         self.name = f"file://{self.root}"
         if create:
-            self.root.mkdir(parents=True, exist_ok=True)
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                # A file where the folder should be, a read-only or unmounted volume: the
+                # location is unusable until someone mends it, not a crash.
+                raise Unreachable(self.name, "", "cannot use the location folder: "
+                                  f"{error.strerror or error}") from None
         self._lock = threading.Lock()
         #: folders known to exist inside the root, without symlinks (checked once each)
         self._safe_folders: set[Path] = {self.root}
@@ -78,7 +84,8 @@ class LocalStorage(Storage):
 
     def _require_root(self) -> None:
         if not self.root.is_dir():
-            raise Unreachable(self.name, "", "the location folder does not exist")
+            raise Unreachable(self.name, "", "a file stands where the location folder should be"
+                              if self.root.exists() else "the location folder does not exist")
 
     def _entries(self, folder: Path) -> tuple[list[str], list[bool]]:
         """The names in ``folder`` as they sort among keys (a folder as "name/", since its
@@ -220,7 +227,7 @@ class LocalStorage(Storage):
                 os.replace(temp, path)
                 _fsync_dir(path.parent)
         except BaseException:
-            temp.unlink(missing_ok=True)
+            _discard(temp)  # the write's own error is the one to report
             raise
         return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC),
                           digest.hexdigest())
@@ -268,7 +275,7 @@ class LocalStorage(Storage):
                     _fsync_dir(folder)
         except OSError as error:
             for temp, _ in staged:
-                temp.unlink(missing_ok=True)
+                _discard(temp)
             raise StorageError(self.name, "", f"cannot make new objects durable: "
                                               f"{error.strerror}") from None
 
@@ -290,7 +297,7 @@ class LocalStorage(Storage):
         with self._lock:
             staged, self._staged = list(self._staged.values()), {}
         for temp, _ in staged:
-            temp.unlink(missing_ok=True)
+            _discard(temp)
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -323,6 +330,12 @@ def _remove_stale_temporaries(folder: Path) -> None:
                 with contextlib.suppress(FileNotFoundError):
                     if entry.stat(follow_symlinks=False).st_mtime < horizon:
                         os.unlink(entry.path)
+
+
+def _discard(temp: Path) -> None:
+    """Remove a temporary file if it can be (its folder may be gone or replaced)."""
+    with contextlib.suppress(OSError):
+        temp.unlink()
 
 
 def _fsync_file(path: Path) -> None:
