@@ -17,6 +17,7 @@ from engine import rules
 from engine.alerts import AlertsConfig
 from engine.catalog import Catalog, CatalogLock, EventRow, ItemRow
 from engine.config import LoadedConfig, load_config
+from engine.copy_queue import lane_of
 from engine.cost import CostConfig
 from engine.effects import DeleteBatch, Effect, FetchBatch, FetchResult, FetchTask, Now
 from engine.errors import (
@@ -60,7 +61,7 @@ from engine.replication import PassOutcome, ReplicationSettings, discover_primar
 from engine.restore import RestorePlan, plan_restore, supplement_pgbackrest
 from engine.retention import RetentionPolicy
 from engine.runtime import Clock, CopyProgress, LiveDriver, StorageRegistry
-from engine.scheduler import Hooks, ServiceJob, lane_of, replicate
+from engine.scheduler import Hooks, ServiceJob, replicate
 from engine.storage.base import Storage
 from engine.storage.locations import LocationConfig, open_location
 from engine.windows import window_from_catalog

@@ -20,14 +20,20 @@ Drivers: engine.runtime.LiveDriver (threads, wall clock) and the simulator's Sim
 from __future__ import annotations
 
 import bisect
-from collections import deque
-from collections.abc import Callable, Generator, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
-from engine.catalog import Catalog, CopyRecord, ItemRow, ObjectRow
+from engine.catalog import Catalog, CopyRecord, ObjectRow
+from engine.copy_queue import (
+    LANES,
+    DestinationQueue,
+    ItemCopies,
+    Lane,
+    lane_of,
+    with_status,
+)
 from engine.effects import (
     Completions,
     CopyResult,
@@ -53,21 +59,8 @@ from engine.replication import (
 )
 from engine.retention import RetentionPolicy, apply_retention
 
-
-class Lane(StrEnum):
-    """Copies of one urgency: log segments (and timeline history) before base backups."""
-
-    LOG = "log"
-    BASE = "base"
-
-
-LANES = (Lane.LOG, Lane.BASE)
 #: items whose objects are read from the catalog in one query when the scheduler reaches them
 REFS_AHEAD = 256
-
-
-def lane_of(kind: ItemKind) -> Lane:
-    return Lane.BASE if kind == ItemKind.BASE else Lane.LOG
 
 
 def next_wait(previous: float, busy: bool, *, busy_interval: float, interval: float) -> float:
@@ -100,132 +93,6 @@ class Hooks:
 
 
 @dataclass
-class _Work:
-    """An item still to be brought to one destination: which of its objects wait, which are
-    in flight, how many payload objects still have to verify (the marker goes last). Keys
-    are relative to the service prefix. Choosing the next object is O(1), whatever the
-    number of files in a base backup."""
-
-    row: ItemRow
-    #: key -> object, once loaded from the catalog
-    refs: dict[str, ObjectRow] | None = None
-    #: payload objects to start, in publish order (a failed copy goes back to the end)
-    waiting: deque[str] = field(default_factory=deque)
-    #: payload objects not yet verified
-    payload_left: int = 0
-    #: completion markers not yet verified
-    markers: list[str] = field(default_factory=list)
-    in_flight: set[str] = field(default_factory=set)
-
-    def load(self, refs: list[ObjectRow]) -> None:
-        self.refs = {ref.key: ref for ref in refs}
-        unverified = [ref for ref in refs if ref.status != ItemStatus.AVAILABLE]
-        self.waiting = deque(ref.key for ref in unverified if not ref.is_marker)
-        self.payload_left = len(self.waiting)
-        self.markers = [ref.key for ref in unverified if ref.is_marker]
-
-    def next_key(self) -> str | None:
-        """The object to copy next: payload first, the marker once the payload verified."""
-        if self.waiting:
-            return self.waiting[0]
-        if self.payload_left == 0:
-            return next((k for k in self.markers if k not in self.in_flight), None)
-        return None
-
-    def start(self, key: str) -> None:
-        if self.waiting and self.waiting[0] == key:
-            self.waiting.popleft()
-        self.in_flight.add(key)
-
-    def unstart(self, key: str) -> None:
-        self.in_flight.discard(key)
-        if key not in self.markers:
-            self.waiting.appendleft(key)
-
-    def finish(self, key: str, ok: bool) -> None:
-        self.in_flight.discard(key)
-        if key in self.markers:
-            if ok:
-                self.markers.remove(key)
-        elif ok:
-            self.payload_left -= 1
-        else:
-            self.waiting.append(key)
-
-    @property
-    def complete(self) -> bool:
-        return self.payload_left == 0 and not self.markers and not self.in_flight
-
-
-class _Queue:
-    """One service's unfinished items in one destination region."""
-
-    def __init__(self, job: ServiceJob, region: str, role: RegionRole) -> None:
-        self.job = job
-        self.region = region
-        self.role = role
-        self.items: dict[str, _Work] = {}
-        self.lanes: dict[Lane, deque[str]] = {lane: deque() for lane in LANES}
-        #: object key -> attempts since the service's last listing
-        self.attempts: dict[str, int] = {}
-        #: object key -> the item it belongs to
-        self.owner: dict[str, str] = {}
-        self.in_flight = 0
-        #: completions in a row that the destination throttled, and when to try again
-        self.throttled = 0
-        self.hold_until: datetime | None = None
-        self.paused = False
-        #: no longer a destination (retired, disabled): completions are ignored
-        self.dropped = False
-        #: published or given up since the service's last listing (its pace)
-        self.busy = False
-        #: its unfinished items were read from the catalog (again after a pause)
-        self.loaded = False
-
-    @property
-    def service(self) -> Service:
-        return self.job.service
-
-    @property
-    def name(self) -> tuple[str, str]:
-        return self.service.name, self.region
-
-    def add(self, rows: Iterable[ItemRow]) -> None:
-        """Queue items, oldest first; timeline history ahead of every log segment."""
-        for row in rows:
-            if row.item_id in self.items or row.status not in UNFINISHED:
-                continue
-            self.items[row.item_id] = _Work(row)
-            lane = self.lanes[lane_of(row.kind)]
-            if row.kind == ItemKind.HISTORY:
-                lane.appendleft(row.item_id)
-            else:
-                lane.append(row.item_id)
-
-    def clear(self) -> None:
-        self.items.clear()
-        self.owner.clear()
-        self.attempts.clear()
-        for lane in self.lanes.values():
-            lane.clear()
-
-    def remove(self, item_id: str) -> None:
-        work = self.items.pop(item_id)
-        lane = self.lanes[lane_of(work.row.kind)]
-        if lane and lane[0] == item_id:
-            lane.popleft()
-        elif item_id in lane:
-            lane.remove(item_id)
-        for key in work.refs or ():
-            self.owner.pop(key, None)
-            self.attempts.pop(key, None)
-
-    def ready(self, now: datetime) -> bool:
-        return not (self.paused or self.dropped) and (self.hold_until is None
-                                                      or self.hold_until <= now)
-
-
-@dataclass
 class _ServiceState:
     job: ServiceJob
     outcome: PassOutcome
@@ -250,7 +117,7 @@ class Scheduler:
         self.hooks = hooks or Hooks()
         self.services = {job.service.name: _ServiceState(job, PassOutcome(job.service.name))
                          for job in jobs}
-        self.queues: dict[tuple[str, str], _Queue] = {}
+        self.queues: dict[tuple[str, str], DestinationQueue] = {}
         #: round-robin order of the queues, and where each lane's next turn starts
         self.order: list[tuple[str, str]] = []
         #: service -> the regions it has queues for
@@ -279,7 +146,7 @@ class Scheduler:
                         continue
                     yield from self._cycle(state)
                 now = yield Now()
-                copying: list[tuple[_Queue, _Work]] = []
+                copying: list[tuple[DestinationQueue, ItemCopies]] = []
                 while not self.stopping:
                     picked = self._next(now)
                     if picked is None:
@@ -288,7 +155,7 @@ class Scheduler:
                     if work.row.kind == ItemKind.BASE and work.row.status != ItemStatus.COPYING:
                         # A base takes long: say so now. A log segment is usually one object,
                         # published when it lands (or marked then, see _apply_queue).
-                        work.row = _with_status(work.row, ItemStatus.COPYING)
+                        work.row = with_status(work.row, ItemStatus.COPYING)
                         copying.append((queue, work))
                     task = self._start(queue, work, ref)
                     started: bool = yield StartCopy(task)
@@ -384,11 +251,11 @@ class Scheduler:
                     state.outcome.retired += yield from apply_retention(
                         catalog, service, queue.region, retention)
 
-    def _queues_of(self, service: str) -> list[_Queue]:
+    def _queues_of(self, service: str) -> list[DestinationQueue]:
         return [self.queues[(service, region)]
                 for region in sorted(self.regions_of.get(service, ()))]
 
-    def _sync_destinations(self, state: _ServiceState) -> list[_Queue]:
+    def _sync_destinations(self, state: _ServiceState) -> list[DestinationQueue]:
         """Match the queues to the catalog's destinations of a service (management actions
         change them while a run goes on)."""
         service = state.job.service
@@ -404,7 +271,7 @@ class Scheduler:
             known = self.queues.get((service.name, region))
             if known is None or known.dropped:
                 dropped = known
-                known = _Queue(state.job, region, loc.role)
+                known = DestinationQueue(state.job.service, region, loc.role)
                 known.paused = loc.state == RegionState.PAUSED
                 # Copies still in flight for the dropped queue come back to this one.
                 known.in_flight = dropped.in_flight if dropped is not None else 0
@@ -415,7 +282,7 @@ class Scheduler:
             known.role = loc.role
         return [q for q in self._queues_of(service.name) if not q.dropped]
 
-    def _drop(self, queue: _Queue) -> None:
+    def _drop(self, queue: DestinationQueue) -> None:
         queue.dropped = True
         queue.clear()
         if queue.in_flight == 0:
@@ -423,7 +290,7 @@ class Scheduler:
             self.order.remove(queue.name)
             self.regions_of[queue.service.name].discard(queue.region)
 
-    def _refill(self, queue: _Queue, state: _ServiceState, *,
+    def _refill(self, queue: DestinationQueue, state: _ServiceState, *,
                 full: bool) -> Generator[Effect, Any, None]:
         """Queue what the destination lacks: on the first look (or after a pause) every
         unfinished item, later only what the listing added; items given up are tried again."""
@@ -456,12 +323,12 @@ class Scheduler:
                          if w.row.status == ItemStatus.FAILED),
                         key=lambda r: (r.end_time, r.item_id), reverse=True)
         for row in failed:  # given up before: one more try per listing, oldest first
-            queue.items[row.item_id].row = _with_status(row, ItemStatus.PENDING)
+            queue.items[row.item_id].row = with_status(row, ItemStatus.PENDING)
             queue.lanes[lane_of(row.kind)].appendleft(row.item_id)
 
     # -- choosing and starting copies ------------------------------------------------------------
 
-    def _next(self, now: datetime) -> tuple[_Queue, _Work, ObjectRow] | None:
+    def _next(self, now: datetime) -> tuple[DestinationQueue, ItemCopies, ObjectRow] | None:
         """The next copy to start: a log lane's turn first; a base only while bases hold
         fewer than their share of the streams."""
         if sum(self.in_flight.values()) >= self.settings.concurrency:
@@ -483,12 +350,12 @@ class Scheduler:
                     return queue, found[0], found[1]
         return None
 
-    def _take(self, queue: _Queue, lane: Lane,
-              now: datetime) -> tuple[_Work, ObjectRow] | None:
+    def _take(self, queue: DestinationQueue, lane: Lane,
+              now: datetime) -> tuple[ItemCopies, ObjectRow] | None:
         """The oldest object of this lane that can start: payload first, the completion
         marker once every payload object verified."""
         given_up: list[tuple[str, str]] = []
-        found: tuple[_Work, ObjectRow] | None = None
+        found: tuple[ItemCopies, ObjectRow] | None = None
         for item_id in queue.lanes[lane]:
             work = queue.items[item_id]
             refs = self._refs(queue, lane, work)
@@ -505,7 +372,7 @@ class Scheduler:
             self._give_up(queue, item_id, reason, now)
         return found
 
-    def _refs(self, queue: _Queue, lane: Lane, work: _Work) -> dict[str, ObjectRow]:
+    def _refs(self, queue: DestinationQueue, lane: Lane, work: ItemCopies) -> dict[str, ObjectRow]:
         if work.refs is None:
             # Read ahead: the items after this one in its lane are next (one query for many).
             ids = [work.row.item_id]
@@ -522,10 +389,10 @@ class Scheduler:
         assert work.refs is not None
         return work.refs
 
-    def _give_up(self, queue: _Queue, item_id: str, reason: str, now: datetime) -> None:
+    def _give_up(self, queue: DestinationQueue, item_id: str, reason: str, now: datetime) -> None:
         """An object failed max_attempts times: the item is failed until the next listing."""
         work = queue.items[item_id]
-        work.row = _with_status(work.row, ItemStatus.FAILED)
+        work.row = with_status(work.row, ItemStatus.FAILED)
         lane = queue.lanes[lane_of(work.row.kind)]
         if item_id in lane:
             lane.remove(item_id)
@@ -537,7 +404,8 @@ class Scheduler:
                            f"{item_id} not published: {reason}")
         self.services[service].outcome.failed.append(item_id)
 
-    def _mark_copying(self, started: list[tuple[_Queue, _Work]], now: datetime) -> None:
+    def _mark_copying(self, started: list[tuple[DestinationQueue, ItemCopies]],
+                      now: datetime) -> None:
         """Items whose first copies just started, shown as copying (one transaction)."""
         if not started:
             return
@@ -548,7 +416,7 @@ class Scheduler:
             for (service, region), item_ids in sorted(by_queue.items()):
                 self.catalog.mark_copying(service, region, item_ids, now)
 
-    def _start(self, queue: _Queue, work: _Work, ref: ObjectRow) -> CopyTask:
+    def _start(self, queue: DestinationQueue, work: ItemCopies, ref: ObjectRow) -> CopyTask:
         service = queue.service
         work.start(ref.key)
         queue.in_flight += 1
@@ -559,7 +427,7 @@ class Scheduler:
         self.flights[(task.destination, task.key)] = queue.name, lane
         return task
 
-    def _unstart(self, queue: _Queue, work: _Work, task: CopyTask) -> None:
+    def _unstart(self, queue: DestinationQueue, work: ItemCopies, task: CopyTask) -> None:
         """The driver refused to start a copy (it is stopping)."""
         work.unstart(task.key[len(queue.service.key_prefix) + 1:])
         queue.in_flight -= 1
@@ -605,7 +473,7 @@ class Scheduler:
             if queue is not None:
                 yield from self._apply_queue(queue, groups[name], now)
 
-    def _apply_queue(self, queue: _Queue, results: list[CopyResult],
+    def _apply_queue(self, queue: DestinationQueue, results: list[CopyResult],
                      now: datetime) -> Generator[Effect, Any, None]:
         catalog, service, region = self.catalog, queue.service, queue.region
         outcome = self.services[service.name].outcome
@@ -622,7 +490,7 @@ class Scheduler:
         throttled = False
         unverified: list[str] = []
         records: list[CopyRecord] = []
-        touched: dict[str, _Work] = {}
+        touched: dict[str, ItemCopies] = {}
         for result in results:
             key = result.task.key[len(prefix):]
             work = queue.items.get(queue.owner.get(key, ""))
@@ -660,7 +528,7 @@ class Scheduler:
                 catalog.mark_copying(service.name, region, copying, now)
         for item_id in copying:
             work = queue.items[item_id]
-            work.row = _with_status(work.row, ItemStatus.COPYING)
+            work.row = with_status(work.row, ItemStatus.COPYING)
         for item_id, lag in published:
             queue.remove(item_id)
             outcome.published.append(item_id)
@@ -680,7 +548,7 @@ class Scheduler:
         return min(self.settings.throttle_backoff_cap,
                    self.settings.throttle_backoff * 2.0 ** (throttled - 1))
 
-    def _remove_unverified(self, queue: _Queue, keys: list[str],
+    def _remove_unverified(self, queue: DestinationQueue, keys: list[str],
                            now: datetime) -> Generator[Effect, Any, None]:
         """Bytes that did not verify never stay under a real key (a log segment is its own
         completion marker: the backup tool would take it for a good one)."""
@@ -694,7 +562,7 @@ class Scheduler:
                                f"could not remove the unverified copy of {key}: {problem}"
                                if problem else f"removed the unverified copy of {key}")
 
-    def _stop_for(self, queue: _Queue, side: str, error: str, now: datetime) -> None:
+    def _stop_for(self, queue: DestinationQueue, side: str, error: str, now: datetime) -> None:
         """A side did not answer: the primary (the service waits for its next listing) or the
         destination (paused, probed at each listing)."""
         service = queue.service
@@ -719,16 +587,9 @@ class Scheduler:
         queue.paused, queue.loaded = True, False
         for item_id, work in list(queue.items.items()):
             if work.in_flight:
-                work.row = _with_status(work.row, ItemStatus.PAUSED)
+                work.row = with_status(work.row, ItemStatus.PAUSED)
             else:
                 queue.remove(item_id)
-
-
-def _with_status(item: ItemRow, status: ItemStatus) -> ItemRow:
-    return ItemRow(item.service, item.region, item.item_id, item.kind, item.stream, item.seq,
-                   item.start_time, item.end_time, item.size, item.object_count, status,
-                   item.reason, item.completed_at, item.available_at, item.lag_seconds,
-                   item.parent)
 
 
 def replicate(catalog: Catalog, jobs: Sequence[ServiceJob], settings: ReplicationSettings, *,
