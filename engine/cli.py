@@ -191,7 +191,7 @@ def cmd_sync(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     outcomes = app.sync(args.services or None, full_listing=args.full_listing)
     failed = False
     for o in outcomes:
-        failed = failed or bool(o.failed or o.paused or o.primary_error)
+        failed = failed or bool(o.failed or o.paused or o.primary_error or o.unexpected)
         if args.json:
             continue
         line = (f"{o.service}: {o.discovered} new in primary, {len(o.published)} published, "
@@ -202,6 +202,8 @@ def cmd_sync(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
             line += f"; {region} paused: {reason}"
         if o.primary_error:
             line += f"; primary: {o.primary_error}"
+        if o.unexpected:
+            line += f"; {o.unexpected}"
         out.write(line + "\n")
     if args.json:
         _print_json({"passes": outcomes}, out)

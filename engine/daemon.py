@@ -19,6 +19,9 @@ def log_outcome(logger: logging.Logger, outcome: PassOutcome) -> None:
     fields = {"service": outcome.service, "discovered": outcome.discovered,
               "published": len(outcome.published), "objects": outcome.copied_objects,
               "bytes": outcome.copied_bytes, "failed": len(outcome.failed)}
+    if outcome.unexpected:
+        logger.error("%s: %s", outcome.service, outcome.unexpected, extra=fields)
+        logger.debug("%s: %s", outcome.service, outcome.unexpected_detail, extra=fields)
     if outcome.primary_error:
         logger.error("%s: primary unreachable: %s", outcome.service, outcome.primary_error,
                      extra=fields)

@@ -39,6 +39,9 @@ class SyncMetrics:
                              registry=self.registry)
         self.failures = Counter("btar_copy_failures", "Copies that failed, by reason",
                                 ["reason"], registry=self.registry)
+        self.unexpected = Counter("btar_unexpected_errors", "Listing cycles an unexpected "
+                                  "error (a bug) ended early", ["service"],
+                                  registry=self.registry)
 
     def observe_copy(self, progress: CopyProgress) -> None:
         """Count a failed copy by its reason (called for every finished copy)."""
@@ -53,7 +56,10 @@ class SyncMetrics:
     def observe_pass(self, outcome: PassOutcome, now: datetime) -> None:
         self.objects.labels(outcome.service).inc(outcome.copied_objects)
         self.bytes.labels(outcome.service).inc(outcome.copied_bytes)
-        if not (outcome.failed or outcome.paused or outcome.primary_error):
+        if outcome.unexpected:
+            self.unexpected.labels(outcome.service).inc()
+        if not (outcome.failed or outcome.paused or outcome.primary_error
+                or outcome.unexpected):
             self.last_sync.labels(outcome.service).set(now.timestamp())
 
     def refresh(self, app: Btar) -> None:

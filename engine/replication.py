@@ -73,6 +73,9 @@ class PassOutcome:
     primary_error: str = ""
     #: items deleted by retention in the additional region
     retired: int = 0
+    #: an unexpected failure (a bug) that ended the cycle early: one line, and its traceback
+    unexpected: str = ""
+    unexpected_detail: str = ""
 
 
 def verify(result: CopyResult, expected_sha256: str) -> tuple[bool, str]:

@@ -20,6 +20,7 @@ Drivers: engine.runtime.LiveDriver (threads, wall clock) and the simulator's Sim
 from __future__ import annotations
 
 import bisect
+import traceback
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -144,7 +145,10 @@ class Scheduler:
                         continue
                     if self.once and state.cycles:
                         continue
-                    yield from self._cycle(state)
+                    try:
+                        yield from self._cycle(state)
+                    except Exception as error:  # a bug must not stop the other services
+                        yield from self._unexpected(state, error)
                 now = yield Now()
                 copying: list[tuple[DestinationQueue, ItemCopies]] = []
                 while not self.stopping:
@@ -250,6 +254,17 @@ class Scheduler:
                 if queue.role == RegionRole.SECONDARY and not queue.paused:
                     state.outcome.retired += yield from apply_retention(
                         catalog, service, queue.region, retention)
+
+    def _unexpected(self, state: _ServiceState,
+                    error: Exception) -> Generator[Effect, Any, None]:
+        """Record an unexpected failure of a service's cycle; the service is listed again at
+        its next turn, the others go on."""
+        now: datetime = yield Now()
+        service = state.job.service
+        line = f"unexpected {type(error).__name__} in the listing cycle: {error}"
+        state.outcome.unexpected = line
+        state.outcome.unexpected_detail = "".join(traceback.format_exception(error))
+        self.catalog.event(now, "error", service.name, service.region, line)
 
     def _queues_of(self, service: str) -> list[DestinationQueue]:
         return [self.queues[(service, region)]

@@ -8,6 +8,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
+import engine.scheduler
 from engine.effects import Completions, CopyResult, Effect, NextCompletions, StartCopy, drive
 from engine.formats import get_layout
 from engine.replication import ReplicationSettings
@@ -126,3 +129,25 @@ def test_backlog_per_lane_in_status_while_the_destination_is_down() -> None:
     world.stores[SECONDARY].unreachable = False
     world.app.sync(["orders"])
     assert world.app.status_of("orders").backlog == {}
+
+
+def test_a_bug_in_one_services_cycle_does_not_stop_the_others(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    world = World()
+    world.produce("orders", 2)
+    world.produce("shop", 2)
+    for name in ("orders", "shop"):
+        world.app.enable(name, SECONDARY)
+    real = engine.scheduler.discover_primary
+
+    def broken(catalog: Any, layout: Any, service: Any, *args: Any, **kwargs: Any) -> Any:
+        if service.name == "shop":
+            raise RuntimeError("a reader's bug")
+        return real(catalog, layout, service, *args, **kwargs)
+
+    monkeypatch.setattr(engine.scheduler, "discover_primary", broken)
+    orders, shop = world.app.sync()
+    assert len(orders.published) == 2
+    assert shop.unexpected == "unexpected RuntimeError in the listing cycle: a reader's bug"
+    assert "Traceback" in shop.unexpected_detail
+    assert any("a reader's bug" in e.message for e in world.app.events(10, "shop"))
