@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import ctypes
+import errno
 import hashlib
 import io
 import os
@@ -31,6 +32,14 @@ from engine.storage.base import (
 #: Bytes per read and write when storing a file. Measured on ext4 (16 files of 64 MiB, 8
 #: threads): 1 MiB pieces took 1.3 to 3.1 s, mostly in the kernel; 4 MiB pieces 0.8 s.
 WRITE_CHUNK = 4 * 1024 * 1024
+#: errno of a file-system error that makes the whole location unusable, and what it means
+_LOCATION_FAULTS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+}
 #: Deferred files committed together from which one syncfs of the filesystem replaces an
 #: fsync per file. On ext4 with 2,000 files of 64 KiB, syncfs twice per 256 files took 0.25 s
 #: against 0.4 s for an fsync per file; for a handful of files the fsyncs are cheaper than
@@ -81,6 +90,15 @@ class LocalStorage(Storage):
                 with self._lock:
                     self._safe_folders.add(path.parent)
         return path
+
+    def _fault(self, key: str, error: OSError) -> StorageError:
+        """A file-system error as a storage error: a location that cannot take any write
+        (full, read-only, not ours) is unreachable until mended; anything else concerns
+        this key."""
+        reason = _LOCATION_FAULTS.get(error.errno or 0)
+        if reason is not None:
+            return Unreachable(self.name, key, reason)
+        return StorageError(self.name, key, error.strerror or str(error))
 
     def _require_root(self) -> None:
         if not self.root.is_dir():
@@ -144,6 +162,12 @@ class LocalStorage(Storage):
 
     def list_page(self, prefix: str = "", start_after: str | None = None,
                   limit: int = 1000) -> ListPage:
+        try:
+            return self._list_page(prefix, start_after, limit)
+        except OSError as error:
+            raise self._fault(prefix, error) from None
+
+    def _list_page(self, prefix: str, start_after: str | None, limit: int) -> ListPage:
         validate_prefix(self.name, prefix)
         self._require_root()
         # Start at the deepest folder the prefix names; walk only as far as the page needs.
@@ -190,6 +214,8 @@ class LocalStorage(Storage):
             handle = path.open("rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFound(self.name, key, "no such object") from None
+        except OSError as error:
+            raise self._fault(key, error) from None
         with handle:
             yield handle
 
@@ -202,11 +228,11 @@ class LocalStorage(Storage):
         with self._lock:
             sweep = path.parent not in self._swept
             self._swept.add(path.parent)
-        if sweep:
-            _remove_stale_temporaries(path.parent)
         temp = path.parent / f"{TEMP_MARKER}{uuid.uuid4().hex}"
         digest = hashlib.sha256()
         try:
+            if sweep:
+                _remove_stale_temporaries(path.parent)
             with self._create(temp, key) as out:
                 while chunk := stream.read(WRITE_CHUNK):
                     digest.update(chunk)
@@ -226,8 +252,11 @@ class LocalStorage(Storage):
             else:
                 os.replace(temp, path)
                 _fsync_dir(path.parent)
-        except BaseException:
+        except OSError as error:
             _discard(temp)  # the write's own error is the one to report
+            raise self._fault(key, error) from None
+        except BaseException:
+            _discard(temp)
             raise
         return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC),
                           digest.hexdigest())
@@ -302,8 +331,11 @@ class LocalStorage(Storage):
     def delete(self, key: str) -> None:
         path = self._path(key)
         self._require_root()
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        except OSError as error:
+            raise self._fault(key, error) from None
         # Leave no empty folders behind, but never remove the root itself.
         parent = path.parent
         while parent != self.root:
@@ -324,7 +356,7 @@ STALE_TEMPORARY = 24 * 3600.0
 def _remove_stale_temporaries(folder: Path) -> None:
     """Remove what crashed writers left in ``folder``; done once per folder and process."""
     horizon = time.time() - STALE_TEMPORARY
-    with contextlib.suppress(FileNotFoundError), os.scandir(folder) as scan:
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(folder) as scan:
         for entry in scan:
             if entry.name.startswith(TEMP_MARKER) and entry.is_file(follow_symlinks=False):
                 with contextlib.suppress(FileNotFoundError):

@@ -1,17 +1,21 @@
 """A fault of one location is that location's state, never the end of the daemon: while a
-region's folder is replaced by a file (a wrong path, an unmounted volume), the `btar sync`
-daemon keeps running, the services that do not use the region keep replicating, the others
-say why they wait, and everything catches up once the folder is back."""
+region's folder is replaced by a file (a wrong path, an unmounted volume), or its disk is
+full or read-only, the `btar sync` daemon keeps running, the services that do not use the
+region keep replicating, the others say why they wait, and everything catches up once the
+fault is mended."""
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
+import os
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,3 +117,24 @@ def test_a_region_folder_replaced_by_a_file_stops_only_its_services(
         primary = published(world, service, "aws-eu-west-1")
         wait_for(lambda service=service, primary=primary:
                  published(world, service, "aws-eu-central-1") >= primary, 30)
+
+
+@pytest.mark.parametrize(("code", "reason"), [(errno.ENOSPC, "no space left on the device"),
+                                              (errno.EROFS, "read-only file system")])
+def test_a_full_or_read_only_destination_pauses_only_its_services(
+        daemon: tuple[Path, Btar, Callable[[], int]], code: int, reason: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    world, app, died = daemon
+    wait_for(lambda: all(state_of(world, s) == "in sync" for s in (UNTOUCHED, *HIT)))
+    storage = app.storage("aws-eu-central-1")
+
+    def refuse(temp: Path, key: str) -> Any:
+        raise OSError(code, os.strerror(code), str(temp))
+
+    monkeypatch.setattr(storage, "_create", refuse)
+    before = published(world, UNTOUCHED, "google-europe-north1")
+    wait_for(lambda: published(world, UNTOUCHED, "google-europe-north1") >= before + 5)
+    wait_for(lambda: all(reason in state_of(world, s) for s in HIT))
+    assert died() == 0
+    monkeypatch.undo()
+    wait_for(lambda: all(state_of(world, s) == "in sync" for s in (UNTOUCHED, *HIT)), 30)

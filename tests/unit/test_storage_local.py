@@ -159,3 +159,43 @@ def test_a_commit_that_cannot_make_objects_durable_fails_and_shows_nothing(
     monkeypatch.undo()
     assert not list(storage.iter_objects())
     assert not temporaries(tmp_path)
+
+
+@pytest.mark.parametrize(("code", "reason"), [(errno.ENOSPC, "no space left on the device"),
+                                              (errno.EROFS, "read-only file system"),
+                                              (errno.EACCES, "permission denied")])
+def test_a_location_that_cannot_take_writes_is_unreachable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, reason: str) -> None:
+    storage = LocalStorage(tmp_path / "s")
+
+    def refuse(fd: int) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "fsync", refuse)
+    with pytest.raises(Unreachable, match=reason):
+        storage.write("log/a", b"a")
+    monkeypatch.undo()
+    assert not list(storage.iter_objects())
+    assert not temporaries(tmp_path)
+
+
+def test_a_folder_that_cannot_be_listed_is_unreachable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = LocalStorage(tmp_path / "s")
+    storage.write("log/a", b"a")
+
+    def refuse(path: object) -> None:
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "scandir", refuse)
+    with pytest.raises(Unreachable, match="permission denied"):
+        storage.list_page("log/")
+
+
+def test_a_file_where_a_folder_is_expected_fails_only_that_key(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "s")
+    storage.write("log", b"a file where a folder should be")
+    with pytest.raises(StorageError, match="a parent of this key is an object") as caught:
+        storage.write("log/1/a", b"a")
+    assert not isinstance(caught.value, Unreachable)
+    storage.write("base/1", b"b")  # the rest of the location still works
