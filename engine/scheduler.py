@@ -265,6 +265,8 @@ class Scheduler:
         state.outcome.unexpected = line
         state.outcome.unexpected_detail = "".join(traceback.format_exception(error))
         self.catalog.event(now, "error", service.name, service.region, line)
+        # Not again at once: a bug that fails every time must not spin.
+        state.next_listing = now + timedelta(seconds=self.settings.poll_interval)
 
     def _queues_of(self, service: str) -> list[DestinationQueue]:
         return [self.queues[(service, region)]
