@@ -93,12 +93,33 @@ class CopyResult:
 
 
 @dataclass(frozen=True)
+class StartRequest:
+    """-> None: carry out ``request`` beside the procedure (so that a slow or dead location
+    holds up only what waits for it); its outcome comes back through ``NextCompletions`` as
+    a RequestDone with the same ``ticket``."""
+
+    ticket: int
+    request: ListPage | ReadObject | DeleteBatch
+
+
+@dataclass(frozen=True)
+class RequestDone:
+    """The outcome of a started request: its result, or the StorageError it raised."""
+
+    ticket: int
+    result: Any = None
+    error: StorageError | None = None
+
+
+@dataclass(frozen=True)
 class Completions:
-    """Every copy that finished since the last look, in the order they finished."""
+    """Every copy and request that finished since the last look, in the order they
+    finished."""
 
     results: tuple[CopyResult, ...]
     #: the driver was asked to stop: start nothing more, collect what is in flight
     stop_requested: bool = False
+    requests: tuple[RequestDone, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,8 +157,8 @@ class DeleteBatch:
     keys: tuple[str, ...]
 
 
-Effect = (Now | Sleep | ListPage | ReadObject | StartCopy | NextCompletions | FetchBatch
-          | DeleteBatch)
+Effect = (Now | Sleep | ListPage | ReadObject | StartCopy | StartRequest | NextCompletions
+          | FetchBatch | DeleteBatch)
 
 #: A procedure: yields effects, receives their results, returns its outcome.
 Procedure = Generator[Effect, Any, Any]
@@ -164,5 +185,6 @@ def drive(procedure: Generator[Effect, Any, T], perform: Callable[[Effect], Any]
 __all__ = [
     "Completions", "CopyResult", "CopyTask", "DeleteBatch", "Effect", "FetchBatch",
     "FetchResult", "FetchTask", "ListPage", "ListPageResult", "NextCompletions", "Now",
-    "Procedure", "ReadObject", "Sleep", "StartCopy", "datetime", "drive",
+    "Procedure", "ReadObject", "RequestDone", "Sleep", "StartCopy", "StartRequest", "datetime",
+    "drive",
 ]

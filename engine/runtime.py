@@ -28,8 +28,10 @@ from engine.effects import (
     NextCompletions,
     Now,
     ReadObject,
+    RequestDone,
     Sleep,
     StartCopy,
+    StartRequest,
     drive,
 )
 from engine.errors import BtarError, StorageError, Unreachable
@@ -41,7 +43,9 @@ _log = logging.getLogger("btar.runtime")
 
 #: Test hook for tests/reliability/test_kill.py, not a feature: with BTAR_TEST_KILL_AT="N" the
 #: process SIGKILLs itself right before a LiveDriver carries out its Nth effect; with "N+" right
-#: after it (before the procedure sees the result). Read once per driver; unset, it costs nothing.
+#: after it (before the procedure sees the result); "Kind:N" and "Kind:N+" count only effects
+#: of that kind (StartCopy, NextCompletions, ...), which stays meaningful while requests and
+#: copies finish in varying order. Read once per driver; unset, it costs nothing.
 KILL_AT_ENV = "BTAR_TEST_KILL_AT"
 
 
@@ -84,6 +88,8 @@ class CopyProgress:
 
 #: seconds between two looks at a stop request while copies are in flight
 STOP_CHECK = 0.2
+#: lists, reads and deletions carried out at once (beside the copies)
+REQUEST_THREADS = 4
 
 
 class LiveDriver:
@@ -104,9 +110,14 @@ class LiveDriver:
         self.on_copy = on_copy
         self._kill_at = os.environ.get(KILL_AT_ENV, "")
         self._effects = 0
+        self._effects_of: dict[str, int] = {}
         self._pool: ThreadPoolExecutor | None = None
-        self._finished: queue.SimpleQueue[CopyResult] = queue.SimpleQueue()
+        #: lists, reads and deletions run on a pool of their own: never behind copies
+        self._requests: ThreadPoolExecutor | None = None
+        self._finished: queue.SimpleQueue[CopyResult | RequestDone] = queue.SimpleQueue()
         self._in_flight = 0
+        #: what a request thread died of that is no storage error: it ends the run
+        self._crashed: BaseException | None = None
         self._progress = CopyProgress(0, 0, 0, 0, None)
 
     def now(self) -> datetime:
@@ -119,11 +130,13 @@ class LiveDriver:
         try:
             return drive(procedure, self._perform_unless_stopped)
         finally:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True, cancel_futures=True)
-                self._pool = None
+            for pool in (self._pool, self._requests):
+                if pool is not None:
+                    pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = self._requests = None
             self._finished = queue.SimpleQueue()
             self._in_flight = 0
+            self._crashed = None
             self._progress = CopyProgress(0, 0, 0, 0, None)
 
     def _perform_unless_stopped(self, effect: Effect) -> Any:
@@ -134,6 +147,8 @@ class LiveDriver:
         if not self._kill_at:
             return self._perform(effect)
         self._effects += 1
+        kind = type(effect).__name__
+        self._effects_of[kind] = self._effects_of.get(kind, 0) + 1
         self._test_kill(effect, after=False)
         try:
             return self._perform(effect)
@@ -142,7 +157,9 @@ class LiveDriver:
 
     def _test_kill(self, effect: Effect, *, after: bool) -> None:
         """The BTAR_TEST_KILL_AT hook (see KILL_AT_ENV): die as a crash would, no cleanup."""
-        if self._kill_at == f"{self._effects}{'+' if after else ''}":
+        kind, sign = type(effect).__name__, "+" if after else ""
+        if self._kill_at in (f"{self._effects}{sign}",
+                             f"{kind}:{self._effects_of.get(kind, 0)}{sign}"):
             sys.stderr.write(f"btar test hook: SIGKILL {'after' if after else 'before'} effect "
                              f"{self._effects} ({type(effect).__name__})\n")
             sys.stderr.flush()
@@ -174,6 +191,8 @@ class LiveDriver:
             return self._storage_for(effect.region).read_bytes(effect.key)
         if isinstance(effect, StartCopy):
             return self._start_copy(effect)
+        if isinstance(effect, StartRequest):
+            return self._start_request(effect)
         if isinstance(effect, NextCompletions):
             return self._next_completions(effect)
         if isinstance(effect, FetchBatch):
@@ -224,6 +243,25 @@ class LiveDriver:
                                       progress.bytes_total + task.size, progress.last)
         return True
 
+    def _start_request(self, effect: StartRequest) -> None:
+        if self._requests is None:
+            self._requests = ThreadPoolExecutor(max_workers=REQUEST_THREADS,
+                                                thread_name_prefix="btar-request")
+        finished = self._finished
+
+        def request() -> None:
+            try:
+                done = RequestDone(effect.ticket, self._perform(effect.request))
+            except StorageError as error:
+                done = RequestDone(effect.ticket, error=error)
+            except BaseException as error:
+                self._crashed = error
+                done = RequestDone(effect.ticket, error=StorageError("btar", "", "stopped"))
+            finished.put(done)
+
+        self._requests.submit(request)
+        self._in_flight += 1
+
     def _refused(self, task: CopyTask, error: StorageError, side: str) -> bool:
         """A copy whose location cannot even be opened: it comes back failed at once."""
         self._finished.put(CopyResult(task, ok=False, error=str(error),
@@ -232,31 +270,33 @@ class LiveDriver:
         return True
 
     def _next_completions(self, effect: NextCompletions) -> Completions:
-        """Wait for the first copy to finish (or the timeout, or a stop), then take every
-        other that finished by then."""
-        results: list[CopyResult] = []
+        """Wait for the first copy or request to finish (or the timeout, or a stop), then
+        take every other that finished by then."""
+        finished: list[CopyResult | RequestDone] = []
         if self._in_flight == 0:
             if effect.timeout is not None:
                 self._sleep(effect.timeout)
             return Completions((), self.stop_requested.is_set())
         deadline = None if effect.timeout is None else time.monotonic() + effect.timeout
-        while not results:
+        while not finished:
             wait_for = STOP_CHECK if deadline is None \
                 else min(STOP_CHECK, deadline - time.monotonic())
             if wait_for <= 0:
                 break
             try:
-                results.append(self._finished.get(timeout=wait_for))
+                finished.append(self._finished.get(timeout=wait_for))
             except queue.Empty:
                 if self.stop_requested.is_set():
                     break
         while True:
             try:
-                results.append(self._finished.get_nowait())
+                finished.append(self._finished.get_nowait())
             except queue.Empty:
                 break
-        self._in_flight -= len(results)
-        results = self._make_durable(results)
+        self._in_flight -= len(finished)
+        if self._crashed is not None:
+            raise self._crashed
+        results = self._make_durable([r for r in finished if isinstance(r, CopyResult)])
         for result in results:
             progress = self._progress
             self._progress = CopyProgress(progress.done + 1, progress.total,
@@ -264,7 +304,8 @@ class LiveDriver:
                                           progress.bytes_total, result)
             if self.on_copy is not None:
                 self.on_copy(self._progress)
-        return Completions(tuple(results), self.stop_requested.is_set())
+        return Completions(tuple(results), self.stop_requested.is_set(),
+                           tuple(r for r in finished if isinstance(r, RequestDone)))
 
     def _make_durable(self, results: list[CopyResult]) -> list[CopyResult]:
         """Commit the copies that landed, per destination; those that cannot be made durable

@@ -11,7 +11,10 @@ one procedure, so that nothing waits behind what it does not need.
 - Within a lane the queues of (service, destination) take turns: a service's backlog, or a new
   region's catch-up, gets its share of the streams, never all of them.
 - Each service is listed on its own pace (``busy_poll_interval`` after a listing that found
-  work, doubling up to ``poll_interval``), while copies of every service are in flight.
+  work, doubling up to ``poll_interval``), while copies of every service are in flight. A
+  listing cycle's requests are started beside everything else (``StartRequest``) and the
+  cycle resumes when its answer comes: a slow or dead location holds up only the service
+  that reads it.
 
 Drivers: engine.runtime.LiveDriver (threads, wall clock) and the simulator's SimInterpreter
 (SimPy, virtual clock) carry out the same effects.
@@ -44,7 +47,9 @@ from engine.effects import (
     ListPage,
     NextCompletions,
     Now,
+    ReadObject,
     StartCopy,
+    StartRequest,
 )
 from engine.errors import CorruptBackup, StorageError
 from engine.formats.base import BackupLayout
@@ -130,6 +135,10 @@ class Scheduler:
         self.stopping = False
         #: every cycle's outcome in once mode, in service order
         self.outcomes: dict[str, PassOutcome] = {}
+        #: the listing cycles under way, and which waits for which request
+        self.listings: dict[str, Generator[Effect, Any, None]] = {}
+        self.parked: dict[int, str] = {}
+        self.tickets = 0
 
     # -- the procedure ---------------------------------------------------------------------------
 
@@ -141,14 +150,11 @@ class Scheduler:
             if not self.stopping:
                 for name in sorted(self.services):
                     state = self.services[name]
-                    if state.next_listing is not None and state.next_listing > now:
+                    if name in self.listings or (self.once and state.cycles) or (
+                            state.next_listing is not None and state.next_listing > now):
                         continue
-                    if self.once and state.cycles:
-                        continue
-                    try:
-                        yield from self._cycle(state)
-                    except Exception as error:  # a bug must not stop the other services
-                        yield from self._unexpected(state, error)
+                    self.listings[name] = self._guarded_cycle(state)
+                    yield from self._advance(name, None, None)
                 now = yield Now()
                 copying: list[tuple[DestinationQueue, ItemCopies]] = []
                 while not self.stopping:
@@ -165,9 +171,9 @@ class Scheduler:
                     started: bool = yield StartCopy(task)
                     if not started:
                         self._unstart(queue, work, task)
-                        self.stopping = True
+                        self._stop()
                 self._mark_copying(copying, now)
-            total = sum(self.in_flight.values())
+            total = sum(self.in_flight.values()) + len(self.parked)
             if total == 0 and (self.stopping or (self.once and not self._waiting(now))):
                 break
             timeout = self._timeout(now) if not self.stopping else None
@@ -175,13 +181,17 @@ class Scheduler:
                 break
             wake: Completions = yield NextCompletions(timeout)
             if wake.stop_requested:
-                self.stopping = True
+                self._stop()
             elif timeout is not None and not wake.results:
                 # The pauses this wait covered are over, whatever the clock says now (a
                 # driver's clock may stand still while it carries out a management action).
                 self._lift_holds(now + timedelta(seconds=timeout))
             if wake.results:
                 yield from self._apply(wake.results)
+            for done in wake.requests:
+                name = self.parked.pop(done.ticket)
+                if name in self.listings:
+                    yield from self._advance(name, done.result, done.error)
         for name in sorted(self.services):
             state = self.services[name]
             if self.once and state.cycles and not state.primary_down \
@@ -190,7 +200,41 @@ class Scheduler:
             self._close_cycle(state)
         return [self.outcomes[name] for name in sorted(self.outcomes)]
 
+    def _stop(self) -> None:
+        """Start nothing more; the listing cycles end where they wait (between two requests,
+        so nothing is half-written) and the copies in flight are collected."""
+        self.stopping = True
+        for cycle in self.listings.values():
+            cycle.close()
+        self.listings.clear()
+
     # -- listing cycles --------------------------------------------------------------------------
+
+    def _guarded_cycle(self, state: _ServiceState) -> Generator[Effect, Any, None]:
+        try:
+            yield from self._cycle(state)
+        except Exception as error:  # a bug must not stop the other services
+            yield from self._unexpected(state, error)
+
+    def _advance(self, name: str, value: Any,
+                 error: StorageError | None) -> Generator[Effect, Any, None]:
+        """Run a service's listing cycle until it waits for a request (started beside the
+        copies and the other cycles, so that a slow or dead location holds up only the
+        service that reads it) or ends."""
+        cycle = self.listings[name]
+        while True:
+            try:
+                effect = cycle.throw(error) if error is not None else cycle.send(value)
+            except StopIteration:
+                del self.listings[name]
+                return
+            value, error = None, None
+            if isinstance(effect, ListPage | ReadObject | DeleteBatch):
+                self.tickets += 1
+                self.parked[self.tickets] = name
+                yield StartRequest(self.tickets, effect)
+                return
+            value = yield effect  # the time: answered at once
 
     def _close_cycle(self, state: _ServiceState) -> None:
         if not state.cycles:

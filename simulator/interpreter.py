@@ -29,8 +29,10 @@ from engine.effects import (
     NextCompletions,
     Now,
     ReadObject,
+    RequestDone,
     Sleep,
     StartCopy,
+    StartRequest,
     drive,
 )
 from engine.errors import StorageError
@@ -50,13 +52,14 @@ def _failed(task: CopyTask, kind: str, side: str, message: str) -> CopyResult:
     return CopyResult(task=task, ok=False, error=message, error_kind=kind, failed_side=side)
 
 
-class _Copies:
-    """The copies one driven procedure has in flight, and those finished but not yet told."""
+class _InFlight:
+    """The copies and requests one driven procedure has in flight, and those finished but
+    not yet told."""
 
     def __init__(self, env: simpy.Environment) -> None:
         self.env = env
         self.running: list[simpy.Process] = []
-        self.finished: list[CopyResult] = []
+        self.finished: list[CopyResult | RequestDone] = []
         self._waiter: simpy.Event | None = None
 
     def start(self, process: simpy.Process) -> None:
@@ -80,8 +83,9 @@ class _Copies:
                 events.append(self.env.timeout(max(0.0, timeout)))
             yield self.env.any_of(events)
             self._waiter = None
-        done, self.finished = tuple(self.finished), []
-        return Completions(done)
+        done, self.finished = self.finished, []
+        return Completions(tuple(r for r in done if isinstance(r, CopyResult)),
+                           requests=tuple(r for r in done if isinstance(r, RequestDone)))
 
 
 class SimInterpreter:
@@ -99,7 +103,7 @@ class SimInterpreter:
         """Drive ``procedure`` to its end; storage errors are thrown back into it, exactly as
         LiveDriver.run does. An interrupt (a crash) drops the procedure mid-way, and the
         copies it had in flight die with it."""
-        copies = _Copies(self.env)
+        copies = _InFlight(self.env)
         result: Any = None
         error: StorageError | None = None
         try:
@@ -122,7 +126,7 @@ class SimInterpreter:
         finally:
             procedure.close()
 
-    def perform(self, effect: Effect, copies: _Copies) -> Generator[simpy.Event, Any, Any]:
+    def perform(self, effect: Effect, copies: _InFlight) -> Generator[simpy.Event, Any, Any]:
         """One effect as SimPy events; returns its result or raises StorageError."""
         world = self.world
         if isinstance(effect, Now):
@@ -139,15 +143,33 @@ class SimInterpreter:
             self._copies += 1
             copies.start(self.env.process(self._copy(effect.task, self._copies)))
             return True
+        if isinstance(effect, StartRequest):
+            copies.start(self.env.process(self._request(effect)))
+            return None
         if isinstance(effect, NextCompletions):
             done: Completions = yield from copies.next(effect.timeout)
-            return Completions(done.results, self.stop_requested)
+            return Completions(done.results, self.stop_requested, done.requests)
         if isinstance(effect, DeleteBatch):
             yield self.env.timeout(world.request_latency(effect.region))
             return perform_delete(world, effect)
         if isinstance(effect, FetchBatch):
             return tuple(FetchResult(t, ok=False, error=NO_FETCH) for t in effect.tasks)
         raise TypeError(f"unknown effect {effect!r}")
+
+    def _request(self, effect: StartRequest) -> Generator[simpy.Event, Any, RequestDone | None]:
+        """A list, read or deletion beside the procedure: the region's request latency, then
+        the request (a crash drops it)."""
+        request = effect.request
+        try:
+            yield self.env.timeout(self.world.request_latency(request.region))
+        except simpy.Interrupt:
+            return None
+        try:
+            if isinstance(request, DeleteBatch):
+                return RequestDone(effect.ticket, perform_delete(self.world, request))
+            return RequestDone(effect.ticket, perform_request(self.world, request))
+        except StorageError as error:
+            return RequestDone(effect.ticket, error=error)
 
     # -- copies --------------------------------------------------------------------------------
 
@@ -279,7 +301,7 @@ class SimDriver:
 
     def __init__(self, world: World) -> None:
         self.world = world
-        self._finished: list[CopyResult] = []
+        self._finished: list[CopyResult | RequestDone] = []
 
     def now(self) -> datetime:
         return self.world.now()
@@ -302,9 +324,17 @@ class SimDriver:
                                                world.store(effect.task.destination),
                                                effect.task))
             return True
+        if isinstance(effect, StartRequest):
+            try:
+                outcome = RequestDone(effect.ticket, self._perform(effect.request))
+            except StorageError as error:
+                outcome = RequestDone(effect.ticket, error=error)
+            self._finished.append(outcome)
+            return None
         if isinstance(effect, NextCompletions):
-            done, self._finished = tuple(self._finished), []
-            return Completions(done)
+            done, self._finished = self._finished, []
+            return Completions(tuple(r for r in done if isinstance(r, CopyResult)),
+                               requests=tuple(r for r in done if isinstance(r, RequestDone)))
         if isinstance(effect, DeleteBatch):
             return perform_delete(world, effect)
         if isinstance(effect, FetchBatch):

@@ -391,9 +391,9 @@ def _runs_of(logs: list[tuple[str, str, str, int]]) -> list[tuple[str, str, str,
 #: the phases a first kill is spread over: (effect type, before/after it is carried out).
 #: After StartCopy, the copy is in flight on a thread; before NextCompletions, copies may have
 #: landed that the catalog does not know of; after it, their results are not recorded yet.
-PHASES = (("ListPage", ""), ("ReadObject", "+"), ("StartCopy", ""), ("NextCompletions", "+"),
-          ("StartCopy", "+"), ("NextCompletions", ""), ("Now", "+"), ("ListPage", "+"),
-          ("ReadObject", ""), ("Now", ""))
+PHASES = (("StartRequest", ""), ("StartRequest", "+"), ("StartCopy", ""),
+          ("NextCompletions", "+"), ("StartCopy", "+"), ("NextCompletions", ""), ("Now", "+"),
+          ("StartRequest", "+"), ("StartRequest", ""), ("Now", ""))
 
 
 def kill_episodes(world: KillWorld, label: str, episodes: int,
@@ -422,8 +422,11 @@ def kill_episodes(world: KillWorld, label: str, episodes: int,
             plan.append(("hook 1 (calibration)", "1", None, False))
         kind, when = PHASES[number % len(PHASES)]
         positions = [i + 1 for i, name in enumerate(trace) if name == kind]
-        position = rng.choice(positions)
-        plan.append((f"hook {position}{when}", f"{position}{when}", None, True))
+        nth = rng.randrange(len(positions))
+        position = positions[nth]  # roughly where, for the timed kill below
+        # Counted by kind: requests and copies finish in varying order, so the Nth effect
+        # overall differs from run to run, the Nth of a kind much less.
+        plan.append((f"hook {kind}:{nth + 1}{when}", f"{kind}:{nth + 1}{when}", None, True))
         # A delay inside what the previous kill left to do, roughly.
         plan.append(("timed", None, rng.uniform(0.0, 0.9) * (1 - position / len(trace)), False))
         for _ in range(2):

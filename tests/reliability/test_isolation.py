@@ -138,3 +138,29 @@ def test_a_full_or_read_only_destination_pauses_only_its_services(
     assert died() == 0
     monkeypatch.undo()
     wait_for(lambda: all(state_of(world, s) == "in sync" for s in (UNTOUCHED, *HIT)), 30)
+
+
+def test_a_primary_that_hangs_holds_up_only_its_own_services(
+        daemon: tuple[Path, Btar, Callable[[], int]], monkeypatch: pytest.MonkeyPatch) -> None:
+    world, app, died = daemon
+    wait_for(lambda: all(state_of(world, s) == "in sync" for s in (UNTOUCHED, *HIT)))
+    storage = app.storage("aws-eu-west-1")
+    real = storage.list_page
+    release = threading.Event()
+
+    def hang(*args: Any, **kwargs: Any) -> Any:
+        release.wait(20)  # an endpoint that does not answer (for now)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(storage, "list_page", hang)
+    try:
+        # Listings of the hung primary wait on their own: billing keeps up meanwhile.
+        before = published(world, UNTOUCHED, "google-europe-north1")
+        started = time.monotonic()
+        wait_for(lambda: published(world, UNTOUCHED, "google-europe-north1") >= before + 5, 10)
+        assert time.monotonic() - started < 10
+        assert died() == 0
+    finally:
+        release.set()
+    monkeypatch.undo()
+    wait_for(lambda: all(state_of(world, s) == "in sync" for s in (UNTOUCHED, *HIT)), 30)

@@ -39,7 +39,7 @@ def test_kills_on_the_local_backend(tmp_path: Path) -> None:
     phases = summary("local", runs, garbage)
     assert sum(phases.values()) >= 31  # every hook kill lands; timed ones mostly do
     assert {"before StartCopy", "after StartCopy", "before NextCompletions",
-            "after NextCompletions", "after ListPage", "timed"} <= set(phases)
+            "after NextCompletions", "after StartRequest", "timed"} <= set(phases)
 
 
 def test_kills_on_s3(moto_s3: MotoS3, tmp_path: Path) -> None:

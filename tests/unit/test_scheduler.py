@@ -1,6 +1,6 @@
 """What waits for what in the replication scheduler (engine.scheduler), driven step by step:
-copies are started as the scheduler asks and told back one at a time in the order they
-started, so every ordering below is exact."""
+requests (lists, reads) are answered at once, copies are started as the scheduler asks and
+told back one at a time in the order they started, so every ordering below is exact."""
 
 from __future__ import annotations
 
@@ -11,7 +11,17 @@ from typing import Any
 import pytest
 
 import engine.scheduler
-from engine.effects import Completions, CopyResult, Effect, NextCompletions, StartCopy, drive
+from engine.effects import (
+    Completions,
+    CopyResult,
+    Effect,
+    NextCompletions,
+    RequestDone,
+    StartCopy,
+    StartRequest,
+    drive,
+)
+from engine.errors import StorageError
 from engine.formats import get_layout
 from engine.replication import ReplicationSettings
 from engine.scheduler import Hooks, ServiceJob, replicate
@@ -30,6 +40,7 @@ class StepDriver:
     log: list[str] = field(default_factory=list)
     finished: deque[CopyResult] = field(default_factory=deque)
     most_in_flight: dict[str, int] = field(default_factory=dict)
+    requests: list[RequestDone] = field(default_factory=list)
 
     def perform(self, effect: Effect) -> Any:
         if isinstance(effect, StartCopy):
@@ -42,7 +53,18 @@ class StepDriver:
                 flying = sum(1 for r in self.finished if f"/{kind}/" in r.task.key)
                 self.most_in_flight[kind] = max(self.most_in_flight.get(kind, 0), flying)
             return True
+        if isinstance(effect, StartRequest):
+            try:
+                done = RequestDone(effect.ticket, self.world.driver._perform(effect.request))
+            except StorageError as error:
+                done = RequestDone(effect.ticket, error=error)
+            self.requests.append(done)
+            return None
         if isinstance(effect, NextCompletions):
+            # Requests are answered at once; copies one at a time, oldest first.
+            requests, self.requests = tuple(self.requests), []
+            if requests:
+                return Completions((), requests=requests)
             return Completions((self.finished.popleft(),) if self.finished else ())
         return self.world.driver._perform(effect)
 
