@@ -255,8 +255,10 @@ class LiveDriver:
             except StorageError as error:
                 done = RequestDone(effect.ticket, error=error)
             except BaseException as error:
+                # Not a fault of the location (a crash, an interrupt): the run ends with it
+                # at the next look, before the procedure sees this request's outcome.
                 self._crashed = error
-                done = RequestDone(effect.ticket, error=StorageError("btar", "", "stopped"))
+                done = RequestDone(effect.ticket)
             finished.put(done)
 
         self._requests.submit(request)
@@ -356,21 +358,25 @@ class StorageRegistry:
     def __init__(self, opener: Callable[[str], Storage]) -> None:
         self._opener = opener
         self._open: dict[str, Storage] = {}
+        #: request threads and the driver's own open regions at the same time
+        self._lock = threading.Lock()
 
     def __call__(self, region: str) -> Storage:
         """The region's storage; a location that cannot be opened (its folder is a file,
         a volume is not mounted) is Unreachable, and opening is tried again next time."""
-        if region not in self._open:
-            try:
-                self._open[region] = self._opener(region)
-            except BtarError:
-                raise
-            except Exception as error:
-                raise Unreachable(f"region {region}", "", "cannot open its location: "
-                                  f"{type(error).__name__}: {error}") from None
-        return self._open[region]
+        with self._lock:
+            if region not in self._open:
+                try:
+                    self._open[region] = self._opener(region)
+                except BtarError:
+                    raise
+                except Exception as error:
+                    raise Unreachable(f"region {region}", "", "cannot open its location: "
+                                      f"{type(error).__name__}: {error}") from None
+            return self._open[region]
 
     def close(self) -> None:
-        for storage in self._open.values():
-            storage.close()
-        self._open.clear()
+        with self._lock:
+            for storage in self._open.values():
+                storage.close()
+            self._open.clear()
