@@ -23,13 +23,6 @@ class Now:
 
 
 @dataclass(frozen=True)
-class Sleep:
-    """-> None"""
-
-    seconds: float
-
-
-@dataclass(frozen=True)
 class ListPage:
     """-> engine.storage.base.ListPage"""
 
@@ -157,7 +150,7 @@ class DeleteBatch:
     keys: tuple[str, ...]
 
 
-Effect = (Now | Sleep | ListPage | ReadObject | StartCopy | StartRequest | NextCompletions
+Effect = (Now | ListPage | ReadObject | StartCopy | StartRequest | NextCompletions
           | FetchBatch | DeleteBatch)
 
 #: A procedure: yields effects, receives their results, returns its outcome.
@@ -185,6 +178,6 @@ def drive(procedure: Generator[Effect, Any, T], perform: Callable[[Effect], Any]
 __all__ = [
     "Completions", "CopyResult", "CopyTask", "DeleteBatch", "Effect", "FetchBatch",
     "FetchResult", "FetchTask", "ListPage", "ListPageResult", "NextCompletions", "Now",
-    "Procedure", "ReadObject", "RequestDone", "Sleep", "StartCopy", "StartRequest", "datetime",
+    "Procedure", "ReadObject", "RequestDone", "StartCopy", "StartRequest", "datetime",
     "drive",
 ]

@@ -29,7 +29,6 @@ from engine.effects import (
     Now,
     ReadObject,
     RequestDone,
-    Sleep,
     StartCopy,
     StartRequest,
     drive,
@@ -181,9 +180,6 @@ class LiveDriver:
     def _carry_out(self, effect: Effect) -> Any:
         if isinstance(effect, Now):
             return self.clock.now()
-        if isinstance(effect, Sleep):
-            self._sleep(effect.seconds)
-            return None
         if isinstance(effect, ListPage):
             return self._storage_for(effect.region).list_page(
                 effect.prefix, effect.start_after, effect.limit)

@@ -30,7 +30,6 @@ from engine.effects import (
     Now,
     ReadObject,
     RequestDone,
-    Sleep,
     StartCopy,
     StartRequest,
     drive,
@@ -131,9 +130,6 @@ class SimInterpreter:
         world = self.world
         if isinstance(effect, Now):
             return world.now()
-        if isinstance(effect, Sleep):
-            yield self.env.timeout(max(0.0, effect.seconds))
-            return None
         if isinstance(effect, ListPage | ReadObject):
             yield self.env.timeout(world.request_latency(effect.region))
             return perform_request(world, effect)
@@ -314,8 +310,6 @@ class SimDriver:
         world = self.world
         if isinstance(effect, Now):
             return world.now()
-        if isinstance(effect, Sleep):
-            return None  # instant: management actions do not wait
         if isinstance(effect, ListPage | ReadObject):
             # Management actions are not throttled: an operator retries them by hand.
             return perform_request(world, effect, throttled=False)
