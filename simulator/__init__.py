@@ -5,7 +5,7 @@ same engine, in virtual time.
 - world.py       regions (memory storage behind fault wrappers), links, catalog, Btar
 - interpreter.py the SimPy twin of engine.runtime.LiveDriver (and the instant SimDriver)
 - producer.py    services writing native-format backups on a schedule
-- replicator.py  engine.replication.replication_pass per service, every poll interval
+- replicator.py  the engine's replication procedure (Btar.replication), one SimPy process
 - faults.py      the timeline (outages, links, throttling, corruption, crashes)
 - actions.py     management actions and forks through engine.api.Btar
 - sampler.py     snapshots of lag and windows, probes of the windows' claims
