@@ -242,9 +242,8 @@ class AzureStorage(Storage):
         if kind == "not-found":
             return ObjectNotFound(self.name, key, "no such object")
         if kind == "no-container":
-            error = StorageError(self.name, key, f"{what} failed: the container does not exist")
-            error.retryable = False
-            return error
+            # The location is unusable until someone creates it, as S3's missing bucket.
+            return Unreachable(self.name, key, f"{what} failed: the container does not exist")
         if kind == "unreachable":
             return Unreachable(self.name, key, f"{what} failed: cannot connect{tries}: {detail}")
         if kind == "throttled":

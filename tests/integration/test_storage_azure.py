@@ -525,14 +525,13 @@ def test_closed_port_is_unreachable_quickly(monkeypatch: pytest.MonkeyPatch,
     assert time.monotonic() - began < 5.0
 
 
-def test_missing_container_is_an_error_not_a_missing_object(make_storage: MakeStorage,
-                                                            azurite: Azurite) -> None:
+def test_missing_container_is_an_unusable_location_not_a_missing_object(
+        make_storage: MakeStorage, azurite: Azurite) -> None:
     store = make_storage("acct1")
     admin(azurite, "acct1", container_of(store).container_name).delete_container()
-    with pytest.raises(StorageError, match="container does not exist") as caught:
+    with pytest.raises(Unreachable, match="container does not exist") as caught:
         store.stat("k")
     assert not isinstance(caught.value, ObjectNotFound)
-    assert not caught.value.retryable
     admin(azurite, "acct1", container_of(store).container_name).create_container()
 
 
