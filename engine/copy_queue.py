@@ -116,10 +116,14 @@ class DestinationQueue:
         return self.service.name, self.region
 
     def add(self, rows: Iterable[ItemRow]) -> None:
-        """Queue items, oldest first; timeline history ahead of every log segment."""
+        """Queue items, oldest first; timeline history ahead of every log segment. An item
+        the catalog says failed is tried again: only one given up in this run waits (out of
+        its lane) for the next listing."""
         for row in rows:
             if row.item_id in self.items or row.status not in UNFINISHED:
                 continue
+            if row.status == ItemStatus.FAILED:
+                row = with_status(row, ItemStatus.PENDING)
             self.items[row.item_id] = ItemCopies(row)
             lane = self.lanes[lane_of(row.kind)]
             if row.kind == ItemKind.HISTORY:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 import engine.scheduler
+from engine.copy_queue import DestinationQueue
 from engine.effects import (
     Completions,
     CopyResult,
@@ -23,7 +24,8 @@ from engine.effects import (
 )
 from engine.errors import StorageError
 from engine.formats import get_layout
-from engine.replication import ReplicationSettings
+from engine.model import ItemStatus, RegionRole
+from engine.replication import UNFINISHED, ReplicationSettings
 from engine.scheduler import Hooks, ServiceJob, replicate
 from engine.transfer import execute_copy
 from tests.worlds import World
@@ -173,3 +175,23 @@ def test_a_bug_in_one_services_cycle_does_not_stop_the_others(
     assert shop.unexpected == "unexpected RuntimeError in the listing cycle: a reader's bug"
     assert "Traceback" in shop.unexpected_detail
     assert any("a reader's bug" in e.message for e in world.app.events(10, "shop"))
+
+
+def test_an_item_failed_in_an_earlier_run_is_queued_to_be_tried_again() -> None:
+    world = World(max_attempts=1)
+    world.produce("orders", 2)
+    world.app.enable("orders", SECONDARY)
+    world.stores[SECONDARY].corrupt = lambda key: "0000000001" in key
+    [first] = world.app.sync(["orders"])
+    assert first.failed == ["log/1/0000000001"]
+    # Queued from the catalog as pending: in its lane once, so that a listing's "one more
+    # try for what was given up" cannot queue it a second time.
+    queue = DestinationQueue(world.app.service("orders"), SECONDARY, RegionRole.SECONDARY)
+    queue.add(world.catalog.items("orders", SECONDARY, statuses=UNFINISHED))
+    assert {i: w.row.status for i, w in queue.items.items()} == {
+        "log/1/0000000001": ItemStatus.PENDING}
+    world.stores[SECONDARY].corrupt = lambda key: False
+    step = StepDriver(world)
+    step.run(["orders"], concurrency=1)
+    assert [line.split(" ")[0] for line in step.log] == ["start", "publish"]
+    world.assert_published_items_whole("orders", SECONDARY)
