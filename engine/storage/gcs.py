@@ -594,6 +594,24 @@ class GcsStorage(Storage):
         return self.bucket.blob(full, kms_key_name=self.kms_key_name)
 
     def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None) -> ObjectInfo:
+        try:
+            return self._write(key, data, sha256)
+        except ObjectNotFound as error:
+            raise self._unless_bucket_missing(key, error) from None
+
+    def _unless_bucket_missing(self, key: str, error: ObjectNotFound) -> StorageError:
+        """A write or copy answered 404: the bucket is gone (the location is unusable until
+        it is created, as on a listing), or the error is about the object after all."""
+        try:
+            exists = self.call(key, lambda: self.bucket.exists(retry=None,
+                                                                timeout=self.timeout))
+        except StorageError:
+            return error
+        if exists:
+            return error
+        return Unreachable(self.name, key, f"bucket {self.bucket_name} does not exist")
+
+    def _write(self, key: str, data: BinaryIO | bytes, sha256: str | None) -> ObjectInfo:
         full = self.full_key(key)
         stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
         hashes = _Hashes()
@@ -759,8 +777,11 @@ class GcsStorage(Storage):
         pinned = source.bucket.blob(original.name, generation=original.generation)
         destination = _RewriteTarget(full, self.bucket, kms_key_name=self.kms_key_name,
                                      max_bytes_per_call=self.rewrite_chunk_bytes)
-        rewrite_until_done(destination, pinned, call=lambda op: self.call(key, op),
-                           timeout=self.timeout, location=self.name, key=key)
+        try:
+            rewrite_until_done(destination, pinned, call=lambda op: self.call(key, op),
+                               timeout=self.timeout, location=self.name, key=key)
+        except ObjectNotFound as error:
+            raise self._unless_bucket_missing(key, error) from None
         size = int(destination.size or 0)
         info = ObjectInfo(key=key, size=size, last_modified=_utc(destination.updated))
         if size != int(original.size or 0):

@@ -523,6 +523,19 @@ def test_missing_bucket_is_unreachable(fake_gcs: FakeGcs) -> None:
     store = GcsStorage("btar-no-such-bucket", "p", emulator_host=fake_gcs.endpoint)
     with pytest.raises(Unreachable, match="does not exist"):
         store.list_page()
+    # Writes and server-side copies into it too, not "no such object".
+    with pytest.raises(Unreachable, match="bucket btar-no-such-bucket does not exist"):
+        store.write("k", b"data")
+    source = GcsStorage(fake_gcs.bucket(PRIMARY), f"p-{uuid.uuid4().hex}",
+                        emulator_host=fake_gcs.endpoint)
+    source.write("k", b"data")
+    with pytest.raises(Unreachable, match="bucket btar-no-such-bucket does not exist"):
+        store.copy_from(source, "k", "k")
+    # A missing source object stays a missing object.
+    target = GcsStorage(fake_gcs.bucket(SECONDARY), f"p-{uuid.uuid4().hex}",
+                        emulator_host=fake_gcs.endpoint)
+    with pytest.raises(ObjectNotFound):
+        target.copy_from(source, "absent", "k")
 
 
 def test_closed_port_is_unreachable_quickly() -> None:
