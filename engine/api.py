@@ -48,6 +48,7 @@ from engine.lag import PERIODS, LagBucket, LagStats, Period, bucketize, summariz
 from engine.listing import list_all
 from engine.model import (
     REPLICABLE_TYPES,
+    UNFINISHED,
     ItemStatus,
     Region,
     RegionRole,
@@ -437,8 +438,7 @@ class Btar:
 
     def current_lag(self, name: str, region: str, now: datetime) -> float | None:
         """How far ``region`` is behind: the age of its oldest item not yet published."""
-        unfinished = self.catalog.items(name, region, statuses=[
-            ItemStatus.PENDING, ItemStatus.COPYING, ItemStatus.FAILED, ItemStatus.PAUSED])
+        unfinished = self.catalog.items(name, region, statuses=UNFINISHED)
         if unfinished:
             oldest = min(item.completed_at for item in unfinished)
             return max(0.0, (now - oldest).total_seconds())

@@ -24,6 +24,7 @@ from sqlite_utils.db import Table
 
 from engine.errors import CatalogDamaged, CatalogTooNew, SyncAlreadyRunning
 from engine.model import (
+    UNFINISHED,
     BackupItem,
     ItemKind,
     ItemStatus,
@@ -352,8 +353,7 @@ class Catalog:
 
     def backlog(self, service: str, region: str) -> dict[ItemKind, tuple[int, int]]:
         """Items not yet published in a region, per kind: (how many, their bytes)."""
-        unfinished = [str(s) for s in (ItemStatus.PENDING, ItemStatus.COPYING,
-                                       ItemStatus.FAILED, ItemStatus.PAUSED)]
+        unfinished = [str(s) for s in UNFINISHED]
         return {ItemKind(kind): (count, int(size or 0)) for kind, count, size in self.db.execute(
             "select kind, count(*), sum(size) from items where service = ? and region = ? "
             f"and status in ({','.join('?' * len(unfinished))}) group by kind order by kind",

@@ -10,8 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from engine.catalog import ItemRow, ObjectRow
-from engine.model import ItemKind, ItemStatus, RegionRole, Service
-from engine.replication import UNFINISHED
+from engine.model import UNFINISHED, ItemKind, ItemStatus, RegionRole, Service
 
 
 class Lane(StrEnum):

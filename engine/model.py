@@ -51,6 +51,10 @@ class ItemStatus(StrEnum):
     EXPIRED = "expired"
 
 
+#: Statuses of an item still to be brought to a destination (its backlog).
+UNFINISHED = (ItemStatus.PENDING, ItemStatus.COPYING, ItemStatus.FAILED, ItemStatus.PAUSED)
+
+
 class RegionRole(StrEnum):
     PRIMARY = "primary"
     SECONDARY = "secondary"

@@ -26,9 +26,6 @@ from engine.model import BackupItem, ItemStatus, ObjectInfo, RegionRole, RegionS
 from engine.storage.base import validate_key
 from engine.windows import window_from_catalog
 
-#: Items still to be brought to a destination.
-UNFINISHED = (ItemStatus.PENDING, ItemStatus.COPYING, ItemStatus.FAILED, ItemStatus.PAUSED)
-
 
 @dataclass(frozen=True)
 class ReplicationSettings:

@@ -54,9 +54,8 @@ from engine.effects import (
 from engine.errors import CorruptBackup, StorageError
 from engine.formats.base import BackupLayout
 from engine.listing import full_listing_due
-from engine.model import ItemKind, ItemStatus, RegionRole, RegionState, Service
+from engine.model import UNFINISHED, ItemKind, ItemStatus, RegionRole, RegionState, Service
 from engine.replication import (
-    UNFINISHED,
     PassOutcome,
     ReplicationSettings,
     discover_primary,

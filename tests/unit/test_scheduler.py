@@ -24,8 +24,8 @@ from engine.effects import (
 )
 from engine.errors import StorageError
 from engine.formats import get_layout
-from engine.model import ItemStatus, RegionRole
-from engine.replication import UNFINISHED, ReplicationSettings
+from engine.model import UNFINISHED, ItemStatus, RegionRole
+from engine.replication import ReplicationSettings
 from engine.scheduler import Hooks, ServiceJob, replicate
 from engine.transfer import execute_copy
 from tests.worlds import World
