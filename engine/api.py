@@ -48,7 +48,6 @@ from engine.lag import PERIODS, LagBucket, LagStats, Period, bucketize, summariz
 from engine.listing import list_all
 from engine.model import (
     REPLICABLE_TYPES,
-    UNFINISHED,
     ItemStatus,
     Region,
     RegionRole,
@@ -438,9 +437,8 @@ class Btar:
 
     def current_lag(self, name: str, region: str, now: datetime) -> float | None:
         """How far ``region`` is behind: the age of its oldest item not yet published."""
-        unfinished = self.catalog.items(name, region, statuses=UNFINISHED)
-        if unfinished:
-            oldest = min(item.completed_at for item in unfinished)
+        oldest = self.catalog.oldest_unfinished(name, region)
+        if oldest is not None:
             return max(0.0, (now - oldest).total_seconds())
         return 0.0 if self.catalog.status_counts(name, region) else None
 

@@ -359,6 +359,17 @@ class Catalog:
             f"and status in ({','.join('?' * len(unfinished))}) group by kind order by kind",
             [service, region, *unfinished]).fetchall()}
 
+    def oldest_unfinished(self, service: str, region: str) -> datetime | None:
+        """When the oldest item not yet published in a region completed in the primary
+        (SQLite finds it; times are stored in one fixed-width format, so text order is
+        time order)."""
+        unfinished = [str(s) for s in UNFINISHED]
+        row = self.db.execute(
+            "select min(completed_at) from items where service = ? and region = ? and "
+            f"status in ({','.join('?' * len(unfinished))})",
+            [service, region, *unfinished]).fetchone()
+        return from_text(row[0]) if row and row[0] else None
+
     def item_ids(self, service: str, region: str, status: ItemStatus) -> set[str]:
         """Ids of the items with ``status`` in a region (no row decoding: cheap)."""
         return {r[0] for r in self.db.execute(
