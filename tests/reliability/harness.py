@@ -430,7 +430,11 @@ def kill_episodes(world: KillWorld, label: str, episodes: int,
         # A delay inside what the previous kill left to do, roughly.
         plan.append(("timed", None, rng.uniform(0.0, 0.9) * (1 - position / len(trace)), False))
         for _ in range(2):
-            early = f"{rng.randint(1, len(idle))}{rng.choice(['', '+'])}"
+            # Counted in requests: an idle run always makes its listings' requests, while how
+            # many times it waits for completions (and so its effect count) depends on timing
+            # and on the copy concurrency, which differs between the traced and spawned runs.
+            early = (f"StartRequest:{rng.randint(1, idle.count('StartRequest'))}"
+                     f"{rng.choice(['', '+'])}")
             plan.append((f"hook {early}", early, None, False))
         for how, kill_at, share, serial in plan:
             delay = None
