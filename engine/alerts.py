@@ -1,5 +1,5 @@
-"""Health checks for monitoring: per-service thresholds on lag, window age and pause duration,
-judged the way monitoring plugins expect (0 ok, 1 warning, 2 critical)."""
+"""Health checks for monitoring: per-service thresholds on lag, window age, pause duration and
+primary outages, judged the way monitoring plugins expect (0 ok, 1 warning, 2 critical)."""
 
 from __future__ import annotations
 
@@ -36,9 +36,13 @@ class Thresholds(BaseModel):
     window_age_critical: float = 7200.0
     paused_warning: float = 600.0
     paused_critical: float = 3600.0
+    primary_unreachable_warning: float = 300.0
+    primary_unreachable_critical: float = 1800.0
 
     @field_validator("lag_warning", "lag_critical", "window_age_warning",
-                     "window_age_critical", "paused_warning", "paused_critical", mode="before")
+                     "window_age_critical", "paused_warning", "paused_critical",
+                     "primary_unreachable_warning", "primary_unreachable_critical",
+                     mode="before")
     @classmethod
     def _duration(cls, value: Any) -> float:
         return parse_duration(value)
@@ -86,6 +90,14 @@ class ServiceHealth:
     window_end: datetime | None
     paused_since: datetime | None
     paused_reason: str
+    primary_region: str = ""
+    #: since when listing the primary fails, and why (None: it answers)
+    primary_down_since: datetime | None = None
+    primary_reason: str = ""
+    #: the newest point the primary was known to hold when it was last listed
+    primary_window_end: datetime | None = None
+    #: a destination fault that is not a pause (throttling, errors): (class, reason, since)
+    copies_failing: tuple[str, str, datetime] | None = None
 
 
 def _grade(value: float, warning: float, critical: float) -> Level:
@@ -125,7 +137,45 @@ def evaluate(health: ServiceHealth, limits: Thresholds, now: datetime) -> list[P
         problems.append(Problem(name, level, "paused", (
             f"{name}: replication to {region} paused for {paused:.0f}s: "
             f"{health.paused_reason}")))
+    if health.copies_failing is not None and health.paused_since is None:
+        kind, reason, since = health.copies_failing
+        problems.append(Problem(name, Level.WARNING, "copies", (
+            f"{name}: copies to {region} failing ({kind}) for "
+            f"{(now - since).total_seconds():.0f}s: {reason}")))
+    if health.primary_down_since is not None:
+        problems += _primary_outage(health, limits, now)
     return problems
+
+
+def _primary_outage(health: ServiceHealth, limits: Thresholds, now: datetime) -> list[Problem]:
+    """A primary that cannot be listed: how long, and what a fork from the copy would give."""
+    assert health.primary_down_since is not None
+    name, region = health.service, health.additional_region
+    down = (now - health.primary_down_since).total_seconds()
+    level = _grade(down, limits.primary_unreachable_warning, limits.primary_unreachable_critical)
+    if not level:
+        return []  # status shows it; a short outage is not worth a page
+    message = (f"{name}: the primary {health.primary_region} cannot be listed for {down:.0f}s "
+               f"(warning {limits.primary_unreachable_warning:.0f}s, critical "
+               f"{limits.primary_unreachable_critical:.0f}s): {health.primary_reason}")
+    if health.window_end is None:
+        advice = f"; {region} holds no restorable copy yet"
+    else:
+        # What a fork to latest loses: at least what the primary was last seen to hold beyond
+        # the copy, at most everything written since the copy's end.
+        known = 0.0
+        if health.primary_window_end is not None:
+            known = max(0.0, (health.primary_window_end - health.window_end).total_seconds())
+        most = max(0.0, (now - health.window_end).total_seconds())
+        advice = (f"; {region} holds a copy restorable to {_moment(health.window_end)}: a fork "
+                  f"to latest now loses at least {known:.0f}s (known in the primary) and up to "
+                  f"{most:.0f}s of writes; to fork: btar fork {name} --region {region} --latest "
+                  f"--into DIR")
+    return [Problem(name, level, "primary", message + advice)]
+
+
+def _moment(moment: datetime) -> str:
+    return moment.replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def exit_code(problems: list[Problem]) -> int:

@@ -21,6 +21,7 @@ from engine.copy_queue import lane_of
 from engine.cost import CostConfig
 from engine.effects import DeleteBatch, Effect, FetchBatch, FetchResult, FetchTask, Now
 from engine.errors import (
+    UNREACHABLE_FAULTS,
     BadInput,
     BtarError,
     CorruptBackup,
@@ -69,7 +70,8 @@ from engine.windows import window_from_catalog
 T = TypeVar("T")
 
 __all__ = [
-    "Btar", "CopyProgress", "DisableOutcome", "Driver", "EventRow", "ForkOutcome", "ItemRow",
+    "Btar", "CopyProgress", "DisableOutcome", "Driver", "EventRow", "Fault", "ForkOutcome",
+    "ItemRow",
     "LagReport", "LaneBacklog", "PassOutcome", "RegionStatus", "RestorePlan", "ServiceStatus",
 ]
 
@@ -95,6 +97,21 @@ class LaneBacklog:
 
 
 @dataclass(frozen=True)
+class Fault:
+    """A location that fails for a service: its class ("unreachable", "missing", "denied",
+    "unusable", "throttled" or "error"), the last reason given, and since when."""
+
+    kind: str
+    reason: str
+    since: datetime
+
+    @property
+    def unreachable(self) -> bool:
+        """Nothing can be read or written there (rather than some requests failing)."""
+        return self.kind in UNREACHABLE_FAULTS
+
+
+@dataclass(frozen=True)
 class RegionStatus:
     region: str
     role: RegionRole
@@ -104,6 +121,10 @@ class RegionStatus:
     window: RestoreWindow
     #: per lane ("log", "base"): what is still to copy into this region
     backlog: dict[str, LaneBacklog] = field(default_factory=dict)
+    #: the fault the replicator last saw in this region for the service, if it lasts
+    fault: Fault | None = None
+    #: when a listing (primary) or a copy (destination) last succeeded there
+    answered_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +140,17 @@ class ServiceStatus:
     #: the lag measured for the item published most recently
     last_lag_seconds: float | None
     regions: list[RegionStatus] = field(default_factory=list)
+    #: seconds since btar last knew the primary's newest point (its last listing); the lag
+    #: counts only what is known, so during a primary outage this is what grows
+    staleness_seconds: float | None = None
+
+    @property
+    def primary_fault(self) -> Fault | None:
+        """The fault of the primary region, if listing it fails."""
+        for region in self.regions:
+            if region.role == RegionRole.PRIMARY:
+                return region.fault
+        return None
 
     @property
     def backlog(self) -> dict[str, LaneBacklog]:
@@ -452,6 +484,7 @@ class Btar:
 
     def _service_status(self, service: Service, now: datetime) -> ServiceStatus:
         regions: list[RegionStatus] = []
+        seen = self.catalog.reachability(service.name)
         for loc in self._ordered_locations(service.name):
             counts = self.catalog.status_counts(service.name, loc.region)
             backlog: dict[str, LaneBacklog] = {}
@@ -461,17 +494,31 @@ class Btar:
                     lane = str(lane_of(kind))
                     known = backlog.get(lane, LaneBacklog())
                     backlog[lane] = LaneBacklog(known.items + items, known.bytes + size)
+            reach = seen.get(loc.region)
+            fault = Fault(reach.fault, reach.reason, reach.fault_since) \
+                if reach is not None and reach.fault and reach.fault_since else None
             regions.append(RegionStatus(loc.region, loc.role, loc.state, loc.reason, counts,
                                         self.window(service.name, loc.region),
-                                        dict(sorted(backlog.items()))))
+                                        dict(sorted(backlog.items())), fault,
+                                        reach.ok_at if reach is not None else None))
         secondary = self.additional_region(service.name)
         lag = self.current_lag(service.name, secondary, now) if secondary else None
+        listed = seen[service.region].ok_at if service.region in seen else None
+        staleness = max(0.0, (now - listed).total_seconds()) \
+            if secondary and listed is not None else None
+        failing = next((r for r in regions if r.fault is not None
+                        and r.role in DESTINATION_ROLES), None)
+        primary_fault = next((r.fault for r in regions if r.role == RegionRole.PRIMARY), None)
         if service.type not in REPLICABLE_TYPES:
             state = "unsupported"
         elif secondary is None:
             state = "disabled"
+        elif primary_fault is not None:
+            state = "primary unreachable" if primary_fault.unreachable else "primary failing"
         elif any(r.state == RegionState.PAUSED for r in regions):
             state = "paused: " + next(r.reason for r in regions if r.state == RegionState.PAUSED)
+        elif failing is not None and failing.fault is not None and lag:
+            state = f"failing: {failing.region}: {failing.fault.reason}"
         elif not any(r.items for r in regions if r.role == RegionRole.SECONDARY):
             state = "waiting for first sync"
         elif lag and lag > LAGGING_AFTER.total_seconds():
@@ -484,7 +531,7 @@ class Btar:
                              str(get_region(service.region).provider), service.region,
                              secondary, state, lag,
                              self.catalog.last_lag(service.name, secondary) if secondary else None,
-                             regions)
+                             regions, staleness)
 
     def backups(self, name: str, region: str | None = None) -> list[ItemRow]:
         """The items (base backups and log segments) of a service, per region."""

@@ -112,7 +112,16 @@ def _v3(db: sqlite_utils.Database) -> None:
                                   pk=("service", "region"))
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3]
+def _v4(db: sqlite_utils.Database) -> None:
+    """Reachability as the replicator saw it, per (service, region): when a listing or copy
+    last succeeded, and the fault that has held since when (empty when none)."""
+    db.table("reachability").create(
+        {"service": str, "region": str, "ok_at": str, "fault": str, "reason": str,
+         "fault_since": str, "fault_at": str}, pk=("service", "region"),
+        defaults={"ok_at": "", "fault": "", "reason": "", "fault_since": "", "fault_at": ""})
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
 
 #: statuses whose items are really there and whole
 RESTORABLE = (ItemStatus.AVAILABLE, ItemStatus.RETAINED)
@@ -149,6 +158,21 @@ class LocationRow:
     state: RegionState
     reason: str
     since: datetime
+
+
+@dataclass(frozen=True)
+class Reachability:
+    """What the replicator last saw of one (service, region): when it last answered
+    (``ok_at``) and the fault that holds since ``fault_since`` (``fault`` is "" when none;
+    otherwise a StorageError's fault class, e.g. "unreachable", "denied", "missing")."""
+
+    service: str
+    region: str
+    ok_at: datetime | None
+    fault: str
+    reason: str
+    fault_since: datetime | None
+    fault_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +335,35 @@ class Catalog:
              "reason": reason, "since": to_text(since), "updated_at": to_text(now)},
             pk=("service", "region"))
 
+    def note_reachable(self, service: str, region: str, now: datetime) -> None:
+        """A listing or copy of ``region`` succeeded: it answers, any fault is over."""
+        self.db.execute(
+            "insert into reachability (service, region, ok_at, fault, reason, fault_since, "
+            "fault_at) values (?, ?, ?, '', '', '', '') on conflict (service, region) do "
+            "update set ok_at = excluded.ok_at, fault = '', reason = '', fault_since = ''",
+            [service, region, to_text(now)])
+
+    def note_fault(self, service: str, region: str, fault: str, reason: str,
+                   now: datetime) -> None:
+        """``region`` failed for ``service``; the fault's start is kept while it lasts."""
+        self.db.execute(
+            "insert into reachability (service, region, ok_at, fault, reason, fault_since, "
+            "fault_at) values (?, ?, '', ?, ?, ?, ?) on conflict (service, region) do update "
+            "set fault = excluded.fault, reason = excluded.reason, fault_at = "
+            "excluded.fault_at, fault_since = case when reachability.fault_since = '' then "
+            "excluded.fault_since else reachability.fault_since end",
+            [service, region, fault, reason, to_text(now), to_text(now)])
+
+    def reachability(self, service: str) -> dict[str, Reachability]:
+        """Per region, what the replicator last saw of it for ``service``."""
+        def moment(text: str) -> datetime | None:
+            return from_text(text) if text else None
+        return {r["region"]: Reachability(service, r["region"], moment(r["ok_at"]), r["fault"],
+                                          r["reason"], moment(r["fault_since"]),
+                                          moment(r["fault_at"]))
+                for r in self.db.query("select * from reachability where service = ?",
+                                       [service])}
+
     def reactivate_region(self, service: str, region: str, now: datetime) -> None:
         """A region replicates again: its retained copies count as published again."""
         self.db.execute(
@@ -320,8 +373,9 @@ class Catalog:
              str(ItemStatus.RETAINED)])
 
     def remove_location(self, service: str, region: str) -> None:
-        self.db.execute("delete from locations where service = ? and region = ?",
-                        [service, region])
+        for table in ("locations", "reachability"):
+            self.db.execute(f"delete from {table} where service = ? and region = ?",
+                            [service, region])
 
     def location(self, service: str, region: str) -> LocationRow | None:
         rows = self.locations(service, region=region)

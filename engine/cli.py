@@ -115,15 +115,32 @@ def cmd_status(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
         _print_json({"services": [{**to_jsonable(s), "backlog": to_jsonable(s.backlog)}
                                   for s in statuses], "streams": streams}, out)
         return 0
-    rows = [["SERVICE", "TYPE", "PRIMARY", "ADDITIONAL", "STATE", "LAG", "BACKLOG (LOG / BASE)",
-             "WINDOW END (SECONDARY)"]]
+    rows = [["SERVICE", "TYPE", "PRIMARY", "ADDITIONAL", "STATE", "LAG", "PRIMARY LISTED",
+             "BACKLOG (LOG / BASE)", "WINDOW END (SECONDARY)"]]
+    now = app.driver.now()
     for s in statuses:
-        rows.append([s.name, s.type, s.primary_region, s.additional_region or "-", s.state,
-                     _duration(s.current_lag_seconds), _backlog(s), _secondary_end(s)])
+        listed = "-" if s.staleness_seconds is None else f"{_duration(s.staleness_seconds)} ago"
+        rows.append([s.name, s.type, s.primary_region, s.additional_region or "-",
+                     state_line(s, now), _duration(s.current_lag_seconds), listed, _backlog(s),
+                     _secondary_end(s)])
     _table(rows, out)
+    for s in statuses:
+        for region in s.regions:
+            if region.fault is not None:
+                out.write(f"{s.name}: {region.region} ({region.role}): {region.fault.kind}: "
+                          f"{region.fault.reason}\n")
     out.write(f"copy streams: {streams['concurrency']}, base backups take at most "
               f"{streams['base_streams']} (replication.concurrency, replication.base_streams)\n")
     return 0
+
+
+def state_line(status: ServiceStatus, now: datetime) -> str:
+    """The state as a person reads it: a primary outage says since when and for how long."""
+    fault = status.primary_fault
+    if fault is None or status.additional_region is None:
+        return status.state
+    since = fault.since.strftime("%H:%M UTC")
+    return f"{status.state} since {since} ({_duration((now - fault.since).total_seconds())})"
 
 
 def _backlog(status: ServiceStatus) -> str:
@@ -185,13 +202,18 @@ def cmd_disable(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+#: `sync --once` could not reach a primary or a destination (documented in the README)
+REGION_UNREACHABLE_EXIT = 4
+
+
 def cmd_sync(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     if not args.once:
         return _sync_daemon(app, args)
     outcomes = app.sync(args.services or None, full_listing=args.full_listing)
-    failed = False
+    failed = unreachable = False
     for o in outcomes:
-        failed = failed or bool(o.failed or o.paused or o.primary_error or o.unexpected)
+        failed = failed or bool(o.failed or o.unexpected)
+        unreachable = unreachable or bool(o.paused or o.primary_error)
         if args.json:
             continue
         line = (f"{o.service}: {o.discovered} new in primary, {len(o.published)} published, "
@@ -207,6 +229,10 @@ def cmd_sync(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
         out.write(line + "\n")
     if args.json:
         _print_json({"passes": outcomes}, out)
+    if unreachable:
+        sys.stderr.write("btar: a region could not be reached; `btar status` and `btar check` "
+                         "show which and since when, and a later sync resumes by itself\n")
+        return REGION_UNREACHABLE_EXIT
     return 1 if failed and args.strict else 0
 
 
@@ -604,7 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "replication.poll_interval); after a listing that found work the next "
                         "comes after replication.busy_poll_interval")
     p.add_argument("--strict", action="store_true",
-                   help="with --once, exit 1 when a copy failed or a region is paused")
+                   help="with --once, also exit 1 when a copy failed (a primary or a "
+                        "destination that cannot be reached exits 4 without it)")
     json_flag(p)
     p.add_argument("--log-format", choices=["human", "json"],
                    help="daemon logs (default: human on a terminal, else JSON lines)")

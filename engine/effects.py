@@ -83,6 +83,8 @@ class CopyResult:
     error_kind: str = ""
     #: which side failed: "source" or "destination"
     failed_side: str = ""
+    #: the fault class of the side that failed (StorageError.fault), when known
+    fault: str = ""
 
 
 @dataclass(frozen=True)

@@ -161,14 +161,21 @@ class AlreadyEnabled(RuleViolation):
 
 
 class StorageError(BtarError):
-    """A storage operation failed. ``retryable`` says whether trying again may help."""
+    """A storage operation failed. ``retryable`` says whether trying again may help;
+    ``fault`` is the class of fault it shows in status, check and metrics."""
 
     retryable = True
+    fault = "error"
 
     def __init__(self, location: str, key: str, message: str) -> None:
         self.location = location
         self.key = key
         super().__init__(f"{location}: {key}: {message}" if key else f"{location}: {message}")
+
+
+#: every fault class a StorageError can show, and those that mean the location cannot be used
+FAULT_CLASSES = ("unreachable", "missing", "denied", "unusable", "throttled", "error")
+UNREACHABLE_FAULTS = frozenset(FAULT_CLASSES[:4])
 
 
 class ObjectNotFound(StorageError):
@@ -185,9 +192,32 @@ class InvalidKey(StorageError, BadInput):
 class Unreachable(StorageError):
     """The location cannot be reached at all (region outage, DNS, refused connection)."""
 
+    fault = "unreachable"
+
+
+class LocationMissing(Unreachable):
+    """The location itself is not there: no bucket, no container, no folder (or a file
+    where the folder should be). Never read as an empty location."""
+
+    fault = "missing"
+
+
+class AccessDenied(Unreachable):
+    """The location refuses these credentials (wrong keys, no permission)."""
+
+    fault = "denied"
+
+
+class LocationUnusable(Unreachable):
+    """The location answers but cannot take writes: disk full, quota, read-only."""
+
+    fault = "unusable"
+
 
 class Throttled(StorageError):
     """The provider asked to slow down."""
+
+    fault = "throttled"
 
 
 class ChecksumMismatch(StorageError):

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.api import Btar, PassOutcome
+from engine.errors import FAULT_CLASSES
 from engine.model import RegionState
 from engine.runtime import CopyProgress
 
@@ -30,6 +31,15 @@ class SyncMetrics:
                                 registry=self.registry)
         self.paused = Gauge("btar_region_paused", "1 when replication to the region is paused",
                             labels, registry=self.registry)
+        self.fault = Gauge("btar_region_fault", "1 while the region fails for the service, "
+                           "by fault class (unreachable, missing, denied, unusable, throttled, "
+                           "error)", [*labels, "fault"], registry=self.registry)
+        self.fault_since = Gauge("btar_region_fault_since_timestamp_seconds",
+                                 "Since when the region fails for the service (0: it answers)",
+                                 labels, registry=self.registry)
+        self.staleness = Gauge("btar_primary_staleness_seconds", "Seconds since the primary "
+                               "was last listed: what grows while it cannot be reached",
+                               ["service"], registry=self.registry)
         self.last_sync = Gauge("btar_last_successful_sync_timestamp_seconds",
                                "When a pass for the service last ended without failures",
                                ["service"], registry=self.registry)
@@ -71,9 +81,16 @@ class SyncMetrics:
                     self.window_start.labels(*labels).set(region.window.start.timestamp())
                     self.window_end.labels(*labels).set(region.window.end.timestamp())
                 self.paused.labels(*labels).set(int(region.state == RegionState.PAUSED))
+                fault = region.fault
+                for kind in FAULT_CLASSES:
+                    self.fault.labels(*labels, kind).set(int(fault is not None
+                                                             and fault.kind == kind))
+                self.fault_since.labels(*labels).set(fault.since.timestamp() if fault else 0)
                 if region.region == status.additional_region \
                         and status.current_lag_seconds is not None:
                     self.lag.labels(*labels).set(status.current_lag_seconds)
+            if status.staleness_seconds is not None:
+                self.staleness.labels(status.name).set(status.staleness_seconds)
 
     def serve(self, port: int, address: str = "127.0.0.1") -> Any:
         """Serve /metrics over HTTP in a daemon thread; returns the server."""

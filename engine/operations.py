@@ -15,22 +15,33 @@ PAUSED_PREFIX = "replication paused"
 
 
 def service_health(app: Btar, status: ServiceStatus, now: datetime) -> ServiceHealth:
-    """Lag, window end and pause of a service's additional region."""
+    """Lag, window end, pause and faults of a service's additional region, and whether its
+    primary can be listed."""
     name, region = status.name, status.additional_region
     window_end = None
     paused_since: datetime | None = None
     reason = ""
+    failing: tuple[str, str, datetime] | None = None
+    primary_end: datetime | None = None
     for row in status.regions:
+        if row.role == RegionRole.PRIMARY:
+            primary_end = row.window.end
         if row.region != region:
             continue
         window_end = row.window.end
+        if row.fault is not None:
+            failing = row.fault.kind, row.fault.reason, row.fault.since
         if row.state == RegionState.PAUSED:
             reason = row.reason
-            paused_since = next(
+            paused_since = row.fault.since if row.fault is not None else next(
                 (e.at for e in reversed(app.events(1000, service=name))
                  if e.region == region and e.message.startswith(PAUSED_PREFIX)), now)
+    primary = status.primary_fault
     return ServiceHealth(name, region, status.current_lag_seconds, window_end, paused_since,
-                         reason)
+                         reason, status.primary_region,
+                         primary.since if primary is not None else None,
+                         f"{primary.kind}: {primary.reason}" if primary is not None else "",
+                         primary_end, failing)
 
 
 def check(app: Btar, alerts: AlertsConfig, now: datetime,

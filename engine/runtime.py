@@ -263,7 +263,8 @@ class LiveDriver:
     def _refused(self, task: CopyTask, error: StorageError, side: str) -> bool:
         """A copy whose location cannot even be opened: it comes back failed at once."""
         self._finished.put(CopyResult(task, ok=False, error=str(error),
-                                      error_kind=error_kind(error), failed_side=side))
+                                      error_kind=error_kind(error), failed_side=side,
+                                      fault=error.fault))
         self._in_flight += 1
         return True
 
@@ -312,16 +313,17 @@ class LiveDriver:
         for result in results:
             if result.ok:
                 landed.setdefault(result.task.destination, []).append(result.task.key)
-        refused: dict[str, str] = {}
+        refused: dict[str, StorageError] = {}
         for region, keys in sorted(landed.items()):
             try:
                 self._storage_for(region).commit(keys)
             except StorageError as error:
-                refused[region] = str(error)
+                refused[region] = error
         if not refused:
             return results
-        return [CopyResult(r.task, ok=False, error=refused[r.task.destination],
-                           error_kind="other", failed_side="destination")
+        return [CopyResult(r.task, ok=False, error=str(refused[r.task.destination]),
+                           error_kind=error_kind(refused[r.task.destination]),
+                           failed_side="destination", fault=refused[r.task.destination].fault)
                 if r.ok and r.task.destination in refused else r for r in results]
 
     def _fetch_batch(self, batch: FetchBatch) -> tuple[FetchResult, ...]:

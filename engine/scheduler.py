@@ -66,6 +66,13 @@ from engine.retention import RetentionPolicy, apply_retention
 
 #: items whose objects are read from the catalog in one query when the scheduler reaches them
 REFS_AHEAD = 256
+#: the fault class of a failed copy whose driver did not name one (a simulated fault)
+_FAULT_OF_KIND = {"unreachable": "unreachable", "throttled": "throttled"}
+
+
+def fault_of(error: Exception) -> str:
+    """The fault class status shows for an error of a location."""
+    return error.fault if isinstance(error, StorageError) else "error"
 
 
 def next_wait(previous: float, busy: bool, *, busy_interval: float, interval: float) -> float:
@@ -271,10 +278,15 @@ class Scheduler:
             now = yield Now()
             state.primary_down = True
             state.outcome.primary_error = str(error)
+            catalog.note_fault(service.name, service.region, fault_of(error), str(error), now)
             catalog.event(now, "error", service.name, service.region,
                           f"cannot list the primary: {error}")
             return
         state.primary_down = False
+        now = yield Now()
+        catalog.note_reachable(service.name, service.region, now)
+        for queue in destinations:
+            self._judge_destination(queue, now)
         state.retention_due = state.retention_due or full
         for queue in destinations:
             yield from self._refill(queue, state, full=full)
@@ -362,9 +374,13 @@ class Scheduler:
                 yield ListPage(region, f"{service.key_prefix}/", None, 1)
             except StorageError as error:
                 state.outcome.paused[region] = f"{region} unreachable: {error}"
+                now = yield Now()
+                catalog.note_fault(service.name, region, error.fault, str(error), now)
                 return
-            now: datetime = yield Now()
+            now = yield Now()
             catalog.set_location(service.name, region, queue.role, RegionState.ACTIVE, now)
+            catalog.note_reachable(service.name, region, now)
+            queue.fault, queue.answered = "", True
             catalog.event(now, "info", service.name, region, "region reachable again; resuming")
             queue.paused, first = False, True
         now = yield Now()
@@ -545,8 +561,11 @@ class Scheduler:
             self._drop(queue)
             return
         prefix = f"{service.key_prefix}/"
-        #: a side that did not answer: (its region, the error)
-        down: tuple[str, str] | None = None
+        #: a side that did not answer: (its region, the error, its fault class)
+        down: tuple[str, str, str] | None = None
+        #: the last fault of the destination among these results (those of the source are
+        #: seen by its listing)
+        fault: tuple[str, str] | None = None
         throttled = False
         unverified: list[str] = []
         records: list[CopyRecord] = []
@@ -568,11 +587,13 @@ class Scheduler:
                 continue
             if result.ok:
                 unverified.append(result.task.key)
+            elif result.failed_side == "destination" and result.error_kind != "mismatch":
+                fault = (result.fault or _FAULT_OF_KIND.get(result.error_kind, "error"), error)
             throttled = throttled or result.error_kind == "throttled"
             catalog.event(now, "warning", service.name, region, f"copy of {key} failed: {error}")
             if result.error_kind == "unreachable":
                 down = (service.region if result.failed_side == "source" else region,
-                        result.error)
+                        result.error, result.fault or "unreachable")
             elif result.error_kind == "missing" and result.failed_side == "source":
                 queue.attempts[key] = self.settings.max_attempts  # retrying cannot help
         published = [(item_id, (now - work.row.completed_at).total_seconds())
@@ -594,6 +615,12 @@ class Scheduler:
             outcome.published.append(item_id)
             if self.hooks.on_publish is not None:
                 self.hooks.on_publish(service.name, region, item_id, now, lag)
+        if fault is not None:
+            queue.failed = True
+            if fault[0] != queue.fault:
+                catalog.note_fault(service.name, region, fault[0], fault[1], now)
+                queue.fault = fault[0]
+        queue.answered = queue.answered or any(r.ok for r in records)
         queue.busy = queue.busy or bool(published)
         queue.throttled = queue.throttled + 1 if throttled else 0
         if throttled:
@@ -602,6 +629,15 @@ class Scheduler:
             yield from self._remove_unverified(queue, unverified, now)
         if down is not None:
             self._stop_for(queue, *down, now)
+
+    def _judge_destination(self, queue: DestinationQueue, now: datetime) -> None:
+        """At a listing: a destination whose copies all succeeded since the last one (or
+        that has nothing left to copy) answers, which ends its fault. Judged per listing, not
+        per copy, so that a fault some copies escape keeps its start (and costs one write)."""
+        if not queue.paused and not queue.failed and (queue.answered or not queue.items):
+            self.catalog.note_reachable(queue.service.name, queue.region, now)
+            queue.fault = ""
+        queue.answered = queue.failed = False
 
     def _backoff(self, throttled: int) -> float:
         """Seconds to hold a destination the provider asked to slow down."""
@@ -622,7 +658,8 @@ class Scheduler:
                                f"could not remove the unverified copy of {key}: {problem}"
                                if problem else f"removed the unverified copy of {key}")
 
-    def _stop_for(self, queue: DestinationQueue, side: str, error: str, now: datetime) -> None:
+    def _stop_for(self, queue: DestinationQueue, side: str, error: str, fault: str,
+                  now: datetime) -> None:
         """A side did not answer: the primary (the service waits for its next listing) or the
         destination (paused, probed at each listing)."""
         service = queue.service
@@ -632,10 +669,14 @@ class Scheduler:
             if not state.primary_down:
                 state.primary_down = True
                 state.outcome.primary_error = reason
+                self.catalog.note_fault(service.name, side, fault, error, now)
                 self.catalog.event(now, "error", service.name, service.region, reason)
             return
         if queue.paused:
             return  # copies that were in flight when it paused
+        if queue.fault != fault:
+            self.catalog.note_fault(service.name, queue.region, fault, error, now)
+            queue.fault = fault
         self.catalog.set_location(service.name, queue.region, queue.role, RegionState.PAUSED,
                                   now, reason)
         for item_id in sorted(queue.items):

@@ -18,7 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from engine.errors import ObjectNotFound, StorageError, Unreachable
+from engine.errors import (
+    AccessDenied,
+    LocationMissing,
+    LocationUnusable,
+    ObjectNotFound,
+    StorageError,
+    Unreachable,
+)
 from engine.model import ObjectInfo
 from engine.storage.base import (
     TEMP_MARKER,
@@ -33,12 +40,12 @@ from engine.storage.base import (
 #: threads): 1 MiB pieces took 1.3 to 3.1 s, mostly in the kernel; 4 MiB pieces 0.8 s.
 WRITE_CHUNK = 4 * 1024 * 1024
 #: errno of a file-system error that makes the whole location unusable, and what it means
-_LOCATION_FAULTS = {
-    errno.ENOSPC: "no space left on the device",
-    errno.EDQUOT: "disk quota exceeded",
-    errno.EROFS: "read-only file system",
-    errno.EACCES: "permission denied",
-    errno.EPERM: "operation not permitted",
+_LOCATION_FAULTS: dict[int, tuple[type[Unreachable], str]] = {
+    errno.ENOSPC: (LocationUnusable, "no space left on the device"),
+    errno.EDQUOT: (LocationUnusable, "disk quota exceeded"),
+    errno.EROFS: (LocationUnusable, "read-only file system"),
+    errno.EACCES: (AccessDenied, "permission denied"),
+    errno.EPERM: (AccessDenied, "operation not permitted"),
 }
 #: Deferred files committed together from which one syncfs of the filesystem replaces an
 #: fsync per file. On ext4 with 2,000 files of 64 KiB, syncfs twice per 256 files took 0.25 s
@@ -64,8 +71,9 @@ class LocalStorage(Storage):
             except OSError as error:
                 # A file where the folder should be, a read-only or unmounted volume: the
                 # location is unusable until someone mends it, not a crash.
-                raise Unreachable(self.name, "", "cannot use the location folder: "
-                                  f"{error.strerror or error}") from None
+                kind, _ = _LOCATION_FAULTS.get(error.errno or 0, (LocationMissing, ""))
+                raise kind(self.name, "", "cannot use the location folder: "
+                           f"{error.strerror or error}") from None
         self._lock = threading.Lock()
         #: folders known to exist inside the root, without symlinks (checked once each)
         self._safe_folders: set[Path] = {self.root}
@@ -95,15 +103,17 @@ class LocalStorage(Storage):
         """A file-system error as a storage error: a location that cannot take any write
         (full, read-only, not ours) is unreachable until mended; anything else concerns
         this key."""
-        reason = _LOCATION_FAULTS.get(error.errno or 0)
-        if reason is not None:
-            return Unreachable(self.name, key, reason)
+        known = _LOCATION_FAULTS.get(error.errno or 0)
+        if known is not None:
+            kind, reason = known
+            return kind(self.name, key, reason)
         return StorageError(self.name, key, error.strerror or str(error))
 
     def _require_root(self) -> None:
         if not self.root.is_dir():
-            raise Unreachable(self.name, "", "a file stands where the location folder should be"
-                              if self.root.exists() else "the location folder does not exist")
+            raise LocationMissing(self.name, "", "a file stands where the location folder "
+                                  "should be" if self.root.exists()
+                                  else "the location folder does not exist")
 
     def _entries(self, folder: Path) -> tuple[list[str], list[bool]]:
         """The names in ``folder`` as they sort among keys (a folder as "name/", since its
