@@ -61,9 +61,19 @@ def size(count: int) -> str:
     return f"{count} B"  # pragma: no cover - the loop always returns
 
 
+#: states that carry a reason or a time after their first word(s)
+STATE_PREFIX_STYLES = {
+    "primary unreachable": "bold white on red",
+    "primary failing": "bold red",
+    "paused": "bold magenta",
+    "failing": "bold yellow",
+}
+
+
 def state_text(state: str, width: int | None = None) -> Text:
     """A service state, coloured; a pause keeps its reason (truncated to ``width``)."""
-    style = STATE_STYLES.get(state, "bold magenta" if state.startswith("paused") else "")
+    style = STATE_STYLES.get(state) or next(
+        (style for prefix, style in STATE_PREFIX_STYLES.items() if state.startswith(prefix)), "")
     if width is not None and len(state) > width:
         state = state[: width - 1] + "…"
     return Text(state, style=style)

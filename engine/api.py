@@ -65,6 +65,7 @@ from engine.runtime import Clock, CopyProgress, LiveDriver, StorageRegistry
 from engine.scheduler import Hooks, ServiceJob, replicate
 from engine.storage.base import Storage
 from engine.storage.locations import LocationConfig, open_location
+from engine.units import short_duration
 from engine.windows import window_from_catalog
 
 T = TypeVar("T")
@@ -143,6 +144,17 @@ class ServiceStatus:
     #: seconds since btar last knew the primary's newest point (its last listing); the lag
     #: counts only what is known, so during a primary outage this is what grows
     staleness_seconds: float | None = None
+    #: when this status was read
+    as_of: datetime | None = None
+
+    @property
+    def state_line(self) -> str:
+        """The state as a person reads it: a primary outage says since when and how long."""
+        fault = self.primary_fault
+        if fault is None or self.additional_region is None or self.as_of is None:
+            return self.state
+        lasted = short_duration((self.as_of - fault.since).total_seconds())
+        return f"{self.state} since {fault.since.strftime('%H:%M')} UTC ({lasted})"
 
     @property
     def primary_fault(self) -> Fault | None:
@@ -531,7 +543,7 @@ class Btar:
                              str(get_region(service.region).provider), service.region,
                              secondary, state, lag,
                              self.catalog.last_lag(service.name, secondary) if secondary else None,
-                             regions, staleness)
+                             regions, staleness, now)
 
     def backups(self, name: str, region: str | None = None) -> list[ItemRow]:
         """The items (base backups and log segments) of a service, per region."""

@@ -20,11 +20,12 @@ from typing import Any, NoReturn, TextIO
 from engine import __version__
 from engine.api import Btar, ServiceStatus, plan_as_json
 from engine.config import LoadedConfig, config_path, load_config
-from engine.errors import BadInput, BtarError, CatalogDamaged, ConfigError
+from engine.errors import BadInput, BtarError, CatalogDamaged, ConfigError, RegionsUnreachable
 from engine.fork import ToolOptions
 from engine.lag import LagBucket, Period
 from engine.model import RestoreWindow, iso, parse_iso
 from engine.runtime import CopyProgress
+from engine.units import short_duration
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,14 +68,7 @@ def _table(rows: list[list[str]], out: TextIO) -> None:
         out.write("\n")
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 120:
-        return f"{seconds:.0f}s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.1f}h"
+_duration = short_duration
 
 
 def _when(moment: datetime | None) -> str:
@@ -112,17 +106,20 @@ def cmd_status(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     settings = app.settings
     streams = {"concurrency": settings.concurrency, "base_streams": settings.base_stream_limit}
     if args.json:
-        _print_json({"services": [{**to_jsonable(s), "backlog": to_jsonable(s.backlog)}
+        _print_json({"services": [{**to_jsonable(s), "backlog": to_jsonable(s.backlog),
+                                   "primary_fault": to_jsonable(s.primary_fault),
+                                   "state_line": s.state_line}
                                   for s in statuses], "streams": streams}, out)
         return 0
     rows = [["SERVICE", "TYPE", "PRIMARY", "ADDITIONAL", "STATE", "LAG", "PRIMARY LISTED",
              "BACKLOG (LOG / BASE)", "WINDOW END (SECONDARY)"]]
-    now = app.driver.now()
     for s in statuses:
         listed = "-" if s.staleness_seconds is None else f"{_duration(s.staleness_seconds)} ago"
-        rows.append([s.name, s.type, s.primary_region, s.additional_region or "-",
-                     state_line(s, now), _duration(s.current_lag_seconds), listed, _backlog(s),
-                     _secondary_end(s)])
+        # A reason is printed once, under the table, with the region's fault class.
+        state = s.state_line if s.primary_fault or not any(r.fault for r in s.regions) \
+            else s.state.split(":")[0]
+        rows.append([s.name, s.type, s.primary_region, s.additional_region or "-", state,
+                     _duration(s.current_lag_seconds), listed, _backlog(s), _secondary_end(s)])
     _table(rows, out)
     for s in statuses:
         for region in s.regions:
@@ -132,15 +129,6 @@ def cmd_status(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     out.write(f"copy streams: {streams['concurrency']}, base backups take at most "
               f"{streams['base_streams']} (replication.concurrency, replication.base_streams)\n")
     return 0
-
-
-def state_line(status: ServiceStatus, now: datetime) -> str:
-    """The state as a person reads it: a primary outage says since when and for how long."""
-    fault = status.primary_fault
-    if fault is None or status.additional_region is None:
-        return status.state
-    since = fault.since.strftime("%H:%M UTC")
-    return f"{status.state} since {since} ({_duration((now - fault.since).total_seconds())})"
 
 
 def _backlog(status: ServiceStatus) -> str:
@@ -202,18 +190,16 @@ def cmd_disable(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-#: `sync --once` could not reach a primary or a destination (documented in the README)
-REGION_UNREACHABLE_EXIT = 4
-
-
 def cmd_sync(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     if not args.once:
         return _sync_daemon(app, args)
     outcomes = app.sync(args.services or None, full_listing=args.full_listing)
-    failed = unreachable = False
+    failed = False
+    unreachable: dict[str, list[str]] = {}
     for o in outcomes:
         failed = failed or bool(o.failed or o.unexpected)
-        unreachable = unreachable or bool(o.paused or o.primary_error)
+        for region in [*o.paused, *([app.service(o.service).region] if o.primary_error else [])]:
+            unreachable.setdefault(region, []).append(o.service)
         if args.json:
             continue
         line = (f"{o.service}: {o.discovered} new in primary, {len(o.published)} published, "
@@ -230,9 +216,7 @@ def cmd_sync(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         _print_json({"passes": outcomes}, out)
     if unreachable:
-        sys.stderr.write("btar: a region could not be reached; `btar status` and `btar check` "
-                         "show which and since when, and a later sync resumes by itself\n")
-        return REGION_UNREACHABLE_EXIT
+        raise RegionsUnreachable(unreachable)
     return 1 if failed and args.strict else 0
 
 

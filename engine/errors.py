@@ -178,6 +178,21 @@ FAULT_CLASSES = ("unreachable", "missing", "denied", "unusable", "throttled", "e
 UNREACHABLE_FAULTS = frozenset(FAULT_CLASSES[:4])
 
 
+class RegionsUnreachable(BtarError):
+    """A once-run could not reach some primaries or destinations (exit code 4, documented in
+    the README); what it could reach was replicated."""
+
+    exit_code = 4
+
+    def __init__(self, regions: dict[str, list[str]]) -> None:
+        #: region -> the services it failed for
+        self.regions = regions
+        where = "; ".join(f"{region} (for {', '.join(sorted(services))})"
+                          for region, services in sorted(regions.items()))
+        super().__init__(f"could not reach {where}; the rest was replicated; `btar status` and "
+                         "`btar check` show since when, and a later sync resumes by itself")
+
+
 class ObjectNotFound(StorageError):
     retryable = False
 

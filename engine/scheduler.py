@@ -51,7 +51,7 @@ from engine.effects import (
     StartCopy,
     StartRequest,
 )
-from engine.errors import CorruptBackup, StorageError
+from engine.errors import CorruptBackup, StorageError, Unreachable
 from engine.formats.base import BackupLayout
 from engine.listing import full_listing_due
 from engine.model import UNFINISHED, ItemKind, ItemStatus, RegionRole, RegionState, Service
@@ -285,8 +285,6 @@ class Scheduler:
         state.primary_down = False
         now = yield Now()
         catalog.note_reachable(service.name, service.region, now)
-        for queue in destinations:
-            self._judge_destination(queue, now)
         state.retention_due = state.retention_due or full
         for queue in destinations:
             yield from self._refill(queue, state, full=full)
@@ -367,28 +365,24 @@ class Scheduler:
         """Queue what the destination lacks: on the first look (or after a pause) every
         unfinished item, later only what the listing added; items given up are tried again."""
         catalog, service, region = self.catalog, state.job.service, queue.region
+        if queue.paused or not (queue.answered or queue.failed):
+            yield from self._look_at(queue, state)
         first = not queue.loaded
-        if queue.paused:
-            # Resume by ourselves once the region answers again.
-            try:
-                yield ListPage(region, f"{service.key_prefix}/", None, 1)
-            except StorageError as error:
-                state.outcome.paused[region] = f"{region} unreachable: {error}"
-                now = yield Now()
-                catalog.note_fault(service.name, region, error.fault, str(error), now)
-                return
-            now = yield Now()
-            catalog.set_location(service.name, region, queue.role, RegionState.ACTIVE, now)
-            catalog.note_reachable(service.name, region, now)
-            queue.fault, queue.answered = "", True
-            catalog.event(now, "info", service.name, region, "region reachable again; resuming")
-            queue.paused, first = False, True
-        now = yield Now()
+        now: datetime = yield Now()
+        self._judge_destination(queue, now)
         with catalog.transaction():
+            # Known to be missing there even while the region is paused (its backlog).
             since = 0 if full or first else catalog.copy_mark(service.name, region)
             added = catalog.add_missing(service.name, service.region, region, now,
                                         since_rowid=since)
             catalog.set_copy_mark(service.name, region)
+            location = catalog.location(service.name, region) if queue.paused else None
+            if location is not None:
+                for item_id in added:
+                    catalog.set_item_status(service.name, region, item_id, ItemStatus.PAUSED,
+                                            now, location.reason)
+        if queue.paused:
+            return
         queue.attempts.clear()
         if first:
             queue.add(catalog.items(service.name, region, statuses=UNFINISHED))
@@ -401,6 +395,32 @@ class Scheduler:
         for row in failed:  # given up before: one more try per listing, oldest first
             queue.items[row.item_id].row = with_status(row, ItemStatus.PENDING)
             queue.lanes[lane_of(row.kind)].appendleft(row.item_id)
+
+    def _look_at(self, queue: DestinationQueue,
+                 state: _ServiceState) -> Generator[Effect, Any, None]:
+        """One small listing of a destination: a paused one resumes by itself once it answers
+        again; one that no copy reached since the last listing is looked at, so that an
+        outage is known before there is something to copy (one request per idle listing)."""
+        catalog, service, region = self.catalog, state.job.service, queue.region
+        try:
+            yield ListPage(region, f"{service.key_prefix}/", None, 1)
+        except StorageError as error:
+            now: datetime = yield Now()
+            if queue.paused:
+                state.outcome.paused[region] = f"{region} unreachable: {error}"
+                catalog.note_fault(service.name, region, error.fault, str(error), now)
+            elif isinstance(error, Unreachable):
+                self._stop_for(queue, region, str(error), error.fault, now)
+            else:
+                self._copies_failed(queue, error.fault, str(error), now)
+            return
+        queue.answered = True
+        if queue.paused:
+            now = yield Now()
+            catalog.set_location(service.name, region, queue.role, RegionState.ACTIVE, now)
+            catalog.event(now, "info", service.name, region, "region reachable again; resuming")
+            # What failed while it was paused (copies that were in flight) is history.
+            queue.paused, queue.loaded, queue.failed = False, False, False
 
     # -- choosing and starting copies ------------------------------------------------------------
 
@@ -616,10 +636,7 @@ class Scheduler:
             if self.hooks.on_publish is not None:
                 self.hooks.on_publish(service.name, region, item_id, now, lag)
         if fault is not None:
-            queue.failed = True
-            if fault[0] != queue.fault:
-                catalog.note_fault(service.name, region, fault[0], fault[1], now)
-                queue.fault = fault[0]
+            self._copies_failed(queue, *fault, now)
         queue.answered = queue.answered or any(r.ok for r in records)
         queue.busy = queue.busy or bool(published)
         queue.throttled = queue.throttled + 1 if throttled else 0
@@ -629,6 +646,15 @@ class Scheduler:
             yield from self._remove_unverified(queue, unverified, now)
         if down is not None:
             self._stop_for(queue, *down, now)
+
+    def _copies_failed(self, queue: DestinationQueue, fault: str, reason: str,
+                       now: datetime) -> None:
+        """A destination failed requests without being unreachable: recorded when the fault
+        starts or changes class (its start is kept while it lasts)."""
+        queue.failed = True
+        if fault != queue.fault:
+            self.catalog.note_fault(queue.service.name, queue.region, fault, reason, now)
+            queue.fault = fault
 
     def _judge_destination(self, queue: DestinationQueue, now: datetime) -> None:
         """At a listing: a destination whose copies all succeeded since the last one (or

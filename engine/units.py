@@ -1,4 +1,5 @@
-"""Human units in configuration and scenario files: durations such as "1h30m"."""
+"""Human units: durations such as "1h30m" in configuration and scenario files, and as status
+lines write them."""
 
 from __future__ import annotations
 
@@ -9,6 +10,17 @@ _DURATION_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0
                      "w": 604800.0}
 
 DURATION_HINT = 'a duration such as "90s", "5m", "1h30m", "250ms" or a number of seconds'
+
+
+def short_duration(seconds: float | None) -> str:
+    """A duration as status lines write it: "45s", "23m", "2.5h" ("-" when unknown)."""
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
 
 
 def parse_duration(value: object) -> float:

@@ -45,7 +45,7 @@ def summary_text(name: str, status: ServiceStatus | None) -> Text:
     text.append(status.additional_region or "no additional region",
                 style="" if status.additional_region else "dim")
     text.append("  ")
-    text.append_text(state_text(status.state))
+    text.append_text(state_text(status.state_line))
     text.append(f"  lag {duration(status.current_lag_seconds)}")
     backlog = status.backlog
     if backlog:
@@ -53,6 +53,12 @@ def summary_text(name: str, status: ServiceStatus | None) -> Text:
         text.append("  to copy: " + ", ".join(
             f"{lane} {backlog[lane].items} ({size(backlog[lane].bytes)})"
             for lane in ("log", "base") if lane in backlog), style="dim")
+    for region in status.regions:
+        # A region that fails: which, what class of fault, since when and why.
+        if region.fault is not None:
+            text.append(f"\n{region.region} ({region.role}) {region.fault.kind} since "
+                        f"{when(region.fault.since)}: {region.fault.reason}",
+                        style="bold red" if region.fault.unreachable else "yellow")
     return text
 
 

@@ -168,7 +168,9 @@ def open_location(location: LocationConfig, region_id: str) -> Storage:
     if isinstance(location, LocalLocation):
         from engine.storage.local import LocalStorage
 
-        return LocalStorage(location.path)
+        # Never created here: a missing folder is an unmounted volume or a wrong path, and
+        # a folder made in its place would read as an empty primary or fill the wrong disk.
+        return LocalStorage(location.path, create=False)
     if isinstance(location, MemoryLocation):
         from engine.storage.memory import MemoryStorage
 

@@ -223,6 +223,7 @@ class KillWorld:
         folder = self.root / name
         folder.mkdir(parents=True, exist_ok=True)
         secondary = self.secondary_for(name)
+        secondary.open()  # made ready as an operator would: btar never creates a location
         services = "".join(f'\n[[services]]\nname = "{s.name}"\ntype = "{s.type}"\n'
                            f'region = "{PRIMARY}"\n' for s in self.services)
         configs = []

@@ -73,7 +73,7 @@ def test_throttling_is_retried_after_a_backoff_within_the_pass() -> None:
     assert world.clock.now() - before >= timedelta(seconds=1)  # it backed off
     everything_copied(world)
     refused = [a for a in world.catalog.copy_attempts("orders", SECONDARY) if not a["ok"]]
-    assert len(refused) == 3
+    assert len(refused) == 2  # the third slowed down the first look at the destination
     assert all("slow down" in a["error"] for a in refused)
 
 
