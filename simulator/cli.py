@@ -15,10 +15,13 @@ from typing import Any, TextIO
 from simulator.report import report_folder, write_report
 from simulator.runner import RunResult, run_scenario, summary
 from simulator.scenario import ScenarioError, load_scenario
+from simulator.states import span_line, state_spans
 from simulator.swarm import generate, run_case
 from simulator.units import format_duration
 
 EXIT_OK, EXIT_INVALID, EXIT_FAILED = 0, 2, 4
+#: spans of status printed per service (all of them are in --json and --report)
+SHOWN_SPANS = 20
 
 
 class _Parser(argparse.ArgumentParser):
@@ -114,6 +117,13 @@ def _print(result: RunResult, out: TextIO) -> None:
     for verdict in result.verdicts:
         mark = "PASS" if verdict.holds else "FAIL"
         out.write(f"  {mark}  expect[{verdict.index}] {verdict.label}: {verdict.detail}\n")
+    start = next((e["start"] for e in result.journal.entries if e["op"] == "run"), "")
+    for name, spans in state_spans(result.journal.entries).items():
+        out.write(f"  status of {name} (btar status at each sample):\n")
+        for span in spans[:SHOWN_SPANS]:
+            out.write(f"    {span_line(span, start)}\n")
+        if len(spans) > SHOWN_SPANS:
+            out.write(f"    ... {len(spans) - SHOWN_SPANS} more (--json or --report)\n")
     if result.crashed:
         out.write("  CRASH the run raised:\n")
         for line in result.crashed.rstrip().splitlines():

@@ -1,7 +1,9 @@
 """The checks: each expectation of a scenario judged against the journal after the run
 (Jepsen style). They read what happened (produced items, copies with the hashes the bytes
 really had, publications, snapshots, faults) and never ask the engine what it decided: a check
-built on the engine's own verdicts could not catch the engine lying.
+built on the engine's own verdicts could not catch the engine lying. The exception is the
+``state`` kind, whose subject is what the engine shows an operator (status and check, as
+journaled in the snapshots): it holds that display to bounds derived from the world's timeline.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from simulator.scenario import (
     ExpectNoOnlyCopyDeleted,
     ExpectRpo,
     ExpectRto,
+    ExpectState,
     ExpectWindow,
     ExpectWindowsRestorable,
     RegionOutage,
@@ -83,7 +86,24 @@ def label(expectation: Expectation) -> str:
         return "every window claims only points its region can restore (probed)"
     if isinstance(e, ExpectNoOnlyCopyDeleted):
         return "no deletion removes the only restorable copy of a point in time"
+    if isinstance(e, ExpectState):
+        within = f" (within {format_duration(e.within)})" if e.within else ""
+        span = f"{_show(e.since)}{within}..{_show(e.until) if e.until is not None else 'end'}"
+        return f"status of {e.service} at every sample {span}: {', '.join(_wanted(e))}"
     raise TypeError(e)
+
+
+def _wanted(e: ExpectState) -> list[str]:
+    parts = []
+    if e.state is not None:
+        parts.append(f"state {e.state!r}")
+    for name, fault in (("primary", e.primary_fault), ("destination", e.destination_fault)):
+        if fault is not None:
+            parts.append(f"{name} fault {fault}")
+    if e.check is not None:
+        level = {None: "warning or critical", "ok": "no problem"}.get(e.level, e.level)
+        parts.append(f"check {e.check}: {level}")
+    return parts
 
 
 def _show(value: object) -> str:
@@ -152,6 +172,7 @@ def judge(scenario: Scenario, entries: Sequence[Entry]) -> list[Verdict]:
         ExpectRto: _check_rto, ExpectLag: _check_lag, ExpectWindow: _check_window,
         ExpectNeverUnverified: _check_verified, ExpectNoDataLoss: _check_no_data_loss,
         ExpectWindowsRestorable: _check_probes, ExpectNoOnlyCopyDeleted: _check_only_copy,
+        ExpectState: _check_state,
     }
     verdicts = []
     for index, expectation in enumerate(scenario.expect):
@@ -301,6 +322,63 @@ def _check_window(e: ExpectWindow, facts: _Facts) -> tuple[bool, str]:
         holds = holds and abs(scenario.offset(expected) - actual) <= e.tolerance + EPSILON
     pieces = ", ".join(f"{_t(facts.offset(a))}..{_t(facts.offset(b))}" for a, b in intervals)
     return holds, f"window {pieces} at {_t(snapshot['t'])}"
+
+
+# -- what status and check show ---------------------------------------------------------------
+
+
+def _fault_text(fault: dict[str, str] | None, facts: _Facts) -> str:
+    if fault is None:
+        return "none"
+    return f"{fault['kind']} since {_t(facts.offset(fault['since']))}"
+
+
+def _mismatch(e: ExpectState, shown: Entry | None, facts: _Facts) -> str | None:
+    """What a snapshot of the service shows that the expectation does not (None: it holds)."""
+    if shown is None or "state" not in shown:
+        return f"the snapshot carries no status of {e.service}"
+    wrong = []
+    if e.state is not None and not shown["state"].startswith(e.state):
+        wrong.append(f"state {shown['state']!r}")
+    for name, want in (("primary", e.primary_fault), ("destination", e.destination_fault)):
+        fault = shown[f"{name}_fault"]
+        if want is not None and (fault["kind"] if fault else "none") != want:
+            wrong.append(f"{name} fault {_fault_text(fault, facts)}")
+    if e.check is not None:
+        levels = sorted({p["level"] for p in shown["problems"] if p["check"] == e.check})
+        holds = (not levels if e.level == "ok" else e.level in levels if e.level is not None
+                 else bool(levels))
+        if not holds:
+            wrong.append(f"check {e.check}: {', '.join(levels) or 'no problem'}")
+    return "; ".join(wrong) or None
+
+
+def _check_state(e: ExpectState, facts: _Facts) -> tuple[bool, str]:
+    """Every snapshot from ``from`` + ``within`` to ``to`` shows what is expected."""
+    scenario = facts.scenario
+    since = scenario.offset(e.since)
+    until = scenario.offset(e.until) if e.until is not None else scenario.duration
+    settle = since + e.within
+    judged = 0
+    #: the first sample from which the expectation held without a break (so far)
+    held_from: float | None = None
+    for snapshot in facts.snapshots:
+        t = snapshot["t"]
+        if not since - EPSILON <= t <= until + EPSILON:
+            continue
+        wrong = _mismatch(e, snapshot["services"].get(e.service), facts)
+        # The first sample of the latest unbroken run of samples that show it.
+        held_from = None if wrong is not None else t if held_from is None else held_from
+        if t < settle - EPSILON:
+            continue
+        judged += 1
+        if wrong is not None:
+            return False, f"at {_t(t)} status shows {wrong}"
+    if not judged:
+        return False, f"no sample between {_t(settle)} and {_t(until)}"
+    assert held_from is not None
+    return True, (f"held at {judged} samples from {_t(settle)} to {_t(until)}; shown without a "
+                  f"break since {_t(held_from)}")
 
 
 # -- invariants --------------------------------------------------------------------------------

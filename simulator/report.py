@@ -1,5 +1,6 @@
-"""The report of a run: an SVG plot of the lag and the restorable windows over time (drawn
-here, no plotting dependency), an HTML page with the verdicts, and the journal itself.
+"""The report of a run: an SVG plot of the lag, the restorable windows and the status over
+time (drawn here, no plotting dependency), an HTML page with the verdicts and what `btar
+status` showed (state, faults, staleness, problems of `btar check`), and the journal itself.
 """
 
 from __future__ import annotations
@@ -12,12 +13,18 @@ from pathlib import Path
 from engine.model import parse_iso
 from simulator.journal import Entry
 from simulator.runner import RunResult, summary
+from simulator.states import fault_text, problems_text, state_spans, t_text
 from simulator.units import format_duration
 
 WIDTH, LEFT, RIGHT = 960, 70, 45
 LAG_TOP, LAG_HEIGHT = 40, 200
 WIN_TOP, WIN_HEIGHT = 300, 260
-HEIGHT = WIN_TOP + WIN_HEIGHT + 60
+STATE_ROW = 16
+#: the colour of each state of `btar status` in the status panel (by the start of the state)
+STATE_COLORS = (("in sync", "#2ca02c"), ("copying", "#98df8a"), ("lagging", "#ff7f0e"),
+                ("waiting", "#c7c7c7"), ("paused", "#d62728"), ("failing", "#e377c2"),
+                ("primary unreachable", "#7f0000"), ("primary failing", "#8c564b"),
+                ("disabled", "#eeeeee"), ("unsupported", "#eeeeee"))
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
           "#17becf")
 FAULT_COLOR = "#f4cccc"
@@ -47,13 +54,52 @@ def _axis_ticks(duration: float, top: float, height: float) -> list[str]:
     return parts
 
 
+def _state_color(state: str) -> str:
+    return next((color for prefix, color in STATE_COLORS if state.startswith(prefix)), "#777")
+
+
+def _state_panel(entries: Sequence[Entry], duration: float,
+                 top: float) -> tuple[list[str], float]:
+    """Panel 3 from ``top`` down: one band per service, coloured by the state btar status
+    showed at each sample; and the height the whole plot needs."""
+    spans = state_spans(entries)
+    parts = [f'<text x="{LEFT}" y="{top - 8}" font-size="11">state shown by btar status (at '
+             'each sample)</text>']
+    parts += [f'<text x="{_x(duration * i / 6, duration):.1f}" y="{top - 8}" font-size="9" '
+              f'text-anchor="middle" fill="#777">T+{format_duration(duration * i / 6)}</text>'
+              for i in range(1, 7)]
+    for row, (name, runs) in enumerate(spans.items()):
+        y = top + STATE_ROW * row
+        parts.append(f'<text x="{LEFT - 6}" y="{y + 11}" font-size="10" text-anchor="end">'
+                     f'{html.escape(name)}</text>')
+        for index, span in enumerate(runs):
+            # A span lasts until the next one starts (the last one until the end of the run).
+            end = runs[index + 1].first if index + 1 < len(runs) else max(span.last, duration)
+            x1, x2 = _x(span.first, duration), _x(end, duration)
+            parts.append(f'<rect x="{x1:.1f}" y="{y}" width="{max(0.5, x2 - x1):.1f}" '
+                         f'height="{STATE_ROW - 3}" fill="{_state_color(span.state)}">'
+                         f'<title>{html.escape(span.state)}</title></rect>')
+    legend_y = top + STATE_ROW * max(1, len(spans)) + 12
+    x = float(LEFT)
+    shown = sorted({_state_color(s.state) for runs in spans.values() for s in runs})
+    for prefix, color in STATE_COLORS:
+        if color not in shown:
+            continue
+        shown.remove(color)
+        parts.append(f'<rect x="{x:.1f}" y="{legend_y - 9}" width="10" height="10" '
+                     f'fill="{color}"/><text x="{x + 13:.1f}" y="{legend_y}" '
+                     f'font-size="10">{html.escape(prefix)}</text>')
+        x += 20 + 6 * len(prefix)
+    return parts, legend_y + 20
+
+
 def plot(entries: Sequence[Entry], duration: float, title: str) -> str:
-    """An SVG with two panels: the current lag of each service's additional region, and
-    each region's restorable window (the band of points it can restore) over time."""
+    """An SVG with three panels: the current lag of each service's additional region, each
+    region's restorable window (the band of points it can restore), and the state btar status
+    showed, over time."""
     snapshots = [e for e in entries if e["op"] == "snapshot"]
     start = parse_iso(next(e["start"] for e in entries if e["op"] == "run"))
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
-             f'viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif">',
+    parts = ["(header)",
              '<rect width="100%" height="100%" fill="white"/>',
              f'<text x="{LEFT}" y="20" font-size="14" font-weight="bold">'
              f'{html.escape(title)}</text>']
@@ -130,6 +176,13 @@ def plot(entries: Sequence[Entry], duration: float, title: str) -> str:
         parts.append(f'<text x="{LEFT + 220 * column}" y="{WIN_TOP + WIN_HEIGHT + 32 + 12 * row}" '
                      f'font-size="10" fill="{color}">{html.escape(name)} @ '
                      f'{html.escape(region)}</text>')
+    rows = (len(series) + 3) // 4
+    state_parts, height = _state_panel(entries, duration,
+                                       WIN_TOP + WIN_HEIGHT + 32 + 12 * rows + 30)
+    parts[0] = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" '
+                f'height="{height:.0f}" viewBox="0 0 {WIDTH} {height:.0f}" '
+                'font-family="sans-serif">')
+    parts += state_parts
     parts.append("</svg>")
     return "\n".join(p for p in parts if p) + "\n"
 
@@ -157,9 +210,34 @@ def write_report(result: RunResult, folder: Path) -> Path:
             f"{format_duration(result.virtual_seconds)}. Replay: "
             f"<code>{html.escape(result.replay)}</code></p>"
             f"<table border='1' cellpadding='4'><tr><th></th><th>expectation</th>"
-            f"<th>detail</th></tr>{rows}</table>{svg}")
+            f"<th>detail</th></tr>{rows}</table>{_status_table(result.journal.entries)}{svg}")
     (folder / "report.html").write_text(page, encoding="utf-8")
     return folder
+
+
+def _status_table(entries: Sequence[Entry]) -> str:
+    """What btar status showed of each service: one row per span of samples with the same
+    state and faults."""
+    start = next(e["start"] for e in entries if e["op"] == "run")
+    sections = []
+    for name, spans in state_spans(entries).items():
+        rows = "".join(
+            f"<tr><td>{t_text(s.first)}</td><td>{t_text(s.last)}</td>"
+            f"<td>{html.escape(s.state)}</td>"
+            f"<td>{html.escape(fault_text(s.primary_fault, start))}</td>"
+            f"<td>{html.escape(fault_text(s.destination_fault, start))}</td>"
+            f"<td>{'-' if s.staleness is None else format_duration(s.staleness)}</td>"
+            f"<td>{html.escape(problems_text(s.problems))}</td></tr>"
+            for s in spans)
+        sections.append(
+            f"<h3>{html.escape(name)}</h3><table border='1' cellpadding='4'><tr>"
+            "<th>first sample</th><th>last sample</th><th>state</th><th>primary fault</th>"
+            "<th>destination fault</th><th>staleness (max)</th><th>btar check</th></tr>"
+            f"{rows}</table>")
+    if not sections:
+        return ""
+    return "<h2>Status over time (btar status and btar check at each sample)</h2>" + \
+        "".join(sections)
 
 
 def report_folder(base: Path, path: str) -> Path:

@@ -23,10 +23,12 @@ from simulator.sampler import Sampler
 from simulator.scenario import (
     Enable,
     ExpectRpo,
+    ExpectState,
     ExpectWindow,
     ExpectWindowsRestorable,
     LoadedScenario,
 )
+from simulator.states import states_summary
 from simulator.world import World
 
 
@@ -85,6 +87,12 @@ def build(loaded: LoadedScenario, seed: int) -> tuple[World, Replicator, Sampler
     for expectation in scenario.expect:
         if isinstance(expectation, ExpectWindow | ExpectRpo) and expectation.at is not None:
             checked.append(scenario.offset(expectation.at))
+        if isinstance(expectation, ExpectState):
+            # A state is judged at the very bounds too, not only at the nearest samples.
+            since = scenario.offset(expectation.since)
+            checked += [since, since + expectation.within]
+            if expectation.until is not None:
+                checked.append(scenario.offset(expectation.until))
     sampler.start(checked)
     timeline.schedule(scenario.timeline)
     return world, replicator, sampler, timeline
@@ -139,6 +147,8 @@ def summary(result: RunResult) -> dict[str, Any]:
         "ok": result.ok,
         "verdicts": [{"index": v.index, "expectation": v.label, "holds": v.holds,
                       "detail": v.detail} for v in result.verdicts],
+        #: per service, what btar status showed: spans of samples with one state and faults
+        "states": states_summary(result.journal.entries),
         "events": result.events,
         "virtual_seconds": result.virtual_seconds,
         "wall_seconds": round(result.wall_seconds, 3),

@@ -1,10 +1,14 @@
-"""Snapshots of the lag and the windows over time, and probes of the windows' claims.
+"""Snapshots of the lag, the windows and the status over time, and probes of the windows'
+claims.
 
 A snapshot journals, per service, the primary's latest data point (ground truth: the end of
-the last segment the service wrote), the additional region, its current lag and every region's
-window as the engine computes it. A probe plans restores (engine.restore.plan_restore) at
-random points of each claimed window and checks every planned object exists in that region's
-storage with the recorded SHA-256.
+the last segment the service wrote) and, as the engine shows them (engine.api.Btar.status:
+the same call `btar status` makes), the additional region, its current lag, every region's
+window, the state, the fault of the primary and of the additional region, the staleness of
+what btar knows of the primary, and the problems `btar check` reports for the service
+(engine.operations.check, default thresholds). A probe plans restores
+(engine.restore.plan_restore) at random points of each claimed window and checks every planned
+object exists in that region's storage with the recorded SHA-256.
 """
 
 from __future__ import annotations
@@ -15,14 +19,19 @@ from typing import Any
 
 import simpy
 
+from engine.alerts import AlertsConfig, Problem
+from engine.api import Fault, ServiceStatus
 from engine.errors import BtarError
 from engine.model import iso
+from engine.operations import check
 from engine.restore import plan_restore
 from simulator.producer import Producer
 from simulator.world import World
 
 #: samples per run when the scenario does not say
 DEFAULT_SAMPLES = 96
+#: the thresholds `btar check` applies when btar.toml has no [alerts] table
+ALERTS = AlertsConfig()
 
 
 class Sampler:
@@ -57,16 +66,20 @@ class Sampler:
     def snapshot(self, reason: str) -> None:
         world = self.world
         app = world.app
+        statuses = app.status()
+        problems = check(app, ALERTS, world.now(), statuses)
         services: dict[str, Any] = {}
-        for service in app.services():
-            producer = self.producers.get(service.name)
-            secondary = app.additional_region(service.name)
-            lag = app.current_lag(service.name, secondary, world.now()) if secondary else None
-            services[service.name] = {
+        for status in statuses:
+            producer = self.producers.get(status.name)
+            services[status.name] = {
                 "primary_latest": iso(producer.last_end) if producer else None,
-                "secondary": secondary,
-                "lag": lag,
-                "windows": world.windows(service.name),
+                "secondary": status.additional_region,
+                "lag": status.current_lag_seconds,
+                "windows": {r.region: {"role": str(r.window.role),
+                                       "intervals": [[iso(i.start), iso(i.end)]
+                                                     for i in r.window.intervals]}
+                            for r in status.regions},
+                **status_fields(status, [p for p in problems if p.service == status.name]),
             }
         world.journal.add("snapshot", "info", reason=reason, services=services)
 
@@ -105,3 +118,25 @@ class Sampler:
                                   **fields)
                 return
         world.journal.add("probe", "ok", objects=len(plan.objects), **fields)
+
+
+def fault_fields(fault: Fault | None) -> dict[str, str] | None:
+    return None if fault is None else {"kind": fault.kind, "reason": fault.reason,
+                                       "since": iso(fault.since)}
+
+
+def status_fields(status: ServiceStatus, problems: list[Problem]) -> dict[str, Any]:
+    """What `btar status` and `btar check` show of a service, as journal fields: ``state``,
+    ``primary_fault`` and ``destination_fault`` (the additional region's; each ``None`` or
+    kind, reason and since), ``staleness`` (seconds since the primary was last listed) and
+    ``problems`` (check, level, message)."""
+    destination = next((r.fault for r in status.regions
+                        if r.region == status.additional_region), None)
+    return {
+        "state": status.state,
+        "primary_fault": fault_fields(status.primary_fault),
+        "destination_fault": fault_fields(destination),
+        "staleness": status.staleness_seconds,
+        "problems": [{"check": p.check, "level": p.level.name.lower(), "message": p.message}
+                     for p in problems],
+    }

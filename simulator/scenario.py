@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from engine.config import RetentionConfig
-from engine.errors import UnknownName
+from engine.errors import FAULT_CLASSES, UnknownName
 from engine.model import ServiceType
 from engine.regions import get_region
 from simulator.tomllines import Path as KeyPath
@@ -303,10 +303,72 @@ class ExpectNoOnlyCopyDeleted(_Model):
     kind: Literal["no_only_copy_deleted"]
 
 
+#: the states `btar status` shows (engine.api.Btar.status_of)
+STATES = ("unsupported", "disabled", "primary unreachable", "primary failing", "paused",
+          "failing", "waiting for first sync", "lagging", "copying", "in sync")
+#: the states followed by ": " and the region and reason
+DETAILED_STATES = ("paused", "failing")
+#: the checks of `btar check` (engine.alerts.evaluate)
+CHECKS = ("lag", "window", "paused", "copies", "primary")
+
+
+def _parse_state(value: object) -> object:
+    if isinstance(value, str) and not (
+            any(known.startswith(value) for known in STATES)
+            or any(value.startswith(f"{known}: ") for known in DETAILED_STATES)):
+        raise ValueError(f"unknown state {value!r}; a state starts with one of: "
+                         f"{', '.join(STATES)}")
+    return value
+
+
+def _parse_fault(value: object) -> object:
+    if isinstance(value, str) and value != "none" and value not in FAULT_CLASSES:
+        raise ValueError(f"unknown fault {value!r}; expected none or one of: "
+                         f"{', '.join(FAULT_CLASSES)}")
+    return value
+
+
+def _parse_check(value: object) -> object:
+    if isinstance(value, str) and value not in CHECKS:
+        raise ValueError(f"unknown check {value!r}; expected one of: {', '.join(CHECKS)}")
+    return value
+
+
+StatePrefix = Annotated[str, BeforeValidator(_parse_state), Field(min_length=1)]
+FaultKind = Annotated[str, BeforeValidator(_parse_fault)]
+CheckName = Annotated[str, BeforeValidator(_parse_check)]
+
+
+class ExpectState(_Model):
+    """What `btar status` shows of a service (state, faults) and what `btar check` reports
+    for it, at every snapshot from ``from`` + ``within`` to ``to`` (both included; the
+    sampler snapshots at those two moments too). ``within`` is the time the state may take
+    to settle after ``from``. Only the keys ``from`` and ``to`` are read (not the names
+    ``since`` and ``until`` of the fields: a fault has a since of its own)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["state"]
+    service: str
+    since: Moment = Field(default=0.0, alias="from")
+    until: Moment | None = Field(default=None, alias="to")
+    within: Duration = 0.0
+    #: the state starts with this ("in sync", "paused", "primary unreachable", ...)
+    state: StatePrefix | None = None
+    #: the primary's fault class ("unreachable", ...), or "none": it answers
+    primary_fault: FaultKind | None = None
+    #: the additional region's fault class, or "none"
+    destination_fault: FaultKind | None = None
+    #: `btar check` reports a problem of this check for the service ...
+    check: CheckName | None = None
+    #: ... at this level (default: warning or critical); "ok": it reports none
+    level: Literal["ok", "warning", "critical"] | None = None
+
+
 Expectation = Annotated[
     ExpectFork | ExpectAction | ExpectRpo | ExpectRto | ExpectLag | ExpectWindow
     | ExpectNeverUnverified | ExpectNoDataLoss | ExpectWindowsRestorable
-    | ExpectNoOnlyCopyDeleted,
+    | ExpectNoOnlyCopyDeleted | ExpectState,
     Field(discriminator="kind")]
 
 
@@ -432,10 +494,12 @@ def _clean_loc(loc: tuple[Any, ...], document: dict[str, Any]) -> KeyPath:
     """Drop the discriminator tag pydantic puts into the location of a union member."""
     cleaned: list[str | int] = []
     node: Any = document
-    for part in loc:
-        if isinstance(node, dict) and part not in node and isinstance(part, str) \
-                and node.get("kind") == part:
-            continue  # "timeline", 2, "fork", "target": the "fork" is the tag, not a key
+    for depth, part in enumerate(loc):
+        # "timeline", 2, "fork", "target": the "fork" is the tag, not a key (even when a
+        # member has a key named as its kind: "expect", 0, "state", "state").
+        member = depth == 2 and loc[0] in _UNION_FIELDS and isinstance(loc[1], int)
+        if member and isinstance(node, dict) and node.get("kind") == part:
+            continue
         cleaned.append(part)
         if isinstance(node, dict):
             node = node.get(part)
@@ -579,12 +643,16 @@ def semantic_problems(scenario: Scenario) -> list[tuple[KeyPath, str]]:
             check_region((*loc, "region"), expectation.region)
         for field in ("at", "since", "until"):
             if hasattr(expectation, field):
-                check_time((*loc, field), getattr(expectation, field))
+                # Reported under the key the file uses ("from", "to").
+                key = type(expectation).model_fields[field].alias or field
+                check_time((*loc, key), getattr(expectation, field))
         if isinstance(expectation, ExpectWindow):
             for field in ("start", "end"):
                 value = getattr(expectation, field)
                 if isinstance(value, datetime) and value.tzinfo is None:
                     problems.append(((*loc, field), "the time needs a zone (Z)"))
+        if isinstance(expectation, ExpectState):
+            problems += _state_problems(scenario, loc, expectation)
         if isinstance(expectation, ExpectRpo) and expectation.at is None \
                 and not expectation.ranged and expectation.service in services:
             primary = services[expectation.service].region
@@ -592,6 +660,31 @@ def semantic_problems(scenario: Scenario) -> list[tuple[KeyPath, str]]:
                        for e in scenario.timeline):
                 problems.append(((*loc, "at"), f"no region_outage of {primary} in the "
                                                "timeline to measure at; give at"))
+    return problems
+
+
+def _state_problems(scenario: Scenario, loc: KeyPath,
+                    e: ExpectState) -> list[tuple[KeyPath, str]]:
+    problems: list[tuple[KeyPath, str]] = []
+    if e.state is None and e.primary_fault is None and e.destination_fault is None \
+            and e.check is None:
+        problems.append((loc, "nothing to expect: give state, primary_fault, "
+                              "destination_fault or check"))
+    if e.level is not None and e.check is None:
+        problems.append(((*loc, "level"), "a level needs the check it grades: give check"))
+    for field in ("since", "until"):
+        value = getattr(e, field)
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return problems  # reported by check_time
+    since = scenario.offset(e.since)
+    until = scenario.offset(e.until) if e.until is not None else scenario.duration
+    if not 0 <= since <= scenario.duration or until > scenario.duration:
+        return problems  # outside the run: reported by check_time
+    if e.until is not None and until <= since:
+        problems.append(((*loc, "to"), "must be after from"))
+    elif since + e.within > until:
+        problems.append(((*loc, "within"), f"longer than from..to ({until - since:g}s): "
+                                           "nothing would be judged"))
     return problems
 
 

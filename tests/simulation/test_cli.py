@@ -79,6 +79,38 @@ def test_json_and_report(tmp_path: Path) -> None:
     assert "file_sha256" in first
 
 
+OUTAGE = """
+[[timeline]]
+kind = "region_outage"
+region = "aws-eu-west-1"
+at = "30m30s"
+until = "1h0m30s"
+"""
+
+
+def test_the_output_and_the_report_show_what_status_showed(tmp_path: Path) -> None:
+    path = write(tmp_path, tiny(OUTAGE + PASSING))
+    code, out, _ = simulate(str(path), "--report", str(tmp_path / "report"))
+    assert code == 0, out
+    lines = out.splitlines()
+    at = lines.index("  status of orders (btar status at each sample):")
+    down = next(line for line in lines[at:] if " primary unreachable;" in line)
+    # The span, the primary's fault (class and since), the staleness, the check's problems.
+    assert down.startswith("    T+00:31:")
+    assert "; primary unreachable since T+00:31:" in down
+    assert "; staleness up to 00:" in down
+    assert "check: primary warning T+00:3" in down
+    assert lines[-2].startswith("    T+01:01:15..T+02:00:00 in sync; staleness up to 60s")
+    page = (tmp_path / "report" / "case" / "report.html").read_text()
+    assert "<h2>Status over time" in page
+    assert "<td>primary unreachable</td><td>unreachable since T+00:31:" in page
+    assert "state shown by btar status" in (tmp_path / "report" / "case" / "plot.svg").read_text()
+    summary = json.loads((tmp_path / "report" / "case" / "summary.json").read_text())
+    states = [span["state"] for span in summary["states"]["orders"]]
+    assert "primary unreachable" in states
+    assert states[-1] == "in sync"
+
+
 def test_through_the_btar_command(tmp_path: Path) -> None:
     path = write(tmp_path, tiny(PASSING))
     out = io.StringIO()

@@ -131,3 +131,52 @@ def test_sizes_rates_and_moments() -> None:
         parse_moment("2026-11-02T03:00:00")
     with pytest.raises(ValueError, match="a rate such as"):
         parse_rate("50MB")
+
+
+STATE = '\n[[expect]]\nkind = "state"\nservice = "orders"\n'
+
+
+@pytest.mark.parametrize(("fields", "key", "message"), [
+    ('state = "in-sync"\n', "state", "unknown state 'in-sync'; a state starts with one of: "
+                                     "unsupported, disabled, primary unreachable"),
+    ('state = "in sync: yes"\n', "state", "unknown state 'in sync: yes'"),
+    ('primary_fault = "down"\n', "primary_fault",
+     "unknown fault 'down'; expected none or one of: unreachable, missing, denied, unusable, "
+     "throttled, error"),
+    ('destination_fault = 3\n', "destination_fault", "Input should be a valid string"),
+    ('check = "pager"\n', "check", "unknown check 'pager'; expected one of: lag, window, "
+                                   "paused, copies, primary"),
+    ('check = "primary"\nlevel = "warn"\n', "level", "Input should be 'ok', 'warning' or "
+                                                     "'critical'"),
+    ('state = "paused"\nlevel = "ok"\n', "level", "a level needs the check it grades: give "
+                                                  "check"),
+    ('state = "paused"\nwithin = "soon"\n', "within", 'expected a duration such as "90s"'),
+    ('state = "paused"\nfrom = "1h"\nto = "30m"\n', "to", "must be after from"),
+    ('state = "paused"\nfrom = "1h"\nto = "1h30m"\nwithin = "31m"\n', "within",
+     "longer than from..to (1800s): nothing would be judged"),
+    ('state = "paused"\nfrom = "3h"\n', "from", "outside the run: 10800s after the start"),
+    ('state = "paused"\nuntil = "1h"\n', "until", "unknown key"),
+])
+def test_a_state_expectation_is_validated(tmp_path: Path, fields: str, key: str,
+                                          message: str) -> None:
+    text = tiny(STATE + fields)
+    [problem] = problems_of(tmp_path, text)
+    written = fields.splitlines()[-1] if key in fields.splitlines()[-1] else \
+        next(line for line in fields.splitlines() if line.startswith(key))
+    assert f":{line_number(text, written)}: expect[0].{key}: {message}" in problem, problem
+
+
+def test_a_state_expectation_needs_something_to_expect(tmp_path: Path) -> None:
+    text = tiny(STATE + 'from = "1h"\n')
+    [problem] = problems_of(tmp_path, text)
+    table = line_number(text, "[[expect]]")
+    assert f":{table}: expect[0]: nothing to expect: give state, primary_fault, " \
+           "destination_fault or check" in problem
+
+
+def test_a_state_expectation_takes_a_state_prefix_and_fault_classes(tmp_path: Path) -> None:
+    text = tiny(STATE + 'from = "1h"\nwithin = "2m"\nto = "2h"\nstate = "paused: aws-eu"\n'
+                'primary_fault = "none"\ndestination_fault = "unreachable"\n'
+                'check = "paused"\nlevel = "warning"\n' + STATE + 'state = "primary"\n')
+    expect = load_scenario(write(tmp_path, text)).scenario.expect
+    assert [e.state for e in expect] == ["paused: aws-eu", "primary"]  # type: ignore[union-attr]
