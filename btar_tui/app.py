@@ -147,8 +147,10 @@ class BtarApp(App[int]):
     def on_sync_finished(self, message: SyncFinished) -> None:
         self.syncing = False
         line = f"last sync {when(self.bridge.now())}: {message.summary}"
+        if message.faults:
+            # Shown by the problems banner for as long as they last (not a toast per sync).
+            line += f"; {message.faults} problems"
         if message.problems:
-            line += f"; {len(message.problems)} problems"
             self.notify("\n".join(message.problems), title="sync", severity="warning")
         self._publish_sync(SyncView(False, line=line))
 

@@ -51,12 +51,14 @@ class CopyProgressed(Message):
 
 
 class SyncFinished(Message):
-    """A sync of every replicable service finished; ``problems`` name what went wrong."""
+    """A sync of every replicable service finished; ``problems`` name what went wrong that
+    the status does not keep (a sync that could not run), ``faults`` count what it does."""
 
-    def __init__(self, summary: str, problems: list[str]) -> None:
+    def __init__(self, summary: str, problems: list[str], faults: int = 0) -> None:
         super().__init__()
         self.summary = summary
         self.problems = problems
+        self.faults = faults
 
 
 class ActionFailed(Message):

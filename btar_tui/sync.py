@@ -42,7 +42,7 @@ def sync_all(bridge: Bridge, post: Callable[[Message], object]) -> None:
 
 def _sync_each(bridge: Bridge, post: Callable[[Message], object]) -> None:
     names = bridge.call(lambda b: [s.name for s in b.services() if s.type in REPLICABLE_TYPES])
-    published = copied = copied_bytes = 0
+    published = copied = copied_bytes = faults = 0
     problems: list[str] = []
     for name in names:
         post(SyncStarted(name))
@@ -55,15 +55,11 @@ def _sync_each(bridge: Bridge, post: Callable[[Message], object]) -> None:
             published += len(o.published)
             copied += o.copied_objects
             copied_bytes += o.copied_bytes
-            if o.failed:
-                problems.append(f"{o.service}: {len(o.failed)} items failed")
-            problems += [f"{o.service}: {region} paused: {reason}"
-                         for region, reason in o.paused.items()]
-            if o.primary_error:
-                problems.append(f"{o.service}: primary: {o.primary_error}")
+            # Recorded as faults of their regions: the problems banner shows them.
+            faults += bool(o.failed) + len(o.paused) + bool(o.primary_error)
         post(StatusRefreshed(*bridge.call(read_status)))
     post(SyncFinished(f"{len(names)} services, {published} items published, {copied} "
-                      f"objects ({size(copied_bytes)}) copied", problems))
+                      f"objects ({size(copied_bytes)}) copied", problems, faults))
 
 
 def _pass_of(name: str) -> Callable[[Btar], list[Any]]:

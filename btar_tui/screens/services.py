@@ -57,6 +57,28 @@ def matches(status: ServiceStatus, query: str) -> bool:
     return any(query in field.lower() for field in fields)
 
 
+#: lines of the problems banner before it says how many more there are
+PROBLEM_LINES = 3
+
+
+def problems_text(statuses: list[ServiceStatus]) -> Text:
+    """One line per ongoing fault of a (service, region), as long as it lasts: what the
+    replicator last saw, not a toast per sync."""
+    lines = [(status.name, region) for status in statuses for region in status.regions
+             if region.fault is not None]
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for index, (name, region) in enumerate(lines[:PROBLEM_LINES]):
+        assert region.fault is not None
+        if index:
+            text.append("\n")
+        text.append(f"{name}: {region.region} ({region.role}) {region.fault.kind} since "
+                    f"{when(region.fault.since)}: {region.fault.reason}",
+                    style="bold" if region.fault.unreachable else "")
+    if len(lines) > PROBLEM_LINES:
+        text.append(f"\n… and {len(lines) - PROBLEM_LINES} more (l: events, `btar status`)")
+    return text
+
+
 def row_cells(status: ServiceStatus, level: int = 0) -> tuple[str | Text, ...]:
     state = state_text(status.state, STATE_WIDTH)
     if level:
@@ -98,6 +120,7 @@ class ServicesScreen(Screen[None]):
         yield Input(placeholder="filter by name, type, region or state  ( / )", compact=True,
                     id="filter")
         yield DataTable(id="services", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="problems")
         yield Static("", id="sync-line")
         yield Footer()
 
@@ -123,6 +146,10 @@ class ServicesScreen(Screen[None]):
         return row_cells(status, self.btar_app.health.get(status.name, (0, ""))[0])
 
     def show_statuses(self, statuses: list[ServiceStatus]) -> None:
+        banner = problems_text(statuses)
+        problems = self.query_one("#problems", Static)
+        problems.update(banner)
+        problems.display = bool(banner.plain)
         table = self.query_one("#services", DataTable)
         rows = self.visible_statuses(statuses)
         keys = [s.name for s in rows]

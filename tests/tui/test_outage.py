@@ -1,5 +1,6 @@
 """A primary outage on screen: the services row says "primary unreachable" with the mark
-`btar check` gives it, and the detail says which region fails, how and why."""
+`btar check` gives it, one banner line per failing region says how and why for as long as it
+lasts, and the detail says the same."""
 
 from __future__ import annotations
 
@@ -34,6 +35,12 @@ async def test_a_primary_outage_is_marked_and_explained(synced: Bridge) -> None:
         assert states["orders"] == "! primary unreachable"
         assert states["inventory"] == "! primary unreachable"
         assert states["billing"] == "in sync"
+        banner = app.screen.query_one("#problems", Static)
+        lines = str(banner.render()).splitlines()
+        assert banner.display
+        assert [line.split(" since ")[0] for line in lines] == [
+            "inventory: aws-eu-west-1 (primary) missing", "orders: aws-eu-west-1 (primary) missing"]
+        assert all(line.endswith("the location folder does not exist") for line in lines)
         await pilot.press("down", "down", "enter")
         await settle(pilot)
         assert isinstance(app.screen, DetailScreen)
@@ -41,3 +48,8 @@ async def test_a_primary_outage_is_marked_and_explained(synced: Bridge) -> None:
         assert "primary unreachable since " in summary
         assert "aws-eu-west-1 (primary) missing since " in summary
         assert "the location folder does not exist" in summary
+        await pilot.press("escape")
+        shutil.move(world / "away", world / "regions" / "aws-eu-west-1")
+        await pilot.press("s")  # mended: the next sync clears the banner
+        await settle(pilot)
+        assert not app.screen.query_one("#problems", Static).display
