@@ -109,9 +109,11 @@ class DestinationQueue:
         self.busy = False
         #: its unfinished items were read from the catalog (again after a pause)
         self.loaded = False
-        #: the fault the catalog records for this destination ("" when none), and whether
-        #: copies succeeded or failed there since the service's last listing
+        #: the fault the catalog records for this destination ("" when none), its latest
+        #: reason (when the catalog does not have it yet), and whether copies succeeded or
+        #: failed there since the service's last listing
         self.fault = ""
+        self.new_reason = ""
         self.answered = False
         self.failed = False
 

@@ -66,6 +66,11 @@ from engine.retention import RetentionPolicy, apply_retention
 
 #: items whose objects are read from the catalog in one query when the scheduler reaches them
 REFS_AHEAD = 256
+#: how a reason names a region that cannot be used, per fault class
+FAULT_WORDS = {"missing": "is missing", "denied": "refuses access",
+               "unusable": "takes no writes"}
+#: fault classes a listing cannot see the end of
+WRITE_FAULTS = frozenset({"unusable"})
 #: the fault class of a failed copy whose driver did not name one (a simulated fault)
 _FAULT_OF_KIND = {"unreachable": "unreachable", "throttled": "throttled"}
 
@@ -343,6 +348,8 @@ class Scheduler:
                 dropped = known
                 known = DestinationQueue(state.job.service, region, loc.role)
                 known.paused = loc.state == RegionState.PAUSED
+                seen = self.catalog.reachability(service.name).get(region)
+                known.fault = seen.fault if seen is not None else ""
                 # Copies still in flight for the dropped queue come back to this one.
                 known.in_flight = dropped.in_flight if dropped is not None else 0
                 if dropped is None:
@@ -407,14 +414,17 @@ class Scheduler:
         except StorageError as error:
             now: datetime = yield Now()
             if queue.paused:
-                state.outcome.paused[region] = f"{region} unreachable: {error}"
+                state.outcome.paused[region] = \
+                    f"{region} {FAULT_WORDS.get(error.fault, 'unreachable')}: {error}"
                 catalog.note_fault(service.name, region, error.fault, str(error), now)
             elif isinstance(error, Unreachable):
                 self._stop_for(queue, region, str(error), error.fault, now)
             else:
                 self._copies_failed(queue, error.fault, str(error), now)
             return
-        queue.answered = True
+        # A listing proves the region answers, not that it takes writes again (a full or
+        # read-only disk lists): such a fault ends with the first copy that lands.
+        queue.answered = queue.fault not in WRITE_FAULTS
         if queue.paused:
             now = yield Now()
             catalog.set_location(service.name, region, queue.role, RegionState.ACTIVE, now)
@@ -650,11 +660,14 @@ class Scheduler:
     def _copies_failed(self, queue: DestinationQueue, fault: str, reason: str,
                        now: datetime) -> None:
         """A destination failed requests without being unreachable: recorded when the fault
-        starts or changes class (its start is kept while it lasts)."""
+        starts or changes class (its start is kept while it lasts); a new reason waits for
+        the next listing (one write per listing however many copies fail)."""
         queue.failed = True
         if fault != queue.fault:
             self.catalog.note_fault(queue.service.name, queue.region, fault, reason, now)
-            queue.fault = fault
+            queue.fault, queue.new_reason = fault, ""
+        else:
+            queue.new_reason = reason
 
     def _judge_destination(self, queue: DestinationQueue, now: datetime) -> None:
         """At a listing: a destination whose copies all succeeded since the last one (or
@@ -663,7 +676,11 @@ class Scheduler:
         if not queue.paused and not queue.failed and (queue.answered or not queue.items):
             self.catalog.note_reachable(queue.service.name, queue.region, now)
             queue.fault = ""
+        elif queue.fault and queue.new_reason:
+            self.catalog.note_fault(queue.service.name, queue.region, queue.fault,
+                                    queue.new_reason, now)
         queue.answered = queue.failed = False
+        queue.new_reason = ""
 
     def _backoff(self, throttled: int) -> float:
         """Seconds to hold a destination the provider asked to slow down."""
@@ -690,7 +707,7 @@ class Scheduler:
         destination (paused, probed at each listing)."""
         service = queue.service
         state = self.services[service.name]
-        reason = f"{side} unreachable: {error}"
+        reason = f"{side} {FAULT_WORDS.get(fault, 'unreachable')}: {error}"
         if side == service.region:
             if not state.primary_down:
                 state.primary_down = True

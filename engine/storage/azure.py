@@ -3,6 +3,19 @@
 Writes stage blocks and commit the block list only after the running SHA-256 was checked, so a
 bad upload never becomes visible. Copies between two Azure locations are server-side: Copy Blob
 from a short-lived read SAS of the source, polled until done, then checked by Content-MD5.
+
+How a failure ends up (after the retries of ``_call``):
+
+- ContainerNotFound: LocationMissing ("the container does not exist");
+- 401/403 (AuthenticationFailed, AuthorizationFailure...) or a credential that cannot get a
+  token: AccessDenied, not retried, the reason says to check the key or SAS token;
+- ServerBusy, 503, 429: Throttled after ``max_attempts``; other 5xx: StorageError ("the
+  service kept answering 500 after N attempts");
+- refused connections, DNS failures, dropped connections: Unreachable after
+  UNREACHABLE_ATTEMPTS; an endpoint that accepts and never answers: Unreachable after
+  TIMEOUT_ATTEMPTS read timeouts;
+- CannotVerifyCopySource: StorageError about the copy source (its SAS, its network rules or
+  the object itself), which is no fault of the destination.
 """
 
 from __future__ import annotations
@@ -29,9 +42,11 @@ from azure.core import MatchConditions
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import (
     AzureError,
+    ClientAuthenticationError,
     HttpResponseError,
     ServiceRequestError,
     ServiceResponseError,
+    ServiceResponseTimeoutError,
 )
 from azure.storage.blob import (
     BlobBlock,
@@ -45,7 +60,14 @@ from azure.storage.blob import (
     generate_blob_sas,
 )
 
-from engine.errors import ObjectNotFound, StorageError, Throttled, Unreachable
+from engine.errors import (
+    AccessDenied,
+    LocationMissing,
+    ObjectNotFound,
+    StorageError,
+    Throttled,
+    Unreachable,
+)
 from engine.model import ObjectInfo
 from engine.storage.base import (
     CHUNK_SIZE,
@@ -77,8 +99,22 @@ DEFAULT_COPY_BLOCK_SIZE = 100 * MIB
 COPY_TIMEOUT_FIXED = 60.0
 #: Listing with startFrom needs this service version; older pinned versions scan and filter.
 START_FROM_API_VERSION = "2026-02-06"
-#: Tries of a request whose endpoint cannot be reached at all (refused, DNS).
+#: Tries of a request whose endpoint cannot be reached at all (refused, DNS) or drops the
+#: connection: an outage should surface within seconds.
 UNREACHABLE_ATTEMPTS = 3
+#: Tries of a request whatever the failure (throttling, 5xx), by default.
+MAX_ATTEMPTS = 8
+#: Seconds to wait for a TCP connection: the SDK's default. A reachable endpoint accepts in
+#: milliseconds; one that drops packets is Unreachable after UNREACHABLE_ATTEMPTS of them.
+CONNECT_TIMEOUT = 20.0
+#: Seconds to wait for the next bytes of an answer: the SDK's default. Copies of any size are
+#: asynchronous (Copy Blob) or carry their own longer timeout (Put Block From URL), so a
+#: silence this long means the endpoint hangs.
+READ_TIMEOUT = 60.0
+#: Tries of a request that got no answer within READ_TIMEOUT: one retry for a single lost
+#: answer, so an endpoint that accepts connections and never answers is Unreachable after
+#: about 2 x READ_TIMEOUT (2 minutes), not MAX_ATTEMPTS x READ_TIMEOUT.
+TIMEOUT_ATTEMPTS = 2
 #: Copy statuses of a blob that is not (yet) a complete object.
 _INCOMPLETE_COPY = frozenset({"pending", "failed", "aborted"})
 
@@ -101,7 +137,8 @@ class AzureStorage(Storage):
         copy_timeout_per_gib: float = 600.0,
         block_size: int = DEFAULT_BLOCK_SIZE,
         copy_block_size: int = DEFAULT_COPY_BLOCK_SIZE,
-        max_attempts: int = 8,
+        max_attempts: int = MAX_ATTEMPTS,
+        read_timeout: float = READ_TIMEOUT,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         poll_interval: float = 0.25,
@@ -135,6 +172,8 @@ class AzureStorage(Storage):
         self.block_size = block_size
         self.copy_block_size = copy_block_size
         self.max_attempts = max_attempts
+        #: the client's read timeout in seconds (for messages)
+        self.read_timeout = read_timeout
         self._retry = Backoff(backoff_base, backoff_cap, sleep, jitter)
         self._poll_interval = poll_interval
         self._poll_interval_max = poll_interval_max
@@ -153,9 +192,9 @@ class AzureStorage(Storage):
         region_id: str,
         *,
         block_size: int = DEFAULT_BLOCK_SIZE,
-        max_attempts: int = 8,
-        connection_timeout: float = 20.0,
-        read_timeout: float = 120.0,
+        max_attempts: int | None = None,
+        connection_timeout: float | None = None,
+        read_timeout: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> AzureStorage:
         """Open ``az://account/container/prefix`` with the credential the location names.
@@ -173,10 +212,13 @@ class AzureStorage(Storage):
             raise StorageError(display, "", "an Azure location is az://account/container/prefix")
         account_url = location.account_url or f"https://{account}.blob.core.windows.net"
         credential = _credential(location, account, display)
+        read_timeout = read_timeout or location.read_timeout or READ_TIMEOUT
+        max_attempts = max_attempts or location.max_attempts
         options: dict[str, Any] = {
             # Retries are ours (injectable sleep, typed errors); the SDK's would sleep for real.
             "retry_total": 0,
-            "connection_timeout": connection_timeout,
+            "connection_timeout": CONNECT_TIMEOUT if connection_timeout is None
+            else connection_timeout,
             "read_timeout": read_timeout,
             # Bound what one download request or single upload holds in memory.
             "max_single_get_size": block_size,
@@ -200,7 +242,8 @@ class AzureStorage(Storage):
             copy_mode=location.copy_mode,
             copy_timeout_per_gib=location.copy_timeout_per_gib,
             block_size=block_size,
-            max_attempts=max_attempts,
+            max_attempts=MAX_ATTEMPTS if max_attempts is None else max_attempts,
+            read_timeout=read_timeout,
             sleep=sleep,
         )
 
@@ -219,20 +262,30 @@ class AzureStorage(Storage):
     def _call(self, what: str, key: str, action: Callable[[], T]) -> T:
         """Run one request, retrying throttling, transient errors and unreachable endpoints
         with exponential backoff and jitter; map what remains to engine errors."""
-        attempt = 0
+        failures: dict[str, int] = {}  # by kind
         while True:
             try:
                 return action()
             except AzureError as exc:
                 kind = _classify(exc)
-                attempt += 1
-                # A dead endpoint gets a few tries only: an outage should surface quickly.
-                limit = min(self.max_attempts, UNREACHABLE_ATTEMPTS) if kind == "unreachable" \
-                    else self.max_attempts
-                if kind in ("throttled", "transient", "unreachable") and attempt < limit:
+                failures[kind] = failures.get(kind, 0) + 1
+                attempt = sum(failures.values())
+                if failures[kind] < self._attempts_for(kind) and attempt < self.max_attempts:
                     self._retry.wait(attempt - 1)
                     continue
                 raise self._error(what, key, exc, kind, attempt) from None
+
+    def _attempts_for(self, kind: str) -> int:
+        """How many failures of this kind a request may meet before it gives up (never more
+        than max_attempts in all)."""
+        if kind in ("throttled", "transient"):
+            return self.max_attempts
+        if kind == "unreachable":
+            # A dead endpoint gets a few tries only: an outage should surface quickly.
+            return min(self.max_attempts, UNREACHABLE_ATTEMPTS)
+        if kind == "timeout":
+            return min(self.max_attempts, TIMEOUT_ATTEMPTS)
+        return 1
 
     def _error(self, what: str, key: str, exc: AzureError, kind: str | None = None,
                attempts: int = 1) -> StorageError:
@@ -243,11 +296,29 @@ class AzureStorage(Storage):
             return ObjectNotFound(self.name, key, "no such object")
         if kind == "no-container":
             # The location is unusable until someone creates it, as S3's missing bucket.
-            return Unreachable(self.name, key, f"{what} failed: the container does not exist")
+            return LocationMissing(self.name, key,
+                                   f"{what} failed: the container does not exist")
+        if kind == "denied":
+            return AccessDenied(self.name, key, f"{what} failed: access denied: check the "
+                                "account key or SAS token of this location (account_key_env, "
+                                f"sas_token_env) and its permissions; {detail}")
         if kind == "unreachable":
-            return Unreachable(self.name, key, f"{what} failed: cannot connect{tries}: {detail}")
+            how = "cannot connect" if isinstance(exc, ServiceRequestError) \
+                else "the connection dropped"
+            return Unreachable(self.name, key, f"{what} failed: {how}{tries}: {detail}")
+        if kind == "timeout":
+            return Unreachable(self.name, key, f"{what} failed: no answer within "
+                               f"{self.read_timeout:g} s{tries}: {detail}")
         if kind == "throttled":
             return Throttled(self.name, key, f"{what} throttled by the service{tries}: {detail}")
+        if kind == "copy-source":
+            return StorageError(self.name, key, f"{what} failed: the service could not read "
+                                "the copy source (its SAS, its network rules, or the object "
+                                f"itself): {detail}")
+        if kind == "transient" and isinstance(exc, HttpResponseError) and exc.status_code:
+            verb = "kept answering" if attempts > 1 else "answered"
+            return StorageError(self.name, key, f"{what} failed: the service {verb} "
+                                f"{exc.status_code}{tries}: {detail}")
         error = StorageError(self.name, key, f"{what} failed{tries}: {detail}")
         if kind == "refused":
             error.retryable = False
@@ -594,8 +665,10 @@ def _credential(location: AzureLocation, account: str, display: str) -> Any:
 def _classify(exc: AzureError) -> str:
     if isinstance(exc, ServiceRequestError):
         return "unreachable"  # refused, DNS, TLS: the request never reached the service
+    if isinstance(exc, ServiceResponseTimeoutError):
+        return "timeout"  # connected, and no answer came
     if isinstance(exc, ServiceResponseError):
-        return "transient"  # connection dropped or timed out mid-response
+        return "unreachable"  # the connection dropped mid-response
     if isinstance(exc, HttpResponseError):
         status = exc.status_code or 0
         code = _error_code(exc)
@@ -604,13 +677,19 @@ def _classify(exc: AzureError) -> str:
         if code == "ContainerNotFound":
             return "no-container"
         if code == "CannotVerifyCopySource":
-            return "other"  # about the source URL or its SAS, not a missing destination
+            # About the source URL or its SAS (Azurite: a source on another host), not a
+            # missing or forbidden destination.
+            return "copy-source"
+        if status in (401, 403) or isinstance(exc, ClientAuthenticationError):
+            return "denied"
         if status == 404:
             return "not-found"
         if status in (408, 500, 502, 504):
             return "transient"
         if 400 <= status < 500:
             return "refused"
+    if isinstance(exc, ClientAuthenticationError):
+        return "denied"  # a credential (azure-identity) that cannot get a token
     return "other"
 
 

@@ -3,7 +3,17 @@
 One ``GcsStorage`` is a bucket plus prefix; a bucket's location is fixed when it is created, so
 the client needs no region. Retries are ours, not the SDK's: every SDK call gets ``retry=None``
 and ``call()`` retries throttling (429/503), other 5xx, timeouts and refused connections with
-injectable sleep and jitter, then raises Throttled / Unreachable / StorageError.
+injectable sleep and jitter, then raises Throttled / Unreachable / StorageError:
+
+- a missing bucket: LocationMissing ("bucket X does not exist"), on listings, writes and
+  copies (a 404 on those asks whether the bucket exists);
+- 401/403 or credentials that cannot get a token: AccessDenied, not retried, the reason says
+  to check the credentials (a 403 that is a rate limit is throttling);
+- 429/503: Throttled after ``max_attempts``; other 5xx: StorageError ("the service kept
+  answering 500 after N attempts");
+- refused connections, DNS failures, dropped connections: Unreachable after
+  ``connect_attempts``; an endpoint that accepts and never answers: Unreachable after
+  TIMEOUT_ATTEMPTS read timeouts.
 
 Writes up to one chunk are sent as a single upload after their SHA-256 was checked. Larger
 writes use a resumable upload session: chunks go up as they are read, and the final chunk, the
@@ -17,6 +27,7 @@ import base64
 import contextlib
 import hashlib
 import io
+import json
 import logging
 import os
 import random
@@ -37,7 +48,15 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage.blob import Blob
 
-from engine.errors import BadInput, ObjectNotFound, StorageError, Throttled, Unreachable
+from engine.errors import (
+    AccessDenied,
+    BadInput,
+    LocationMissing,
+    ObjectNotFound,
+    StorageError,
+    Throttled,
+    Unreachable,
+)
 from engine.model import ObjectInfo
 from engine.storage.base import (
     CHUNK_SIZE,
@@ -75,13 +94,29 @@ REWRITE_QUANTUM = 1024 * 1024
 DEFAULT_CHUNK = 8 * 1024 * 1024
 #: A refused connection or a DNS failure gets this many tries: an outage should surface fast.
 CONNECT_ATTEMPTS = 3
+#: Tries of a request whatever the failure (throttling, 5xx, broken streams), by default.
+MAX_ATTEMPTS = 8
+#: Seconds to wait for a TCP connection. A reachable endpoint accepts in milliseconds; 10 s
+#: rides out a congested network, and one that drops packets is Unreachable after
+#: CONNECT_ATTEMPTS of them (about 30 s).
+CONNECT_TIMEOUT = 10.0
+#: Seconds to wait for the next bytes of an answer: the client library's own default for
+#: every call. Requests move at most one chunk (8 MiB), and a long rewrite answers with a
+#: token to continue with, so a silence this long means the endpoint hangs.
+READ_TIMEOUT = 60.0
+#: Tries of a request that got no answer within READ_TIMEOUT: one retry for a single lost
+#: answer, so an endpoint that accepts connections and never answers is Unreachable after
+#: about 2 x READ_TIMEOUT (2 minutes), not MAX_ATTEMPTS x READ_TIMEOUT.
+TIMEOUT_ATTEMPTS = 2
 #: Rewrite calls in a row without progress before a copy is abandoned.
 MAX_STALLED_REWRITES = 100
 _OCTET = "application/octet-stream"
 
 # How a failed request is treated, decided by _classify.
-_THROTTLE, _TRANSIENT, _NETWORK, _UNREACHABLE, _FINAL = (
-    "throttle", "transient", "network", "unreachable", "final")
+_THROTTLE, _TRANSIENT, _NETWORK, _UNREACHABLE, _TIMEOUT, _DENIED, _FINAL = (
+    "throttle", "transient", "network", "unreachable", "timeout", "denied", "final")
+#: reasons of a 403 that asks to slow down (older Google APIs answer rate limits with 403)
+_RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
 
 #: Errors of the SDK and its transport that call() maps; anything else is a bug and propagates.
 _SDK_ERRORS: tuple[type[BaseException], ...] = (
@@ -100,19 +135,53 @@ def _status_of(exc: BaseException) -> int | None:
     return None
 
 
+def _reasons_of(exc: BaseException) -> set[str]:
+    """The ``reason`` fields of a JSON API error."""
+    errors = getattr(exc, "errors", None) or []
+    return {str(e.get("reason")) for e in errors if isinstance(e, dict) and e.get("reason")}
+
+
+def _service_words(exc: BaseException) -> str:
+    """The reason and message of a JSON API error ("rateLimitExceeded: The rate of ..."),
+    from the parsed errors or, for uploads and downloads, from the body quoted in the
+    message; "" when there are none."""
+    errors = getattr(exc, "errors", None) or []
+    if not errors:
+        text = str(getattr(exc, "message", "") or "")
+        start = text.find('{"error"')
+        try:  # the body may be followed by more words
+            error = json.JSONDecoder().raw_decode(text, start)[0].get("error", {}) \
+                if start >= 0 else {}
+        except (ValueError, AttributeError):
+            error = {}
+        errors = error.get("errors") or ([error] if error.get("message") else []) \
+            if isinstance(error, dict) else []
+    for error in errors:
+        if isinstance(error, dict) and error.get("message"):
+            reason = str(error.get("reason") or "")
+            return f"{reason}: {error['message']}" if reason else str(error["message"])
+    return ""
+
+
 def _classify(exc: BaseException) -> str:
     status = _status_of(exc)
-    if status in (429, 503):
+    if status in (429, 503) or (status == 403 and _reasons_of(exc) & _RATE_LIMIT_REASONS):
         return _THROTTLE
     if status in (408, 500, 502, 504) or isinstance(exc, DataCorruption):
         return _TRANSIENT
+    if status == 401 or (status == 403 and "retentionPolicyNotMet" not in _reasons_of(exc)):
+        return _DENIED
     if status is not None:
         return _FINAL
     # ConnectTimeout is a ConnectionError too: nobody answered the connect.
     if isinstance(exc, requests.ConnectionError | auth_exceptions.TransportError):
         return _UNREACHABLE
+    if isinstance(exc, requests.ReadTimeout | urllib3.exceptions.ReadTimeoutError):
+        return _TIMEOUT  # connected, and no answer came
     if isinstance(exc, requests.RequestException | urllib3.exceptions.HTTPError):
-        return _NETWORK  # read timeouts and streams broken half-way
+        return _NETWORK  # streams broken half-way
+    if isinstance(exc, auth_exceptions.RefreshError | auth_exceptions.DefaultCredentialsError):
+        return _DENIED  # the credentials cannot get an access token
     return _FINAL
 
 
@@ -382,10 +451,10 @@ class GcsStorage(Storage):
         upload_chunk_size: int = DEFAULT_CHUNK,
         read_chunk_size: int = DEFAULT_CHUNK,
         upload_http: Any = None,
-        max_attempts: int = 8,
-        connect_attempts: int = CONNECT_ATTEMPTS,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 120.0,
+        max_attempts: int | None = None,
+        connect_attempts: int | None = None,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
         page_size: int = 1000,
         backoff_base: float = 0.25,
         backoff_cap: float = 20.0,
@@ -411,9 +480,13 @@ class GcsStorage(Storage):
         self.copy_mode = copy_mode
         self.upload_chunk_size = upload_chunk_size
         self.read_chunk_size = max(1, read_chunk_size)
-        self.max_attempts = max(1, max_attempts)
-        self.connect_attempts = max(1, min(connect_attempts, self.max_attempts))
-        self.timeout = (connect_timeout, read_timeout)
+        self.max_attempts = max(1, MAX_ATTEMPTS if max_attempts is None else max_attempts)
+        self.connect_attempts = max(1, min(
+            CONNECT_ATTEMPTS if connect_attempts is None else connect_attempts,
+            self.max_attempts))
+        #: (connect, read) seconds, given to every request
+        self.timeout = (CONNECT_TIMEOUT if connect_timeout is None else connect_timeout,
+                        READ_TIMEOUT if read_timeout is None else read_timeout)
         self.page_size = max(1, min(page_size, 1000))
         self._retry = Backoff(backoff_base, backoff_cap, sleep, jitter)
         _install_log_redaction()
@@ -450,8 +523,8 @@ class GcsStorage(Storage):
         upload_http: Any = None,
         upload_chunk_size: int = DEFAULT_CHUNK,
         read_chunk_size: int = DEFAULT_CHUNK,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 120.0,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> GcsStorage:
@@ -475,8 +548,9 @@ class GcsStorage(Storage):
             upload_chunk_size=upload_chunk_size,
             read_chunk_size=read_chunk_size,
             upload_http=upload_http,
+            max_attempts=location.max_attempts,
             connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
+            read_timeout=location.read_timeout if read_timeout is None else read_timeout,
             sleep=sleep,
             jitter=jitter,
         )
@@ -494,42 +568,68 @@ class GcsStorage(Storage):
         """Sleep before retry number ``attempt + 1``: exponential, capped, half jittered."""
         self._retry.wait(attempt)
 
-    def _after_failure(self, exc: BaseException, key: str, failures: int) -> None:
-        """Sleep before trying a failed request again, or raise its mapped error."""
+    def _after_failure(self, exc: BaseException, key: str, failures: dict[str, int]) -> None:
+        """Sleep before trying a failed request again, or raise its mapped error.
+        ``failures`` counts the request's failures so far by kind."""
         kind = _classify(exc)
-        limit = self.connect_attempts if kind == _UNREACHABLE else self.max_attempts
-        if kind == _FINAL or failures >= limit:
-            raise self.error_from(exc, key, failures) from exc
-        _log.info("%s: %s: %s, retrying (attempt %d of %d)", self.name, key or "-",
-                  type(exc).__name__, failures + 1, limit)
-        self.backoff(failures - 1)
+        failures[kind] = failures.get(kind, 0) + 1
+        total = sum(failures.values())
+        limit = self.attempts_for(kind)
+        if failures[kind] >= limit or total >= self.max_attempts:
+            raise self.error_from(exc, key, total) from exc
+        _log.info("%s: %s: %s, retrying (attempt %d)", self.name, key or "-",
+                  type(exc).__name__, total + 1)
+        self.backoff(total - 1)
+
+    def attempts_for(self, kind: str) -> int:
+        """How many failures of this kind a request may meet before it gives up (never more
+        than max_attempts in all)."""
+        if kind in (_THROTTLE, _TRANSIENT, _NETWORK):
+            return self.max_attempts
+        if kind == _UNREACHABLE:
+            return self.connect_attempts
+        if kind == _TIMEOUT:
+            return min(self.max_attempts, TIMEOUT_ATTEMPTS)
+        return 1
 
     def call(self, key: str, operation: Callable[[], _T]) -> _T:
         """Run one request, retrying throttling, 5xx, timeouts and refused connections."""
-        failures = 0
+        failures: dict[str, int] = {}
         while True:
             try:
                 return operation()
             except _SDK_ERRORS as exc:
-                failures += 1
                 self._after_failure(exc, key, failures)
 
     def error_from(self, exc: BaseException, key: str, attempts: int = 1) -> StorageError:
         """Map an SDK or transport error to the engine's StorageError family."""
         kind = _classify(exc)
         status = _status_of(exc)
-        if isinstance(exc, api_exceptions.GoogleAPICallError):
+        said = _service_words(exc)
+        if said:  # the service's own words, without the request line
+            detail = redact(f"HTTP {status} {said}")
+        elif isinstance(exc, api_exceptions.GoogleAPICallError):
             detail = redact(f"HTTP {status}: {exc.message}")
         else:
             detail = redact(f"{type(exc).__name__}: {exc}")
-        detail = detail[:500]
+        detail = " ".join(detail.split())[:300]
         tries = f" after {attempts} attempts" if attempts > 1 else ""
         if status == 404:
             return ObjectNotFound(self.name, key, "no such object")
+        if kind == _DENIED:
+            return AccessDenied(self.name, key, "access denied: check the Google credentials of "
+                                "this location (GOOGLE_APPLICATION_CREDENTIALS or the service "
+                                f"account) and their permissions on the bucket; {detail}")
         if kind == _THROTTLE:
             return Throttled(self.name, key, f"still throttled{tries}: {detail}")
+        if kind == _TIMEOUT:
+            return Unreachable(self.name, key, f"no answer within {self.timeout[1]:g} s"
+                               f"{tries}: {detail}")
         if kind in (_UNREACHABLE, _NETWORK):
             return Unreachable(self.name, key, f"no answer{tries}: {detail}")
+        if kind == _TRANSIENT and status is not None:
+            verb = "kept answering" if attempts > 1 else "answered"
+            return StorageError(self.name, key, f"the service {verb} {status}{tries}: {detail}")
         return StorageError(self.name, key, detail)
 
     # --- the Storage protocol ---------------------------------------------------------------
@@ -559,8 +659,8 @@ class GcsStorage(Storage):
             try:
                 blobs, token = self.call("", fetch)
             except ObjectNotFound:
-                raise Unreachable(self.name, "", f"bucket {self.bucket_name} does not exist")\
-                    from None
+                raise LocationMissing(self.name, "", f"bucket {self.bucket_name} does not "
+                                      "exist") from None
             for blob in blobs:
                 key = blob.name[len(self.prefix):]
                 if (start_after is not None and key <= start_after) or key.endswith("/"):
@@ -609,7 +709,7 @@ class GcsStorage(Storage):
             return error
         if exists:
             return error
-        return Unreachable(self.name, key, f"bucket {self.bucket_name} does not exist")
+        return LocationMissing(self.name, key, f"bucket {self.bucket_name} does not exist")
 
     def _write(self, key: str, data: BinaryIO | bytes, sha256: str | None) -> ObjectInfo:
         full = self.full_key(key)
@@ -697,6 +797,7 @@ class GcsStorage(Storage):
         end = start + len(data)
         persisted = start
         failures = 0
+        tries: dict[str, int] = {}
         while True:
             failed = False
             try:
@@ -705,7 +806,7 @@ class GcsStorage(Storage):
             except _SDK_ERRORS as exc:
                 failures += 1
                 failed = True
-                self._after_failure(exc, key, failures)
+                self._after_failure(exc, key, tries)
                 answer = self.call(key, lambda: self._session_put(url, b"", None, None, total,
                                                                   None))
             if isinstance(answer, dict):

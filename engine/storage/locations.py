@@ -78,7 +78,13 @@ class MemoryLocation(_Location):
     scheme: Literal["memory"] = "memory"
 
 
-class S3Location(_Location):
+class _CloudLocation(_Location):
+    #: seconds a request may wait for an answer before it counts as lost (default: the
+    #: backend's, see engine/storage/<backend>.py for why)
+    read_timeout: float | None = Field(default=None, gt=0)
+
+
+class S3Location(_CloudLocation):
     """s3://bucket/prefix"""
 
     scheme: Literal["s3"] = "s3"
@@ -99,7 +105,7 @@ class S3Location(_Location):
         return None if value is None else refuse_credentials(value)
 
 
-class GcsLocation(_Location):
+class GcsLocation(_CloudLocation):
     """gs://bucket/prefix"""
 
     scheme: Literal["gs"] = "gs"
@@ -109,6 +115,7 @@ class GcsLocation(_Location):
     kms_key_name: str | None = None
     #: bytes per rewrite call (GCS maxBytesRewrittenPerCall); None lets the service choose
     rewrite_chunk_bytes: int | None = Field(default=None, ge=1024**2)
+    max_attempts: int | None = Field(default=None, ge=1, le=50)
 
     @field_validator("emulator_host")
     @classmethod
@@ -116,7 +123,7 @@ class GcsLocation(_Location):
         return None if value is None else refuse_credentials(value)
 
 
-class AzureLocation(_Location):
+class AzureLocation(_CloudLocation):
     """az://account/container/prefix"""
 
     scheme: Literal["az"] = "az"
@@ -130,6 +137,7 @@ class AzureLocation(_Location):
     api_version: str | None = None
     #: a server-side copy may take this long per GiB (plus a minute) before it is abandoned
     copy_timeout_per_gib: float = Field(default=600.0, gt=0)
+    max_attempts: int | None = Field(default=None, ge=1, le=50)
 
     @field_validator("account_url")
     @classmethod

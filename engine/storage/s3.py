@@ -3,6 +3,17 @@
 One ``S3Storage`` is a bucket plus prefix in one AWS region. Retries are ours, not botocore's
 (botocore is set to a single attempt) so that throttling, timeouts and refused connections map
 to Throttled / Unreachable after a known number of attempts with injectable sleep and jitter.
+
+How a failure ends up (after the retries of ``call``):
+
+- NoSuchBucket: LocationMissing ("bucket X does not exist");
+- wrong or missing credentials, 401/403 (InvalidAccessKeyId, SignatureDoesNotMatch,
+  AccessDenied...): AccessDenied, not retried, the reason says to check the credentials;
+- throttling (SlowDown, 503, 429...): Throttled after ``max_attempts``;
+- other 5xx: StorageError ("the service kept answering 500 after N attempts");
+- refused connections, DNS failures, dropped connections: Unreachable after
+  CONNECT_ATTEMPTS; an endpoint that accepts and never answers: Unreachable after
+  TIMEOUT_ATTEMPTS read timeouts.
 """
 
 from __future__ import annotations
@@ -26,13 +37,25 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    CredentialRetrievalError,
     HTTPClientError,
     IncompleteReadError,
+    NoCredentialsError,
+    PartialCredentialsError,
     ProfileNotFound,
+    ReadTimeoutError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from engine.errors import BadInput, ObjectNotFound, StorageError, Throttled, Unreachable
+from engine.errors import (
+    AccessDenied,
+    BadInput,
+    LocationMissing,
+    ObjectNotFound,
+    StorageError,
+    Throttled,
+    Unreachable,
+)
 from engine.model import ObjectInfo
 from engine.storage.base import (
     CHUNK_SIZE,
@@ -65,6 +88,22 @@ VERIFIED_S3_SHA256 = "s3-checksum-sha256"
 #: error codes of S3-compatible services that do not compute checksums on copy
 _NO_CHECKSUM_CODES = ("InvalidArgument", "NotImplemented", "InvalidRequest")
 
+#: Seconds to wait for a TCP connection. A reachable endpoint accepts in milliseconds; 10 s
+#: rides out a congested network, and an endpoint that drops packets is Unreachable after
+#: CONNECT_ATTEMPTS of them (about 30 s).
+CONNECT_TIMEOUT = 10.0
+#: Seconds to wait for the next bytes of an answer: twice botocore's default, because a single
+#: CopyObject (up to 5 GiB, see multipart_threshold) may answer only once the copy is done; a
+#: silence longer than that means the endpoint hangs.
+READ_TIMEOUT = 120.0
+#: Tries of a request whose connection is refused, cannot be resolved or drops: an outage
+#: should surface within seconds, not after every one of ``max_attempts``.
+CONNECT_ATTEMPTS = 3
+#: Tries of a request that got no answer within READ_TIMEOUT: one retry for a single lost
+#: answer, so an endpoint that accepts connections and never answers is Unreachable after
+#: about 2 x READ_TIMEOUT (4 minutes), not max_attempts x READ_TIMEOUT (16 minutes).
+TIMEOUT_ATTEMPTS = 2
+
 _THROTTLE_CODES = frozenset({
     "SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
     "RequestThrottledException", "RequestLimitExceeded", "TooManyRequests",
@@ -75,23 +114,44 @@ _TRANSIENT_CODES = frozenset({
     "500", "502", "504",
 })
 _NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
+#: the credentials are wrong, expired or lack a permission; retrying cannot help
+_DENIED_CODES = frozenset({
+    "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
+    "ExpiredToken", "TokenRefreshRequired", "InvalidClientTokenId", "AllAccessDisabled",
+    "AccountProblem", "InvalidSecurity", "UnrecognizedClientException", "RequestTimeTooSkewed",
+})
+#: codes S3 gives a 401/403 without a body (HEAD requests)
+_BARE_DENIED_CODES = frozenset({"", "401", "403", "Forbidden", "Unauthorized"})
+_NO_CREDENTIALS = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)
 _MD5_ETAG = re.compile(r'"?[0-9a-fA-F]{32}"?')
 
-# Three outcomes of a failed call, decided by _classify.
-_THROTTLE, _TRANSIENT, _NETWORK, _FINAL = "throttle", "transient", "network", "final"
+# The outcomes of a failed call, decided by _classify.
+_THROTTLE, _TRANSIENT, _NETWORK, _TIMEOUT, _DENIED, _FINAL = (
+    "throttle", "transient", "network", "timeout", "denied", "final")
+
+
+def _status(exc: ClientError) -> int:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return int(status) if isinstance(status, int) else 0
 
 
 def _classify(exc: Exception) -> str:
     if isinstance(exc, ClientError):
         code = str(exc.response.get("Error", {}).get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        status = _status(exc)
         if code in _THROTTLE_CODES or status in (429, 503):
             return _THROTTLE
         if code in _TRANSIENT_CODES or status in (500, 502, 504):
             return _TRANSIENT
+        if code in _DENIED_CODES or (status in (401, 403) and code in _BARE_DENIED_CODES):
+            return _DENIED
         return _FINAL
+    if isinstance(exc, ReadTimeoutError):
+        return _TIMEOUT  # connected, and no answer came
     if isinstance(exc, BotoConnectionError | HTTPClientError | IncompleteReadError):
         return _NETWORK
+    if isinstance(exc, _NO_CREDENTIALS):
+        return _DENIED
     return _FINAL
 
 
@@ -173,8 +233,12 @@ class _Reader:
                 data: bytes = self._body.read(amount)
             except (HTTPClientError, IncompleteReadError) as exc:
                 failures += 1
-                if failures >= self._storage.max_attempts:
-                    raise self._storage.error_from(exc, self._key) from exc
+                # a stream that breaks is resumed where it broke; one that hangs is not waited
+                # for more than TIMEOUT_ATTEMPTS times
+                limit = self._storage.attempts_for(_TIMEOUT) \
+                    if isinstance(exc, ReadTimeoutError) else self._storage.max_attempts
+                if failures >= limit:
+                    raise self._storage.error_from(exc, self._key, failures) from exc
                 _log.info("%s: %s: stream broke at byte %d, resuming",
                           self._storage.name, self._key, self._pos)
                 self._storage.backoff(failures - 1)
@@ -221,8 +285,8 @@ class S3Storage(Storage):
         part_size: int = 512 * 1024**2,
         max_attempts: int = 8,
         copy_mode: str = "auto",
-        connect_timeout: float = 10.0,
-        read_timeout: float = 120.0,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
         max_keys: int = 1000,
         backoff_base: float = 0.25,
         backoff_cap: float = 20.0,
@@ -249,9 +313,12 @@ class S3Storage(Storage):
         self._copy_checksums = True
         self.max_keys = max(1, min(max_keys, 1000))
         self._retry = Backoff(backoff_base, backoff_cap, sleep, jitter)
+        #: (connect, read) timeouts in seconds of the client this storage built
+        self.timeouts = (CONNECT_TIMEOUT if connect_timeout is None else connect_timeout,
+                         READ_TIMEOUT if read_timeout is None else read_timeout)
         _install_log_redaction()
         self.client: S3Client = client if client is not None else self._make_client(
-            region, endpoint_url, profile, connect_timeout, read_timeout)
+            region, endpoint_url, profile, *self.timeouts)
 
     def _make_client(self, region: str, endpoint_url: str | None, profile: str | None,
                      connect_timeout: float, read_timeout: float) -> S3Client:
@@ -286,8 +353,8 @@ class S3Storage(Storage):
         region_id: str,
         *,
         client: S3Client | None = None,
-        connect_timeout: float = 10.0,
-        read_timeout: float = 120.0,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> S3Storage:
@@ -315,7 +382,7 @@ class S3Storage(Storage):
             max_attempts=location.max_attempts,
             copy_mode=location.copy_mode,
             connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
+            read_timeout=location.read_timeout if read_timeout is None else read_timeout,
             sleep=sleep,
             jitter=jitter,
         )
@@ -333,40 +400,73 @@ class S3Storage(Storage):
         """Sleep before retry number ``attempt + 1``: exponential, capped, half jittered."""
         self._retry.wait(attempt)
 
+    def attempts_for(self, kind: str) -> int:
+        """How many failures of this kind a request may meet before it gives up (never more
+        than max_attempts in all)."""
+        if kind in (_THROTTLE, _TRANSIENT):
+            return self.max_attempts
+        if kind == _NETWORK:
+            return min(self.max_attempts, CONNECT_ATTEMPTS)
+        if kind == _TIMEOUT:
+            return min(self.max_attempts, TIMEOUT_ATTEMPTS)
+        return 1
+
     def call(self, key: str, operation: Callable[[], _T]) -> _T:
         """Run one S3 request, retrying throttling, 5xx, timeouts and broken connections."""
-        attempt = 0
+        failures: dict[str, int] = {}  # by kind
         while True:
             try:
                 return operation()
             except (ClientError, BotoCoreError) as exc:
                 kind = _classify(exc)
-                if kind == _FINAL or attempt + 1 >= self.max_attempts:
-                    raise self.error_from(exc, key) from exc
-                _log.info("%s: %s: %s, retrying (attempt %d of %d)", self.name, key or "-",
-                          type(exc).__name__, attempt + 2, self.max_attempts)
-                self.backoff(attempt)
-                attempt += 1
+                failures[kind] = failures.get(kind, 0) + 1
+                attempts = sum(failures.values())
+                if failures[kind] >= self.attempts_for(kind) or attempts >= self.max_attempts:
+                    raise self.error_from(exc, key, attempts) from exc
+                _log.info("%s: %s: %s, retrying (attempt %d)", self.name, key or "-",
+                          type(exc).__name__, attempts + 1)
+                self.backoff(attempts - 1)
 
-    def error_from(self, exc: Exception, key: str) -> StorageError:
-        """Map a botocore error to the engine's StorageError family."""
+    def error_from(self, exc: Exception, key: str, attempts: int = 1) -> StorageError:
+        """Map a botocore error (the last of ``attempts``) to the engine's StorageError
+        family; the message is one line and never holds a credential."""
         kind = _classify(exc)
+        tries = f" after {attempts} attempts" if attempts > 1 else ""
         if isinstance(exc, ClientError):
             error = exc.response.get("Error", {})
             code = str(error.get("Code", "")) or "unknown"
-            detail = redact(f"{exc.operation_name} failed: {code}: {error.get('Message', '')}")
+            status = _status(exc)
+            message = " ".join(str(error.get("Message", "")).split())
+            detail = redact(f"{exc.operation_name} failed: {code}: {message}")[:300]
             if code in _NOT_FOUND_CODES:
                 return ObjectNotFound(self.name, key, "no such object")
             if code == "NoSuchBucket":
-                return Unreachable(self.name, key, f"bucket {self.bucket} does not exist")
+                bucket = str(error.get("BucketName") or self.bucket)
+                where = self.name if bucket == self.bucket else f"s3://{bucket}"
+                return LocationMissing(where, key, f"bucket {bucket} does not exist")
+            if kind == _DENIED:
+                if code == "RequestTimeTooSkewed":
+                    return AccessDenied(self.name, key, "the service refuses requests signed "
+                                        f"with this machine's clock: check the clock; {detail}")
+                return AccessDenied(self.name, key, "access denied: check the AWS credentials "
+                                    "of this location (profile, environment or role) and the "
+                                    f"bucket policy; {detail}")
             if kind == _THROTTLE:
-                return Throttled(self.name, key, f"still throttled after {self.max_attempts} "
-                                 f"attempts: {detail}")
+                return Throttled(self.name, key, f"still throttled{tries}: {detail}")
+            if kind == _TRANSIENT and status:
+                verb = "kept answering" if attempts > 1 else "answered"
+                return StorageError(self.name, key, f"the service {verb} {status}{tries}: "
+                                    f"{detail}")
             return StorageError(self.name, key, detail)
-        detail = redact(f"{type(exc).__name__}: {exc}")
+        detail = redact(" ".join(f"{type(exc).__name__}: {exc}".split()))[:300]
+        if kind == _TIMEOUT:
+            return Unreachable(self.name, key, f"no answer within {self.timeouts[1]:g} s"
+                               f"{tries}: {detail}")
         if kind == _NETWORK:
-            return Unreachable(self.name, key, f"no answer after {self.max_attempts} "
-                               f"attempts: {detail}")
+            return Unreachable(self.name, key, f"no answer{tries}: {detail}")
+        if kind == _DENIED:
+            return AccessDenied(self.name, key, "no usable AWS credentials: check the profile, "
+                                f"environment or role of this location; {detail}")
         return StorageError(self.name, key, detail)
 
     def _sse(self) -> dict[str, Any]:
@@ -526,6 +626,17 @@ class S3Storage(Storage):
         if not isinstance(source, S3Storage) or self.copy_mode != "auto" \
                 or source.endpoint_url != self.endpoint_url:
             return super().copy_from(source, source_key, key, sha256=sha256, size=size)
+        try:
+            return self._copy_server_side(source, source_key, key, size)
+        except LocationMissing as error:
+            if error.location == f"s3://{source.bucket}" != f"s3://{self.bucket}":
+                # the source's bucket is gone, not this one: a fault of the source's side
+                raise LocationMissing(source.name, source_key,
+                                      f"bucket {source.bucket} does not exist") from None
+            raise
+
+    def _copy_server_side(self, source: S3Storage, source_key: str, key: str,
+                          size: int | None) -> CopyReport:
         full = self.full_key(key)
         copy_source: CopySourceTypeDef = {"Bucket": source.bucket,
                                           "Key": source.full_key(source_key)}

@@ -32,6 +32,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from engine.errors import (
+    AccessDenied,
     BadInput,
     ChecksumMismatch,
     ObjectNotFound,
@@ -609,9 +610,9 @@ def test_server_errors_are_retried_and_forbidden_is_not(fake_gcs: FakeGcs,
     store.write("k", b"v")
     assert store.read_bytes("k") == b"v"
     http.plan = [403, 503]
-    with pytest.raises(StorageError, match="HTTP 403") as caught:
+    with pytest.raises(AccessDenied, match="HTTP 403") as caught:
         store.stat("k")
-    assert type(caught.value) is StorageError
+    assert caught.value.fault == "denied"
     assert http.plan == [503]  # not retried
 
 

@@ -115,7 +115,9 @@ def _replace_by_file(relative: str) -> Callable[[Path, Btar, pytest.MonkeyPatch]
 
         def mend() -> None:
             folder.unlink()
-            shutil.move(saved, folder)
+            # Merged: the daemon may have made the folder again meanwhile (a write into it).
+            shutil.copytree(saved, folder, dirs_exist_ok=True)
+            shutil.rmtree(saved)
         return mend
     return inject
 
@@ -195,7 +197,9 @@ def test_a_local_fault_is_the_state_of_its_services_only(
                      published(world, service, region) >= before + 5)
         # The faulty pairs say what and why: status, check and metrics.
         wait_for(lambda: all(shows(world, s, cell) for s in cell.hit))
-        assert all(state_of(world, s) == "in sync" for s in spared)
+        for service in spared:  # copying or in sync, with no fault of its own
+            assert fault_metric(world, service, cell.region, cell.fault) == 0
+            assert state_of(world, service) in ("in sync", "copying")
         report = health(world)
         for service in cell.hit:
             assert any(p.service == service and cell.reason in p.message for p in report), \
