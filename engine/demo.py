@@ -227,7 +227,8 @@ def demo_producers(root: Path, config: Path | None = None) -> list[DemoProducer]
     for service in loaded.services().values():
         if service.type in (ServiceType.POSTGRESQL, ServiceType.MYSQL):
             location = loaded.config.regions[service.region]
-            producers.append(DemoProducer(open_location(location, service.region), service))
+            producers.append(DemoProducer(open_location(location, service.region, create=True),
+                                          service))
     return producers
 
 

@@ -618,7 +618,8 @@ def main(argv: list[str] | None = None) -> int:
         if service is None or not service.layout.startswith("pgbackrest:"):
             sys.stderr.write(f"{args.service}: not a service with layout = \"pgbackrest\"\n")
             return 2
-        storage = open_location(loaded.config.regions[service.region], service.region)
+        storage = open_location(loaded.config.regions[service.region], service.region,
+                                create=True)
         try:
             labels = seal_backups(storage, service.key_prefix, service.layout.partition(":")[2],
                                   datetime.now(UTC))

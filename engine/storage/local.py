@@ -113,7 +113,8 @@ class LocalStorage(Storage):
         if not self.root.is_dir():
             raise LocationMissing(self.name, "", "a file stands where the location folder "
                                   "should be" if self.root.exists()
-                                  else "the location folder does not exist")
+                                  else "the location folder does not exist (create it, or "
+                                  "mount its volume)")
 
     def _entries(self, folder: Path) -> tuple[list[str], list[bool]]:
         """The names in ``folder`` as they sort among keys (a folder as "name/", since its

@@ -171,14 +171,16 @@ SCHEMES = ("file", "memory", "s3", "gs", "az")
 _MEMORY: dict[str, Storage] = {}
 
 
-def open_location(location: LocationConfig, region_id: str) -> Storage:
-    """Open the storage of one region's location."""
+def open_location(location: LocationConfig, region_id: str, *,
+                  create: bool = False) -> Storage:
+    """Open the storage of one region's location. btar never creates a location folder (a
+    missing one is an unmounted volume or a wrong path, and a folder made in its place would
+    read as an empty primary or fill the wrong disk); ``create`` is for what writes backups
+    into its own location (the demo producers, the example backup scripts)."""
     if isinstance(location, LocalLocation):
         from engine.storage.local import LocalStorage
 
-        # Never created here: a missing folder is an unmounted volume or a wrong path, and
-        # a folder made in its place would read as an empty primary or fill the wrong disk.
-        return LocalStorage(location.path, create=False)
+        return LocalStorage(location.path, create=create)
     if isinstance(location, MemoryLocation):
         from engine.storage.memory import MemoryStorage
 

@@ -114,6 +114,7 @@ def stop_fork(folder: Path, env: dict[str, str]) -> None:
 def write_config(root: Path, backend: str, primary_s3: MotoProcess | None,
                  secondary_s3: MotoS3 | None) -> Path:
     if backend == "local":
+        (root / "secondary").mkdir()  # as an operator would: btar creates no location
         regions = (f'{PRIMARY} = "file://{root}/primary"\n'
                    f'{SECONDARY} = "file://{root}/secondary"\n')
     else:

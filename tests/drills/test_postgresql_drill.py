@@ -105,6 +105,7 @@ def pgbackrest(user: OsUser, config: Path, env: dict[str, str], *args: str) -> s
 def write_btar_config(root: Path, backend: str, primary_s3: MotoProcess | None,
                       secondary_s3: MotoS3 | None) -> Path:
     if backend == "local":
+        (root / "secondary").mkdir()  # as an operator would: btar creates no location
         regions = (f'{PRIMARY} = "file://{root}/primary"\n'
                    f'{SECONDARY} = "file://{root}/secondary"\n')
     else:

@@ -90,6 +90,21 @@ def moto_s3() -> Iterator[MotoS3]:
             yield server
 
 
+def create_demo_buckets(moto: MotoS3) -> None:
+    """The buckets `btar init --demo --backend s3` points at, once per server (several tests
+    use them)."""
+    import boto3
+
+    from engine.demo import demo_bucket
+
+    for region in ("aws-eu-west-1", "aws-eu-central-1"):
+        aws_region = region.removeprefix("aws-")
+        client = boto3.client("s3", region_name=aws_region, endpoint_url=moto.endpoint)
+        if demo_bucket(region) not in {b["Name"] for b in client.list_buckets()["Buckets"]}:
+            client.create_bucket(Bucket=demo_bucket(region),
+                                 CreateBucketConfiguration={"LocationConstraint": aws_region})
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

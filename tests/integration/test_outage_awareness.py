@@ -18,11 +18,10 @@ from urllib.parse import urlparse
 import pytest
 
 from engine.cli import main
-from engine.demo import demo_bucket
 from engine.errors import RegionsUnreachable
 from engine.storage.local import LocalStorage
 from tests.integration.relay import TcpRelay
-from tests.integration.s3_server import MotoS3
+from tests.integration.s3_server import MotoS3, create_demo_buckets
 
 PRIMARY, DESTINATION = "aws-eu-west-1", "aws-eu-central-1"
 #: the demo services whose primary is PRIMARY, and one elsewhere
@@ -151,19 +150,11 @@ def test_a_removed_destination_folder(tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_a_stopped_s3_endpoint(moto_s3: MotoS3, tmp_path: Path) -> None:
     """moto's server behind a relay: switched off (connections refused), then on again."""
-    import boto3
-
     target = urlparse(moto_s3.endpoint)
     relay = TcpRelay(target.hostname or "127.0.0.1", target.port or 80)
     relay.up()
     try:
-        for region in (PRIMARY, DESTINATION):
-            aws_region = region.removeprefix("aws-")
-            client = boto3.client("s3", region_name=aws_region, endpoint_url=moto_s3.endpoint)
-            with_buckets = {b["Name"] for b in client.list_buckets()["Buckets"]}
-            if demo_bucket(region) not in with_buckets:
-                client.create_bucket(Bucket=demo_bucket(region),
-                                     CreateBucketConfiguration={"LocationConstraint": aws_region})
+        create_demo_buckets(moto_s3)
         config = demo(tmp_path / "world", "--backend", "s3", "--endpoint", relay.url)
         relay.down()
         everyone = (*HIT, SPARED)  # the S3 demo has every service in PRIMARY

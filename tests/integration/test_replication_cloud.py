@@ -28,6 +28,7 @@ from tests.integration.s3_server import (
     FAKE_SECRET,
     FAKE_TOKEN,
     MotoS3,
+    create_demo_buckets,
 )
 
 pytestmark = pytest.mark.integration
@@ -124,13 +125,7 @@ def demo_round_trip(tmp_path: Path, *init_args: str) -> None:
 
 
 def test_demo_on_s3(moto_s3: MotoS3, tmp_path: Path) -> None:
-    import boto3
-
-    for region in ("aws-eu-west-1", "aws-eu-central-1"):
-        aws_region = region.removeprefix("aws-")
-        boto3.client("s3", region_name=aws_region, endpoint_url=moto_s3.endpoint).create_bucket(
-            Bucket=demo_bucket(region),
-            CreateBucketConfiguration={"LocationConstraint": aws_region})
+    create_demo_buckets(moto_s3)
     demo_round_trip(tmp_path, "--backend", "s3", "--endpoint", moto_s3.endpoint)
 
 
