@@ -148,6 +148,16 @@ class ServiceStatus:
     as_of: datetime | None = None
 
     @property
+    def short_state(self) -> str:
+        """The state for a table whose failing regions are shown beside it: "paused" or
+        "failing" without the reason, a primary outage with since when."""
+        if self.primary_fault is not None:
+            return self.state_line
+        if any(region.fault is not None for region in self.regions):
+            return self.state.split(":")[0]
+        return self.state
+
+    @property
     def state_line(self) -> str:
         """The state as a person reads it: a primary outage says since when and how long."""
         fault = self.primary_fault

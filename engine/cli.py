@@ -116,9 +116,7 @@ def cmd_status(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     for s in statuses:
         listed = "-" if s.staleness_seconds is None else f"{_duration(s.staleness_seconds)} ago"
         # A reason is printed once, under the table, with the region's fault class.
-        state = s.state_line if s.primary_fault or not any(r.fault for r in s.regions) \
-            else s.state.split(":")[0]
-        rows.append([s.name, s.type, s.primary_region, s.additional_region or "-", state,
+        rows.append([s.name, s.type, s.primary_region, s.additional_region or "-", s.short_state,
                      _duration(s.current_lag_seconds), listed, _backlog(s), _secondary_end(s)])
     _table(rows, out)
     for s in statuses:

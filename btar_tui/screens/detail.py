@@ -45,7 +45,7 @@ def summary_text(name: str, status: ServiceStatus | None) -> Text:
     text.append(status.additional_region or "no additional region",
                 style="" if status.additional_region else "dim")
     text.append("  ")
-    text.append_text(state_text(status.state_line))
+    text.append_text(state_text(status.short_state))
     text.append(f"  lag {duration(status.current_lag_seconds)}")
     backlog = status.backlog
     if backlog:

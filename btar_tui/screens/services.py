@@ -72,7 +72,7 @@ def problems_text(statuses: list[ServiceStatus]) -> Text:
         if index:
             text.append("\n")
         text.append(f"{name}: {region.region} ({region.role}) {region.fault.kind} since "
-                    f"{when(region.fault.since)}: {region.fault.reason}",
+                    f"{region.fault.since:%H:%M}: {region.fault.reason}",
                     style="bold" if region.fault.unreachable else "")
     if len(lines) > PROBLEM_LINES:
         text.append(f"\n… and {len(lines) - PROBLEM_LINES} more (l: events, `btar status`)")
@@ -80,7 +80,8 @@ def problems_text(statuses: list[ServiceStatus]) -> Text:
 
 
 def row_cells(status: ServiceStatus, level: int = 0) -> tuple[str | Text, ...]:
-    state = state_text(status.state, STATE_WIDTH)
+    state = state_text(status.short_state if status.primary_fault is None else status.state,
+                       STATE_WIDTH)
     if level:
         # The same conditions `btar check` reports: a mark and the alert colour.
         state = Text("!! " if level > 1 else "! ", style="bold white on red" if level > 1
