@@ -83,8 +83,10 @@ class CopyResult:
     error_kind: str = ""
     #: which side failed: "source" or "destination"
     failed_side: str = ""
-    #: the fault class of the side that failed (StorageError.fault), when known
+    #: the fault class of the side that failed (StorageError.fault), and what went wrong
+    #: without the location and the key (StorageError.message), when known
     fault: str = ""
+    reason: str = ""
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,8 @@ class StorageError(BtarError):
     def __init__(self, location: str, key: str, message: str) -> None:
         self.location = location
         self.key = key
+        #: what went wrong, without the location and the key (what a fault shows)
+        self.message = message
         super().__init__(f"{location}: {key}: {message}" if key else f"{location}: {message}")
 
 

@@ -264,7 +264,7 @@ class LiveDriver:
         """A copy whose location cannot even be opened: it comes back failed at once."""
         self._finished.put(CopyResult(task, ok=False, error=str(error),
                                       error_kind=error_kind(error), failed_side=side,
-                                      fault=error.fault))
+                                      fault=error.fault, reason=error.message))
         self._in_flight += 1
         return True
 
@@ -323,7 +323,8 @@ class LiveDriver:
             return results
         return [CopyResult(r.task, ok=False, error=str(refused[r.task.destination]),
                            error_kind=error_kind(refused[r.task.destination]),
-                           failed_side="destination", fault=refused[r.task.destination].fault)
+                           failed_side="destination", fault=refused[r.task.destination].fault,
+                           reason=refused[r.task.destination].message)
                 if r.ok and r.task.destination in refused else r for r in results]
 
     def _fetch_batch(self, batch: FetchBatch) -> tuple[FetchResult, ...]:

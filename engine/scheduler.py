@@ -283,7 +283,9 @@ class Scheduler:
             now = yield Now()
             state.primary_down = True
             state.outcome.primary_error = str(error)
-            catalog.note_fault(service.name, service.region, fault_of(error), str(error), now)
+            catalog.note_fault(service.name, service.region, fault_of(error),
+                               error.message if isinstance(error, StorageError) else str(error),
+                               now)
             catalog.event(now, "error", service.name, service.region,
                           f"cannot list the primary: {error}")
             return
@@ -416,11 +418,11 @@ class Scheduler:
             if queue.paused:
                 state.outcome.paused[region] = \
                     f"{region} {FAULT_WORDS.get(error.fault, 'unreachable')}: {error}"
-                catalog.note_fault(service.name, region, error.fault, str(error), now)
+                catalog.note_fault(service.name, region, error.fault, error.message, now)
             elif isinstance(error, Unreachable):
-                self._stop_for(queue, region, str(error), error.fault, now)
+                self._stop_for(queue, region, str(error), error.fault, error.message, now)
             else:
-                self._copies_failed(queue, error.fault, str(error), now)
+                self._copies_failed(queue, error.fault, error.message, now)
             return
         # A listing proves the region answers, not that it takes writes again (a full or
         # read-only disk lists): such a fault ends with the first copy that lands.
@@ -591,8 +593,9 @@ class Scheduler:
             self._drop(queue)
             return
         prefix = f"{service.key_prefix}/"
-        #: a side that did not answer: (its region, the error, its fault class)
-        down: tuple[str, str, str] | None = None
+        #: a side that did not answer: (its region, the error, its fault class, the reason
+        #: the fault shows)
+        down: tuple[str, str, str, str] | None = None
         #: the last fault of the destination among these results (those of the source are
         #: seen by its listing)
         fault: tuple[str, str] | None = None
@@ -618,12 +621,13 @@ class Scheduler:
             if result.ok:
                 unverified.append(result.task.key)
             elif result.failed_side == "destination" and result.error_kind != "mismatch":
-                fault = (result.fault or _FAULT_OF_KIND.get(result.error_kind, "error"), error)
+                fault = (result.fault or _FAULT_OF_KIND.get(result.error_kind, "error"),
+                         result.reason or error)
             throttled = throttled or result.error_kind == "throttled"
             catalog.event(now, "warning", service.name, region, f"copy of {key} failed: {error}")
             if result.error_kind == "unreachable":
                 down = (service.region if result.failed_side == "source" else region,
-                        result.error, result.fault or "unreachable")
+                        result.error, result.fault or "unreachable", result.reason or result.error)
             elif result.error_kind == "missing" and result.failed_side == "source":
                 queue.attempts[key] = self.settings.max_attempts  # retrying cannot help
         published = [(item_id, (now - work.row.completed_at).total_seconds())
@@ -702,9 +706,9 @@ class Scheduler:
                                if problem else f"removed the unverified copy of {key}")
 
     def _stop_for(self, queue: DestinationQueue, side: str, error: str, fault: str,
-                  now: datetime) -> None:
+                  short: str, now: datetime) -> None:
         """A side did not answer: the primary (the service waits for its next listing) or the
-        destination (paused, probed at each listing)."""
+        destination (paused, probed at each listing). ``short`` is what the fault shows."""
         service = queue.service
         state = self.services[service.name]
         reason = f"{side} {FAULT_WORDS.get(fault, 'unreachable')}: {error}"
@@ -712,13 +716,13 @@ class Scheduler:
             if not state.primary_down:
                 state.primary_down = True
                 state.outcome.primary_error = reason
-                self.catalog.note_fault(service.name, side, fault, error, now)
+                self.catalog.note_fault(service.name, side, fault, short, now)
                 self.catalog.event(now, "error", service.name, service.region, reason)
             return
         if queue.paused:
             return  # copies that were in flight when it paused
         if queue.fault != fault:
-            self.catalog.note_fault(service.name, queue.region, fault, error, now)
+            self.catalog.note_fault(service.name, queue.region, fault, short, now)
             queue.fault = fault
         self.catalog.set_location(service.name, queue.region, queue.role, RegionState.PAUSED,
                                   now, reason)

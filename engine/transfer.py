@@ -48,7 +48,7 @@ def execute_copy(source: Storage, destination: Storage, task: CopyTask) -> CopyR
         if error.location == source.name:
             side = "source"
         return CopyResult(task=task, ok=False, error=str(error), error_kind=error_kind(error),
-                          failed_side=side, fault=error.fault)
+                          failed_side=side, fault=error.fault, reason=error.message)
 
 
 def _private_folders(folder: Path) -> None:

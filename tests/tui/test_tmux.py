@@ -96,3 +96,32 @@ def test_enable_a_region_then_sync_until_in_sync(terminal: Terminal) -> None:
     assert "aws-eu-central-1" in row(screen, "orders")
     assert "last sync" in screen
     terminal.keys("q")
+
+
+def test_a_failing_region_shows_its_state_banner_and_failed_items(tmp_path: Path) -> None:
+    """A file where orders' log folder should be in the additional region: its segments
+    cannot be written there. The row says failing, one banner line says where and why, and
+    the detail lists the segments as failed with the reason."""
+    config = create_demo(tmp_path / "world")
+    blocked = tmp_path / "world" / "regions" / "aws-eu-central-1" / "orders" / "log"
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("not a folder\n")
+    command = shlex.join([sys.executable, "-m", "engine.cli", "--config", str(config), "tui"])
+    terminal = Terminal(command, tmp_path)
+    try:
+        terminal.wait_for(lambda t: "waiting for" in row(t, "orders"),
+                          "the services screen before the first sync")
+        terminal.keys("s")
+        screen = terminal.wait_for(lambda t: "failing" in row(t, "orders"), "orders failing")
+        assert "in sync" in row(screen, "billing")
+        terminal.wait_for(lambda t: "orders: aws-eu-central-1 (secondary) error since" in t,
+                          "the banner line of the failing region")
+        terminal.keys("Down", "Down", "Enter")
+        # The reason may wrap: read the screen as one line.
+        terminal.wait_for(lambda t: "failed" in t and "log/1/" in t
+                          and "(secondary) error since" in " ".join(t.split())
+                          and "a parent of this key is an object" in " ".join(t.split()),
+                          "the detail with failed segments and the reason")
+        terminal.keys("Escape", "q")
+    finally:
+        terminal.kill()
