@@ -17,8 +17,11 @@ from engine.formats.native import NativeLayout, write_base_backup, write_log_seg
 from engine.model import ObjectInfo, Service, ServiceType, iso
 from engine.storage.base import Storage
 
+#: regions of the local demo that no service uses yet: one per provider with a location, so
+#: that changing the additional region (btar change-region, c in the TUI) can be tried
+DEMO_SPARE_REGIONS = ("aws-eu-north-1", "google-europe-north2")
 DEMO_REGIONS = ("aws-eu-west-1", "aws-eu-central-1", "google-europe-west1",
-                "google-europe-north1")
+                "google-europe-north1", *DEMO_SPARE_REGIONS)
 #: (name, type, primary region, additional region to enable or None)
 DEMO_SERVICES = (
     ("orders", ServiceType.POSTGRESQL, "aws-eu-west-1", "aws-eu-central-1"),
@@ -163,7 +166,8 @@ def create_demo(root: Path, *, config: Path | None = None, now: datetime | None 
                 backend: str = "local", endpoint: str | None = None,
                 azure_accounts: tuple[str, str] | None = None) -> Path:
     """Build a demo world: a configuration, three database services (and a redis one) with
-    three hours of backups in their primary regions, additional regions enabled. Returns the
+    three hours of backups in their primary regions, additional regions enabled, and (local
+    backend) a spare region with a location per provider to change to. Returns the
     config path. ``backend`` "local" keeps regions as folders under ``root``; "s3", "gcs" and
     "azure" write into existing buckets named by demo_bucket() (or, for Azure, a container
     "btar-demo" in the two given accounts), through ``endpoint`` when given (an emulator)."""

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
@@ -17,16 +20,85 @@ from btar_tui.messages import ActionFailed, ActionSucceeded
 if TYPE_CHECKING:
     from btar_tui.app import BtarApp
 
+KEEP_LABEL = "keep them: listed as retained, still restorable there"
+
+
+class ChoiceButton(RadioButton):
+    """A radio button whose state reads without colour: ``(•)`` chosen, ``( )`` not (the
+    stock one draws the same ``▐●▌`` for both and tells them apart by colour only)."""
+
+    # As specific as RadioSet's own rules for its buttons, which they must override.
+    DEFAULT_CSS = """
+    RadioSet > ChoiceButton > .toggle--button, ChoiceButton > .toggle--button {
+        color: $text-muted;
+        background: transparent;
+    }
+    RadioSet > ChoiceButton.-on > .toggle--button, ChoiceButton.-on > .toggle--button {
+        color: $text-success;
+        background: transparent;
+        text-style: bold;
+    }
+    """
+
+    @property
+    def _button(self) -> Content:
+        return Content.styled("(•)" if self.value else "( )",
+                              self.get_visual_style("toggle--button"))
+
+
+class RetentionKnown(Message):
+    """The retention policy of the service being disabled: base backups always kept and
+    the age under which every one is kept; ``keep_count`` None when it has no policy."""
+
+    def __init__(self, keep_count: int | None, keep_age: float | None) -> None:
+        super().__init__()
+        self.keep_count = keep_count
+        self.keep_age = keep_age
+
+
+def describe_retention(keep_count: int, keep_age: float | None) -> str:
+    """"keep 7 base backups, and any younger than 14d"."""
+    text = f"keep {keep_count} base backup{'s' if keep_count != 1 else ''}"
+    if keep_age is not None:
+        age = f"{keep_age / 86400:g}d" if keep_age >= 86400 else f"{keep_age / 3600:g}h"
+        text += f", and any younger than {age}"
+    return text
+
+
+def retention_note(service: str, keep_count: int | None, keep_age: float | None) -> str:
+    """What becomes of the retention policy for kept copies; "" without one. The engine applies
+    retention to the active additional region only, never to retained copies."""
+    if keep_count is None:
+        return ""
+    return (f"Kept copies: the retention policy of {service} "
+            f"({describe_retention(keep_count, keep_age)}) applies only while replicating; "
+            "btar deletes none of them.")
+
 
 class DisableDialog(ModalScreen[str | None]):
     """Stop replicating a service; dismisses with a success message."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = """
+    DisableDialog #keep-note {
+        padding-left: 4;
+    }
+    DisableDialog #confirm-name {
+        border: tall $border-blurred;
+    }
+    DisableDialog #confirm-name:focus {
+        border: tall $border;
+    }
+    DisableDialog #confirm {
+        width: 24;
+    }
+    """
 
     def __init__(self, service: str, regions: list[str]) -> None:
         super().__init__(classes="dialog-screen")
         self.service = service
         self.regions = regions
+        self.working = False
 
     @property
     def btar_app(self) -> BtarApp:
@@ -39,28 +111,59 @@ class DisableDialog(ModalScreen[str | None]):
             yield Static(f"Copying to {where} stops. What happens to the copies there?",
                          classes="dialog-hint")
             with RadioSet(id="mode", compact=True):
-                yield RadioButton("keep them: listed as retained until their retention runs out",
-                                  value=True, id="keep")
-                yield RadioButton("delete them (never the only restorable copy of a point)",
-                                  id="delete")
+                yield ChoiceButton(KEEP_LABEL, value=True, id="keep")
+                yield ChoiceButton("delete them (never the only restorable copy of a point)",
+                                   id="delete")
+            yield Static("", id="keep-note", classes="dialog-hint")
             yield Input(placeholder=f"type {self.service} to confirm the deletion",
-                        id="confirm-name", disabled=True, compact=True)
+                        id="confirm-name", disabled=True)
             yield Static("", id="dialog-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Disable, keep copies", variant="error", id="confirm",
                              compact=True)
                 yield Button("Cancel", id="cancel", compact=True)
 
+    def on_mount(self) -> None:
+        self.query_one("#keep-note", Static).display = False
+        name, bridge = self.service, self.btar_app.bridge
+
+        def load() -> None:
+            policy = bridge.call(lambda b: b.retention.get(name))
+            age = policy.keep_age.total_seconds() if policy and policy.keep_age else None
+            self.post_message(RetentionKnown(policy.keep_count if policy else None, age))
+
+        workers.start(self, "retention", load)
+
+    def on_retention_known(self, message: RetentionKnown) -> None:
+        note = self.query_one("#keep-note", Static)
+        text = retention_note(self.service, message.keep_count, message.keep_age)
+        note.update(Text(text))
+        note.display = bool(text)
+
     @property
     def deleting(self) -> bool:
         return self.query_one("#delete", RadioButton).value
 
+    def say(self, text: str) -> None:
+        """Show why something cannot be done (plain text: brackets are not markup)."""
+        self.query_one("#dialog-error", Static).update(Text(text))
+
+    def why_not(self) -> str:
+        """Why the confirm button would do nothing now; "" when it acts."""
+        if self.working:
+            return "disabling: under way…"
+        if self.deleting and self.query_one("#confirm-name", Input).value != self.service:
+            return f"type {self.service} exactly in the field above to confirm the deletion"
+        return ""
+
     def _update_confirm(self) -> None:
-        typed = self.query_one("#confirm-name", Input).value
         button = self.query_one("#confirm", Button)
         # The label says what will happen: colour alone would not tell in every terminal.
         button.label = "Disable, delete copies" if self.deleting else "Disable, keep copies"
-        button.disabled = self.deleting and typed != self.service
+        # Enabled unless it would do nothing; then the line above it says why.
+        button.disabled = bool(self.why_not())
+        if not self.working:
+            self.say(self.why_not())
 
     def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
         name_input = self.query_one("#confirm-name", Input)
@@ -73,8 +176,7 @@ class DisableDialog(ModalScreen[str | None]):
         self._update_confirm()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if not self.query_one("#confirm", Button).disabled:
-            self.confirm()
+        self.confirm()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "confirm":
@@ -83,10 +185,14 @@ class DisableDialog(ModalScreen[str | None]):
             self.dismiss(None)
 
     def confirm(self) -> None:
+        why = self.why_not()
+        if why:
+            # Enter in the input must not bypass the confirmation; say what is missing.
+            self.say(why)
+            return
         delete = self.deleting
-        if delete and self.query_one("#confirm-name", Input).value != self.service:
-            return  # the button is disabled; Enter in the input must not bypass it
         name, bridge = self.service, self.btar_app.bridge
+        self.working = True
         self.query_one("#confirm", Button).disabled = True
 
         def act() -> None:
@@ -105,8 +211,11 @@ class DisableDialog(ModalScreen[str | None]):
         self.dismiss(message.message)
 
     def on_action_failed(self, message: ActionFailed) -> None:
-        self.query_one("#dialog-error", Static).update(message.message)
+        if message.action == "retention":
+            return  # the note stays hidden; disabling does not depend on it
+        self.working = False
         self._update_confirm()
+        self.say(message.message)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

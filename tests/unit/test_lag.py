@@ -1,12 +1,27 @@
-"""Replication lag: nearest-rank percentiles, summaries and per-period buckets (rule 4)."""
+"""Replication lag: nearest-rank percentiles, summaries and per-period buckets (rule 4), the
+pending lag and the lag over time."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from engine.lag import PERIODS, LagBucket, LagStats, Period, bucketize, percentile, summarize
+from engine.lag import (
+    PERIODS,
+    LagBucket,
+    LagItem,
+    LagStats,
+    Period,
+    bucketize,
+    fit_range,
+    lag_items,
+    lag_series,
+    pending_lag,
+    percentile,
+    summarize,
+)
 
 END = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 ONE_TO_100 = [float(v) for v in range(1, 101)]
@@ -141,3 +156,174 @@ def test_bucketize(period: Period, samples: list[tuple[datetime, float]],
     assert counted == sum(len(v) for v in expected.values())
     # the order of the samples does not matter
     assert bucketize(list(reversed(samples)), period, END) == (start, buckets)
+
+
+# --- one percentile definition ----------------------------------------------------------------
+
+
+def test_the_simulator_percentile_is_the_engine_percentile() -> None:
+    """The simulator's lag expectations keep a copy of the formula (simulator/ is not the
+    engine's to import from); it must stay the same definition as engine.lag.percentile."""
+    import random
+
+    from simulator.expectations import _percentile
+
+    rng = random.Random(20)
+    fractions = [0.0, 0.01, 0.07, 0.14, 0.5, 0.55, 0.9, 0.95, 0.99, 0.999, 1.0]
+    for _ in range(300):
+        values = sorted(rng.choice([1.0, 60.0, 202.0, 21600.0]) * rng.random()
+                        for _ in range(rng.randint(1, 120)))
+        for fraction in fractions:
+            assert _percentile(values, fraction) == percentile(values, fraction)
+
+
+# --- pending lag and the lag over time --------------------------------------------------------
+
+T0 = datetime(2026, 11, 2, 0, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Row:
+    """The fields of an engine.catalog.ItemRow that lag_items reads."""
+
+    status: str
+    completed_at: datetime
+    available_at: datetime | None
+
+
+def test_lag_item_lag_and_waiting() -> None:
+    item = LagItem(T0, T0 + 90 * S)
+    assert item.lag_seconds == 90.0
+    assert not item.waiting_at(T0 - S)  # not complete yet
+    assert item.waiting_at(T0)
+    assert item.waiting_at(T0 + 89 * S)
+    assert not item.waiting_at(T0 + 90 * S)  # published at that moment
+    waiting = LagItem(T0, None)
+    assert waiting.lag_seconds is None
+    assert waiting.waiting_at(T0 + 365 * D)
+
+
+def test_lag_items_keep_published_and_waiting_items_only() -> None:
+    rows = [Row("available", T0, T0 + M), Row("pending", T0 + M, None),
+            Row("copying", T0 + 2 * M, None), Row("failed", T0 + 3 * M, None),
+            Row("paused", T0 + 4 * M, None), Row("retained", T0 + 5 * M, T0 + 6 * M),
+            Row("deleting", T0 + 7 * M, None),  # withdrawn before it was published
+            Row("pending", T0 + 8 * M, T0 + 9 * M)]  # damaged copy: waiting again
+    assert lag_items(rows) == [
+        LagItem(T0, T0 + M), LagItem(T0 + M, None), LagItem(T0 + 2 * M, None),
+        LagItem(T0 + 3 * M, None), LagItem(T0 + 4 * M, None),
+        LagItem(T0 + 5 * M, T0 + 6 * M), LagItem(T0 + 8 * M, None)]
+
+
+def test_pending_lag_is_the_age_of_the_oldest_item_waiting() -> None:
+    items = [LagItem(T0, T0 + M), LagItem(T0 + 10 * M, None), LagItem(T0 + 20 * M, T0 + H)]
+    assert pending_lag([], T0) is None
+    assert pending_lag(items, T0 - S) is None  # nothing complete yet
+    assert pending_lag(items, T0) == 0.0
+    assert pending_lag(items, T0 + 30 * S) == 30.0
+    assert pending_lag(items, T0 + M) == 0.0  # published
+    assert pending_lag(items, T0 + 15 * M) == 300.0
+    assert pending_lag(items, T0 + 2 * H) == 110 * 60.0  # the one never published
+
+
+def outage(step: timedelta = 10 * M, count: int = 36, down: tuple[int, int] = (12, 24),
+           copy_time: timedelta = M) -> list[LagItem]:
+    """An item every ``step``; each is published ``copy_time`` after it completed, except
+    while the destination is down (items ``down[0]`` to ``down[1] - 1``): those are all
+    published ``copy_time`` after it is back, when item ``down[1]`` completes."""
+    back = T0 + down[1] * step
+    items = []
+    for i in range(count):
+        done = T0 + i * step
+        items.append(LagItem(done, back + copy_time if down[0] <= i < down[1]
+                             else done + copy_time))
+    return items
+
+
+def test_an_outage_is_a_rising_pending_lag_then_a_catch_up() -> None:
+    items = outage()  # 6 h of items; down from 2 h to 4 h
+    series = lag_series(items, T0, T0 + 6 * H, 36)  # one bucket per item: 10 minutes
+    assert len(series.points) == 36
+    assert [p.start for p in series.points] == [T0 + i * 10 * M for i in range(36)]
+    assert series.points[-1].end == T0 + 6 * H
+    pending = [p.pending for p in series.points]
+    # Before: each item is published a minute after it completed, the bucket ends later.
+    assert pending[:12] == [0.0] * 12  # (the bucket ending at 2 h: that item is 0 s old)
+    # During: the oldest item waiting (the one of 2 h) gets older at every bucket end.
+    assert pending[12:24] == [float(600 * k) for k in range(1, 13)]
+    assert pending[24:] == [0.0] * 12
+    published = [p.published for p in series.points]
+    assert all(published[i].count == 1 and published[i].max == 60.0 for i in range(12))
+    assert all(published[i].count == 0 for i in range(12, 24))
+    # The catch-up: all 12 items at once, 2 h 1 min down to 11 min late.
+    catch_up = published[24]
+    assert catch_up.count == 13
+    assert catch_up.max == 2 * 3600.0 + 60.0
+    assert catch_up == summarize([600.0 * k + 60.0 for k in range(1, 13)] + [60.0])
+    assert series.peak == 2 * 3600.0 + 60.0
+
+
+def test_during_an_outage_the_last_point_is_the_current_lag() -> None:
+    items = [LagItem(T0 + i * 10 * M, None if i >= 3 else T0 + i * 10 * M + M)
+             for i in range(10)]
+    now = T0 + 95 * M
+    series = lag_series(items, T0, now, 7)
+    assert series.points[-1].pending == pending_lag(items, now) == 65 * 60.0
+    values = [p.pending or 0.0 for p in series.points]
+    assert values == sorted(values)
+    assert values[-1] > values[0]
+    assert sum(p.published.count for p in series.points) == 3
+
+
+def test_lag_series_agrees_with_pending_lag_at_every_bucket_end() -> None:
+    import random
+
+    rng = random.Random(4)
+    for _ in range(50):
+        items = []
+        for _ in range(rng.randint(0, 40)):
+            done = T0 + rng.randint(0, 3600) * S
+            published = rng.random() < 0.7
+            items.append(LagItem(done, done + rng.randint(0, 1800) * S if published else None))
+        end = T0 + rng.randint(60, 4000) * S
+        buckets = rng.randint(1, 30)
+        series = lag_series(items, T0, end, buckets)
+        for point in series.points:
+            assert point.pending == pending_lag(items, point.end)
+        counted = sum(p.published.count for p in series.points)
+        assert counted == sum(1 for i in items
+                              if i.available_at is not None and T0 <= i.available_at <= end)
+        assert lag_series(list(reversed(items)), T0, end, buckets) == series
+
+
+@pytest.mark.parametrize(("start", "end", "buckets"),
+                         [(T0, T0 + H, 0), (T0, T0, 5), (T0 + H, T0, 5)],
+                         ids=["no-bucket", "empty-span", "reversed"])
+def test_lag_series_refuses_an_empty_layout(start: datetime, end: datetime,
+                                            buckets: int) -> None:
+    with pytest.raises(ValueError, match="a lag series needs"):
+        lag_series([], start, end, buckets)
+
+
+FIT_CASES = {
+    "nothing": ([], None),
+    "from-the-first-item": ([LagItem(T0 + 12 * H, T0 + 12 * H + M), LagItem(T0 + 20 * H, None)],
+                            (T0 + 12 * H, T0 + D)),
+    "waiting-since-before-the-period": ([LagItem(T0 - H, None)], (T0, T0 + D)),
+    "published-before-the-period-ignored": ([LagItem(T0 - H, T0 - M),
+                                             LagItem(T0 + 6 * H, None)],
+                                            (T0 + 6 * H, T0 + D)),
+    "published-inside-counts": ([LagItem(T0 - H, T0 + M)], (T0, T0 + D)),
+    "complete-after-the-end-ignored": ([LagItem(T0 + D + S, None)], None),
+    "at-least-a-minute": ([LagItem(T0 + D - S, None)], (T0 + D - M, T0 + D)),
+}
+
+
+@pytest.mark.parametrize(("items", "expected"), FIT_CASES.values(), ids=FIT_CASES.keys())
+def test_fit_range(items: list[LagItem],
+                   expected: tuple[datetime, datetime] | None) -> None:
+    assert fit_range(items, T0, T0 + D) == expected
+
+
+def test_fit_range_never_starts_before_the_period() -> None:
+    assert fit_range([LagItem(T0 + 10 * S, None)], T0, T0 + 30 * S) == (T0, T0 + 30 * S)
