@@ -7,6 +7,7 @@ handlers, on the UI thread, update the screen.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.message import Message
 
@@ -16,6 +17,9 @@ from engine.model import Region, RestoreWindow
 from engine.restore import RestorePlan
 from simulator.expectations import Verdict
 from simulator.replay import ReplaySnapshot
+
+if TYPE_CHECKING:
+    from btar_tui.replay_driver import Mark
 
 
 class StatusRefreshed(Message):
@@ -147,14 +151,37 @@ class WindowsLoaded(Message):
 
 
 class ReplayStarted(Message):
-    """A scenario file was loaded and its world built, at virtual time zero."""
+    """A scenario file was loaded and its world built, at virtual time zero (again after a
+    restart, with the same seed); ``marks`` are its timeline entries in time order."""
 
-    def __init__(self, name: str, seed: int, duration: float, command: str) -> None:
+    def __init__(self, name: str, seed: int, duration: float, command: str,
+                 marks: tuple[Mark, ...] = ()) -> None:
         super().__init__()
         self.name = name
         self.seed = seed
         self.duration = duration
         self.command = command
+        self.marks = marks
+
+
+class ReplaySeeking(Message):
+    """Going back to ``target`` (virtual seconds): the run restarted and is at ``at``."""
+
+    def __init__(self, target: float, at: float, duration: float) -> None:
+        super().__init__()
+        self.target = target
+        self.at = at
+        self.duration = duration
+
+
+class ReplayJumped(Message):
+    """A jump to the next timeline entry stopped at ``t`` where ``marks`` started; no
+    marks: there was none left, the replay did not move."""
+
+    def __init__(self, t: float, marks: tuple[Mark, ...]) -> None:
+        super().__init__()
+        self.t = t
+        self.marks = marks
 
 
 class ReplayAdvanced(Message):

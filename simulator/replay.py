@@ -152,6 +152,22 @@ class Replay:
                 self._finish(crashed)
                 return
 
+    def run_through(self, t: float) -> None:
+        """Run to ``t`` and process what is due at ``t`` too, so a timeline event that starts
+        then has started (``advance`` stops just before it); at or past the duration, run to
+        the end."""
+        if self.result is not None:
+            return
+        if t >= self.duration:
+            self.advance(self.duration - self.now)
+            return
+        self.advance(t - self.now)
+        env = self.world.env
+        while self.result is None and env.peek() <= t:
+            crashed = guarded(self.world, env.step)
+            if crashed is not None:
+                self._finish(crashed)
+
     def run_to_end(self) -> RunResult:
         self.advance(self.duration)
         assert self.result is not None

@@ -1,15 +1,25 @@
 """Pick a scenario file to replay: the *.btar.toml files of a folder (by default the project's
-scenarios/ folder, else the current directory), or a path typed in, and an optional seed."""
+scenarios/ folder, else the current directory), or a path typed in, and an optional seed.
+
+Each file shows with the scenario's name and the start of its leading comment (else its
+``description``); the highlighted one's whole first paragraph shows under the list."""
 
 from __future__ import annotations
 
 import os
+import textwrap
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
@@ -34,6 +44,95 @@ def scenario_files(folder: Path) -> list[Path]:
         return []
 
 
+@dataclass(frozen=True)
+class ScenarioInfo:
+    path: Path
+    #: the scenario's ``name`` ("" when it has none or cannot be read)
+    name: str
+    #: the first paragraph of its leading comment, else its ``description``
+    about: str
+
+
+def leading_comment(text: str) -> str:
+    """The first paragraph of the comment a file starts with, on one line: it ends at an
+    empty comment line, an indented one (a derivation) or the first line of TOML."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        body = line[1:]
+        if not body.strip() or body.startswith("   "):
+            break
+        lines.append(body.strip())
+    return " ".join(lines)
+
+
+def scenario_info(path: Path) -> ScenarioInfo:
+    """What the picker shows of a file; a file that cannot be read or parsed still shows
+    (replaying it tells what is wrong)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        return ScenarioInfo(path, "", f"cannot be read: {error}")
+    about = leading_comment(text)
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return ScenarioInfo(path, "", about or "not valid TOML")
+    name = document.get("name")
+    description = document.get("description")
+    if not about and isinstance(description, str):
+        about = description.strip()
+    return ScenarioInfo(path, name.strip() if isinstance(name, str) else "", about)
+
+
+def option_prompt(info: ScenarioInfo) -> Group:
+    """Two lines: the name, the file on the right (always whole: a long name is cut), then
+    the start of the description."""
+    grid = Table.grid(expand=True, padding=(0, 2))
+    grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+    grid.add_column(no_wrap=True, justify="right")
+    grid.add_row(Text(info.name or "(no name)", style="bold"),
+                 Text(info.path.name, style="dim"))
+    about = Text("  " + (info.about or "no description"), no_wrap=True, overflow="ellipsis",
+                 style="italic" if info.about else "dim")
+    return Group(grid, about)
+
+
+def clipped(text: str, width: int, lines: int) -> str:
+    """``text`` wrapped to ``width``, at most ``lines`` lines, the last one ending in … when
+    some is left out."""
+    if width < 2:
+        return ""
+    wrapped = textwrap.wrap(text, width)
+    if len(wrapped) <= lines:
+        return "\n".join(wrapped)
+    last = textwrap.shorten(" ".join(wrapped[lines - 1:]), width, placeholder="…")
+    return "\n".join([*wrapped[:lines - 1], last])
+
+
+class About(Widget):
+    """The highlighted scenario's whole name and first comment paragraph, on the lines it
+    has."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.info: ScenarioInfo | None = None
+
+    def show(self, info: ScenarioInfo | None) -> None:
+        self.info = info
+        self.refresh()
+
+    def render(self) -> Text:
+        if self.info is None:
+            return Text()
+        name = f"{self.info.name}: " if self.info.name else ""
+        text = Text(clipped(name + self.info.about, self.content_size.width,
+                            self.content_size.height or 1))
+        text.stylize("bold", 0, len(name.rstrip()))
+        return text
+
+
 def shown_path(path: Path) -> str:
     """Relative to the current directory when inside it: the replay command stays short."""
     resolved = path.resolve()
@@ -44,11 +143,18 @@ def shown_path(path: Path) -> str:
 
 
 class ScenarioPicker(ModalScreen[Choice | None]):
+    DEFAULT_CSS = """
+    ScenarioPicker #scenario-about {
+        height: 3;
+        color: $text-muted;
+    }
+    """
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, folder: Path | None = None) -> None:
         super().__init__(classes="dialog-screen")
         self.folder = folder or default_folder()
+        self.infos: dict[str, ScenarioInfo] = {}
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="replay-dialog"):
@@ -56,6 +162,7 @@ class ScenarioPicker(ModalScreen[Choice | None]):
             yield Input(shown_path(self.folder), compact=True, id="scenario-path",
                         placeholder=f"a folder of *{SUFFIX} files, or a scenario file")
             yield OptionList(id="scenario-files")
+            yield About(id="scenario-about")
             with Horizontal(classes="field"):
                 yield Label("seed", classes="field-label")
                 yield Input(placeholder="blank: the scenario's own", type="integer",
@@ -75,20 +182,31 @@ class ScenarioPicker(ModalScreen[Choice | None]):
         files = scenario_files(folder)
         options = self.query_one("#scenario-files", OptionList)
         options.clear_options()
-        options.add_options([Option(p.name, id=str(p)) for p in files])
+        self.infos = {str(p): scenario_info(p) for p in files}
+        options.add_options([Option(option_prompt(info), id=key)
+                             for key, info in self.infos.items()])
+        self.query_one(About).show(None)
         error = "" if files else f"no *{SUFFIX} file in {shown_path(folder)}"
-        self.query_one("#picker-error", Static).update(error)
+        self.show_error(error)
         if files:
             options.highlighted = 0
             options.focus()
+
+    def show_error(self, text: str) -> None:
+        """Show a problem (the line takes no room without one)."""
+        shown = self.query_one("#picker-error", Static)
+        shown.update(text)
+        shown.display = bool(text)
+
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        self.query_one(About).show(self.infos.get(event.option.id or ""))
 
     def choose(self, path: Path) -> None:
         seed_text = self.query_one("#scenario-seed", Input).value.strip()
         try:
             seed = int(seed_text) if seed_text else None
         except ValueError:
-            self.query_one("#picker-error", Static).update(f"the seed {seed_text!r} is not "
-                                                           "a whole number")
+            self.show_error(f"the seed {seed_text!r} is not a whole number")
             return
         self.dismiss((shown_path(path), seed))
 
@@ -100,7 +218,7 @@ class ScenarioPicker(ModalScreen[Choice | None]):
         elif path.is_file():
             self.choose(path)
         else:
-            self.query_one("#picker-error", Static).update(f"no such folder or file: {typed}")
+            self.show_error(f"no such folder or file: {typed}")
 
     def _submit_highlighted(self) -> None:
         options = self.query_one("#scenario-files", OptionList)
