@@ -54,6 +54,8 @@ class BtarApp(App[int]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "btar"
     COMMANDS = App.COMMANDS | {BtarCommands}
+    # Shown after the screen's own keys: "? Help" and "q Quit" stay within 80 columns on
+    # every screen (a screen hides its less used keys); the key map is screens.help.KEYMAP.
     BINDINGS = [
         Binding("s", "sync_now", "Sync"),
         Binding("a", "toggle_auto_sync", "Auto-sync"),

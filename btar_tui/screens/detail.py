@@ -22,8 +22,9 @@ from textual.widgets import (
 )
 
 from btar_tui import workers
-from btar_tui.format import duration, item_status_text, size, state_text, when
+from btar_tui.format import duration, item_status_text, size, when
 from btar_tui.messages import ActionFailed, DetailLoaded
+from btar_tui.screens.services import hinted_state
 from btar_tui.views import DetailData, EventView, ItemLine, SyncView, load_detail
 from btar_tui.widgets.lag_chart import LagChart
 from btar_tui.widgets.window_axis import WindowAxis
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from btar_tui.app import BtarApp
 
 PERIODS = list(Period)
+TABS = Binding.Group("Tabs")
 
 
 def summary_text(name: str, status: ServiceStatus | None) -> Text:
@@ -45,7 +47,7 @@ def summary_text(name: str, status: ServiceStatus | None) -> Text:
     text.append(status.additional_region or "no additional region",
                 style="" if status.additional_region else "dim")
     text.append("  ")
-    text.append_text(state_text(status.short_state))
+    text.append_text(hinted_state(status, status.short_state))
     text.append(f"  lag {duration(status.current_lag_seconds)}")
     backlog = status.backlog
     if backlog:
@@ -82,14 +84,23 @@ def item_info(line: ItemLine, regions: list[tuple[str, str]]) -> str:
 class DetailScreen(Screen[None]):
     """Everything about one service."""
 
+    # The footer shows what fits in 80 columns with "? Help" and "q Quit" (the app's keys
+    # come last); the others are in the help (?) and the command palette (ctrl+p).
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        Binding("e", "enable", "Enable"),
-        Binding("c", "change", "Change"),
-        Binding("d", "disable", "Disable"),
+        Binding("1", "show_tab('backups-tab')", "Backups", group=TABS),
+        Binding("2", "show_tab('lag-tab')", "Lag", group=TABS),
+        Binding("3", "show_tab('events-tab')", "Events", group=TABS),
+        # In the detail, l (the event log elsewhere) shows this service's events.
+        Binding("l", "show_tab('events-tab')", "Events", show=False),
+        Binding("e", "enable", "Enable", show=False),
+        Binding("c", "change", "Change", show=False),
+        Binding("d", "disable", "Disable", show=False),
         Binding("f", "fork", "Fork"),
         Binding("p", "next_period", "Period"),
-        Binding("m", "toggle_metric", "p50/max"),
+        Binding("m", "toggle_metric", "p50/max", show=False),
+        # The app's auto-sync key, kept out of this footer.
+        Binding("a", "app.toggle_auto_sync", "Auto-sync", show=False),
     ]
 
     def __init__(self, service: str) -> None:
@@ -223,6 +234,12 @@ class DetailScreen(Screen[None]):
     def on_lag_chart_period_changed(self, message: LagChart.PeriodChanged) -> None:
         self.period = message.period
         self.reload()
+
+    def action_show_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+        table = {"backups-tab": "#backups", "events-tab": "#events"}.get(tab)
+        if table is not None:
+            self.query_one(table, DataTable).focus()
 
     def action_next_period(self) -> None:
         self.query_one(TabbedContent).active = "lag-tab"

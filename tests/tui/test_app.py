@@ -9,13 +9,15 @@ import time
 from pathlib import Path
 
 import pytest
-from textual.command import CommandPalette
+from textual.command import CommandList, CommandPalette
 from textual.notifications import SeverityLevel
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Static, TabbedContent
 
 from btar_tui.app import BtarApp, run_tui
 from btar_tui.bridge import Bridge
+from btar_tui.commands import commands
 from btar_tui.demo_feed import DemoFeed
+from btar_tui.screens.detail import DetailScreen
 from btar_tui.screens.events import EventLogScreen
 from btar_tui.screens.fork import ForkWizard
 from btar_tui.screens.help import HelpScreen
@@ -60,6 +62,69 @@ async def test_palette_runs_per_service_actions(synced: Bridge) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await run_palette_command(pilot, app, "fork: orders")
+        assert isinstance(app.screen, ForkWizard)
+        assert app.screen.service == "orders"
+
+
+def titles(app: BtarApp) -> list[str]:
+    return [command.title for command in commands(app, app.screen)]
+
+
+@run_async
+async def test_palette_hides_actions_the_engine_would_refuse(synced: Bridge) -> None:
+    app = make_app(synced)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        found = titles(app)
+        # sessions is a redis service (rule 1): it can only be looked at.
+        assert [t for t in found if t.endswith(": sessions")] == ["Open service: sessions"]
+        assert [t for t in found if t.endswith(": orders")] == [
+            "Open service: orders", "Change region: orders", "Disable replication: orders",
+            "Fork: orders"]  # enabled already: no enable
+        synced.call(lambda b: b.disable("orders", keep=True, delete=False, confirmed=True))
+        app.refresh_status()
+        await settle(pilot)
+        assert [t for t in titles(app) if t.endswith(": orders")] == [
+            "Open service: orders", "Enable additional region: orders", "Fork: orders"]
+        # What the palette lists when searched.
+        await pilot.press("ctrl+p")
+        await settle(pilot)
+        await pilot.press(*"able: orders")
+        await pilot.pause(0.3)
+        listed = app.screen.query_one(CommandList)
+        prompts = [str(listed.get_option_at_index(i).prompt)
+                   for i in range(listed.option_count)]
+        assert any("Enable additional region: orders" in p for p in prompts)
+        assert not any("Disable replication: orders" in p for p in prompts)
+
+
+@run_async
+async def test_palette_follows_the_screen(synced: Bridge) -> None:
+    app = make_app(synced)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        # Services: the highlighted service's actions, then the screen's own commands.
+        found = titles(app)
+        assert found[:6] == ["Open service: billing", "Change region: billing",
+                             "Disable replication: billing", "Fork: billing",
+                             "Filter services", "Clear the filter"]
+        assert {"Sort by the next column", "Reverse the sort", "Sync now"} <= set(found)
+        await pilot.press("down", "down", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, DetailScreen)
+        # The detail: its service's actions first (it is open already), then its tabs.
+        found = titles(app)
+        assert found[:6] == ["Change region: orders", "Disable replication: orders",
+                             "Fork: orders", "Show the backups", "Show the lag chart",
+                             "Show this service's events"]
+        assert "Open service: orders" not in found
+        assert "Filter services" not in found
+        assert "Open service: billing" in found
+        await run_palette_command(pilot, app, "show the lag")
+        assert isinstance(app.screen, DetailScreen)
+        assert app.screen.query_one(TabbedContent).active == "lag-tab"
+        # Among equal matches ("Fork: <every service>") this service's comes first.
+        await run_palette_command(pilot, app, "fork")
         assert isinstance(app.screen, ForkWizard)
         assert app.screen.service == "orders"
 
