@@ -14,7 +14,6 @@ from textual.message import Message
 from btar_tui.views import CostData, DetailData, EventView
 from engine.api import ForkOutcome, ServiceStatus
 from engine.model import Region, RestoreWindow
-from engine.restore import RestorePlan
 from simulator.expectations import Verdict
 from simulator.replay import ReplaySnapshot
 
@@ -111,19 +110,6 @@ class RegionsOffered(Message):
         super().__init__()
         self.offered = offered
         self.current = current
-
-
-class ForkPlanned(Message):
-    """A fork plan, or the refusal that explains why there is none."""
-
-    def __init__(self, request: int, plan: RestorePlan | None, error: str,
-                 throughput: float = 0.0, measured: bool = False) -> None:
-        super().__init__()
-        self.request = request
-        self.plan = plan
-        self.error = error
-        self.throughput = throughput
-        self.measured = measured
 
 
 class ForkProgressed(Message):

@@ -38,6 +38,7 @@ from engine.fork import (
     fetch_plan,
     is_pgbackrest,
     lay_out,
+    next_steps,
     read_seal,
     run_restore_tools,
     wal_stream_of,
@@ -59,7 +60,13 @@ from engine.model import (
 )
 from engine.regions import get_region
 from engine.replication import PassOutcome, ReplicationSettings, discover_primary
-from engine.restore import RestorePlan, plan_restore, supplement_pgbackrest
+from engine.restore import (
+    PlanChanged,
+    RestorePlan,
+    plan_problem,
+    plan_restore,
+    supplement_pgbackrest,
+)
 from engine.retention import RetentionPolicy
 from engine.runtime import Clock, CopyProgress, LiveDriver, StorageRegistry
 from engine.scheduler import Hooks, ServiceJob, replicate
@@ -73,7 +80,8 @@ T = TypeVar("T")
 __all__ = [
     "Btar", "CopyProgress", "DisableOutcome", "Driver", "EventRow", "Fault", "ForkOutcome",
     "ItemRow",
-    "LagReport", "LaneBacklog", "PassOutcome", "RegionStatus", "RestorePlan", "ServiceStatus",
+    "LagReport", "LaneBacklog", "PassOutcome", "PlanChanged", "RegionStatus", "RestorePlan",
+    "ServiceStatus",
 ]
 
 #: A destination this far behind is "lagging" rather than merely "copying".
@@ -610,18 +618,53 @@ class Btar:
                 return details["bytes_downloaded"] / details["seconds"], True
         return ASSUMED_FORK_THROUGHPUT, False
 
+    def check_fork_plan(self, plan: RestorePlan, name: str, region: str,
+                        target: datetime | None, *,
+                        source_region: str | None = None) -> RestorePlan:
+        """A plan made earlier for this request, if it still holds against the catalog (it is
+        then returned unchanged, even if the window grew since); otherwise PlanChanged, with
+        what planning the request now gives."""
+        if (plan.service, plan.region, plan.target) != (name, region, target):
+            wanted = iso(target) if target else "the latest point"
+            planned = iso(plan.target) if plan.target else "the latest point"
+            raise BadInput(f"the plan given restores {plan.service} in {plan.region} to "
+                           f"{planned}, not {name} in {region} to {wanted}")
+        service = self.service(name)
+        rules.check_replicable(service)
+        rules.check_restore_region(source_region or region, region)
+        problem = plan_problem(self.catalog, service, plan)
+        if problem is None:
+            return plan
+        try:
+            replacement = self.plan_fork(name, region, target, source_region=source_region,
+                                         refresh_primary=False)
+        except BtarError as error:
+            raise PlanChanged(plan, problem, None, error) from error
+        raise PlanChanged(plan, problem, replacement)
+
     def fork(self, name: str, region: str, target: datetime | None, into: Path, *,
+             plan: RestorePlan | None = None,
              source_region: str | None = None,
              wal_fetch_command: list[str] | None = None,
              tools: ToolOptions | None = None) -> ForkOutcome:
         """Fetch and verify what a fork needs into ``into``, lay out the restore and, for real
         backups (pgbackrest layout, mariadb-backup bases), run the database's own restore
         (``tools``; see engine.fork). Run it again after an interruption: verified files are
-        not fetched again."""
-        # No listing of the primary first: during an outage its retries would only add to
-        # the RTO; the data loss is measured against the catalog's last view of it.
-        plan = self.plan_fork(name, region, target, source_region=source_region,
-                              refresh_primary=False)
+        not fetched again.
+
+        ``plan``: the plan a user confirmed (from plan_fork). It is checked against the
+        catalog first and then run exactly, to its own point; if it no longer holds,
+        PlanChanged is raised before anything is written (never another plan run instead).
+        Without it the fork is planned now."""
+        if plan is None:
+            # No listing of the primary first: during an outage its retries would only add
+            # to the RTO; the data loss is measured against the catalog's last view of it.
+            plan = self.plan_fork(name, region, target, source_region=source_region,
+                                  refresh_primary=False)
+        else:
+            plan = self.check_fork_plan(plan, name, region, target,
+                                        source_region=source_region)
+        planned = plan
         service = self.service(name)
         plan_json = plan_as_json(plan)
         write_plan_file(plan_json, into, "fetching")
@@ -669,7 +712,9 @@ class Btar:
                            f"{'restored' if restored else 'laid out'} in {into}")
         write_plan_file(plan_json, into, "ready")
         return ForkOutcome(plan, fetched.downloaded, fetched.skipped,
-                           fetched.bytes_downloaded, seconds, written, restored)
+                           fetched.bytes_downloaded, seconds, written, restored,
+                           planned=planned, into=into,
+                           next_steps=tuple(next_steps(plan, into, written, restored)))
 
     def wal_fetch(self, name: str, region: str, segment: str, destination: Path) -> None:
         """Fetch one log segment (native ``STREAM/SEQ`` or a PostgreSQL WAL file name) from
@@ -718,6 +763,18 @@ class ForkOutcome:
     written: list[str]
     #: what the database's own restore tools did (None: only fetched and laid out)
     restore: ToolRun | None = None
+    #: the plan as confirmed (or made) before the run; ``plan`` adds what a pgBackRest
+    #: backup's seal asked for besides (None: the same as ``plan``)
+    planned: RestorePlan | None = None
+    #: where the fork was laid out
+    into: Path | None = None
+    #: what to do with the fork now (start the database, or where its data is)
+    next_steps: tuple[str, ...] = ()
+
+    @property
+    def planned_objects(self) -> int:
+        """How many objects the confirmed plan listed."""
+        return len((self.planned or self.plan).objects)
 
 
 def _fetch_one(task: FetchTask) -> Generator[Effect, Any, tuple[FetchResult, ...]]:

@@ -412,7 +412,8 @@ def cmd_fork(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
         _print_json({"plan": plan_as_json(outcome.plan), "downloaded": outcome.downloaded,
                      "skipped": outcome.skipped, "bytes_downloaded": outcome.bytes_downloaded,
                      "seconds": outcome.seconds, "written": outcome.written,
-                     "into": str(into), "restore": restored}, out)
+                     "into": str(into), "restore": restored,
+                     "next_steps": outcome.next_steps}, out)
         return 0
     out.write(_plan_text(plan_as_json(outcome.plan)))
     out.write(f"fetched {outcome.downloaded} objects ({outcome.bytes_downloaded} bytes) in "
@@ -429,6 +430,8 @@ def cmd_fork(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
         if restored.running:
             out.write(f"  running: port {restored.port}, socket {restored.socket}, "
                       f"pid {restored.pid}; stop with: {restored.stop_command}\n")
+    if outcome.next_steps:
+        out.write("next steps:\n" + "".join(f"  {step}\n" for step in outcome.next_steps))
     return 0
 
 

@@ -414,6 +414,23 @@ def recovery_reaches_past(plan: RestorePlan, target: datetime) -> bool:
     return any(s.end_time > target for s in plan.segments)
 
 
+def pgbackrest_restore_command(plan: RestorePlan, into: Path) -> tuple[list[str], str]:
+    """The ``pgbackrest`` command (without ``--delta`` and the final ``restore``) that restores
+    the fork's staging repository to the plan's point, and what its recovery does."""
+    command = ["pgbackrest", f"--config={into / 'pgbackrest.conf'}",
+               f"--stanza={stanza_of(plan)}", f"--set={base_label(plan)}", "--archive-mode=off"]
+    timeline = plan.segments[-1].stream if plan.segments else None
+    if plan.target is not None and recovery_reaches_past(plan, plan.target):
+        command += ["--type=time", f"--target={_pg_time(plan.target)}",
+                    "--target-action=promote"]
+        if timeline:
+            command.append(f"--target-timeline={timeline}")
+        return command, f"recovery stops before the first commit after {iso(plan.target)}"
+    # latest, or a target after the last commit in the fetched WAL: replay all of it
+    command.append("--type=default")
+    return command, "recovery replays every fetched WAL segment, then promotes"
+
+
 def restore_pgbackrest(plan: RestorePlan, into: Path, options: ToolOptions) -> ToolRun:
     """``pgbackrest restore`` from the staging repository into ``INTO/data``, optionally
     starting PostgreSQL and waiting until it left recovery."""
@@ -425,20 +442,8 @@ def restore_pgbackrest(plan: RestorePlan, into: Path, options: ToolOptions) -> T
         raise BadInput(f"a server is running on {data} (postmaster.pid); stop it first")
     _chown_tree(into, user)
     _check_reachable(runner, into)
-    stanza = stanza_of(plan)
-    command = ["pgbackrest", f"--config={into / 'pgbackrest.conf'}", f"--stanza={stanza}",
-               f"--set={base_label(plan)}", "--archive-mode=off"]
-    timeline = plan.segments[-1].stream if plan.segments else None
-    if plan.target is not None and recovery_reaches_past(plan, plan.target):
-        command += ["--type=time", f"--target={_pg_time(plan.target)}",
-                    "--target-action=promote"]
-        if timeline:
-            command.append(f"--target-timeline={timeline}")
-        run.notes.append(f"recovery stops before the first commit after {iso(plan.target)}")
-    else:
-        # latest, or a target after the last commit in the fetched WAL: replay all of it
-        command.append("--type=default")
-        run.notes.append("recovery replays every fetched WAL segment, then promotes")
+    command, note = pgbackrest_restore_command(plan, into)
+    run.notes.append(note)
     if data.exists() and any(data.iterdir()):
         command.append("--delta")
     runner("restore", [*command, "restore"])
@@ -527,6 +532,34 @@ def _in_recovery(runner: _Runner, bindir: str, sockets: Path, port: int) -> str:
         env={**runner.env, "PGCONNECT_TIMEOUT": "5"}, capture_output=True, text=True,
         check=False)
     return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def next_steps(plan: RestorePlan, into: Path, written: Sequence[str],
+               restored: ToolRun | None) -> list[str]:
+    """What to do with a finished fork, one instruction a line (commands ready to copy)."""
+    if restored is not None:
+        if restored.running:
+            where = f"port {restored.port}" + (f", socket {restored.socket}"
+                                               if restored.socket else "")
+            return [f"the fork runs on {where}", f"stop it with: {restored.stop_command}"]
+        starts = [note for note in restored.notes if note.startswith("start it with:")]
+        return starts or [f"its data directory is {restored.datadir}"]
+    if "state.json" in written:  # the demo's key-value data: there is no server to start
+        point = iso(plan.effective_target.replace(microsecond=0))
+        return [f"read the data at {point}: cat {shlex.quote(str(into / 'state.json'))}"]
+    data = shlex.quote(str(into / "data"))
+    start = f"start it with: pg_ctl -D {data} -o '-p PORT -c archive_mode=off' start"
+    if is_pgbackrest(plan):
+        command, _ = pgbackrest_restore_command(plan, into)
+        return [f"restore it with: {shlex.join([*command, 'restore'])}", start]
+    if plan.service_type == ServiceType.POSTGRESQL:
+        return [start + " (recovery fetches its WAL from the copy in " + plan.region + ")"]
+    replay = shlex.quote(str(into / "replay.json"))
+    if is_mariadb_backup(plan):
+        return [f"prepare it with: mariadb-backup --prepare --target-dir={data}",
+                f"copy it back with mariadb-backup --copy-back, start mariadbd on it, then "
+                f"replay the binlogs listed in {replay}"]
+    return [f"replay the binlogs listed in {replay} on top of the backup in {data}"]
 
 
 # -- MariaDB: prepare, copy-back, replay the binlogs ---------------------------------------------

@@ -10,9 +10,9 @@ from typing import Any
 
 from engine import rules
 from engine.catalog import RESTORABLE, Catalog
-from engine.errors import CorruptBackup, RuleViolation, UnknownName
+from engine.errors import BtarError, CorruptBackup, RuleViolation, UnknownName
 from engine.formats.pgbackrest import wal_position
-from engine.model import ItemKind, ObjectRef, RegionRole, RestoreWindow, Service
+from engine.model import ItemKind, ObjectRef, RegionRole, RestoreWindow, Service, iso
 from engine.windows import Chain, chain_inputs, chains, intervals_of
 
 
@@ -119,6 +119,50 @@ def _segments_to(catalog: Catalog, service: str, region: str, chain: Chain,
     return picked
 
 
+def plan_problem(catalog: Catalog, service: Service, plan: RestorePlan) -> str | None:
+    """Why a plan made earlier (and confirmed by a user) no longer holds against the catalog,
+    or None when it still restores exactly what it says: every item it uses is still
+    restorable in its region with the same objects, and its point is still in the window.
+    A window that grew since does not invalidate it: the plan still runs to its own point."""
+    if plan.service != service.name or plan.layout != service.layout:
+        return f"{service.name} is no longer the service the plan was made for"
+    location = catalog.location(service.name, plan.region)
+    if location is None:
+        return f"{plan.region} no longer holds backups of {service.name}"
+    kinds = {plan.base_id: "base backup", **dict.fromkeys(plan.histories, "timeline history")}
+    found: dict[str, ObjectRef] = {}
+    for item_id in [plan.base_id, *plan.histories, *(s.item_id for s in plan.segments)]:
+        row = catalog.item(service.name, plan.region, item_id)
+        if row is None or row.status not in RESTORABLE:
+            what = kinds.get(item_id, "log segment")
+            state = f"it is {row.status}" if row is not None else "it is gone"
+            return f"{what} {item_id} is no longer restorable in {plan.region} ({state})"
+        for ref in catalog.item_as_model(row).objects:
+            found[ref.key] = ref
+    if found != {o.key: o for o in plan.objects}:
+        return f"the objects of the plan changed in {plan.region}"
+    window, _ = window_and_chains(catalog, service.name, plan.region, location.role)
+    if not window.covers(plan.effective_target):
+        return (f"{iso(plan.effective_target)} is no longer inside the restorable window of "
+                f"{plan.region}")
+    return None
+
+
+class PlanChanged(RuleViolation):
+    """A confirmed plan no longer holds (``reason``); nothing was run. ``replacement`` is what
+    planning the same request now gives, or ``refusal`` is why nothing can be planned."""
+
+    rule = 5
+
+    def __init__(self, plan: RestorePlan, reason: str, replacement: RestorePlan | None,
+                 refusal: BtarError | None = None) -> None:
+        self.plan = plan
+        self.reason = reason
+        self.replacement = replacement
+        self.refusal = refusal
+        super().__init__(f"the confirmed plan no longer holds: {reason}; nothing was run")
+
+
 class IncompleteChain(RuleViolation):
     """What a restore needs beyond the window's chain is not (yet) in the region."""
 
@@ -153,6 +197,10 @@ def supplement_pgbackrest(catalog: Catalog, plan: RestorePlan,
     last = max(plan.segments, key=lambda s: s.seq) if plan.segments else None
     stream, seq = (last.stream, last.seq) if last else (base.stream, stop)
     ahead = catalog.log_items(plan.service, plan.region, stream, seq + 1, seq + 1)
+    if plan.target is None:
+        # "latest" replays every fetched segment: one that arrived after the plan was made
+        # would carry the fork past the point the plan (and its user) settled on.
+        ahead = [r for r in ahead if r.start_time < plan.effective_target]
     for row in [*consistent, *ahead]:
         segments.setdefault(row.item_id, PlannedSegment(row.item_id, row.stream, row.seq,
                                                         row.start_time, row.end_time))

@@ -9,41 +9,18 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.content import Content
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
 from btar_tui import workers
 from btar_tui.messages import ActionFailed, ActionSucceeded
+from btar_tui.widgets.choice import ChoiceButton
 
 if TYPE_CHECKING:
     from btar_tui.app import BtarApp
 
 KEEP_LABEL = "keep them: listed as retained, still restorable there"
-
-
-class ChoiceButton(RadioButton):
-    """A radio button whose state reads without colour: ``(•)`` chosen, ``( )`` not (the
-    stock one draws the same ``▐●▌`` for both and tells them apart by colour only)."""
-
-    # As specific as RadioSet's own rules for its buttons, which they must override.
-    DEFAULT_CSS = """
-    RadioSet > ChoiceButton > .toggle--button, ChoiceButton > .toggle--button {
-        color: $text-muted;
-        background: transparent;
-    }
-    RadioSet > ChoiceButton.-on > .toggle--button, ChoiceButton.-on > .toggle--button {
-        color: $text-success;
-        background: transparent;
-        text-style: bold;
-    }
-    """
-
-    @property
-    def _button(self) -> Content:
-        return Content.styled("(•)" if self.value else "( )",
-                              self.get_visual_style("toggle--button"))
 
 
 class RetentionKnown(Message):
