@@ -415,10 +415,19 @@ class Scheduler:
             yield ListPage(region, f"{service.key_prefix}/", None, 1)
         except StorageError as error:
             now: datetime = yield Now()
-            if queue.paused:
-                state.outcome.paused[region] = \
-                    f"{region} {FAULT_WORDS.get(error.fault, 'unreachable')}: {error}"
+            if queue.paused and isinstance(error, Unreachable):
+                # Still unusable: the pause says why as of now (the first reason may have
+                # been a connection cut, the lasting one a hang).
+                reason = f"{region} {FAULT_WORDS.get(error.fault, 'unreachable')}: {error}"
+                state.outcome.paused[region] = reason
                 catalog.note_fault(service.name, region, error.fault, error.message, now)
+                catalog.set_location(service.name, region, queue.role, RegionState.PAUSED, now,
+                                     reason)
+            elif queue.paused:
+                # It answers, if only to refuse this request (throttled, a server error):
+                # copies resume and fail or pass one by one.
+                self._resume(queue, now)
+                self._copies_failed(queue, error.fault, error.message, now)
             elif isinstance(error, Unreachable):
                 self._stop_for(queue, region, str(error), error.fault, error.message, now)
             else:
@@ -429,10 +438,15 @@ class Scheduler:
         queue.answered = queue.fault not in WRITE_FAULTS
         if queue.paused:
             now = yield Now()
-            catalog.set_location(service.name, region, queue.role, RegionState.ACTIVE, now)
-            catalog.event(now, "info", service.name, region, "region reachable again; resuming")
-            # What failed while it was paused (copies that were in flight) is history.
-            queue.paused, queue.loaded, queue.failed = False, False, False
+            self._resume(queue, now)
+
+    def _resume(self, queue: DestinationQueue, now: datetime) -> None:
+        """A paused destination answers again: its unfinished items are read again."""
+        service = queue.service.name
+        self.catalog.set_location(service, queue.region, queue.role, RegionState.ACTIVE, now)
+        self.catalog.event(now, "info", service, queue.region, "region reachable again; resuming")
+        # What failed while it was paused (copies that were in flight) is history.
+        queue.paused, queue.loaded, queue.failed = False, False, False
 
     # -- choosing and starting copies ------------------------------------------------------------
 
