@@ -6,12 +6,12 @@ touch engine objects that are bound to the catalog, and messages carry plain dat
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from engine.api import Btar, ItemRow, LagReport, ServiceStatus
+from engine.api import Btar, LagReport, ServiceStatus
 from engine.errors import BtarError
-from engine.lag import LagItem, Period, lag_items
+from engine.lag import Period
 from engine.model import REPLICABLE_TYPES, RegionRole, RestoreWindow
 from engine.operations import check, cost_report
 
@@ -43,15 +43,6 @@ class EventView:
     service: str
     region: str
     message: str
-
-
-@dataclass(frozen=True)
-class LagView(LagReport):
-    """A lag report (what `btar lag` prints) and the items of the destination behind it, so
-    that the lag chart can draw the lag over time: published and still waiting."""
-
-    #: the destination's items that waited or were published during the period
-    items: tuple[LagItem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,22 +140,11 @@ def load_detail(btar: Btar, name: str, period: Period) -> DetailData:
         note = "no additional region: nothing is replicated, so there is no lag to show"
     else:
         try:
-            report = btar.lag(name, period, lag_region)
+            lag = btar.lag(name, period, lag_region)
         except BtarError as error:
             note = str(error)
-        else:
-            lag = LagView(**{f.name: getattr(report, f.name) for f in fields(LagReport)},
-                          items=_lag_items(rows, lag_region, report.start, report.end))
     return DetailData(name, status, regions, items, windows, lag, note,
                       load_events(btar, 30, name))
-
-
-def _lag_items(rows: list[ItemRow], region: str, start: datetime,
-               end: datetime) -> tuple[LagItem, ...]:
-    """The items of ``region`` that waited or were published between start and end."""
-    return tuple(item for item in lag_items(row for row in rows if row.region == region)
-                 if item.completed_at <= end
-                 and (item.available_at is None or item.available_at >= start))
 
 
 def _lag_region(status: ServiceStatus | None, windows: list[RestoreWindow]) -> str | None:

@@ -46,7 +46,16 @@ from engine.fork import (
 )
 from engine.formats import get_layout, layout_kind
 from engine.formats.pgbackrest import decompress
-from engine.lag import PERIODS, LagBucket, LagStats, Period, bucketize, summarize
+from engine.lag import (
+    PERIODS,
+    LagBucket,
+    LagItem,
+    LagStats,
+    Period,
+    bucketize,
+    lag_items,
+    summarize,
+)
 from engine.listing import list_all
 from engine.model import (
     REPLICABLE_TYPES,
@@ -201,6 +210,9 @@ class LagReport:
     current_lag_seconds: float | None
     stats: LagStats
     buckets: tuple[LagBucket, ...]
+    #: the destination's items that waited or were published during the period, from which
+    #: the lag over time is drawn (engine.lag.lag_series)
+    items: tuple[LagItem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -583,8 +595,10 @@ class Btar:
         start, buckets = bucketize(
             self.catalog.lag_samples(name, region, now - PERIODS[period][0], now), period, now)
         values = [lag for _, lag in self.catalog.lag_samples(name, region, start, now)]
+        items = tuple(item for item in lag_items(self.catalog.lag_rows(name, region, start, now))
+                      if item.available_at is None or item.available_at >= start)
         return LagReport(name, region, period, start, now, self.current_lag(name, region, now),
-                         summarize(values), buckets)
+                         summarize(values), buckets, items)
 
     def events(self, limit: int = 100, service: str | None = None) -> list[EventRow]:
         return self.catalog.events(limit, service)

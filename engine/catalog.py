@@ -39,6 +39,15 @@ from engine.model import (
 _TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
+@dataclass(frozen=True)
+class LagRow:
+    """What the lag over time reads of an item row (engine.lag.ItemLike)."""
+
+    status: str
+    completed_at: datetime
+    available_at: datetime | None
+
+
 def to_text(moment: datetime) -> str:
     return utc(moment).strftime(_TIME)
 
@@ -423,6 +432,20 @@ class Catalog:
             f"status in ({','.join('?' * len(unfinished))})",
             [service, region, *unfinished]).fetchone()
         return from_text(row[0]) if row and row[0] else None
+
+    def lag_rows(self, service: str, region: str, start: datetime,
+                 end: datetime) -> list[LagRow]:
+        """The items of a region that may have waited or been published between start and
+        end (complete by end; waiting, or published since start): what the lag over time is
+        drawn from, engine.lag.lag_items saying which of them count."""
+        unfinished = [str(s) for s in UNFINISHED]
+        marks = ",".join("?" * len(unfinished))
+        return [LagRow(status, from_text(done), from_text(available) if available else None)
+                for status, done, available in self.db.execute(
+                    "select status, completed_at, available_at from items where service = ? "
+                    f"and region = ? and completed_at <= ? and (status in ({marks}) "
+                    "or available_at >= ?)",
+                    [service, region, to_text(end), *unfinished, to_text(start)])]
 
     def item_ids(self, service: str, region: str, status: ItemStatus) -> set[str]:
         """Ids of the items with ``status`` in a region (no row decoding: cheap)."""

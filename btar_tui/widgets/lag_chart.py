@@ -12,7 +12,7 @@ is the current lag. The time axis is fitted to the part of the period that has d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from rich.style import Style
 from rich.text import Text
@@ -23,7 +23,6 @@ from textual.widget import Widget
 from textual.widgets import Label, Select, Static
 
 from btar_tui.format import duration
-from btar_tui.views import LagView
 from engine.api import LagReport
 from engine.lag import LagStats, Period, fit_range, lag_series
 
@@ -62,48 +61,17 @@ def _metric(stats: LagStats, metric: str) -> float | None:
 
 
 def plot_columns(report: LagReport, metric: str, width: int) -> Plotted | None:
-    """``width`` columns over the part of the report's period that has data, or None if
-    nothing waited or was published in it.
-
-    A :class:`~btar_tui.views.LagView` carries the destination's items: every column is
-    computed from them (engine.lag.lag_series). A bare report (the replay's) has only its
-    fixed buckets and the current lag: the columns show the buckets' published lags, from
-    the first bucket with items, and what the current lag proves about the past: the oldest
-    item waiting now has waited since ``now - current lag``, so the pending lag was at least
-    its age then (a rising line up to the current lag; unknown before)."""
+    """``width`` columns over the part of the report's period that has data, computed from
+    the destination's items (engine.lag.lag_series), or None if nothing waited or was
+    published in it."""
     if width < 1:
         return None
-    if isinstance(report, LagView):
-        fitted = fit_range(report.items, report.start, report.end)
-        if fitted is None:
-            return None
-        series = lag_series(report.items, fitted[0], fitted[1], width)
-        return Plotted(series.start, series.end, tuple(
-            Column(_metric(p.published, metric), p.pending) for p in series.points))
-    return _bare_columns(report, metric, width)
-
-
-def _bare_columns(report: LagReport, metric: str, width: int) -> Plotted | None:
-    buckets = report.buckets
-    current = report.current_lag_seconds
-    since = report.end - timedelta(seconds=current) if current else None
-    marks = [i for i, b in enumerate(buckets) if b.stats.count]
-    if since is not None:
-        marks.append(max((i for i, b in enumerate(buckets) if b.start <= since), default=0))
-    if not buckets or not marks:
+    fitted = fit_range(report.items, report.start, report.end)
+    if fitted is None:
         return None
-    start = buckets[min(marks)].start
-    span = report.end - start
-    columns = []
-    for c in range(width):
-        middle, end = start + span * (c + 0.5) / width, start + span * (c + 1) / width
-        bucket = next(b for b in reversed(buckets) if b.start <= middle or b is buckets[0])
-        pending = None
-        if since is not None and end >= since:
-            pending = max(0.0, (end - since).total_seconds())
-        columns.append(Column(_metric(bucket.stats, metric), pending))
-    columns[-1] = Column(columns[-1].published, current)
-    return Plotted(start, report.end, tuple(columns))
+    series = lag_series(report.items, fitted[0], fitted[1], width)
+    return Plotted(series.start, series.end, tuple(
+        Column(_metric(p.published, metric), p.pending) for p in series.points))
 
 
 def time_labels(start: datetime, end: datetime) -> tuple[str, str]:

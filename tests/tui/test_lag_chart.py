@@ -22,7 +22,6 @@ from btar_tui.bridge import Bridge
 from btar_tui.clock import FixedClock
 from btar_tui.format import duration
 from btar_tui.screens.detail import DetailScreen
-from btar_tui.views import LagView
 from btar_tui.widgets.lag_chart import (
     SHADE,
     SOLID,
@@ -30,12 +29,14 @@ from btar_tui.widgets.lag_chart import (
     LagPlot,
     plot_columns,
     render_plot,
-    stats_line,
 )
 from engine.api import LagReport
 from engine.cli import cmd_lag
 from engine.demo import demo_producers
 from engine.lag import LagItem, Period, bucketize, summarize
+from simulator.replay import Replay
+from simulator.scenario import load_scenario
+from tests.simulation.builders import SCENARIOS
 from tests.tui.conftest import APP_NOW, DEMO_NOW, SIZE, AppPilot, make_app, run_async, settle
 
 SECONDARY = "aws-eu-central-1"
@@ -107,7 +108,7 @@ async def test_an_outage_of_the_secondary_is_a_rising_line(synced: Bridge) -> No
     async with app.run_test(size=SIZE) as pilot:
         screen = await open_lag_tab(pilot)
         chart = screen.query_one(LagChart)
-        assert isinstance(chart.report, LagView)
+        assert isinstance(chart.report, LagReport)
         plotted = plot_columns(chart.report, "p50", 71)
         assert plotted is not None
         # The last column ends now: its pending lag is the current lag.
@@ -175,7 +176,7 @@ async def test_btar_lag_and_the_chart_give_the_same_p99(synced: Bridge) -> None:
         screen = await open_lag_tab(pilot)
         chart = screen.query_one(LagChart)
         report = chart.report
-        assert isinstance(report, LagView)
+        assert isinstance(report, LagReport)
         assert report.stats.count == printed["count"] == 51
         assert report.stats.p99 == printed["p99"] == 2 * 3600.0 - 600.0 + 360.0
         assert report.stats.p50 == printed["p50"]
@@ -191,16 +192,16 @@ async def test_btar_lag_and_the_chart_give_the_same_p99(synced: Bridge) -> None:
 # --- the time axis and the size of the chart --------------------------------------------------
 
 
-def lag_view(items: list[LagItem], period: Period, now: datetime) -> LagView:
+def lag_view(items: list[LagItem], period: Period, now: datetime) -> LagReport:
     """A lag report as Btar.lag gives it (samples: the published items), with its items."""
     samples = [(i.available_at, i.lag_seconds or 0.0) for i in items
                if i.available_at is not None]
     start, buckets = bucketize(samples, period, now)
     waiting = [i.completed_at for i in items if i.waiting_at(now)]
     current = (now - min(waiting)).total_seconds() if waiting else 0.0
-    return LagView("orders", SECONDARY, period, start, now, current,
-                   summarize([lag for at, lag in samples if at >= start]), buckets,
-                   items=tuple(items))
+    return LagReport("orders", SECONDARY, period, start, now, current,
+                     summarize([lag for at, lag in samples if at >= start]), buckets,
+                     items=tuple(items))
 
 
 def every(start: datetime, end: datetime, step: timedelta, lag: timedelta) -> list[LagItem]:
@@ -245,34 +246,30 @@ def test_a_12_hour_history_on_a_year_is_drawn_over_its_12_hours() -> None:
     assert axis.endswith("2026-12-06 07:38 UTC")
 
 
-def test_a_bare_report_rises_to_the_current_lag() -> None:
-    """The replay gives a bare LagReport (no items): its buckets from the first with items,
-    and what the current lag proves: the oldest item waiting now waited since now - 3.8 h,
-    so the chart rises from then to the current lag on the last column."""
-    now = APP_NOW
-    samples = [(now - timedelta(hours=h), 64.0) for h in (5, 4, 3)]
-    start, buckets = bucketize(samples, Period.DAY, now)
-    report = LagReport("orders", SECONDARY, Period.DAY, start, now, 3.8 * 3600,
-                       summarize([64.0] * 3), buckets)
-    plotted = plot_columns(report, "p50", 50)
+def test_the_replay_of_a_secondary_outage_is_a_rising_line() -> None:
+    """The replay's lag report carries the destination's items as the live one does: five
+    hours into the six-hour outage of scenarios/secondary-long-outage.btar.toml (an item
+    every 10 min, nothing published since 2 h), the chart rises to the current lag."""
+    replay = Replay(load_scenario(SCENARIOS / "secondary-long-outage.btar.toml"))
+    replay.run_through(7 * 3600.0)
+    frame = next(f for f in replay.snapshot().services if f.status.name == "orders")
+    report = frame.lag
+    assert report is not None
+    assert report.items
+    current = report.current_lag_seconds
+    assert current is not None
+    assert 5 * 3600 - 600 <= current <= 5 * 3600
+    plotted = plot_columns(report, "p50", 71)
     assert plotted is not None
-    assert plotted.start == now - timedelta(hours=5)  # the bucket of the first sample
-    assert plotted.columns[-1].pending == 3.8 * 3600
-    waiting_since = now - timedelta(hours=3.8)
-    step = (plotted.end - plotted.start) / 50
-    known = [c.pending for i, c in enumerate(plotted.columns)
-             if plotted.start + (i + 1) * step >= waiting_since]
-    assert all(c.pending is None for c in plotted.columns[:50 - len(known)])
-    values = [v or 0.0 for v in known]
-    assert values == sorted(values)
-    assert values[0] < 600.0
-    assert [c.published for c in plotted.columns[:30]] == [64.0] * 30  # 3 hourly buckets
+    assert plotted.columns[-1].pending == current
+    pending = [c.pending or 0.0 for c in plotted.columns]
+    outage = [v for i, v in enumerate(pending)
+              if plotted.start + (plotted.end - plotted.start) * (i + 1) / 71
+              >= report.end - timedelta(seconds=current - 600)]
+    assert outage == sorted(outage)
+    assert outage[-1] == max(pending)
     lines = render_plot(report, "p50", 78, 12).plain.split("\n")
-    assert lines[0].startswith("  3.8h┤")
-    assert lines[0].endswith(SHADE)
-    assert lines[-1].startswith("    0s└2026-01-15 07:01:00")
-    assert "current lag 3.8h" in stats_line(report)
-    assert "3 items published" in stats_line(report)
+    assert lines[0].startswith(f"{duration(plotted.peak):>6}┤")
 
 
 def test_no_line_is_wider_than_the_chart() -> None:
