@@ -151,7 +151,7 @@ class BtarApp(App[int]):
         line = f"last sync {when(self.bridge.now())}: {message.summary}"
         if message.faults:
             # Shown by the problems banner for as long as they last (not a toast per sync).
-            line += f"; {message.faults} problems"
+            line += f"; {message.faults} problem{'s' if message.faults != 1 else ''}"
         if message.problems:
             self.notify("\n".join(message.problems), title="sync", severity="warning")
         self._publish_sync(SyncView(False, line=line))

@@ -14,6 +14,7 @@ from textual.message import Message
 from btar_tui.views import CostData, DetailData, EventView
 from engine.api import ForkOutcome, ServiceStatus
 from engine.model import Region, RestoreWindow
+from engine.restore import PlanChanged, RestorePlan
 from simulator.expectations import Verdict
 from simulator.replay import ReplaySnapshot
 
@@ -199,3 +200,27 @@ class ReplayInvalid(Message):
         super().__init__()
         self.path = path
         self.problems = problems
+
+
+class WizardPlanned(Message):
+    """The plan for one choice (or why there is none) and the region's current window."""
+
+    def __init__(self, request: int, window: RestoreWindow, plan: RestorePlan | None,
+                 refusal: str, throughput: float = 0.0, measured: bool = False) -> None:
+        super().__init__()
+        self.request = request
+        self.window = window
+        self.plan = plan
+        self.refusal = refusal
+        self.throughput = throughput
+        self.measured = measured
+
+
+class PlanStale(Message):
+    """The confirmed plan no longer held when the run was about to start: nothing ran.
+    ``window`` is the region's window now."""
+
+    def __init__(self, error: PlanChanged, window: RestoreWindow) -> None:
+        super().__init__()
+        self.error = error
+        self.window = window

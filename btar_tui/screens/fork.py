@@ -15,13 +15,19 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, ProgressBar, RadioButton, RadioSet, Select, Static
 
 from btar_tui import workers
 from btar_tui.format import duration, size, when_iso
-from btar_tui.messages import ActionFailed, ForkFinished, ForkProgressed, WindowsLoaded
+from btar_tui.messages import (
+    ActionFailed,
+    ForkFinished,
+    ForkProgressed,
+    PlanStale,
+    WindowsLoaded,
+    WizardPlanned,
+)
 from btar_tui.widgets.choice import ChoiceButton
 from engine.api import Btar, ForkOutcome
 from engine.errors import BtarError, OutsideWindow
@@ -145,30 +151,6 @@ def result_text(outcome: ForkOutcome, into: Path, demo_world: Path | None) -> Te
                     "included, when you quit; to keep forks, run the demo in a folder of "
                     "your own: btar demo --dir DIR", style="yellow")
     return text
-
-
-class WizardPlanned(Message):
-    """The plan for one choice (or why there is none) and the region's current window."""
-
-    def __init__(self, request: int, window: RestoreWindow, plan: RestorePlan | None,
-                 refusal: str, throughput: float = 0.0, measured: bool = False) -> None:
-        super().__init__()
-        self.request = request
-        self.window = window
-        self.plan = plan
-        self.refusal = refusal
-        self.throughput = throughput
-        self.measured = measured
-
-
-class PlanStale(Message):
-    """The confirmed plan no longer held when the run was about to start: nothing ran.
-    ``window`` is the region's window now."""
-
-    def __init__(self, error: PlanChanged, window: RestoreWindow) -> None:
-        super().__init__()
-        self.error = error
-        self.window = window
 
 
 class ForkWizard(ModalScreen[str | None]):

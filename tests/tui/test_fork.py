@@ -274,8 +274,16 @@ async def test_a_plan_made_stale_is_refused_and_the_new_plan_shown(synced: Bridg
         shown = wizard.plan
         assert shown is not None
         assert shown.base_id == "base/20260115T103000Z"
-        assert not wizard.query_one("#run", Button).disabled
-        await pilot.click("#run")
+        run = wizard.query_one("#run", Button)
+        assert not run.disabled
+        # The new plan leaves the focus on Fork: Enter confirms it. A button ignores presses
+        # while it still shows the last one (0.2 s): a person cannot be that fast, a test can.
+        assert app.focused is run
+        for _ in range(40):
+            if not run.has_class("-active"):
+                break
+            await pilot.pause(0.05)
+        await pilot.press("enter")
         await settle(pilot)
         count = len(shown.objects)
         assert f"objects: {count} of {count} planned, {count} fetched" in plan_text(wizard)
