@@ -3,7 +3,6 @@ import contract of the front end."""
 
 from __future__ import annotations
 
-import ast
 import threading
 import time
 from pathlib import Path
@@ -26,10 +25,6 @@ from engine.api import Btar
 from engine.demo import create_demo
 from engine.errors import Unreachable
 from tests.tui.conftest import SIZE, AppPilot, make_app, run_async, settle
-
-ALLOWED_ENGINE_MODULES = {"engine.api", "engine.model", "engine.errors", "engine.lag",
-                          "engine.restore", "engine.regions", "engine.demo", "engine.config",
-                          "engine.operations", "engine.alerts"}
 
 
 async def run_palette_command(pilot: AppPilot, app: BtarApp, typed: str) -> None:
@@ -199,19 +194,6 @@ def test_bridge_serialises_engine_calls(synced: Bridge) -> None:
     for thread in threads:
         thread.join()
     assert overlaps == [1] * 8
-
-
-def test_front_end_imports_only_the_application_api() -> None:
-    package = Path(__file__).resolve().parents[2] / "btar_tui"
-    used: set[str] = set()
-    for source in package.rglob("*.py"):
-        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                used.add(node.module)
-            elif isinstance(node, ast.Import):
-                used.update(alias.name for alias in node.names)
-    engine = {name for name in used if name == "engine" or name.startswith("engine.")}
-    assert engine <= ALLOWED_ENGINE_MODULES, engine - ALLOWED_ENGINE_MODULES
 
 
 class RecordingApp(BtarApp):

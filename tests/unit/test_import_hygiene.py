@@ -1,4 +1,5 @@
-"""The engine must stay importable without the front ends' frameworks (DESIGN.md)."""
+"""The engine must stay importable without the front ends' frameworks: the engine
+imports neither textual nor simpy, the simulator no textual."""
 
 from __future__ import annotations
 

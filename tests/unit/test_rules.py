@@ -1,4 +1,5 @@
-"""The rules of the feature (DESIGN.md) as pure functions: one table per function."""
+"""The rules of the feature (README, "The rules it enforces") as pure functions: one table
+per function."""
 
 from __future__ import annotations
 
