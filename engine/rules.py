@@ -1,5 +1,6 @@
-"""The rules of the feature (DESIGN.md) as pure functions. Each refusal is its own error type;
-a function returns nothing (or the allowed value) when the request is fine."""
+"""The rules of the feature (README, "The rules it enforces") as pure functions. Each refusal
+is its own error type; a function returns nothing (or the allowed value) when the request is
+fine."""
 
 from __future__ import annotations
 
