@@ -26,6 +26,7 @@ from engine.errors import CatalogDamaged, CatalogTooNew, SyncAlreadyRunning
 from engine.model import (
     UNFINISHED,
     BackupItem,
+    Digest,
     ItemKind,
     ItemStatus,
     ObjectRef,
@@ -130,7 +131,14 @@ def _v4(db: sqlite_utils.Database) -> None:
         defaults={"ok_at": "", "fault": "", "reason": "", "fault_since": "", "fault_at": ""})
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4]
+def _v5(db: sqlite_utils.Database) -> None:
+    """Objects whose layout records no SHA-256 (sha256 NULL from now on, never ''): the
+    digest the layout records instead, or, in a destination, the best digest its copy
+    established (``algorithm:hex``, '' when none), which later downloads verify against."""
+    db.table("objects").add_column("digest", str, not_null_default="")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
 
 #: statuses whose items are really there and whole
 RESTORABLE = (ItemStatus.AVAILABLE, ItemStatus.RETAINED)
@@ -219,21 +227,31 @@ class LogRun:
 class ObjectRow:
     key: str
     size: int
-    sha256: str
+    sha256: str | None
     is_marker: bool
     status: ItemStatus
     attempts: int
+    #: what the layout records instead of a SHA-256, or what a copy established
+    digest: Digest | None = None
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef(self.key, self.size, self.sha256, self.digest)
 
 
 @dataclass(frozen=True)
 class CopyRecord:
-    """One copy attempt of an object, as record_copies stores it."""
+    """One copy attempt of an object, as record_copies stores it. ``sha256`` and ``digest``
+    (``algorithm:hex``) are what a verified copy of an object without a recorded SHA-256
+    established of its bytes; None and "" leave the object's record as it is."""
 
     key: str
     ok: bool
     method: str = ""
     verified_by: str = ""
     error: str = ""
+    sha256: str | None = None
+    digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -505,10 +523,11 @@ class Catalog:
                  for item, available_at in new))
             self.db.conn.executemany(
                 "insert or ignore into objects (service, region, item_id, key, size, sha256, "
-                "is_marker, status, method, verified_by, attempts, updated_at) "
-                "values (?, ?, ?, ?, ?, ?, ?, ?, '', '', 0, ?)",
+                "is_marker, status, method, verified_by, attempts, updated_at, digest) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, '', '', 0, ?, ?)",
                 ((service, region, item.item_id, ref.key, ref.size, ref.sha256,
-                  int(ref is item.marker), object_status, stamp)
+                  int(ref is item.marker), object_status, stamp,
+                  str(ref.digest) if ref.digest is not None else "")
                  for item, _ in new for ref in item.objects))
             if status in RESTORABLE:
                 self._runs_add(service, region, [
@@ -540,9 +559,9 @@ class Catalog:
                 "where service = ? and region = ? and item_id = ?", rows)
             self.db.conn.executemany(
                 "insert or ignore into objects (service, region, item_id, key, size, sha256, "
-                "is_marker, status, method, verified_by, attempts, updated_at) "
-                "select service, ?, item_id, key, size, sha256, is_marker, ?, '', '', 0, ? "
-                "from objects where service = ? and region = ? and item_id = ?", rows)
+                "is_marker, status, method, verified_by, attempts, updated_at, digest) "
+                "select service, ?, item_id, key, size, sha256, is_marker, ?, '', '', 0, ?, "
+                "digest from objects where service = ? and region = ? and item_id = ?", rows)
         return ids
 
     def stream_start(self, service: str, region: str, stream: str) -> int | None:
@@ -614,19 +633,21 @@ class Catalog:
         found: dict[str, list[ObjectRow]] = {}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
-            for item_id, key, size, sha256, is_marker, status, attempts in self.db.execute(
-                    "select item_id, key, size, sha256, is_marker, status, attempts from "
-                    "objects where service = ? and region = ? and item_id in "
-                    f"({','.join('?' * len(chunk))}) order by item_id, is_marker, key",
-                    [service, region, *chunk]).fetchall():
+            for item_id, key, size, sha256, is_marker, status, attempts, digest in \
+                    self.db.execute(
+                        "select item_id, key, size, sha256, is_marker, status, attempts, "
+                        "digest from objects where service = ? and region = ? and item_id in "
+                        f"({','.join('?' * len(chunk))}) order by item_id, is_marker, key",
+                        [service, region, *chunk]).fetchall():
                 found.setdefault(item_id, []).append(ObjectRow(
-                    key, size, sha256, bool(is_marker), ItemStatus(status), attempts))
+                    key, size, sha256 or None, bool(is_marker), ItemStatus(status), attempts,
+                    Digest.parse(digest) if digest else None))
         return found
 
     def item_as_model(self, row: ItemRow) -> BackupItem:
         refs = self.item_refs(row.service, row.region, row.item_id)
-        payload = tuple(ObjectRef(o.key, o.size, o.sha256) for o in refs if not o.is_marker)
-        marker = next(ObjectRef(o.key, o.size, o.sha256) for o in refs if o.is_marker)
+        payload = tuple(o.ref for o in refs if not o.is_marker)
+        marker = next(o.ref for o in refs if o.is_marker)
         return BackupItem(row.kind, row.item_id, row.start_time, row.end_time, row.stream,
                           row.seq, payload, marker, row.completed_at, row.parent)
 
@@ -736,10 +757,29 @@ class Catalog:
                  for r in rows])
             self.db.conn.executemany(
                 "update objects set status = ?, method = ?, verified_by = ?, "
-                "attempts = attempts + 1, updated_at = ? "
+                "attempts = attempts + 1, updated_at = ?, sha256 = coalesce(?, sha256), "
+                "digest = coalesce(nullif(?, ''), digest) "
                 "where service = ? and region = ? and key = ?",
                 [(str(ItemStatus.AVAILABLE if r.ok else ItemStatus.FAILED), r.method,
-                  r.verified_by, stamp, service, region, r.key) for r in rows])
+                  r.verified_by, stamp, r.sha256 if r.ok else None, r.digest if r.ok else "",
+                  service, region, r.key) for r in rows])
+
+    def learn_sha256(self, service: str, learned: Iterable[tuple[str, str]]) -> None:
+        """(key, SHA-256) of objects whose layout records no SHA-256, established by a
+        verified copy as the source's: kept on every row of the object that has none yet
+        (the primary's and the destinations' still to copy), so that later copies of it take
+        the recorded-SHA-256 path and never read the source again."""
+        pairs = list(learned)
+        if not pairs:
+            return
+        # per region, so that each update is a primary-key lookup, not a scan
+        regions = [r[0] for r in self.db.execute(
+            "select region from locations where service = ? union "
+            "select region from services where name = ?", [service, service]).fetchall()]
+        self.db.conn.executemany(
+            "update objects set sha256 = ? where service = ? and region = ? and key = ? "
+            "and sha256 is null",
+            [(sha256, service, region, key) for key, sha256 in pairs for region in regions])
 
     def copy_attempts(self, service: str, region: str) -> list[dict[str, Any]]:
         return list(self.db.query(

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from engine.errors import StorageError
+from engine.model import Digest
 from engine.storage.base import ListPage as ListPageResult
 
 
@@ -42,13 +43,16 @@ class ReadObject:
 
 @dataclass(frozen=True)
 class CopyTask:
-    """Copy ``key`` from ``source`` to the same key in ``destination``, expecting ``sha256``."""
+    """Copy ``key`` from ``source`` to the same key in ``destination``, expecting ``sha256``
+    or, when the layout records no SHA-256, ``digest`` (None too: verified against the
+    source's own bytes, see engine.transfer)."""
 
     source: str
     destination: str
     key: str
     size: int
-    sha256: str
+    sha256: str | None
+    digest: Digest | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,10 @@ class NextCompletions:
 @dataclass(frozen=True)
 class CopyResult:
     """What happened to one copy. ``sha256`` is the hash of the destination's bytes when it
-    was established; ``identical_to_source`` when a provider checksum proved equality."""
+    was established; ``identical_to_source`` when a digest of the source's bytes equal to one
+    of the copy's proved equality; ``digests`` every other digest of the destination's bytes
+    that the copy established (what a later download is verified against when no SHA-256
+    is known); ``verified_by`` says how."""
 
     task: CopyTask
     ok: bool
@@ -78,6 +85,11 @@ class CopyResult:
     sha256: str | None = None
     identical_to_source: bool = False
     verified_by: str = ""
+    digests: tuple[Digest, ...] = ()
+    #: the SHA-256 of the source's bytes when a copy of an object without a recorded one
+    #: established it (the source read in its region, or proven equal to the copy's): the
+    #: catalog keeps it, so the object is never read there again
+    source_sha256: str | None = None
     error: str = ""
     #: "unreachable", "missing", "throttled", "mismatch" or "other" when not ok
     error_kind: str = ""
@@ -121,13 +133,19 @@ class Completions:
 
 @dataclass(frozen=True)
 class FetchTask:
-    """Download ``key`` of ``region`` to the local file ``path``, expecting ``sha256``."""
+    """Download ``key`` of ``region`` to the local file ``path``, expecting ``sha256`` or,
+    when none is recorded for the copy, ``digest``."""
 
     region: str
     key: str
     path: str
     size: int
-    sha256: str
+    sha256: str | None
+    digest: Digest | None = None
+
+    @property
+    def expected(self) -> Digest | None:
+        return Digest("sha256", self.sha256) if self.sha256 is not None else self.digest
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,8 @@ class UnknownName(BadInput):
 
 
 class RuleViolation(BtarError):
-    """A request that a rule of the feature refuses. ``rule`` is its number in DESIGN.md."""
+    """A request that a rule of the feature refuses. ``rule`` is its number in the README's
+    "The rules it enforces"."""
 
     exit_code = 3
     rule = 0
@@ -88,13 +89,14 @@ class PrimaryNotComplete(RuleViolation):
 class OutsideWindow(RuleViolation):
     rule = 5
 
-    def __init__(self, region: str, target: str, window: str) -> None:
+    def __init__(self, region: str, target: str, window: str, hint: str = "") -> None:
         self.region = region
         self.target = target
         self.window = window
+        self.hint = hint
         super().__init__(
             f"{target} is outside the restorable window of {region} ({window}); "
-            "pick a time inside it or --latest"
+            + (hint or "pick a time inside it or --latest")
         )
 
 
@@ -240,10 +242,13 @@ class Throttled(StorageError):
 class ChecksumMismatch(StorageError):
     """Bytes written or copied do not hash to what was expected."""
 
-    def __init__(self, location: str, key: str, expected: str, actual: str) -> None:
+    def __init__(self, location: str, key: str, expected: str, actual: str, *,
+                 algorithm: str = "sha256", against: str = "expected") -> None:
         self.expected = expected
         self.actual = actual
-        super().__init__(location, key, f"sha256 {actual} does not match expected {expected}")
+        self.algorithm = algorithm
+        super().__init__(location, key, f"{algorithm} {actual} does not match {against} "
+                                        f"{expected}")
 
 
 class CorruptBackup(BtarError):

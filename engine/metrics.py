@@ -60,7 +60,8 @@ class SyncMetrics:
             return
         if not result.ok:
             self.failures.labels(result.error_kind or "other").inc()
-        elif result.sha256 is not None and result.sha256 != result.task.sha256:
+        elif result.task.sha256 is not None and result.sha256 is not None \
+                and result.sha256 != result.task.sha256:
             self.failures.labels("checksum").inc()
 
     def observe_pass(self, outcome: PassOutcome, now: datetime) -> None:

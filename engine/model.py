@@ -97,23 +97,112 @@ class Service:
         return self.prefix or self.name
 
 
+#: Digest algorithms btar knows, by the name a Digest carries. "crc32c" is Castagnoli's CRC,
+#: big-endian, as GCS computes it; every value is lower-case hex.
+DIGEST_ALGORITHMS = ("sha256", "sha1", "md5", "crc32c")
+_DIGEST_LENGTHS = {"sha256": 64, "sha1": 40, "md5": 32, "crc32c": 8}
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True, slots=True)
+class Digest:
+    """A digest of an object's bytes: its algorithm and its value in lower-case hex. Written
+    ``algorithm:hex`` in the catalog and in messages."""
+
+    algorithm: str
+    value: str
+
+    def __post_init__(self) -> None:
+        length = _DIGEST_LENGTHS.get(self.algorithm)
+        if length is None:
+            raise ValueError(f"unknown digest algorithm {self.algorithm!r}")
+        if len(self.value) != length or not set(self.value) <= _HEX:
+            raise ValueError(f"{self.value!r} is not a {self.algorithm} digest in lower-case hex")
+
+    def __str__(self) -> str:
+        return f"{self.algorithm}:{self.value}"
+
+    @classmethod
+    def parse(cls, text: str) -> Digest:
+        """The inverse of str(): ``sha1:0a1b...``."""
+        algorithm, _, value = text.partition(":")
+        return cls(algorithm, value)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectMeta:
+    """What a copy must keep besides the bytes: the user metadata (names as the provider
+    spells them: S3 lower-cases them, GCS keeps them, Azure names are C# identifiers), the
+    content type and the content encoding. pghoard and myhoard keep compression, encryption
+    key ids and WAL/GTID positions in the user metadata: a copy without it is useless to
+    them. Empty strings stand for "not set"."""
+
+    metadata: tuple[tuple[str, str], ...] = ()
+    content_type: str = ""
+    content_encoding: str = ""
+
+    @classmethod
+    def of(cls, metadata: dict[str, str] | None = None, content_type: str | None = None,
+           content_encoding: str | None = None) -> ObjectMeta:
+        return cls(tuple(sorted((metadata or {}).items())), content_type or "",
+                   content_encoding or "")
+
+    @property
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.metadata)
+
+    def __bool__(self) -> bool:
+        return bool(self.metadata or self.content_type or self.content_encoding)
+
+
 @dataclass(frozen=True, slots=True)
 class ObjectInfo:
-    """What a storage listing or stat says about one object."""
+    """What a storage listing or stat says about one object. ``digests`` are the provider's
+    own checksums of the stored bytes that came with the answer at no extra request (GCS MD5
+    and CRC32C, Azure Content-MD5; on a stat or read, an S3 MD5 ETag); ``meta`` comes with a
+    stat or a read, not with a listing."""
 
     key: str
     size: int
     last_modified: datetime
     sha256: str | None = None
+    digests: tuple[Digest, ...] = ()
+    meta: ObjectMeta | None = None
+
+    def digest_of(self, algorithm: str) -> Digest | None:
+        """The provider's digest of this algorithm, if it reported one."""
+        if algorithm == "sha256" and self.sha256 is not None:
+            return Digest("sha256", self.sha256)
+        return next((d for d in self.digests if d.algorithm == algorithm), None)
+
+
+def listing_digest(info: ObjectInfo) -> Digest | None:
+    """The digest a layout that records none can pin an object to when it discovers it: the
+    primary provider's MD5 (or, for a GCS composite object, its CRC32C) from the listing.
+    A copy is then verified against the bytes that were listed, so a source rewritten after
+    the listing is caught, not copied."""
+    return info.digest_of("md5") or info.digest_of("crc32c")
 
 
 @dataclass(frozen=True, slots=True)
 class ObjectRef:
-    """One object of a backup item, relative to the service prefix, with its expected hash."""
+    """One object of a backup item, relative to the service prefix, with what its bytes are
+    known to hash to. ``sha256`` is what btar's own layouts record (and what a copy is
+    verified against when known: the existing, cheapest path). Layouts that record no
+    SHA-256 give ``digest`` instead: a digest of another algorithm the layout records
+    (pgBackRest's ``rck``: SHA-1 of the stored file), or the primary provider's checksum from
+    the listing (see listing_digest). With neither, each copy is verified against the
+    source's own bytes per backend (see docs/verification.md)."""
 
     key: str
     size: int
-    sha256: str
+    sha256: str | None
+    digest: Digest | None = None
+
+    @property
+    def expected(self) -> Digest | None:
+        """The digest a copy or a download of this object must match (SHA-256 first)."""
+        return Digest("sha256", self.sha256) if self.sha256 is not None else self.digest
 
 
 @dataclass(frozen=True, slots=True)

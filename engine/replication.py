@@ -22,7 +22,15 @@ from engine.effects import (
 from engine.errors import CorruptBackup, InvalidKey
 from engine.formats.base import BackupLayout
 from engine.listing import advance_cursors, list_primary
-from engine.model import BackupItem, ItemStatus, ObjectInfo, RegionRole, RegionState, Service
+from engine.model import (
+    BackupItem,
+    Digest,
+    ItemStatus,
+    ObjectInfo,
+    RegionRole,
+    RegionState,
+    Service,
+)
 from engine.storage.base import validate_key
 from engine.windows import window_from_catalog
 
@@ -75,10 +83,14 @@ class PassOutcome:
     unexpected_detail: str = ""
 
 
-def verify(result: CopyResult, expected_sha256: str) -> tuple[bool, str]:
-    """Is the copy proven byte-identical to what the primary recorded? And how."""
+def verify(result: CopyResult, expected_sha256: str | None) -> tuple[bool, str]:
+    """Is the copy proven byte-identical to what the primary recorded? And how. An object
+    whose layout records no SHA-256 is proven by the digest it records, or, recording none,
+    by a digest of the source's own bytes equal to the copy's (engine.transfer)."""
     if not result.ok:
         return False, ""
+    if expected_sha256 is None:
+        return _verify_unrecorded(result)
     if result.sha256 is not None:
         if result.sha256 == expected_sha256:
             return True, result.verified_by or "sha256"
@@ -86,6 +98,32 @@ def verify(result: CopyResult, expected_sha256: str) -> tuple[bool, str]:
     # A provider checksum equal to the source's is not enough: the source itself may not hold
     # what the primary recorded. Only the recorded SHA-256 publishes.
     return False, "nothing proved the copy holds the recorded SHA-256"
+
+
+def _verify_unrecorded(result: CopyResult) -> tuple[bool, str]:
+    expected = result.task.digest
+    if expected is not None:
+        found = next((d for d in result.digests if d.algorithm == expected.algorithm), None)
+        if found is None and expected.algorithm == "sha256" and result.sha256 is not None:
+            found = Digest("sha256", result.sha256)
+        if found == expected:
+            return True, result.verified_by or expected.algorithm
+        if found is None:
+            return False, f"nothing proved the copy holds the recorded {expected}"
+        return False, f"{found} != recorded {expected}"
+    if result.identical_to_source and result.verified_by:
+        return True, result.verified_by
+    return False, "nothing compared the copy with the source's bytes"
+
+
+def established(result: CopyResult) -> tuple[str | None, str]:
+    """What a verified copy of an object without a recorded SHA-256 tells the catalog of
+    its bytes (see CopyRecord): the SHA-256 when it was computed, and the recorded digest or
+    else the copy's best other digest, for later downloads to verify against."""
+    if result.task.sha256 is not None or not result.ok:
+        return None, ""
+    best = result.task.digest or (result.digests[0] if result.digests else None)
+    return result.sha256, str(best) if best is not None else ""
 
 
 def _full(service: Service, key: str) -> str:
@@ -117,7 +155,8 @@ def read_marker(layout: BackupLayout, service: Service, marker: ObjectInfo,
         except InvalidKey as error:
             raise CorruptBackup(marker.key, f"lists an object outside the backup: {error}") \
                 from None
-        if not 0 <= ref.size < _INT64 or not _SHA256.match(ref.sha256):
+        if not 0 <= ref.size < _INT64 \
+                or (ref.sha256 is not None and not _SHA256.match(ref.sha256)):
             raise CorruptBackup(marker.key, f"object {ref.key!r} has an impossible size or "
                                             "SHA-256")
     if not -_INT64 < item.seq < _INT64:

@@ -59,6 +59,7 @@ from engine.replication import (
     PassOutcome,
     ReplicationSettings,
     discover_primary,
+    established,
     retire_previous,
     verify,
 )
@@ -545,7 +546,7 @@ class Scheduler:
         lane = lane_of(work.row.kind)
         self.in_flight[lane] += 1
         task = CopyTask(service.region, queue.region, f"{service.key_prefix}/{ref.key}",
-                        ref.size, ref.sha256)
+                        ref.size, ref.sha256, ref.digest)
         self.flights[(task.destination, task.key)] = queue.name, lane
         return task
 
@@ -626,7 +627,8 @@ class Scheduler:
             ok, how = verify(result, result.task.sha256)
             work.finish(key, ok)
             error = "" if ok else (result.error or how)
-            records.append(CopyRecord(key, ok, result.method, how if ok else "", error))
+            records.append(CopyRecord(key, ok, result.method, how if ok else "", error,
+                                      *established(result)))
             touched[work.row.item_id] = work
             if ok:
                 outcome.copied_objects += 1
@@ -652,6 +654,9 @@ class Scheduler:
                    and work.row.status not in (ItemStatus.COPYING, ItemStatus.FAILED)]
         with catalog.transaction():
             catalog.record_copies(service.name, region, records, now)
+            catalog.learn_sha256(service.name, [
+                (r.task.key[len(prefix):], r.source_sha256) for r in results
+                if r.source_sha256 is not None and r.task.sha256 is None])
             catalog.publish_items(service.name, region, published, now)
             if copying:
                 catalog.mark_copying(service.name, region, copying, now)

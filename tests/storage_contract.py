@@ -10,6 +10,7 @@ import io
 import pytest
 
 from engine.errors import ChecksumMismatch, InvalidKey, ObjectNotFound
+from engine.model import ObjectMeta
 from engine.storage.base import Storage
 
 BAD_KEYS = ["", "/etc/passwd", "../outside", "a/../../b", "a/./b", "a//b", "nul\x00byte",
@@ -21,6 +22,11 @@ def sha(data: bytes) -> str:
 
 
 class StorageContract:
+    #: user metadata as the backup tools write it on this backend (pghoard's names): S3 and
+    #: GCS keep hyphens, Azure names are C# identifiers (underscores)
+    metadata_sample: dict[str, str] = {"compression-algorithm": "snappy",
+                                       "encryption-key-id": "k-2026", "pg-version": "150004"}
+
     def test_write_then_stat_and_read(self, storage: Storage) -> None:
         info = storage.write("svc/base/1/data.bin", b"hello world")
         assert info.size == 11
@@ -110,3 +116,29 @@ class StorageContract:
         info = storage.write("empty", b"")
         assert info.size == 0
         assert storage.read_bytes("empty") == b""
+
+    def test_copy_keeps_metadata(self, storage: Storage, other_storage: Storage) -> None:
+        """User metadata, content type and encoding survive a copy on every path: the
+        backend's own (server-side where it has one), and the streaming fallback; with and
+        without a recorded SHA-256."""
+        meta = ObjectMeta.of(self.metadata_sample, "application/x-tar", "gzip")
+        data = b"tar bytes " * 500
+        storage.write("svc/base/1/data.tar.gz", data, meta=meta)
+        if not (storage.keeps_metadata and other_storage.keeps_metadata):
+            # a folder keeps no metadata: the write and its copies still hold the bytes
+            assert not storage.stat("svc/base/1/data.tar.gz").meta
+            meta = ObjectMeta()
+        assert (storage.stat("svc/base/1/data.tar.gz").meta or ObjectMeta()) == meta
+        paths = {
+            "own": lambda key, **kw: other_storage.copy_from(
+                storage, "svc/base/1/data.tar.gz", key, **kw),
+            "stream": lambda key, **kw: Storage.copy_from(
+                other_storage, storage, "svc/base/1/data.tar.gz", key, **kw),
+        }
+        for name, copy in paths.items():
+            for recorded in (sha(data), None):
+                key = f"svc/base/1/{name}-{'sha' if recorded else 'none'}.tar.gz"
+                copy(key, sha256=recorded, size=len(data))
+                copied = other_storage.stat(key)
+                assert (copied.meta or ObjectMeta()) == meta, (name, recorded)
+                assert other_storage.read_bytes(key) == data

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import io
@@ -62,13 +63,14 @@ from azure.storage.blob import (
 
 from engine.errors import (
     AccessDenied,
+    ChecksumMismatch,
     LocationMissing,
     ObjectNotFound,
     StorageError,
     Throttled,
     Unreachable,
 )
-from engine.model import ObjectInfo
+from engine.model import Digest, ObjectInfo, ObjectMeta
 from engine.storage.base import (
     CHUNK_SIZE,
     Backoff,
@@ -125,6 +127,7 @@ class AzureStorage(Storage):
     """Blobs under ``prefix`` in one container. Thread-safe: the SDK clients are."""
 
     kind = "azure"
+    keeps_metadata = True
 
     def __init__(
         self,
@@ -356,7 +359,9 @@ class AzureStorage(Storage):
                     continue
                 if props.copy is not None and props.copy.status in _INCOMPLETE_COPY:
                     continue
-                found.append(ObjectInfo(key, props.size, _utc(props.last_modified)))
+                # the listing carries Content-MD5 (when the writer set one) at no extra cost
+                found.append(ObjectInfo(key, props.size, _utc(props.last_modified),
+                                        digests=_digests_of(props)))
                 if len(found) > limit:
                     break
             return found
@@ -368,26 +373,40 @@ class AzureStorage(Storage):
 
     def stat(self, key: str) -> ObjectInfo:
         validate_key(self.name, key)
-        props = self._properties(key)
-        return ObjectInfo(key, props.size, _utc(props.last_modified))
+        return _info_of(key, self._properties(key))
 
     @contextlib.contextmanager
-    def _open(self, key: str) -> Iterator[BinaryIO]:
+    def _open(self, key: str) -> Iterator[tuple[BinaryIO, ObjectInfo]]:
         validate_key(self.name, key)
         blob = self._blob(key)
-        downloader = self._call("read", key, lambda: blob.download_blob(max_concurrency=1))
+        # decompress=False: a blob stored with Content-Encoding gzip (Barman, pghoard) is
+        # read as stored; the SDK would otherwise hand over other bytes than were hashed
+        downloader = self._call("read", key, lambda: blob.download_blob(max_concurrency=1,
+                                                                         decompress=False))
         if downloader.properties.copy.status in _INCOMPLETE_COPY:
             raise ObjectNotFound(self.name, key, "no such object (copy in progress)")
         raw = _DownloadReader(downloader.chunks(),
                               lambda exc: self._error("read", key, exc))
         with io.BufferedReader(raw, CHUNK_SIZE) as stream:
+            yield stream, _info_of(key, downloader.properties)
+
+    @contextlib.contextmanager
+    def _open_stream(self, key: str) -> Iterator[BinaryIO]:
+        with self._open(key) as (stream, _):
             yield stream
 
     def open_read(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
+        return self._open_stream(key)
+
+    def open_described(self, key: str) -> contextlib.AbstractContextManager[
+            tuple[BinaryIO, ObjectInfo]]:
+        # the download's answer carries the properties: no Get Blob Properties needed
         return self._open(key)
 
-    def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None) -> ObjectInfo:
+    def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None,
+              meta: ObjectMeta | None = None) -> ObjectInfo:
         validate_key(self.name, key)
+        metadata = meta.as_dict if meta and meta.metadata else None
         stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
         sha = hashlib.sha256()
         md5 = hashlib.md5(usedforsecurity=False)
@@ -399,10 +418,10 @@ class AzureStorage(Storage):
         if len(first) < self.block_size:
             # Everything fits one request: check the hash, then a single Put Blob.
             check_sha256(self.name, key, sha256, sha.hexdigest())
-            settings = ContentSettings(content_md5=bytearray(md5.digest()))
+            settings = _settings(meta, md5.digest())
             result = self._call("write", key, lambda: blob.upload_blob(
                 first, overwrite=True, content_settings=settings, validate_content=True,
-                max_concurrency=1, encryption_scope=scope))
+                max_concurrency=1, encryption_scope=scope, metadata=metadata))
             return ObjectInfo(key, len(first), _when(result), sha.hexdigest())
         # Staged blocks stay invisible until the block list is committed, which happens only
         # after the SHA-256 of everything staged was checked.
@@ -423,10 +442,10 @@ class AzureStorage(Storage):
             sha.update(chunk)
             md5.update(chunk)
         check_sha256(self.name, key, sha256, sha.hexdigest())
-        settings = ContentSettings(content_md5=bytearray(md5.digest()))
+        settings = _settings(meta, md5.digest())
         blocks = [BlobBlock(block_id=block_id) for block_id in block_ids]
         result = self._call("write", key, lambda: blob.commit_block_list(
-            blocks, content_settings=settings, encryption_scope=scope))
+            blocks, content_settings=settings, encryption_scope=scope, metadata=metadata))
         return ObjectInfo(key, size, _when(result), sha.hexdigest())
 
     def _block_size_for(self, index: int) -> int:
@@ -441,21 +460,52 @@ class AzureStorage(Storage):
     # -- copies ------------------------------------------------------------------------------
 
     def copy_from(self, source: Storage, source_key: str, key: str, *,
-                  sha256: str | None = None, size: int | None = None) -> CopyReport:
+                  sha256: str | None = None, size: int | None = None,
+                  digest: Digest | None = None) -> CopyReport:
         """Server-side copy from another Azure location when copy_mode is "auto"; otherwise
-        (or from another backend kind) stream the bytes through this process."""
+        (or from another backend kind) stream the bytes through this process. Either way the
+        copy keeps the blob's metadata (names as Azure spells them), content type and
+        encoding; the report carries the copy's Content-MD5 where the source has one."""
         validate_key(source.name, source_key)
         validate_key(self.name, key)
         if not isinstance(source, AzureStorage) or self.copy_mode != "auto":
-            return super().copy_from(source, source_key, key, sha256=sha256, size=size)
+            return super().copy_from(source, source_key, key, sha256=sha256, size=size,
+                                     digest=digest)
         src = source._properties(source_key)
         timeout = COPY_TIMEOUT_FIXED + self.copy_timeout_per_gib * src.size / GIB
         # The SAS outlives the copy timeout so a slow copy is abandoned by us, not by the SAS.
         url = source._read_url(source_key, timedelta(seconds=timeout + 3600))
         if self.encryption_scope:
             # Copy Blob (asynchronous) cannot set an encryption scope; Put Block From URL can.
-            return self._copy_by_blocks(url, src, key, timeout)
-        return self._copy_blob(url, src, key, timeout)
+            report = self._copy_by_blocks(url, src, key, timeout)
+        else:
+            report = self._copy_blob(url, src, key, timeout)
+        if sha256 is not None or report.verified_by == "content-md5-checked-by-service":
+            return report
+        return self._read_back(key, report, _md5(src), digest)
+
+    def _read_back(self, key: str, report: CopyReport, source_md5: bytes | None,
+                   digest: Digest | None) -> CopyReport:
+        """Copy Blob carries the source's Content-MD5 over as a property, it does not
+        compute it: equal values prove the copy finished, not its bytes. An object whose
+        layout records no SHA-256 is therefore read back once here, hashing what the
+        comparisons need: the MD5 against the source's Content-MD5 (computed when the source
+        was uploaded), a layout's digest, and a SHA-256 for later downloads."""
+        wanted = ["sha256", "md5"] + ([digest.algorithm] if digest is not None else [])
+        found = {d.algorithm: d for d in self.digests_of(key, list(dict.fromkeys(wanted)))}
+        sha = found.pop("sha256")
+        if source_md5 is None:
+            # engine.transfer compares this SHA-256 of the copy with the source's, read there
+            return dataclasses.replace(report, sha256=sha.value, verified_by="sha256-read-back",
+                                       identical_to_source=False,
+                                       digests=tuple(found.values()))
+        if found["md5"].value != source_md5.hex():
+            self._discard(self._blob(key), key)
+            raise ChecksumMismatch(self.name, key, source_md5.hex(), found["md5"].value,
+                                   algorithm="md5", against="the source's Content-MD5")
+        return dataclasses.replace(report, sha256=sha.value, identical_to_source=True,
+                                   verified_by="md5-read-back-equals-source-content-md5",
+                                   digests=tuple(found.values()))
 
     def _copy_blob(self, url: str, src: BlobProperties, key: str, timeout: float) -> CopyReport:
         blob = self._blob(key)
@@ -497,7 +547,8 @@ class AzureStorage(Storage):
             self._discard(blob, key)
             raise StorageError(self.name, key, "the copy's Content-MD5 differs from the source's")
         return CopyReport(info=info, method="server-side", sha256=None,
-                          verified_by="content-md5-equals-source", identical_to_source=True)
+                          verified_by="content-md5-equals-source", identical_to_source=True,
+                          digests=(Digest("md5", source_md5.hex()),))
 
     def _copy_by_blocks(self, url: str, src: BlobProperties, key: str,
                         timeout: float) -> CopyReport:
@@ -521,17 +572,18 @@ class AzureStorage(Storage):
                 source_length=length, source_content_md5=source_md5 if checked else None,
                 encryption_scope=scope, read_timeout=per_block))
             block_ids.append(block_id)
-        settings = ContentSettings(
-            content_md5=bytearray(source_md5) if source_md5 is not None else None,
-            content_type=src.content_settings.content_type)
+        # Put Block From URL copies bytes only: what the blob says of itself goes along here.
+        settings = _settings(_info_of(key, src).meta, source_md5)
         blocks = [BlobBlock(block_id=block_id) for block_id in block_ids]
         result = self._call("copy", key, lambda: blob.commit_block_list(
-            blocks, content_settings=settings, encryption_scope=scope))
+            blocks, content_settings=settings, encryption_scope=scope,
+            metadata=dict(src.metadata) if src.metadata else None))
         info = ObjectInfo(key, src.size, _when(result))
-        if checked:
+        if checked and source_md5 is not None:
             return CopyReport(info=info, method="server-side", sha256=None,
                               verified_by="content-md5-checked-by-service",
-                              identical_to_source=True)
+                              identical_to_source=True,
+                              digests=(Digest("md5", source_md5.hex()),))
         return CopyReport(info=info, method="server-side", sha256=None, verified_by=None)
 
     def _abandon(self, blob: BlobClient, key: str, copy_id: str) -> None:
@@ -723,6 +775,26 @@ def _error_code(exc: HttpResponseError) -> str:
 def _when(result: dict[str, Any]) -> datetime:
     moment = result.get("last_modified")
     return _utc(moment) if isinstance(moment, datetime) else datetime.now(UTC)
+
+
+def _digests_of(props: BlobProperties) -> tuple[Digest, ...]:
+    md5 = _md5(props)
+    return (Digest("md5", md5.hex()),) if md5 is not None and len(md5) == 16 else ()
+
+
+def _info_of(key: str, props: BlobProperties) -> ObjectInfo:
+    settings = props.content_settings
+    return ObjectInfo(key, props.size, _utc(props.last_modified), digests=_digests_of(props),
+                      meta=ObjectMeta.of(dict(getattr(props, "metadata", None) or {}),
+                                         settings.content_type,
+                                         getattr(settings, "content_encoding", None)))
+
+
+def _settings(meta: ObjectMeta | None, md5: bytes | None) -> ContentSettings:
+    """Content settings of a new blob: its Content-MD5 and what ``meta`` says."""
+    return ContentSettings(content_md5=bytearray(md5) if md5 is not None else None,
+                           content_type=meta.content_type or None if meta else None,
+                           content_encoding=meta.content_encoding or None if meta else None)
 
 
 def _md5(props: BlobProperties) -> bytes | None:

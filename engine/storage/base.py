@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from engine.errors import ChecksumMismatch, InvalidKey
-from engine.model import ObjectInfo
+from engine.model import Digest, ObjectInfo, ObjectMeta
+from engine.storage.digests import Hashes, hash_stream, pick
 
 #: Bytes moved per read when streaming; large enough for throughput, small enough for memory.
 CHUNK_SIZE = 1024 * 1024
@@ -45,6 +46,60 @@ class CopyReport:
     #: True when a provider checksum of the copy equals that of the source object, which proves
     #: the bytes identical without reading them back
     identical_to_source: bool = False
+    #: digests of the copy's bytes besides ``sha256``: hashed on the way (a streamed copy) or
+    #: the provider's own checksums of the copy (S3 ChecksumSHA1, GCS MD5/CRC32C, Azure
+    #: Content-MD5), for verification and for later downloads
+    digests: tuple[Digest, ...] = ()
+
+
+#: Digests a source's own stored checksum may be compared in, strongest first.
+SOURCE_DIGESTS = ("sha256", "sha1", "md5", "crc32c")
+
+
+def stored_digest(info: ObjectInfo) -> Digest | None:
+    """The strongest checksum the provider stored for an object (from a stat or a read)."""
+    for algorithm in SOURCE_DIGESTS:
+        found = pick(info.digests, algorithm)
+        if found is not None:
+            return found
+    return None
+
+
+class VerifyingStream:
+    """Passes a source's bytes to a write and hashes them; at the end of the stream, before
+    the write can make anything visible, raises ChecksumMismatch unless every digest in
+    ``checks`` matched (``against`` names what each was: the layout's, the source's)."""
+
+    def __init__(self, raw: BinaryIO, location: str, key: str,
+                 checks: Sequence[tuple[Digest, str]]) -> None:
+        self._raw = raw
+        self._location = location
+        self._key = key
+        self._checks = checks
+        self.hashes = Hashes(d.algorithm for d, _ in checks)
+        self._checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        whole = size is None or size < 0
+        data = self._raw.read(-1 if size is None or size < 0 else size)
+        self.hashes.update(data)
+        if whole or not data:
+            self.check()
+        return data
+
+    def check(self) -> None:
+        if self._checked:
+            return
+        self._checked = True
+        found = {d.algorithm: d for d in self.hashes.digests()}
+        for expected, against in self._checks:
+            actual = found[expected.algorithm]
+            if actual != expected:
+                raise ChecksumMismatch(self._location, self._key, expected.value, actual.value,
+                                       algorithm=expected.algorithm, against=against)
 
 
 def validate_key(location: str, key: str) -> str:
@@ -126,6 +181,9 @@ class Storage(ABC):
     name: str
     #: Backend kind, e.g. "local", "memory", "s3"; server-side copy needs equal kinds.
     kind: str
+    #: Whether objects here carry user metadata, a content type and encoding (ObjectMeta)
+    #: that a copy must keep; a folder on a local disk does not.
+    keeps_metadata: bool = False
 
     @abstractmethod
     def list_page(self, prefix: str = "", start_after: str | None = None,
@@ -142,10 +200,12 @@ class Storage(ABC):
         """Open an object for streaming reads; raises ObjectNotFound."""
 
     @abstractmethod
-    def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None) -> ObjectInfo:
+    def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None,
+              meta: ObjectMeta | None = None) -> ObjectInfo:
         """Store an object, visible only once complete. With ``sha256``, the bytes must hash to
-        it or nothing becomes visible and ChecksumMismatch is raised. The returned info carries
-        the SHA-256 of the bytes stored."""
+        it or nothing becomes visible and ChecksumMismatch is raised. ``meta`` is stored with
+        it where the backend keeps metadata. The returned info carries the SHA-256 of the
+        bytes stored."""
 
     @abstractmethod
     def delete(self, key: str) -> None:
@@ -167,16 +227,60 @@ class Storage(ABC):
         with self.open_read(key) as stream:
             return stream.read()
 
+    def open_described(self, key: str) -> AbstractContextManager[tuple[BinaryIO, ObjectInfo]]:
+        """Open an object for reading together with what a stat says of it (its metadata and
+        the provider's checksums of the bytes being read). Backends whose read answer carries
+        both override this to spare the stat."""
+        return self._described(key)
+
+    @contextlib.contextmanager
+    def _described(self, key: str) -> Iterator[tuple[BinaryIO, ObjectInfo]]:
+        info = self.stat(key)
+        with self.open_read(key) as stream:
+            yield stream, info
+
     def copy_from(self, source: Storage, source_key: str, key: str, *,
-                  sha256: str | None = None, size: int | None = None) -> CopyReport:
+                  sha256: str | None = None, size: int | None = None,
+                  digest: Digest | None = None) -> CopyReport:
         """Copy ``source_key`` of ``source`` here as ``key`` (``size``: its expected size,
-        which spares a server-side copy a lookup). This default streams the bytes through
-        this process and hashes them; backends override it with a server-side copy where the
-        provider can do one."""
-        with source.open_read(source_key) as stream:
-            info = self.write(key, stream, sha256=sha256)
-        return CopyReport(info=info, method="stream", sha256=info.sha256,
-                          verified_by="sha256-streamed")
+        which spares a server-side copy a lookup), keeping its metadata. This default streams
+        the bytes through this process and hashes them; backends override it with a
+        server-side copy where the provider can do one.
+
+        Without ``sha256``, the bytes are checked on the way against ``digest`` (what the
+        layout records) and against the source's own stored checksum where the provider
+        has one, so a copy that differs never becomes visible."""
+        if sha256 is not None and not (source.keeps_metadata and self.keeps_metadata):
+            # btar's own layouts between plain stores: the original path, one read.
+            with source.open_read(source_key) as stream:
+                info = self.write(key, stream, sha256=sha256)
+            return CopyReport(info=info, method="stream", sha256=info.sha256,
+                              verified_by="sha256-streamed")
+        with source.open_described(source_key) as (stream, described):
+            checks: list[tuple[Digest, str]] = []
+            stored = stored_digest(described) if sha256 is None else None
+            if sha256 is None and digest is not None:
+                checks.append((digest, "the recorded"))
+            if stored is not None:
+                checks.append((stored, "the source's stored"))
+            verifying = VerifyingStream(stream, self.name, key, checks)
+            meta = described.meta if self.keeps_metadata else None
+            info = self.write(key, verifying, sha256=sha256, meta=meta)  # type: ignore[arg-type]
+            try:
+                verifying.check()  # a writer that stopped at the expected size saw no end
+            except ChecksumMismatch:
+                self.delete(key)  # this copy's own bytes, never the source's
+                raise
+        hashed = verifying.hashes.digests()
+        if sha256 is not None:
+            how = "sha256-streamed"
+        else:
+            how = "+".join([f"{digest.algorithm}-streamed"] if digest is not None else []) \
+                or "sha256-streamed"
+            if stored is not None:
+                how += f"+{stored.algorithm}-equals-source"
+        return CopyReport(info=info, method="stream", sha256=info.sha256, verified_by=how,
+                          identical_to_source=stored is not None, digests=hashed)
 
     def sha256_of(self, key: str) -> str:
         """Read an object back and hash it (the verification of last resort)."""
@@ -185,6 +289,11 @@ class Storage(ABC):
             while chunk := stream.read(CHUNK_SIZE):
                 digest.update(chunk)
         return digest.hexdigest()
+
+    def digests_of(self, key: str, algorithms: Sequence[str]) -> tuple[Digest, ...]:
+        """Read an object back once and compute each digest of ``algorithms``."""
+        with self.open_read(key) as stream:
+            return hash_stream(stream, algorithms)
 
     def deferred(self) -> AbstractContextManager[None]:
         """Writes this thread makes inside become visible and durable only with commit(), so

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from typing import BinaryIO
 
 from engine.errors import Throttled, Unreachable
-from engine.model import ObjectInfo
+from engine.model import Digest, ObjectInfo, ObjectMeta
 from engine.storage.base import CopyReport, ListPage, Storage
 
 
@@ -32,6 +32,7 @@ class FaultyStorage(Storage):
         self.inner = inner
         self.name = inner.name
         self.kind = inner.kind
+        self.keeps_metadata = inner.keeps_metadata
         self.unreachable = False
         #: raise InjectedCrash on the write/copy after this many more have succeeded
         self.crash_after: int | None = None
@@ -115,6 +116,21 @@ class FaultyStorage(Storage):
             return self._reset_midway(key)
         return self.inner.open_read(key)
 
+    def open_described(self, key: str) -> AbstractContextManager[tuple[BinaryIO, ObjectInfo]]:
+        # one call, as the inner backend's own (a stat and a read would count twice)
+        self._check(key)
+        if self.fail_reads(key) or self.reset_reads(key):
+            return self._described_with_faults(key)
+        return self.inner.open_described(key)
+
+    @contextlib.contextmanager
+    def _described_with_faults(self, key: str) -> Iterator[tuple[BinaryIO, ObjectInfo]]:
+        info = self.inner.stat(key)
+        if self.fail_reads(key):
+            raise Unreachable(self.name, key, "injected failure while reading")
+        with self._reset_midway(key) as stream:
+            yield stream, info
+
     @contextlib.contextmanager
     def _reset_midway(self, key: str) -> Iterator[BinaryIO]:
         data = self.inner.read_bytes(key)
@@ -122,10 +138,11 @@ class FaultyStorage(Storage):
             self._count("reset")
         yield _ResettingReader(data[:len(data) // 2], self.name, key)  # type: ignore[misc]
 
-    def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None) -> ObjectInfo:
+    def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None,
+              meta: ObjectMeta | None = None) -> ObjectInfo:
         self._check(key)
         self._count_write()
-        return self.inner.write(key, data, sha256=sha256)
+        return self.inner.write(key, data, sha256=sha256, meta=meta)
 
     def delete(self, key: str) -> None:
         self._check(key)
@@ -141,7 +158,8 @@ class FaultyStorage(Storage):
         self.inner.close()
 
     def copy_from(self, source: Storage, source_key: str, key: str, *,
-                  sha256: str | None = None, size: int | None = None) -> CopyReport:
+                  sha256: str | None = None, size: int | None = None,
+                  digest: Digest | None = None) -> CopyReport:
         self._check(key)
         self._count_write()
         delay = self.transfer_time(size or 0)
@@ -170,7 +188,7 @@ class FaultyStorage(Storage):
                 return CopyReport(info, "stream", info.sha256, "sha256-streamed")
             source._check(source_key)
         return self.inner.copy_from(inner_source, source_key, key, sha256=sha256,
-                                    size=size)
+                                    size=size, digest=digest)
 
 
 class _ResettingReader(io.RawIOBase):

@@ -57,7 +57,7 @@ from engine.errors import (
     Throttled,
     Unreachable,
 )
-from engine.model import ObjectInfo
+from engine.model import Digest, ObjectInfo, ObjectMeta
 from engine.storage.base import (
     CHUNK_SIZE,
     Backoff,
@@ -68,6 +68,7 @@ from engine.storage.base import (
     validate_key,
     validate_prefix,
 )
+from engine.storage.digests import from_base64
 
 if TYPE_CHECKING:
     from engine.storage.locations import GcsLocation
@@ -424,6 +425,28 @@ class _Reader:
         self._buffer = b""
 
 
+def _digests_of(blob: Any) -> tuple[Digest, ...]:
+    """The MD5 (absent for composite objects) and CRC32C GCS stored of an object."""
+    found = (from_base64("md5", blob.md5_hash), from_base64("crc32c", blob.crc32c))
+    return tuple(d for d in found if d is not None)
+
+
+def _info_of(key: str, blob: Any) -> ObjectInfo:
+    return ObjectInfo(key=key, size=int(blob.size or 0), last_modified=_utc(blob.updated),
+                      digests=_digests_of(blob),
+                      meta=ObjectMeta.of(blob.metadata, blob.content_type,
+                                         blob.content_encoding))
+
+
+@contextlib.contextmanager
+def _closing_described(reader: _Reader,
+                       info: ObjectInfo) -> Iterator[tuple[BinaryIO, ObjectInfo]]:
+    try:
+        yield cast(BinaryIO, reader), info
+    finally:
+        reader.close()
+
+
 @contextlib.contextmanager
 def _closing(reader: _Reader) -> Iterator[BinaryIO]:
     try:
@@ -436,6 +459,7 @@ class GcsStorage(Storage):
     """A bucket and prefix of Google Cloud Storage; safe to share between threads."""
 
     kind = "gcs"
+    keeps_metadata = True
 
     def __init__(
         self,
@@ -668,8 +692,10 @@ class GcsStorage(Storage):
                 if len(objects) == limit:
                     more = True
                     break
+                # the listing carries the stored MD5 and CRC32C at no extra cost
                 objects.append(ObjectInfo(key=key, size=int(blob.size or 0),
-                                          last_modified=_utc(blob.updated)))
+                                          last_modified=_utc(blob.updated),
+                                          digests=_digests_of(blob)))
             if not token:
                 break
         return ListPage(tuple(objects), objects[-1].key if more else None)
@@ -685,17 +711,30 @@ class GcsStorage(Storage):
 
     def stat(self, key: str) -> ObjectInfo:
         blob = self._get(key)
-        return ObjectInfo(key=key, size=int(blob.size or 0), last_modified=_utc(blob.updated))
+        return _info_of(key, blob)
 
     def open_read(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
         return _closing(_Reader(self, key, self._get(key)))
 
-    def _new_blob(self, full: str) -> Any:
-        return self.bucket.blob(full, kms_key_name=self.kms_key_name)
+    def open_described(self, key: str) -> contextlib.AbstractContextManager[
+            tuple[BinaryIO, ObjectInfo]]:
+        # a read looks the object up first anyway: its answer describes the generation read
+        blob = self._get(key)
+        return _closing_described(_Reader(self, key, blob), _info_of(key, blob))
 
-    def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None) -> ObjectInfo:
+    def _new_blob(self, full: str, meta: ObjectMeta | None = None) -> Any:
+        blob = self.bucket.blob(full, kms_key_name=self.kms_key_name)
+        if meta:
+            # sent with the upload (its object resource), so the object is born with them
+            blob.metadata = meta.as_dict or None
+            blob.content_type = meta.content_type or _OCTET
+            blob.content_encoding = meta.content_encoding or None
+        return blob
+
+    def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None,
+              meta: ObjectMeta | None = None) -> ObjectInfo:
         try:
-            return self._write(key, data, sha256)
+            return self._write(key, data, sha256, meta)
         except ObjectNotFound as error:
             raise self._unless_bucket_missing(key, error) from None
 
@@ -711,7 +750,8 @@ class GcsStorage(Storage):
             return error
         return LocationMissing(self.name, key, f"bucket {self.bucket_name} does not exist")
 
-    def _write(self, key: str, data: BinaryIO | bytes, sha256: str | None) -> ObjectInfo:
+    def _write(self, key: str, data: BinaryIO | bytes, sha256: str | None,
+               meta: ObjectMeta | None) -> ObjectInfo:
         full = self.full_key(key)
         stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
         hashes = _Hashes()
@@ -720,19 +760,21 @@ class GcsStorage(Storage):
         hashes.update(first)
         if len(first) <= self.upload_chunk_size:
             check_sha256(self.name, key, sha256, hashes.sha256.hexdigest())
-            stored = self._upload_whole(key, full, first)
+            stored = self._upload_whole(key, full, first, meta)
         else:
-            stored = self._upload_resumable(key, full, stream, first, hashes, sha256)
+            stored = self._upload_resumable(key, full, stream, first, hashes, sha256, meta)
         self._check_stored(key, stored, hashes)
         return ObjectInfo(key=key, size=hashes.size, last_modified=stored.updated,
                           sha256=hashes.sha256.hexdigest())
 
-    def _upload_whole(self, key: str, full: str, data: bytes) -> _Stored:
-        blob = self._new_blob(full)
+    def _upload_whole(self, key: str, full: str, data: bytes,
+                      meta: ObjectMeta | None) -> _Stored:
+        blob = self._new_blob(full, meta)
+        content_type = (meta.content_type if meta else "") or _OCTET
 
         def upload() -> None:
             # checksum="md5": the service refuses the upload if the bytes arrive altered
-            blob.upload_from_file(io.BytesIO(data), size=len(data), content_type=_OCTET,
+            blob.upload_from_file(io.BytesIO(data), size=len(data), content_type=content_type,
                                   checksum="md5", retry=None, timeout=self.timeout)
 
         self.call(key, upload)
@@ -764,12 +806,15 @@ class GcsStorage(Storage):
     # --- resumable uploads --------------------------------------------------------------------
 
     def _upload_resumable(self, key: str, full: str, stream: BinaryIO, buffer: bytes,
-                          hashes: _Hashes, sha256: str | None) -> _Stored:
+                          hashes: _Hashes, sha256: str | None,
+                          meta: ObjectMeta | None) -> _Stored:
         """Send chunks as they are read, keeping one byte of look-ahead to know which chunk is
         the last; the last is sent only after the SHA-256 check. At most two chunks in memory."""
-        blob = self._new_blob(full)
+        blob = self._new_blob(full, meta)
+        content_type = (meta.content_type if meta else "") or _OCTET
         url: str = self.call(key, lambda: blob.create_resumable_upload_session(
-            content_type=_OCTET, size=None, checksum=None, retry=None, timeout=self.timeout))
+            content_type=content_type, size=None, checksum=None, retry=None,
+            timeout=self.timeout))
         chunk = self.upload_chunk_size
         offset = 0
         try:
@@ -864,41 +909,60 @@ class GcsStorage(Storage):
     # --- server-side copy -------------------------------------------------------------------
 
     def copy_from(self, source: Storage, source_key: str, key: str, *,
-                  sha256: str | None = None, size: int | None = None) -> CopyReport:
+                  sha256: str | None = None, size: int | None = None,
+                  digest: Digest | None = None) -> CopyReport:
         """Server-side copy (rewrite) from another GcsStorage of the same service; other
         sources, or copy_mode "stream", stream the bytes through this process. A rewrite does
         not hash the bytes: ``sha256`` is not checked here; the report says what was verified
-        (CRC32C and MD5 of the copy against the source's)."""
+        (CRC32C and MD5 of the copy against the source's) and carries the copy's MD5 and
+        CRC32C. A rewrite keeps the object's metadata, content type and encoding.
+
+        With a ``digest`` GCS reports itself (MD5 or CRC32C: the source's from the listing),
+        the rewrite is not pinned to a generation looked up first: engine.transfer compares
+        the copy's checksum with the listed one, which also catches a source rewritten since
+        the listing."""
         if not isinstance(source, GcsStorage) or self.copy_mode != "auto" \
                 or source.endpoint != self.endpoint:
-            return super().copy_from(source, source_key, key, sha256=sha256, size=size)
+            return super().copy_from(source, source_key, key, sha256=sha256, size=size,
+                                     digest=digest)
         full = self.full_key(key)
-        original = source._get(source_key)
+        listed = sha256 is None and digest is not None and digest.algorithm in ("md5", "crc32c")
+        original = None if listed else source._get(source_key)
         # pin the generation that was looked at: its checksums are the ones compared below
-        pinned = source.bucket.blob(original.name, generation=original.generation)
+        pinned = source.bucket.blob(source.full_key(source_key)) if original is None \
+            else source.bucket.blob(original.name, generation=original.generation)
         destination = _RewriteTarget(full, self.bucket, kms_key_name=self.kms_key_name,
                                      max_bytes_per_call=self.rewrite_chunk_bytes)
         try:
             rewrite_until_done(destination, pinned, call=lambda op: self.call(key, op),
                                timeout=self.timeout, location=self.name, key=key)
         except ObjectNotFound as error:
-            raise self._unless_bucket_missing(key, error) from None
-        size = int(destination.size or 0)
-        info = ObjectInfo(key=key, size=size, last_modified=_utc(destination.updated))
-        if size != int(original.size or 0):
+            found = self._unless_bucket_missing(key, error)
+            if found is error and original is None:
+                # an unpinned rewrite's 404 is about the source object
+                raise ObjectNotFound(source.name, source_key, "no such object") from None
+            raise found from None
+        copied = int(destination.size or 0)
+        info = _info_of(key, destination)
+        if original is None:
+            return CopyReport(info=info, method="server-side", sha256=None, verified_by=None,
+                              digests=info.digests)
+        if copied != int(original.size or 0):
             self._delete_generation(key, destination.generation)
-            raise StorageError(self.name, key, f"server-side copy holds {size} bytes, the "
+            raise StorageError(self.name, key, f"server-side copy holds {copied} bytes, the "
                                f"source {original.size}; the copy was removed")
         same = checksums_match(original, destination)
         if same is None:
-            return CopyReport(info=info, method="server-side", sha256=None, verified_by=None)
+            return CopyReport(info=info, method="server-side", sha256=None, verified_by=None,
+                              digests=info.digests)
         if not same:
             self._delete_generation(key, destination.generation)
             raise StorageError(self.name, key, f"server-side copy holds CRC32C/MD5 "
                                f"{destination.crc32c}/{destination.md5_hash}, the source "
                                f"{original.crc32c}/{original.md5_hash}; the copy was removed")
         return CopyReport(info=info, method="server-side", sha256=None,
-                          verified_by=VERIFIED_CRC32C_MD5, identical_to_source=True)
+                          verified_by=VERIFIED_CRC32C_MD5, identical_to_source=True,
+                          digests=info.digests)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -26,7 +26,7 @@ from engine.errors import (
     StorageError,
     Unreachable,
 )
-from engine.model import ObjectInfo
+from engine.model import ObjectInfo, ObjectMeta
 from engine.storage.base import (
     TEMP_MARKER,
     ListPage,
@@ -233,7 +233,9 @@ class LocalStorage(Storage):
     def open_read(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
         return self._open(key)
 
-    def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None) -> ObjectInfo:
+    def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None,
+              meta: ObjectMeta | None = None) -> ObjectInfo:
+        # A file keeps no metadata (keeps_metadata is False): ``meta`` has nowhere to go.
         path = self._path(key)
         stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
         with self._lock:

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import BinaryIO
 
 from engine.errors import ObjectNotFound
-from engine.model import ObjectInfo
+from engine.model import ObjectInfo, ObjectMeta
 from engine.storage.base import ListPage, Storage, check_sha256, validate_key, validate_prefix
 
 
@@ -26,12 +26,14 @@ class _Blob:
     data: bytes
     modified: datetime
     sha256: str
+    meta: ObjectMeta | None = None
 
 
 class MemoryStorage(Storage):
     """A sorted dict of objects guarded by a lock."""
 
     kind = "memory"
+    keeps_metadata = True
 
     def __init__(self, name: str = "memory", clock: Callable[[], datetime] = _wall_clock) -> None:
         self.name = f"memory://{name}"
@@ -67,7 +69,7 @@ class MemoryStorage(Storage):
             blob = self._blobs.get(key)
         if blob is None:
             raise ObjectNotFound(self.name, key, "no such object")
-        return ObjectInfo(key, len(blob.data), blob.modified)
+        return ObjectInfo(key, len(blob.data), blob.modified, meta=blob.meta or ObjectMeta())
 
     @contextlib.contextmanager
     def _open(self, key: str) -> Iterator[BinaryIO]:
@@ -81,12 +83,28 @@ class MemoryStorage(Storage):
     def open_read(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
         return self._open(key)
 
-    def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None) -> ObjectInfo:
+    @contextlib.contextmanager
+    def _open_described(self, key: str) -> Iterator[tuple[BinaryIO, ObjectInfo]]:
+        validate_key(self.name, key)
+        with self._lock:
+            blob = self._blobs.get(key)
+        if blob is None:
+            raise ObjectNotFound(self.name, key, "no such object")
+        yield io.BytesIO(blob.data), ObjectInfo(key, len(blob.data), blob.modified,
+                                                meta=blob.meta or ObjectMeta())
+
+    def open_described(self, key: str) -> contextlib.AbstractContextManager[
+            tuple[BinaryIO, ObjectInfo]]:
+        # one lookup gives the bytes and their description together
+        return self._open_described(key)
+
+    def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None,
+              meta: ObjectMeta | None = None) -> ObjectInfo:
         validate_key(self.name, key)
         payload = data if isinstance(data, bytes) else data.read()
         actual = hashlib.sha256(payload).hexdigest()
         check_sha256(self.name, key, sha256, actual)
-        blob = _Blob(payload, self._clock(), actual)
+        blob = _Blob(payload, self._clock(), actual, meta)
         with self._lock:
             if key not in self._blobs:
                 bisect.insort(self._keys, key)
@@ -104,4 +122,5 @@ class MemoryStorage(Storage):
         with self._lock:
             blob = self._blobs[key]
             data = bytes([blob.data[0] ^ 0xFF]) + blob.data[1:] if blob.data else b"\x00"
-            self._blobs[key] = _Blob(data, blob.modified, hashlib.sha256(data).hexdigest())
+            self._blobs[key] = _Blob(data, blob.modified, hashlib.sha256(data).hexdigest(),
+                                     blob.meta)

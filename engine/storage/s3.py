@@ -23,12 +23,10 @@ import contextlib
 import hashlib
 import io
 import logging
-import math
 import random
 import re
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
 from urllib.parse import unquote, urlsplit
 
@@ -56,7 +54,7 @@ from engine.errors import (
     Throttled,
     Unreachable,
 )
-from engine.model import ObjectInfo
+from engine.model import Digest, ObjectInfo, ObjectMeta
 from engine.storage.base import (
     CHUNK_SIZE,
     Backoff,
@@ -67,26 +65,28 @@ from engine.storage.base import (
     validate_key,
     validate_prefix,
 )
+from engine.storage.digests import from_base64
+from engine.storage.s3_copy import (
+    MAX_PART,
+    MAX_PARTS,
+    MIN_PART,
+    _etag_hex,
+    _md5_etag,
+    _meta_args,
+    _meta_of,
+    _utc,
+    copy_recorded,
+    copy_unrecorded,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import CompletedPartTypeDef, CopySourceTypeDef
+    from mypy_boto3_s3.type_defs import CompletedPartTypeDef
 
     from engine.storage.locations import S3Location
 
 _T = TypeVar("_T")
 _log = logging.getLogger(__name__)
-
-#: S3 limits: at most 10,000 parts, each but the last at least 5 MiB, at most 5 GiB.
-MAX_PARTS = 10_000
-MIN_PART = 5 * 1024**2
-MAX_PART = 5 * 1024**3
-#: ``verified_by`` of a single CopyObject whose MD5 ETag equals the source's.
-VERIFIED_ETAG_MD5 = "etag-md5-equals-source"
-#: the SHA-256 S3 computed of the copy's bytes (CopyObject with ChecksumAlgorithm)
-VERIFIED_S3_SHA256 = "s3-checksum-sha256"
-#: error codes of S3-compatible services that do not compute checksums on copy
-_NO_CHECKSUM_CODES = ("InvalidArgument", "NotImplemented", "InvalidRequest")
 
 #: Seconds to wait for a TCP connection. A reachable endpoint accepts in milliseconds; 10 s
 #: rides out a congested network, and an endpoint that drops packets is Unreachable after
@@ -123,7 +123,6 @@ _DENIED_CODES = frozenset({
 #: codes S3 gives a 401/403 without a body (HEAD requests)
 _BARE_DENIED_CODES = frozenset({"", "401", "403", "Forbidden", "Unauthorized"})
 _NO_CREDENTIALS = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)
-_MD5_ETAG = re.compile(r'"?[0-9a-fA-F]{32}"?')
 
 # The outcomes of a failed call, decided by _classify.
 _THROTTLE, _TRANSIENT, _NETWORK, _TIMEOUT, _DENIED, _FINAL = (
@@ -199,17 +198,6 @@ def _install_log_redaction() -> None:
             logger.addFilter(_FILTER)
 
 
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _md5_etag(etag: str | None, encryption: str | None) -> bool:
-    """Whether an ETag is the MD5 of the bytes: single-part, not SSE-KMS / DSSE-KMS / SSE-C."""
-    if etag is None or not _MD5_ETAG.fullmatch(etag):
-        return False
-    return encryption is None or encryption == "AES256"
-
-
 class _Reader:
     """A GetObject body that resumes with a ranged, If-Match GET after a broken connection."""
 
@@ -270,6 +258,7 @@ class S3Storage(Storage):
     """A bucket and prefix in one region; safe to share between threads (one boto3 client)."""
 
     kind = "s3"
+    keeps_metadata = True
 
     def __init__(
         self,
@@ -511,19 +500,42 @@ class S3Storage(Storage):
                 break
         return ListPage(tuple(objects), last if truncated else None)
 
-    def _head(self, key: str) -> Any:
+    def _head(self, key: str, *, checksums: bool = False) -> Any:
+        """HeadObject; with ``checksums``, the object's stored full-object checksums too."""
         full = self.full_key(key)
-        return self.call(key, lambda: self.client.head_object(Bucket=self.bucket, Key=full))
+        extra: dict[str, Any] = {"ChecksumMode": "ENABLED"} if checksums else {}
+        return self.call(key, lambda: self.client.head_object(Bucket=self.bucket, Key=full,
+                                                              **extra))
 
     def stat(self, key: str) -> ObjectInfo:
-        head = self._head(key)
-        return ObjectInfo(key=key, size=head["ContentLength"],
-                          last_modified=_utc(head["LastModified"]))
+        return _described(key, self._head(key))
+
+    def _head_or_missing(self, key: str) -> Any:
+        """HeadObject with checksums; a 404 (a HEAD answer has no body to tell a missing
+        object from a missing bucket) asks whether the bucket exists, as a copy's would."""
+        try:
+            return self._head(key, checksums=True)
+        except ObjectNotFound:
+            try:
+                self.call(key, lambda: self.client.head_bucket(Bucket=self.bucket))
+            except (ObjectNotFound, LocationMissing):
+                raise LocationMissing(self.name, key,
+                                      f"bucket {self.bucket} does not exist") from None
+            except StorageError:
+                pass  # the object's absence is what is known
+            raise
 
     def open_read(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
         full = self.full_key(key)
         response = self.call(key, lambda: self.client.get_object(Bucket=self.bucket, Key=full))
         return _closing(_Reader(self, key, response))
+
+    def open_described(self, key: str) -> contextlib.AbstractContextManager[
+            tuple[BinaryIO, ObjectInfo]]:
+        # GetObject answers with the metadata and the ETag: no HeadObject needed.
+        full = self.full_key(key)
+        response = self.call(key, lambda: self.client.get_object(Bucket=self.bucket, Key=full))
+        return _described_reader(_Reader(self, key, response), _described(key, response))
 
     def _read_part(self, stream: BinaryIO, digest: Any, buffer: io.BytesIO) -> int:
         """Fill ``buffer`` with up to one part of ``stream``; returns its length."""
@@ -539,7 +551,8 @@ class S3Storage(Storage):
             filled += len(chunk)
         return filled
 
-    def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None) -> ObjectInfo:
+    def write(self, key: str, data: BinaryIO | bytes, *, sha256: str | None = None,
+              meta: ObjectMeta | None = None) -> ObjectInfo:
         full = self.full_key(key)
         stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
         digest = hashlib.sha256()
@@ -552,12 +565,12 @@ class S3Storage(Storage):
             def put() -> Any:
                 buffer.seek(0)
                 return self.client.put_object(Bucket=self.bucket, Key=full, Body=buffer,
-                                              ContentMD5=md5, **self._sse())
+                                              ContentMD5=md5, **self._sse(), **_meta_args(meta))
 
             self.call(key, put)
             total = size
         else:
-            total = self._multipart_write(key, full, stream, digest, buffer, size, sha256)
+            total = self._multipart_write(key, full, stream, digest, buffer, size, sha256, meta)
         head = self._head(key)
         if head["ContentLength"] != total:
             raise StorageError(self.name, key, f"stored {head['ContentLength']} bytes, "
@@ -566,10 +579,11 @@ class S3Storage(Storage):
                           sha256=digest.hexdigest())
 
     def _multipart_write(self, key: str, full: str, stream: BinaryIO, digest: Any,
-                         buffer: io.BytesIO, size: int, sha256: str | None) -> int:
+                         buffer: io.BytesIO, size: int, sha256: str | None,
+                         meta: ObjectMeta | None) -> int:
         """Upload parts as they are read; complete only once the SHA-256 matched."""
         created = self.call(key, lambda: self.client.create_multipart_upload(
-            Bucket=self.bucket, Key=full, **self._sse()))
+            Bucket=self.bucket, Key=full, **self._sse(), **_meta_args(meta)))
         upload_id = created["UploadId"]
         parts: list[CompletedPartTypeDef] = []
         total = 0
@@ -618,16 +632,21 @@ class S3Storage(Storage):
     # --- server-side copy -------------------------------------------------------------------
 
     def copy_from(self, source: Storage, source_key: str, key: str, *,
-                  sha256: str | None = None, size: int | None = None) -> CopyReport:
+                  sha256: str | None = None, size: int | None = None,
+                  digest: Digest | None = None) -> CopyReport:
         """Server-side copy from another S3Storage of the same service (CopyObject, or
         UploadPartCopy above ``multipart_threshold``); other sources, or copy_mode "stream",
         stream the bytes through this process. A server-side copy does not hash the bytes:
-        ``sha256`` is not checked here, the report says what was verified."""
+        ``sha256`` is not checked here, the report says what was verified. Metadata, content
+        type and encoding go with the copy (MetadataDirective COPY)."""
         if not isinstance(source, S3Storage) or self.copy_mode != "auto" \
                 or source.endpoint_url != self.endpoint_url:
-            return super().copy_from(source, source_key, key, sha256=sha256, size=size)
+            return super().copy_from(source, source_key, key, sha256=sha256, size=size,
+                                     digest=digest)
         try:
-            return self._copy_server_side(source, source_key, key, size)
+            if sha256 is None:
+                return copy_unrecorded(self, source, source_key, key, size, digest)
+            return copy_recorded(self, source, source_key, key, size)
         except LocationMissing as error:
             if error.location == f"s3://{source.bucket}" != f"s3://{self.bucket}":
                 # the source's bucket is gone, not this one: a fault of the source's side
@@ -635,117 +654,36 @@ class S3Storage(Storage):
                                       f"bucket {source.bucket} does not exist") from None
             raise
 
-    def _copy_server_side(self, source: S3Storage, source_key: str, key: str,
-                          size: int | None) -> CopyReport:
-        full = self.full_key(key)
-        copy_source: CopySourceTypeDef = {"Bucket": source.bucket,
-                                          "Key": source.full_key(source_key)}
-        if size is not None and size <= self.multipart_threshold and self._copy_checksums:
-            # One request: S3 hashes the copy itself, so no lookup, no read-back.
-            report = self._copy_checksummed(key, full, copy_source, size)
-            if report is not None:
-                return report
-        head = source._head(source_key)
-        if head["ContentLength"] <= self.multipart_threshold:
-            return self._copy_single(key, full, copy_source, head)
-        return self._copy_multipart(key, full, copy_source, head)
-
-    def _copy_checksummed(self, key: str, full: str, copy_source: CopySourceTypeDef,
-                          size: int) -> CopyReport | None:
-        """CopyObject asking S3 for the SHA-256 of the copy's bytes (a full-object checksum,
-        since a copy up to 5 GiB is one part). None when the provider computes no such
-        checksum; the caller then copies the older way."""
-        def copy() -> Any:
-            try:
-                return self.client.copy_object(
-                    Bucket=self.bucket, Key=full, CopySource=copy_source,
-                    MetadataDirective="COPY", ChecksumAlgorithm="SHA256", **self._sse())
-            except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in _NO_CHECKSUM_CODES:
-                    return None  # an S3-compatible service without checksums
-                raise
-
-        response = self.call(key, copy)
-        checksum = response and response["CopyObjectResult"].get("ChecksumSHA256")
-        if not checksum:
-            self._copy_checksums = False
-            return None
-        result = response["CopyObjectResult"]
-        info = ObjectInfo(key=key, size=size,
-                          last_modified=_utc(result.get("LastModified", datetime.now(UTC))))
-        return CopyReport(info=info, method="server-side",
-                          sha256=base64.b64decode(checksum).hex(),
-                          verified_by=VERIFIED_S3_SHA256)
-
-    def _copy_single(self, key: str, full: str, copy_source: CopySourceTypeDef,
-                     head: Any) -> CopyReport:
-        source_etag: str = head["ETag"]
-        response = self.call(key, lambda: self.client.copy_object(
-            Bucket=self.bucket, Key=full, CopySource=copy_source,
-            CopySourceIfMatch=source_etag, MetadataDirective="COPY",
-            **self._sse()))
-        result = response["CopyObjectResult"]
-        etag = result.get("ETag")
-        info = ObjectInfo(key=key, size=head["ContentLength"],
-                          last_modified=_utc(result.get("LastModified", datetime.now(UTC))))
-        comparable = (_md5_etag(source_etag, head.get("ServerSideEncryption"))
-                      and _md5_etag(etag, response.get("ServerSideEncryption"))
-                      and not self.sse_kms_key_id)
-        if not comparable:
-            return CopyReport(info=info, method="server-side", sha256=None, verified_by=None)
-        if etag != source_etag:
-            # Two MD5s of what must be the same bytes (If-Match pinned the source) differ.
-            with contextlib.suppress(StorageError):
-                self.delete(key)
-            raise StorageError(self.name, key, f"server-side copy holds MD5 {etag}, the source "
-                               f"{source_etag}; the copy was removed")
-        return CopyReport(info=info, method="server-side", sha256=None,
-                          verified_by=VERIFIED_ETAG_MD5, identical_to_source=True)
-
-    def _copy_multipart(self, key: str, full: str, copy_source: CopySourceTypeDef,
-                        head: Any) -> CopyReport:
-        size: int = head["ContentLength"]
-        source_etag: str = head["ETag"]
-        part = min(MAX_PART, max(self.part_size, math.ceil(size / MAX_PARTS)))
-        extra: dict[str, Any] = dict(self._sse())
-        if head.get("ContentType"):
-            extra["ContentType"] = head["ContentType"]
-        if head.get("Metadata"):
-            extra["Metadata"] = head["Metadata"]
-        created = self.call(key, lambda: self.client.create_multipart_upload(
-            Bucket=self.bucket, Key=full, **extra))
-        upload_id = created["UploadId"]
-        parts: list[CompletedPartTypeDef] = []
-        try:
-            for number, offset in enumerate(range(0, size, part), start=1):
-                last = min(offset + part, size) - 1
-
-                def copy_part(n: int = number, a: int = offset, b: int = last) -> Any:
-                    return self.client.upload_part_copy(
-                        Bucket=self.bucket, Key=full, UploadId=upload_id, PartNumber=n,
-                        CopySource=copy_source, CopySourceRange=f"bytes={a}-{b}",
-                        CopySourceIfMatch=source_etag)
-
-                response = self.call(key, copy_part)
-                parts.append({"PartNumber": number,
-                              "ETag": response["CopyPartResult"]["ETag"]})
-            self.call(key, lambda: self.client.complete_multipart_upload(
-                Bucket=self.bucket, Key=full, UploadId=upload_id,
-                MultipartUpload={"Parts": parts}))
-        except BaseException:
-            self._abort(key, full, upload_id)
-            raise
-        stored = self._head(key)
-        if stored["ContentLength"] != size:
-            raise StorageError(self.name, key, f"multipart copy holds {stored['ContentLength']} "
-                               f"bytes, the source {size}")
-        info = ObjectInfo(key=key, size=size, last_modified=_utc(stored["LastModified"]))
-        # A multipart ETag is no MD5 of the bytes: the engine reads the copy back to verify it.
-        return CopyReport(info=info, method="server-side", sha256=None, verified_by=None)
-
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.client.close()
+
+
+def _described(key: str, answer: Any) -> ObjectInfo:
+    """What a HeadObject or GetObject answer says of an object: its size, metadata and the
+    digests S3 stored (a single-part MD5 ETag; full-object checksums when asked for)."""
+    digests: list[Digest] = []
+    if answer.get("ChecksumType", "FULL_OBJECT") == "FULL_OBJECT":
+        for name in ("sha256", "sha1"):
+            found = from_base64(name, answer.get(f"Checksum{name.upper()}"))
+            if found is not None:
+                digests.append(found)
+    # an object encrypted with a customer key (SSE-C) has an ETag that is no MD5 either
+    if _md5_etag(answer.get("ETag"), answer.get("ServerSideEncryption")) \
+            and not answer.get("SSECustomerAlgorithm"):
+        digests.append(Digest("md5", _etag_hex(answer["ETag"])))
+    return ObjectInfo(key=key, size=answer["ContentLength"],
+                      last_modified=_utc(answer["LastModified"]), digests=tuple(digests),
+                      meta=_meta_of(answer))
+
+
+@contextlib.contextmanager
+def _described_reader(reader: _Reader,
+                      info: ObjectInfo) -> Iterator[tuple[BinaryIO, ObjectInfo]]:
+    try:
+        yield cast(BinaryIO, reader), info
+    finally:
+        reader.close()
 
 
 def _md5_b64(buffer: io.BytesIO) -> str:

@@ -96,6 +96,10 @@ def blob_props(server: Azurite, store: AzureStorage, key: str) -> Any:
 
 
 class TestAzureContract(StorageContract):
+    # Azure metadata names are C# identifiers: what rohmu (pghoard) writes there
+    metadata_sample = {"compression_algorithm": "snappy", "encryption_key_id": "k-2026",
+                       "pg_version": "150004"}
+
     @pytest.fixture
     def storage(self, make_storage: MakeStorage) -> AzureStorage:
         return make_storage("acct1", "backups/eu")
@@ -146,10 +150,15 @@ def test_copy_md5_is_the_source_property_not_a_recomputed_hash(
     bogus = bytearray(b"\x01" * 16)
     admin(azurite, "acct1", container_of(source).container_name).get_blob_client(
         "k").set_http_headers(ContentSettings(content_md5=bogus))
-    report = target.copy_from(source, "k", "k")
+    report = target.copy_from(source, "k", "k", sha256=sha(b"payload"))
     assert report.method == "server-side"
     assert bytes(blob_props(azurite, target, "k").content_settings.content_md5) == bytes(bogus)
     assert target.read_bytes("k") == b"payload"
+    # Without a recorded SHA-256 the copy is read back and its MD5 computed: caught.
+    with pytest.raises(ChecksumMismatch, match="Content-MD5"):
+        target.copy_from(source, "k", "k2")
+    with pytest.raises(ObjectNotFound):
+        target.stat("k2")
 
 
 def test_copy_of_a_blob_without_md5_claims_nothing(azurite: Azurite,
@@ -160,7 +169,7 @@ def test_copy_of_a_blob_without_md5_claims_nothing(azurite: Azurite,
     blob.stage_block("b-000001", b"written by someone else")
     blob.commit_block_list([BlobBlock("b-000001")])
     assert blob.get_blob_properties().content_settings.content_md5 is None
-    report = target.copy_from(source, "raw", "raw")
+    report = target.copy_from(source, "raw", "raw", sha256=sha(b"written by someone else"))
     assert report.method == "server-side"
     assert not report.identical_to_source
     assert report.verified_by is None
@@ -311,7 +320,7 @@ def test_multi_block_server_side_copy_claims_nothing(make_storage: MakeStorage) 
                           copy_block_size=64 * KIB)
     data = os.urandom(150 * KIB)
     source.write("base", data)
-    report = target.copy_from(source, "base", "base")
+    report = target.copy_from(source, "base", "base", sha256=sha(data))
     assert report.method == "server-side"
     assert not report.identical_to_source
     assert report.verified_by is None
@@ -442,7 +451,7 @@ def test_copy_that_stays_pending_is_aborted_after_a_size_proportional_timeout(
 def test_pending_copy_is_polled_until_success() -> None:
     clock = FakeClock()
     source, target, dest = _fake_pair(10 * 1024**2, clock, polls_until_done=4)
-    report = target.copy_from(source, "obj", "obj")
+    report = target.copy_from(source, "obj", "obj", sha256="0" * 64)
     assert report.identical_to_source
     assert clock.sleeps == [1.0, 2.0, 4.0]
     assert not any(call.startswith("abort") for call in dest.calls)

@@ -36,7 +36,8 @@ from engine.errors import (
 )
 from engine.storage.local import LocalStorage
 from engine.storage.locations import S3Location, open_location
-from engine.storage.s3 import VERIFIED_ETAG_MD5, VERIFIED_S3_SHA256, S3Storage, redact
+from engine.storage.s3 import S3Storage, redact
+from engine.storage.s3_copy import VERIFIED_ETAG_MD5, VERIFIED_S3_SHA256
 from tests.integration.s3_server import (
     FAKE_KEY_ID,
     FAKE_SECRET,
@@ -140,7 +141,8 @@ def test_copy_between_regions_is_server_side_and_md5_verified(moto_s3: MotoS3) -
     target = open_s3(moto_s3, SECONDARY, spy=True)
     data = b"wal segment " * 4096
     source.write("wal/000000010000000000000001", data)
-    report = target.copy_from(source, "wal/000000010000000000000001", "wal/seg1")
+    report = target.copy_from(source, "wal/000000010000000000000001", "wal/seg1",
+                              sha256=sha(data))
     assert report.method == "server-side"
     assert report.sha256 is None  # the bytes never passed through btar
     assert report.identical_to_source is True
@@ -160,7 +162,7 @@ def test_copy_with_a_known_size_is_one_request_verified_by_s3s_sha256(moto_s3: M
     target = open_s3(moto_s3, SECONDARY, spy=True)
     data = b"wal segment " * 4096
     source.write("wal/1", data)
-    report = target.copy_from(source, "wal/1", "wal/1", size=len(data))
+    report = target.copy_from(source, "wal/1", "wal/1", size=len(data), sha256=sha(data))
     assert (report.method, report.sha256, report.verified_by) == \
         ("server-side", sha(data), VERIFIED_S3_SHA256)
     assert [name for name, _ in spy_of(target).calls] == ["copy_object"]  # no HEAD, no GET
@@ -199,7 +201,7 @@ def test_copy_whose_bytes_differ_is_not_reported_identical(moto_s3: MotoS3) -> N
     target = open_s3(moto_s3, SECONDARY, overrides={"copy_object": corrupting_copy})
     source.write("k", b"the real bytes")
     with pytest.raises(StorageError, match="MD5"):
-        target.copy_from(source, "k", "k")
+        target.copy_from(source, "k", "k", sha256=sha(b"the real bytes"))
     with pytest.raises(ObjectNotFound):  # the corrupt copy does not stay visible
         target.stat("k")
 
@@ -231,7 +233,7 @@ def test_sse_kms_is_requested_and_disables_the_etag_claim(moto_s3: MotoS3) -> No
                      multipart_threshold=5 * MIB, part_size=5 * MIB)
     source.write("small", b"tiny")
     source.write("large", b"L" * (6 * MIB))
-    report = target.copy_from(source, "small", "small")
+    report = target.copy_from(source, "small", "small", sha256=sha(b"tiny"))
     # moto still answers with an MD5 ETag; real S3 would not, so nothing is claimed
     assert (report.identical_to_source, report.verified_by) == (False, None)
     target.copy_from(source, "large", "large")
