@@ -25,6 +25,7 @@ from engine.fork import ToolOptions
 from engine.lag import LagBucket, Period
 from engine.model import RestoreWindow, iso, parse_iso
 from engine.runtime import CopyProgress
+from engine.timelines import view_as_json
 from engine.units import short_duration
 
 
@@ -191,6 +192,7 @@ def cmd_disable(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
 def cmd_sync(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     if not args.once:
         return _sync_daemon(app, args)
+    started = app.driver.now()
     outcomes = app.sync(args.services or None, full_listing=args.full_listing)
     failed = False
     unreachable: dict[str, list[str]] = {}
@@ -211,11 +213,18 @@ def cmd_sync(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
         if o.unexpected:
             line += f"; {o.unexpected}"
         out.write(line + "\n")
+    from engine.operations import findings_of
+
+    holes, refused = findings_of(app, [o.service for o in outcomes], started)
     if args.json:
-        _print_json({"passes": outcomes}, out)
+        _print_json({"passes": outcomes, "holes": [h.message for h in holes],
+                     "refused": [r.message for r in refused]}, out)
+    else:
+        for line in [*(h.message for h in holes), *(r.message for r in refused)]:
+            out.write(f"  {line}\n")
     if unreachable:
         raise RegionsUnreachable(unreachable)
-    return 1 if failed and args.strict else 0
+    return 1 if (failed or holes or refused) and args.strict else 0
 
 
 def _sync_daemon(app: Btar, args: argparse.Namespace) -> int:
@@ -331,15 +340,28 @@ def lag_chart(buckets: Sequence[LagBucket], width: int = 40) -> str:
 
 
 def cmd_window(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
-    windows = app.windows(args.service)
+    views = app.timeline_views(args.service)
     if args.json:
-        _print_json({"service": args.service, "regions": windows}, out)
+        _print_json({"service": args.service,
+                     "regions": [view_as_json(to_jsonable(v.window), v) for v in views]}, out)
         return 0
-    rows = [["REGION", "ROLE", "START", "END", "GAPS"]]
-    for w in windows:
-        rows.append([w.region, w.role.value, _when(w.start), _when(w.end),
+    rows = [["REGION", "ROLE", "TIMELINE", "START", "END", "GAPS"]]
+    for view in views:
+        w = view.window
+        rows.append([w.region, w.role.value, view.followed or "-", _when(w.start), _when(w.end),
                      str(max(0, len(w.intervals) - 1))])
+        for branch in view.branches:
+            if branch.followed:
+                continue
+            start = branch.intervals[0].start if branch.intervals else None
+            end = branch.intervals[-1].end if branch.intervals else None
+            rows.append(["", "  branch", f"{branch.timeline} (--timeline)", _when(start),
+                         _when(end), str(max(0, len(branch.intervals) - 1))])
     _table(rows, out)
+    followed = {v.followed for v in views if v.followed and len(v.branches) > 1}
+    if followed:
+        out.write(f"forks follow timeline {', '.join(sorted(followed))} (the latest); a branch "
+                  "is restored only with --timeline\n")
     return 0
 
 
@@ -384,7 +406,8 @@ def _target(args: argparse.Namespace) -> datetime | None:
 def cmd_fork(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     target = _target(args)
     if args.dry_run:
-        plan = app.plan_fork(args.service, args.region, target, source_region=args.source_region)
+        plan = app.plan_fork(args.service, args.region, target, source_region=args.source_region,
+                             timeline=args.timeline)
         rate, measured = app.fork_throughput()
         summary = plan_as_json(plan)
         summary["estimated_seconds"] = round(plan.bytes_total / rate, 3)
@@ -407,7 +430,7 @@ def cmd_fork(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
                        source_region=args.source_region,
                        wal_fetch_command=["btar", "--config", config, "wal-fetch",
                                           args.service, "--region", args.region],
-                       tools=tools)
+                       tools=tools, timeline=args.timeline)
     restored = outcome.restore
     if args.json:
         _print_json({"plan": plan_as_json(outcome.plan), "downloaded": outcome.downloaded,
@@ -443,6 +466,8 @@ def _plan_text(plan: dict[str, Any]) -> str:
         f"{plan['effective_target']}" + (" (latest)" if plan["target"] == "latest" else ""),
         f"  window       {plan['window']['start']} .. {plan['window']['end']}",
         f"  base backup  {plan['base_backup']} (consistent at {plan['base_end']})",
+        f"  timeline     {plan['timeline']}"
+        + (" (asked for)" if plan["timeline_asked"] else " (the latest)"),
         f"  log segments {segments['count']}"
         + (f": {segments['first']} .. {segments['last']}" if segments["count"] else ""),
         f"  to fetch     {plan['objects']} objects, {plan['bytes']} bytes",
@@ -657,6 +682,9 @@ def build_parser() -> argparse.ArgumentParser:
     when = p.add_mutually_exclusive_group(required=True)
     when.add_argument("--latest", action="store_true", help="the end of the region's window")
     when.add_argument("--target-time", metavar="ISO", help="a UTC time, e.g. 2026-11-26T08:00Z")
+    p.add_argument("--timeline", metavar="N",
+                   help="recover along this timeline (a branch `btar window` shows) instead "
+                   "of the latest one")
     p.add_argument("--into", metavar="DIR", help="folder to restore into (resumable)")
     p.add_argument("--dry-run", action="store_true", help="print the plan only")
     p.add_argument("--fetch-only", action="store_true",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from engine.alerts import AlertsConfig, Problem, ServiceHealth, evaluate
+from engine.alerts import AlertsConfig, Level, Problem, ServiceHealth, evaluate
 from engine.api import Btar, ServiceStatus
 from engine.cost import CostConfig, RegionCost, price
+from engine.gaps import Hole, Refusal, holes, refusals
 from engine.lag import PERIODS, Period
-from engine.model import ItemStatus, RegionRole, RegionState
+from engine.model import REPLICABLE_TYPES, ItemStatus, RegionRole, RegionState
 from engine.regions import get_region
 
 PAUSED_PREFIX = "replication paused"
@@ -52,7 +53,45 @@ def check(app: Btar, alerts: AlertsConfig, now: datetime,
     for status in app.status() if statuses is None else statuses:
         problems += evaluate(service_health(app, status, now),
                              alerts.for_service(status.name), now)
+        problems += chain_problems(app, status.name)
     return sorted(problems, key=lambda p: (-p.level, p.service, p.check))
+
+
+def chain_findings(app: Btar, name: str,
+                   since: datetime | None = None) -> tuple[list[Hole], list[Refusal]]:
+    """The holes of every region of a service (along the timeline recovery follows), and the
+    markers its primary's reader refused since ``since`` (default: its last full listing)
+    that no hole already names."""
+    service = app.service(name)
+    if service.type not in REPLICABLE_TYPES:
+        return [], []
+    catalog = app.catalog
+    refused = refusals(catalog, service, since or catalog.last_full_listing(name))
+    reasons = {r.item_id: r.reason for r in refused}
+    found = [hole for loc in catalog.locations(name)
+             for hole in holes(catalog, service, loc.region, reasons)]
+    named = {f"log/{h.stream}/{h.seq:010d}" for h in found}
+    return found, [r for r in refused if r.item_id not in named]
+
+
+def findings_of(app: Btar, names: list[str],
+                since: datetime) -> tuple[list[Hole], list[Refusal]]:
+    """Holes and refusals of several services (``btar sync --once`` after its run)."""
+    holes: list[Hole] = []
+    refused: list[Refusal] = []
+    for name in names:
+        found, rejected = chain_findings(app, name, since)
+        holes += found
+        refused += rejected
+    return holes, refused
+
+
+def chain_problems(app: Btar, name: str) -> list[Problem]:
+    """A hole cuts a window: critical. A refused item that cuts none (an unreadable backup,
+    a segment past the end of its chain) is a warning."""
+    found, refused = chain_findings(app, name)
+    return [*(Problem(name, Level.CRITICAL, "hole", h.message) for h in found),
+            *(Problem(name, Level.WARNING, "refused", r.message) for r in refused)]
 
 
 def cost_report(app: Btar, prices: CostConfig, period: Period,

@@ -3,17 +3,19 @@ checked against the region's window (rules 5 and 6)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from engine import rules
-from engine.catalog import RESTORABLE, Catalog
-from engine.errors import BtarError, CorruptBackup, RuleViolation, UnknownName
+from engine.catalog import RESTORABLE, Catalog, ItemRow
+from engine.errors import BtarError, CorruptBackup, OutsideWindow, RuleViolation, UnknownName
 from engine.formats.pgbackrest import wal_position
 from engine.model import ItemKind, ObjectRef, RegionRole, RestoreWindow, Service, iso
-from engine.windows import Chain, chain_inputs, chains, intervals_of
+from engine.timelines import branch_hint, check_timeline, timeline_view
+from engine.windows import Chain, ancestry, catalog_chains, chain_inputs, intervals_of
 
 
 @dataclass(frozen=True)
@@ -48,25 +50,39 @@ class RestorePlan:
     #: for "latest" from a secondary: the primary's latest point minus this window's end
     expected_data_loss_seconds: float | None
     planned_at: datetime
+    #: the timeline (stream) recovery follows: the latest unless ``timeline_asked``
+    timeline: str = ""
+    #: the user named the timeline (``btar fork --timeline N``)
+    timeline_asked: bool = False
 
 
-def window_and_chains(catalog: Catalog, service: str, region: str,
-                      role: RegionRole) -> tuple[RestoreWindow, list[Chain]]:
-    bases, runs, switches = chain_inputs(catalog, service, region)
-    found = chains(bases, runs, switches)
+def window_and_chains(catalog: Catalog, service: str, region: str, role: RegionRole,
+                      timeline: str | None = None) -> tuple[RestoreWindow, list[Chain]]:
+    found = catalog_chains(catalog, service, region, timeline)
     return RestoreWindow(region, role, intervals_of(found)), found
 
 
 def plan_restore(catalog: Catalog, service: Service, region: str, target: datetime | None,
-                 now: datetime, *, source_region: str | None = None) -> RestorePlan:
-    """Plan a restore of ``service`` from the copy stored in ``region``, run in ``region``."""
+                 now: datetime, *, source_region: str | None = None,
+                 timeline: str | None = None) -> RestorePlan:
+    """Plan a restore of ``service`` from the copy stored in ``region``, run in ``region``,
+    along ``timeline`` (default: the latest, as recovery follows it)."""
     rules.check_restore_region(source_region or region, region)
     location = catalog.location(service.name, region)
     if location is None:
         known = [loc.region for loc in catalog.locations(service.name)]
         raise UnknownName(f"region holding backups of {service.name}", region, known)
-    window, found = window_and_chains(catalog, service.name, region, location.role)
-    effective = rules.check_target_in_window(window, target)
+    if timeline is not None:
+        check_timeline(catalog, service.name, region, timeline)
+    window, found = window_and_chains(catalog, service.name, region, location.role, timeline)
+    try:
+        effective = rules.check_target_in_window(window, target)
+    except OutsideWindow as refusal:
+        along = f" along timeline {timeline}" if timeline is not None else ""
+        hint = "" if timeline is not None or target is None else branch_hint(
+            timeline_view(catalog, service.name, region, location.role), target)
+        raise OutsideWindow(refusal.region, refusal.target, refusal.window + along,
+                            hint) from None
     chosen = max((c for c in found if c.base.end_time <= effective <= c.end),
                  key=lambda c: (c.base.end_time, c.base.item_id))
     segments = _segments_to(catalog, service.name, region, chosen, effective)
@@ -74,12 +90,9 @@ def plan_restore(catalog: Catalog, service: Service, region: str, target: dateti
     assert base_row is not None
     objects = list(catalog.item_as_model(base_row).objects)
     histories: list[str] = []
-    for stream in dict.fromkeys(s.stream for s in segments):
-        if stream != chosen.base.stream:
-            history = catalog.item(service.name, region, f"history/{stream}")
-            if history is not None:
-                histories.append(history.item_id)
-                objects.extend(catalog.item_as_model(history).objects)
+    for history in _histories(catalog, service.name, region, chosen):
+        histories.append(history.item_id)
+        objects.extend(catalog.item_as_model(history).objects)
     for segment in segments:
         row = catalog.item(service.name, region, segment.item_id)
         assert row is not None
@@ -87,7 +100,7 @@ def plan_restore(catalog: Catalog, service: Service, region: str, target: dateti
     loss = None
     if target is None and location.role != RegionRole.PRIMARY:
         primary, _ = window_and_chains(catalog, service.name, service.region,
-                                       RegionRole.PRIMARY)
+                                       RegionRole.PRIMARY, timeline)
         if primary.end is not None:
             loss = max(0.0, (primary.end - effective).total_seconds())
     return RestorePlan(
@@ -96,7 +109,23 @@ def plan_restore(catalog: Catalog, service: Service, region: str, target: dateti
         window=window, base_id=chosen.base.item_id, base_end=chosen.base.end_time,
         segments=tuple(segments), histories=tuple(histories), objects=tuple(objects),
         bytes_total=sum(o.size for o in objects), expected_data_loss_seconds=loss,
-        planned_at=now)
+        planned_at=now, timeline=chosen.timeline, timeline_asked=timeline is not None)
+
+
+def _histories(catalog: Catalog, service: str, region: str, chain: Chain) -> list[ItemRow]:
+    """The history of every timeline from the base's to the one followed: recovery reads the
+    target timeline's history (and pgBackRest checks it) even when the base is already on
+    that timeline."""
+    _, _, switches = chain_inputs(catalog, service, region)
+    path = ancestry(chain.timeline, switches)
+    streams = [step.stream for step in path]
+    start = streams.index(chain.base.stream) if chain.base.stream in streams else 0
+    found: list[ItemRow] = []
+    for stream in streams[start:]:
+        row = catalog.item(service, region, f"history/{stream}")
+        if row is not None and row.status in RESTORABLE:
+            found.append(row)
+    return found
 
 
 def _segments_to(catalog: Catalog, service: str, region: str, chain: Chain,
@@ -141,7 +170,10 @@ def plan_problem(catalog: Catalog, service: Service, plan: RestorePlan) -> str |
             found[ref.key] = ref
     if found != {o.key: o for o in plan.objects}:
         return f"the objects of the plan changed in {plan.region}"
-    window, _ = window_and_chains(catalog, service.name, plan.region, location.role)
+    # The plan's timeline, not the latest one: a promotion since does not change what the
+    # plan restores (the fork tells recovery which timeline to follow).
+    window, _ = window_and_chains(catalog, service.name, plan.region, location.role,
+                                  plan.timeline or None)
     if not window.covers(plan.effective_target):
         return (f"{iso(plan.effective_target)} is no longer inside the restorable window of "
                 f"{plan.region}")
@@ -196,6 +228,7 @@ def supplement_pgbackrest(catalog: Catalog, plan: RestorePlan,
                               f"{plan.base_id} (needed to make it consistent) are")
     last = max(plan.segments, key=lambda s: s.seq) if plan.segments else None
     stream, seq = (last.stream, last.seq) if last else (base.stream, stop)
+    stream = _next_on_path(catalog, plan, stream, seq + 1)
     ahead = catalog.log_items(plan.service, plan.region, stream, seq + 1, seq + 1)
     if plan.target is None:
         # "latest" replays every fetched segment: one that arrived after the plan was made
@@ -221,3 +254,16 @@ def supplement_pgbackrest(catalog: Catalog, plan: RestorePlan,
     chosen = tuple(objects.values())
     return replace(plan, segments=tuple(ordered), objects=chosen,
                    bytes_total=sum(o.size for o in chosen))
+
+
+def _next_on_path(catalog: Catalog, plan: RestorePlan, stream: str, seq: int) -> str:
+    """The stream recovery reads segment ``seq`` from after ``stream``: the next timeline of
+    the plan's history when ``seq`` is where that timeline branches off."""
+    if not plan.timeline:
+        return stream
+    _, _, switches = chain_inputs(catalog, plan.service, plan.region)
+    path = ancestry(plan.timeline, switches)
+    for step, following in itertools.pairwise(path):
+        if step.stream == stream and step.until == seq:
+            return following.stream
+    return stream

@@ -5,6 +5,11 @@ that follows it: contiguous sequence numbers within a stream (a timeline, a serv
 switch to a child stream only where that stream's history says it branches off. A missing
 segment ends the chain; the window resumes only at the next base backup after the gap.
 
+Chains follow one timeline's history, as recovery does: by default the latest timeline
+(PostgreSQL's ``recovery_target_timeline = 'latest'``), whose ancestors count only up to where
+it branched off them. What an abandoned branch holds after that point is restorable only
+along that branch, when asked for (engine.timelines shows every branch).
+
 The chain is walked over *runs* (maximal contiguous stretches of segments), so the cost is in
 the number of base backups, gaps and switches, not in the number of segments.
 """
@@ -12,9 +17,9 @@ the number of base backups, gaps and switches, not in the number of segments.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from engine.catalog import RESTORABLE, Catalog, LogRun
 from engine.model import ItemKind, RegionRole, RestoreWindow, TimeRange
@@ -48,6 +53,8 @@ class StreamSwitch:
     stream: str
     parent: str
     switch_seq: int
+    #: when the switch happened, as its history says (PostgreSQL's: when it was archived)
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,8 @@ class Chain:
     base: BaseMark
     end: datetime
     pieces: tuple[ChainPiece, ...]
+    #: the timeline (stream) this chain was followed along
+    timeline: str = ""
 
 
 class RunIndex:
@@ -102,42 +111,104 @@ def runs_of(segments: Iterable[SegmentMark]) -> list[LogRun]:
     return runs
 
 
-def follow_chain(base: BaseMark, runs: RunIndex,
-                 switches: Sequence[StreamSwitch]) -> Chain:
-    """Walk from a base backup through contiguous segments and recorded stream switches."""
+@dataclass(frozen=True)
+class PathStep:
+    """One timeline on the history recovery follows: its segments count up to ``until``
+    (exclusive; the next timeline's switch segment), all of them on the last step."""
+
+    stream: str
+    until: int | None = None
+    #: when the path leaves this stream for the next one (None: unknown or last)
+    left_at: datetime | None = None
+
+
+Path = tuple[PathStep, ...]
+
+
+def ancestry(timeline: str, switches: Iterable[StreamSwitch]) -> Path:
+    """The history recovery follows to reach ``timeline``: its ancestors, oldest first, each
+    up to where its child branches off (what PostgreSQL reads from the .history files)."""
+    parents = {s.stream: s for s in sorted(switches, key=lambda s: (s.stream, s.parent))}
+    steps = [PathStep(timeline)]
+    seen = {timeline}
+    current = timeline
+    while current in parents and parents[current].parent not in seen:
+        switch = parents[current]
+        steps.append(PathStep(switch.parent, switch.switch_seq, switch.at))
+        current = switch.parent
+        seen.add(current)
+    return tuple(reversed(steps))
+
+
+def _numeric(stream: str) -> int:
+    return int(stream) if stream.isdigit() else -1
+
+
+def latest_timeline(switches: Iterable[StreamSwitch]) -> str | None:
+    """The timeline recovery follows by default: the newest leaf of the history (no stream
+    branches off it). Among several leaves, the highest number (PostgreSQL's
+    ``recovery_target_timeline = 'latest'``), then the newest switch (server ids are not in
+    time order, but a chain of failovers has one leaf). None when no history is known: each
+    base backup then follows its own stream."""
+    listed = list(switches)
+    parents = {s.parent for s in listed}
+    leaves = [s for s in listed if s.stream not in parents] or listed
+    newest = max(leaves, default=None,
+                 key=lambda s: (_numeric(s.stream), s.at or datetime.min.replace(tzinfo=UTC),
+                                s.stream))
+    return newest.stream if newest is not None else None
+
+
+#: the end time of one segment (stream, seq), when a chain leaves a stream inside a run
+SegmentEnd = Callable[[str, int], datetime | None]
+
+
+def follow_chain(base: BaseMark, runs: RunIndex, path: Path | None = None,
+                 segment_end: SegmentEnd | None = None) -> Chain | None:
+    """Walk from a base backup through contiguous segments along ``path`` (default: the
+    base's own stream only). None when the base is not on the path: on another timeline, or
+    on the part of an ancestor that the path leaves behind."""
+    path = path or (PathStep(base.stream),)
+    index = next((i for i, step in enumerate(path) if step.stream == base.stream), None)
+    if index is None:
+        return None
+    until = path[index].until
+    if until is not None and base.log_start_seq >= until:
+        return None
     stream, seq, end = base.stream, base.log_start_seq, base.end_time
     pieces: list[ChainPiece] = []
-    seen: set[tuple[str, int]] = set()
-    while (stream, seq) not in seen:
-        seen.add((stream, seq))
+    while True:
+        step = path[index]
         run = runs.containing(stream, seq)
         if run is None:
             break
-        # The earliest switch off this stream inside the run (or right after it) whose child
-        # stream really continues there.
-        candidates = sorted(
-            (s for s in switches
-             if s.parent == stream and seq <= s.switch_seq <= run.last_seq + 1
-             and runs.containing(s.stream, s.switch_seq) is not None),
-            key=lambda s: (s.switch_seq, s.stream))
-        if candidates:
-            switch = candidates[0]
-            if switch.switch_seq > seq:
-                pieces.append(ChainPiece(stream, seq, switch.switch_seq - 1))
-            stream, seq = switch.stream, switch.switch_seq
+        if step.until is not None and run.last_seq >= step.until - 1:
+            last = step.until - 1
+            if last >= seq:
+                pieces.append(ChainPiece(stream, seq, last))
+                known = run.last_end if last == run.last_seq else (
+                    segment_end(stream, last) if segment_end is not None else None)
+                end = max(end, known) if known is not None else end
+            index += 1
+            stream, seq = path[index].stream, step.until
             continue
         pieces.append(ChainPiece(stream, seq, run.last_seq))
         end = max(end, run.last_end)
-        seq = run.last_seq + 1
-    return Chain(base, end, tuple(pieces))
+        break
+    return Chain(base, end, tuple(pieces), path[-1].stream)
 
 
 def chains(bases: Iterable[BaseMark], runs: Iterable[LogRun],
-           switches: Iterable[StreamSwitch] = ()) -> list[Chain]:
-    """The chain of every base backup, in order of base end time."""
+           switches: Iterable[StreamSwitch] = (), timeline: str | None = None,
+           segment_end: SegmentEnd | None = None) -> list[Chain]:
+    """The chain of every base backup on the history of ``timeline`` (default: the latest),
+    in order of base end time."""
     index, switch_list = RunIndex(runs), list(switches)
+    target = timeline or latest_timeline(switch_list)
+    path = ancestry(target, switch_list) if target is not None else None
     ordered = sorted(bases, key=lambda b: (b.end_time, b.stream, b.log_start_seq, b.item_id))
-    return [follow_chain(base, index, switch_list) for base in ordered]
+    found = (follow_chain(base, index, path, segment_end) for base in ordered)
+    return [c for c in found if c is not None]
 
 
 def merge_intervals(pieces: Iterable[TimeRange]) -> tuple[TimeRange, ...]:
@@ -152,15 +223,21 @@ def merge_intervals(pieces: Iterable[TimeRange]) -> tuple[TimeRange, ...]:
 
 
 def restorable_intervals(bases: Iterable[BaseMark], segments: Iterable[SegmentMark],
-                         switches: Iterable[StreamSwitch] = ()) -> tuple[TimeRange, ...]:
-    """The restorable intervals given base backups, segments and stream switches."""
-    return intervals_of(chains(bases, runs_of(segments), switches))
+                         switches: Iterable[StreamSwitch] = (),
+                         timeline: str | None = None) -> tuple[TimeRange, ...]:
+    """The restorable intervals given base backups, segments and stream switches, along
+    ``timeline`` (default: the latest)."""
+    listed = list(segments)
+    ends = {(s.stream, s.seq): s.end_time for s in listed}
+    return intervals_of(chains(bases, runs_of(listed), switches, timeline,
+                               lambda stream, seq: ends.get((stream, seq))))
 
 
 def window_of(region: str, role: RegionRole, bases: Iterable[BaseMark],
-              segments: Iterable[SegmentMark],
-              switches: Iterable[StreamSwitch] = ()) -> RestoreWindow:
-    return RestoreWindow(region, role, restorable_intervals(bases, segments, switches))
+              segments: Iterable[SegmentMark], switches: Iterable[StreamSwitch] = (),
+              timeline: str | None = None) -> RestoreWindow:
+    return RestoreWindow(region, role, restorable_intervals(bases, segments, switches,
+                                                            timeline))
 
 
 def chain_inputs(catalog: Catalog, service: str,
@@ -173,15 +250,31 @@ def chain_inputs(catalog: Catalog, service: str,
             if kind == ItemKind.BASE:
                 bases.append(BaseMark(row.end_time, row.stream, row.seq, row.item_id))
             else:
-                switches.append(StreamSwitch(row.stream, row.parent, row.seq))
+                switches.append(StreamSwitch(row.stream, row.parent, row.seq, row.start_time))
     return bases, catalog.runs(service, region), switches
 
 
-def window_from_catalog(catalog: Catalog, service: str, region: str,
-                        role: RegionRole) -> RestoreWindow:
-    """The window of ``region`` from what the catalog lists as restorable there."""
+def segment_end_of(catalog: Catalog, service: str, region: str) -> SegmentEnd:
+    """The end time of one restorable segment, read from the catalog."""
+    def end(stream: str, seq: int) -> datetime | None:
+        rows = catalog.log_items(service, region, stream, seq, seq)
+        return rows[0].end_time if rows and rows[0].kind == ItemKind.LOG else None
+    return end
+
+
+def catalog_chains(catalog: Catalog, service: str, region: str,
+                   timeline: str | None = None) -> list[Chain]:
+    """The chains restorable in ``region`` along ``timeline`` (default: the latest)."""
     bases, runs, switches = chain_inputs(catalog, service, region)
-    return RestoreWindow(region, role, intervals_of(chains(bases, runs, switches)))
+    return chains(bases, runs, switches, timeline, segment_end_of(catalog, service, region))
+
+
+def window_from_catalog(catalog: Catalog, service: str, region: str, role: RegionRole,
+                        timeline: str | None = None) -> RestoreWindow:
+    """The window of ``region`` from what the catalog lists as restorable there, along
+    ``timeline`` (default: the latest, the history recovery follows unless told)."""
+    return RestoreWindow(region, role,
+                         intervals_of(catalog_chains(catalog, service, region, timeline)))
 
 
 def intervals_of(found: Iterable[Chain]) -> tuple[TimeRange, ...]:

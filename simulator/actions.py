@@ -69,6 +69,8 @@ def fork(world: World, event: Fork) -> Generator[simpy.Event, Any, None]:
     requested = float(world.env.now)
     fields: dict[str, Any] = {"name": event.name, "service": event.service,
                               "target": "latest" if target is None else iso(target)}
+    if event.timeline is not None:
+        fields["timeline"] = event.timeline
     world.journal.add("fork", "invoke", **fields)
     # `btar fork` runs beside `btar sync`, and the engine holds no catalog transaction across
     # a yield, so planning between two of its steps is what two processes sharing the SQLite
@@ -80,7 +82,7 @@ def fork(world: World, event: Fork) -> Generator[simpy.Event, Any, None]:
         return
     fields["region"] = region
     try:
-        plan = app.plan_fork(event.service, region, target)
+        plan = app.plan_fork(event.service, region, target, timeline=event.timeline)
     except RuleViolation as refusal:
         world.journal.add("fork", "refused", rule=refusal.rule, message=str(refusal), **fields)
         return
@@ -92,6 +94,7 @@ def fork(world: World, event: Fork) -> Generator[simpy.Event, Any, None]:
     world.journal.add("fork", "planned", effective_target=iso(plan.effective_target),
                       base=plan.base_id, segments=len(plan.segments), objects=len(plan.objects),
                       bytes=size, expected_data_loss=plan.expected_data_loss_seconds,
+                      follows=plan.timeline, histories=list(plan.histories),
                       window=[[iso(r.start), iso(r.end)] for r in plan.window.intervals],
                       **fields)
     seconds = world.request_latency(region) + size / scenario.restore.bandwidth

@@ -146,6 +146,8 @@ def _swarm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         runs.append(run)
         result = run.result
         faults = ", ".join(case.faults) or "no faults"
+        if case.promotions:
+            faults += f"; {case.promotions} promotion"
         if not args.json:
             out.write(f"swarm {index + 1}/{args.swarm} seed {case.seed}: "
                       f"{'PASS' if result.ok else 'FAIL'} ({faults}; {result.events} events, "

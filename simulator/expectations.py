@@ -76,7 +76,11 @@ def label(expectation: Expectation) -> str:
         parts = [f"{name} ~ {_show(value)}" for name, value in (("start", e.start),
                                                                ("end", e.end))
                  if value is not None]
-        return f"window of {e.service} in {e.region} at {_show(e.at)}: {', '.join(parts)}"
+        if e.followed is not None:
+            parts.insert(0, f"follows timeline {e.followed}")
+        along = f" along timeline {e.timeline}" if e.timeline is not None else ""
+        return (f"window of {e.service} in {e.region}{along} at {_show(e.at)}: "
+                f"{', '.join(parts)}")
     if isinstance(e, ExpectNeverUnverified):
         return "no backup is ever published with an unverified object"
     if isinstance(e, ExpectNoDataLoss):
@@ -305,8 +309,15 @@ def _check_window(e: ExpectWindow, facts: _Facts) -> tuple[bool, str]:
     snapshot = facts.snapshot_at(at)
     if snapshot is None:
         return False, f"no snapshot at {_t(at)}"
+    timelines = snapshot["services"][e.service].get("timelines", {}).get(e.region, {})
+    followed = timelines.get("followed")
+    if e.followed is not None and followed != e.followed:
+        return False, (f"{e.region} follows timeline {followed or 'none'} at "
+                       f"{_t(snapshot['t'])}, not {e.followed}")
     window = snapshot["services"][e.service]["windows"].get(e.region)
     intervals = window["intervals"] if window else []
+    if e.timeline is not None:
+        intervals = timelines.get("branches", {}).get(e.timeline, [])
     if not intervals:
         holds = all(v in (None, "none") for v in (e.start, e.end))
         return holds, f"{e.region} has no window at {_t(snapshot['t'])}"

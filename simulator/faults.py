@@ -1,4 +1,5 @@
-"""The timeline: faults switched on and off at their times, management actions and forks.
+"""The timeline: faults switched on and off at their times, management actions, forks and
+promotions (a point-in-time restore of a primary: a new timeline).
 
 Every fault is journaled as a ``fault`` entry with phase ``start`` and ``end`` (same ``id``),
 which is what the checks read to know when the world was healthy.
@@ -11,6 +12,7 @@ from typing import Any
 
 import simpy
 
+from engine.model import iso
 from simulator import actions
 from simulator.replicator import Replicator
 from simulator.sampler import Sampler
@@ -24,6 +26,7 @@ from simulator.scenario import (
     LinkDegrade,
     LinkDown,
     LinkUp,
+    Promotion,
     RegionOutage,
     RegionRecovery,
     ReplicatorCrash,
@@ -63,8 +66,23 @@ class Timeline:
             yield from actions.management(self.world, event, name)
         elif isinstance(event, Fork):
             yield from actions.fork(self.world, event)
+        elif isinstance(event, Promotion):
+            self.promote(event, name)
         else:
             self.apply(event)
+
+    def promote(self, event: Promotion, name: str) -> None:
+        """A PITR of the service's primary: it goes on along a new timeline."""
+        producer = self.sampler.producers[event.service]
+        to = self.world.scenario.time(event.to) if event.to is not None else self.world.now()
+        fields = {"name": name, "action": "promotion", "service": event.service,
+                  "to": iso(to)}
+        if producer.down:
+            self.world.journal.add("action", "fail", error="the primary region is down",
+                                   **fields)
+            return
+        producer.promote(to)
+        self.world.journal.add("action", "ok", timeline=producer.stream, **fields)
 
     def _later(self, at: float, action: Callable[[], None]) -> None:
         def wait() -> Generator[simpy.Event, Any, None]:

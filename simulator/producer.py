@@ -19,10 +19,12 @@ from engine.demo import records_of
 from engine.formats.native import (
     base_item_id,
     build_manifest,
+    history_item_id,
     log_item_id,
     manifest_key,
     payload_key,
     write_log_segment,
+    write_stream_history,
 )
 from engine.model import Service, iso
 from engine.storage.faults import FaultyStorage
@@ -52,6 +54,9 @@ class Producer:
         self.next_seq = 1
         self.last_end: datetime = now()
         self.state: dict[str, object] = {}
+        #: seq -> (end, state after it) of the segments on the current timeline's history,
+        #: what a point-in-time restore of the primary goes back to (a few keys each)
+        self.points: dict[int, tuple[datetime, dict[str, object]]] = {}
 
     @property
     def down(self) -> bool:
@@ -87,12 +92,36 @@ class Producer:
         self.declared[key] = max(self.schedule.log_size, len(data))
         for record in records:
             self.state[str(record["key"])] = record["value"]
+        self.points[self.next_seq] = (end, dict(self.state))
         self.journal.add("produce", "ok", service=self.service.name, region=self.service.region,
                          item=log_item_id(self.stream, self.next_seq), kind="log",
                          start=iso(start), end=iso(end), keys=[key],
                          bytes=self.declared[key])
         self.next_seq += 1
         self.last_end = end
+
+    # -- promotion -----------------------------------------------------------------------------
+
+    def promote(self, to: datetime) -> None:
+        """Restore the primary to ``to`` and promote it: a new timeline branches off after the
+        last segment ending at or before ``to``; later segments of the old one are abandoned.
+        The history file is published at once, as PostgreSQL archives it first."""
+        now = self.now()
+        kept = [seq for seq, (end, _) in self.points.items() if end <= to]
+        switch_seq = max(kept) + 1 if kept else min(self.points, default=self.next_seq)
+        parent = self.stream
+        self.stream = str(int(parent) + 1) if parent.isdigit() else f"{parent}.1"
+        self.state = dict(self.points[switch_seq - 1][1]) if kept else {}
+        self.points = {seq: point for seq, point in self.points.items() if seq < switch_seq}
+        abandoned = self.next_seq - switch_seq
+        self.next_seq, self.last_end = switch_seq, now
+        key = write_stream_history(self.storage.inner, self.service.key_prefix, self.stream,
+                                   parent, switch_seq, now)
+        self.declared[key] = len(self.storage.inner.read_bytes(key))
+        self.journal.add("produce", "ok", service=self.service.name, region=self.service.region,
+                         item=history_item_id(self.stream), kind="history", start=iso(now),
+                         end=iso(now), keys=[key], bytes=self.declared[key], parent=parent,
+                         switch_seq=switch_seq, abandoned_segments=abandoned)
 
     # -- base backups -------------------------------------------------------------------------
 
@@ -108,7 +137,7 @@ class Producer:
     def _base_backup(self) -> Generator[simpy.Event, Any, None]:
         started = self.now()
         backup_id = started.strftime("%Y%m%dT%H%M%SZ")
-        log_start_seq = self.next_seq
+        log_start_seq, stream = self.next_seq, self.stream
         parts = self.schedule.base_objects
         step = self.schedule.base_duration / (parts + 1)
         part_size = max(1, self.schedule.base_size // parts)
@@ -136,12 +165,13 @@ class Producer:
             self.declared[key] = max(part_size, len(payload[relative]))
             keys.append(key)
         yield self.env.timeout(step)
-        if self.down:
+        if self.down or stream != self.stream:
+            error = "primary region down" if self.down else "the primary was promoted"
             self.journal.add("produce", "fail", service=self.service.name,
-                             item=base_item_id(backup_id), error="primary region down")
+                             item=base_item_id(backup_id), error=error)
             return
         end = self.last_end
-        manifest = build_manifest(backup_id, min(started, end), end, self.stream, log_start_seq,
+        manifest = build_manifest(backup_id, min(started, end), end, stream, log_start_seq,
                                   payload)
         key = f"{prefix}/{manifest_key(backup_id)}"
         self.storage.inner.write(key, manifest)

@@ -230,6 +230,9 @@ def describe_timeline(entry: Entry) -> str | None:
         return f"{what} {where} {'starts' if phase == 'start' else 'ends'}".replace("  ", " ")
     if op == "action":
         target = entry.get("region") or entry.get("mode") or ""
+        if entry["action"] == "promotion":
+            target = f"to {entry.get('to', '')}" + (
+                f", now on timeline {entry['timeline']}" if "timeline" in entry else "")
         outcome = {"ok": "done", "refused": f"refused: {entry.get('message', '')}",
                    "fail": f"failed: {entry.get('error', '')}"}.get(phase, phase)
         return f"{entry['action']} {entry['service']} {target}: {outcome}"

@@ -22,7 +22,7 @@ import simpy
 from engine.alerts import AlertsConfig, Problem
 from engine.api import Fault, ServiceStatus
 from engine.errors import BtarError
-from engine.model import iso
+from engine.model import TimeRange, iso
 from engine.operations import check
 from engine.restore import plan_restore
 from simulator.producer import Producer
@@ -71,6 +71,7 @@ class Sampler:
         services: dict[str, Any] = {}
         for status in statuses:
             producer = self.producers.get(status.name)
+            views = app.timeline_views(status.name) if status.regions else []
             services[status.name] = {
                 "primary_latest": iso(producer.last_end) if producer else None,
                 "secondary": status.additional_region,
@@ -79,6 +80,11 @@ class Sampler:
                                        "intervals": [[iso(i.start), iso(i.end)]
                                                      for i in r.window.intervals]}
                             for r in status.regions},
+                # per region: the timeline followed, and every branch's own window
+                "timelines": {v.window.region: {
+                    "followed": v.followed or None,
+                    "branches": {b.timeline: [[iso(i.start), iso(i.end)] for i in b.intervals]
+                                 for b in v.branches}} for v in views},
                 **status_fields(status, [p for p in problems if p.service == status.name]),
             }
         world.journal.add("snapshot", "info", reason=reason, services=services)
@@ -89,22 +95,34 @@ class Sampler:
         world = self.world
         rng = world.rng("probes")
         for service in world.app.services():
-            for window in world.app.windows(service.name):
-                if not window.intervals:
-                    continue
-                for _ in range(self.probes):
-                    piece = window.intervals[rng.randrange(len(window.intervals))]
-                    span = (piece.end - piece.start).total_seconds()
-                    # Whole microseconds: the catalog stores times at that precision.
-                    point = piece.start + timedelta(microseconds=int(rng.random() * span * 1e6))
-                    self._check_point(service.name, window.region, point)
+            if not world.app.catalog.locations(service.name):
+                continue
+            for view in world.app.timeline_views(service.name):
+                # The followed window, then every other branch along its own timeline.
+                claims: list[tuple[str | None, tuple[TimeRange, ...]]] = [
+                    (None, view.window.intervals)]
+                claims += [(b.timeline, tuple(TimeRange(i.start, i.end) for i in b.intervals))
+                           for b in view.branches if not b.followed]
+                for timeline, intervals in claims:
+                    if not intervals:
+                        continue
+                    for _ in range(self.probes):
+                        piece = intervals[rng.randrange(len(intervals))]
+                        span = (piece.end - piece.start).total_seconds()
+                        # Whole microseconds: the catalog stores times at that precision.
+                        point = piece.start + timedelta(
+                            microseconds=int(rng.random() * span * 1e6))
+                        self._check_point(service.name, view.window.region, point, timeline)
 
-    def _check_point(self, service: str, region: str, point: Any) -> None:
+    def _check_point(self, service: str, region: str, point: Any,
+                     timeline: str | None = None) -> None:
         world = self.world
         fields = {"service": service, "region": region, "point": iso(point)}
+        if timeline is not None:
+            fields["timeline"] = timeline
         try:
             plan = plan_restore(world.app.catalog, world.app.service(service), region, point,
-                                world.now())
+                                world.now(), timeline=timeline)
         except BtarError as error:
             world.journal.add("probe", "fail", error=f"the window claims it, the plan refuses: "
                                                      f"{error}", **fields)

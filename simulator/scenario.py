@@ -210,11 +210,24 @@ class Fork(_Event):
     #: where the fork runs and restores from; default: the additional region at that time
     region: str | None = None
     target: Target = "latest"
+    #: recover along this timeline (`btar fork --timeline`); default: the latest
+    timeline: Annotated[str, Field(min_length=1)] | None = None
+
+
+class Promotion(_Event):
+    """The primary restored to a point in time (``to``) and promoted: it continues on a new
+    timeline from the log segment after the last one ending at or before ``to``; what it
+    wrote after that point stays on the old timeline, abandoned."""
+
+    kind: Literal["promotion"]
+    service: str
+    #: the point restored to; default: the promotion itself (nothing abandoned)
+    to: Moment | None = None
 
 
 Event = Annotated[
     RegionOutage | RegionRecovery | LinkDown | LinkUp | LinkDegrade | Throttle | Corrupt
-    | ReplicatorCrash | ReplicatorRestart | Enable | ChangeRegion | Disable | Fork,
+    | ReplicatorCrash | ReplicatorRestart | Enable | ChangeRegion | Disable | Fork | Promotion,
     Field(discriminator="kind")]
 
 
@@ -281,6 +294,11 @@ class ExpectWindow(_Model):
     start: WindowBound | None = None
     end: WindowBound | None = None
     tolerance: Duration = 60.0
+    #: judge the window along this timeline (a branch `btar window` shows) instead of the
+    #: one recovery follows by default
+    timeline: Annotated[str, Field(min_length=1)] | None = None
+    #: the timeline recovery follows by default in that region at that moment
+    followed: Annotated[str, Field(min_length=1)] | None = None
 
 
 class ExpectNeverUnverified(_Model):
@@ -626,6 +644,10 @@ def semantic_problems(scenario: Scenario) -> list[tuple[KeyPath, str]]:
                 check_link((*loc, "region"), owner, event.region)
         if isinstance(event, Fork) and event.target != "latest":
             check_time((*loc, "target"), event.target)
+        if isinstance(event, Promotion) and event.to is not None:
+            check_time((*loc, "to"), event.to)
+            if scenario.offset(event.to) > scenario.offset(event.at):
+                problems.append(((*loc, "to"), "a promotion restores to a point before it"))
     for index, expectation in enumerate(scenario.expect):
         loc = ("expect", index)
         if isinstance(expectation, ExpectFork | ExpectRto) \
@@ -634,9 +656,10 @@ def semantic_problems(scenario: Scenario) -> list[tuple[KeyPath, str]]:
                                              "the timeline"))
         if isinstance(expectation, ExpectAction) \
                 and event_names.get(expectation.action) not in ("enable", "change_region",
-                                                                "disable"):
-            problems.append(((*loc, "action"), f"no enable, change_region or disable event "
-                                               f"named {expectation.action!r} in the timeline"))
+                                                                "disable", "promotion"):
+            problems.append(((*loc, "action"), f"no enable, change_region, disable or "
+                                               f"promotion event named {expectation.action!r} "
+                                               "in the timeline"))
         if hasattr(expectation, "service") and expectation.service not in services:
             problems.append(((*loc, "service"), _unknown("service", expectation.service, names)))
         if hasattr(expectation, "region"):

@@ -6,6 +6,10 @@ that must hold whatever happens:
   points, every planned object present with the right SHA-256);
 - no deletion removes the only restorable copy of a point in time.
 
+Some runs also restore a primary to a point in time (a ``promotion``: a new timeline, the old
+one's latest segments abandoned) and fork along the abandoned branch, so the probes judge
+every branch's window too.
+
 Each generated scenario is a real scenario file: a failing one is written out, so it becomes a
 regression scenario that ``btar simulate FILE --seed N`` replays exactly.
 """
@@ -35,6 +39,8 @@ class SwarmCase:
     name: str
     text: str
     faults: tuple[str, ...]
+    #: promotions (point-in-time restores of a primary) in the run
+    promotions: int = 0
 
 
 def case_seed(seed: int, index: int) -> int:
@@ -126,10 +132,26 @@ def generate(seed: int, index: int) -> SwarmCase:
         target = "latest" if rng.random() < 0.5 else f"{int(max(0.0, at - back))}s"
         events.append((at, f'kind = "fork"\nname = "fork-{number}"\n'
                            f"service = {_q(rng.choice(services))}\ntarget = {_q(target)}\n"))
+    # Drawn from a generator of their own: the rest of a case stays what it was before
+    # promotions were added to the swarm.
+    promoting = random.Random(f"swarm-promotion:{seed}:{index}")
+    promotions = 0
+    if promoting.random() < 0.3:
+        promotions = 1
+        service = promoting.choice(services)
+        at = round(promoting.uniform(0.3, 0.7) * duration / 60) * 60.0
+        to = max(0.0, at - promoting.choice((0, 600, 1800, 3600)))
+        events.append((at, f'kind = "promotion"\nservice = {_q(service)}\n'
+                           f'to = "{int(to)}s"\n'))
+        if promoting.random() < 0.5:
+            fork_at = round(promoting.uniform(0.75, 0.95) * duration / 60) * 60.0
+            events.append((fork_at, f'kind = "fork"\nname = "fork-branch"\n'
+                                    f"service = {_q(service)}\ntimeline = \"1\"\n"
+                                    f'target = "{int(max(0.0, at - 300))}s"\n'))
     for at, body in sorted(events, key=lambda e: e[0]):
         out.append(f"[[timeline]]\nat = \"{int(at)}s\"\n{body}")
     out.append(INVARIANTS)
-    return SwarmCase(index, run_seed, name, "\n".join(out), tuple(faults))
+    return SwarmCase(index, run_seed, name, "\n".join(out), tuple(faults), promotions)
 
 
 @dataclass

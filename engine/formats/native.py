@@ -134,13 +134,16 @@ class NativeLayout:
         return Discovery(tuple(markers), tuple(segments))
 
     def listing_areas(self, key: str) -> tuple[str, ...]:
-        # A stream's history.json sorts after its segments although it is written first, so
-        # it belongs to log/ (where new streams appear) but not to the stream's own area.
+        # A stream's history.json is written before its segments but sorts after them: in no
+        # area, so that no cursor passes the segments still to come (it is listed again by
+        # every pass of log/ until its stream's segments carry the cursor past it).
         if key.startswith("base/"):
             return ("base/",)
         if key.startswith("log/"):
             stream, _, name = key[4:].partition("/")
-            if name and "/" not in name and name != HISTORY:
+            if name == HISTORY:
+                return ()
+            if name and "/" not in name:
                 return ("log/", f"log/{stream}/")
             return ("log/",)
         return ()

@@ -38,15 +38,26 @@ import gzip
 import hashlib
 import json
 import re
-import struct
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from engine.errors import CorruptBackup, ObjectNotFound
 from engine.formats.base import Discovery
+from engine.formats.wal import NO_COMMIT as NO_COMMIT
+from engine.formats.wal import PG_EPOCH as PG_EPOCH
+from engine.formats.wal import WAL_SEGMENT_SIZE as WAL_SEGMENT_SIZE
+from engine.formats.wal import WalTimes as WalTimes
+from engine.formats.wal import history_item, segment_item
+from engine.formats.wal import log_item_id as log_item_id
+from engine.formats.wal import lsn_segno as lsn_segno
+from engine.formats.wal import parse_history as parse_history
+from engine.formats.wal import read_wal as read_wal
+from engine.formats.wal import timeline_problem as timeline_problem
+from engine.formats.wal import wal_file_name as wal_file_name
+from engine.formats.wal import wal_position as wal_position
 from engine.model import BackupItem, ItemKind, ObjectInfo, ObjectRef, iso, parse_iso
 from engine.storage.base import CHUNK_SIZE, Storage
 
@@ -54,12 +65,6 @@ FORMAT = "btar-pgbackrest-seal"
 VERSION = 1
 SEAL_FOLDER = "btar-seal"
 DEFAULT_STANZA = "main"
-WAL_SEGMENT_SIZE = 16 * 1024 * 1024
-SEGMENTS_PER_LOG = 0x1_0000_0000 // WAL_SEGMENT_SIZE
-PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-#: Start and end time of a WAL segment holding no commit or abort record: recovery cannot stop
-#: inside it, so it adds no restorable point (it still links the chain).
-NO_COMMIT = PG_EPOCH
 STANZA_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 _LABEL = r"\d{8}-\d{6}F(?:_\d{8}-\d{6}[DI])?"
 _COMPRESSED = {"": "", ".gz": "gz", ".bz2": "bz2", ".lz4": "lz4", ".zst": "zst"}
@@ -69,32 +74,6 @@ INFO_FILES = ("backup/{s}/backup.info", "backup/{s}/backup.info.copy",
 
 
 # -- names -----------------------------------------------------------------------------------
-
-def wal_position(name: str) -> tuple[int, int]:
-    """(timeline, segment number) of a 24-hex WAL file name."""
-    if not re.fullmatch(r"[0-9A-F]{24}", name):
-        raise ValueError(f"{name!r} is not a WAL file name")
-    timeline, log, seg = int(name[:8], 16), int(name[8:16], 16), int(name[16:], 16)
-    if seg >= SEGMENTS_PER_LOG:
-        raise ValueError(f"{name}: segment {seg:#x} does not exist with 16 MiB segments")
-    return timeline, log * SEGMENTS_PER_LOG + seg
-
-
-def wal_file_name(timeline: int, segno: int) -> str:
-    return f"{timeline:08X}{segno // SEGMENTS_PER_LOG:08X}{segno % SEGMENTS_PER_LOG:08X}"
-
-
-def lsn_segno(lsn: str) -> int:
-    """The segment number holding an LSN written ``X/Y``."""
-    high, sep, low = lsn.partition("/")
-    if not sep:
-        raise ValueError(f"{lsn!r} is not an LSN")
-    return ((int(high, 16) << 32) | int(low, 16)) // WAL_SEGMENT_SIZE
-
-
-def log_item_id(timeline: int, segno: int) -> str:
-    return f"log/{timeline}/{segno:010d}"
-
 
 def seal_key(stanza: str, label: str) -> str:
     return f"{SEAL_FOLDER}/{stanza}/{label}.json"
@@ -179,114 +158,7 @@ def summarize_manifest(text: str) -> ManifestSummary:
         raise ValueError(f"not a pgBackRest backup manifest: {exc}") from None
 
 
-# -- WAL content --------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class WalTimes:
-    """What one WAL segment says about itself: where it is, and its commit/abort times."""
-
-    timeline: int
-    segno: int
-    first_commit: datetime | None
-    last_commit: datetime | None
-    commits: int
-
-
-_PAGE = struct.Struct("<HHIQI")      # magic, info, timeline, page address, remaining length
-_LONG = struct.Struct("<QII")        # system id, segment size, block size
-_RECORD = struct.Struct("<IIQBB")    # total length, xid, previous, info, resource manager
-_XLP_LONG_HEADER = 0x0002
-_RM_XACT = 1
-#: commit, abort, commit prepared, abort prepared: the records recovery_target_time stops at
-_XACT_STOPS = frozenset({0x00, 0x20, 0x30, 0x40})
-
-
-def _align(n: int) -> int:
-    return (n + 7) & ~7
-
-
-def _xact_time(record: bytes, total: int) -> int | None:
-    """The xact_time (microseconds since 2000-01-01) of a commit/abort record, or None when
-    the bytes that hold it are not in ``record`` (a record cut by the segment's end)."""
-    pos = 24  # after the XLogRecord header (padding and xl_crc follow _RECORD's fields)
-    main = 0
-    try:
-        while pos < total:
-            block = record[pos]
-            pos += 1
-            if block == 255:
-                main = record[pos]
-                break
-            if block == 254:
-                main = struct.unpack_from("<I", record, pos)[0]
-                break
-            if block == 253:
-                pos += 2
-            elif block == 252:
-                pos += 4
-            elif block <= 32:
-                flags = record[pos]
-                pos += 3
-                if flags & 0x10:  # BKPBLOCK_HAS_IMAGE
-                    info = record[pos + 4]
-                    pos += 5
-                    if info & 0x01 and info & 0x1C:  # a hole in a compressed image
-                        pos += 2
-                if not flags & 0x80:  # BKPBLOCK_SAME_REL
-                    pos += 12
-                pos += 4
-            else:
-                return None
-    except IndexError:
-        return None
-    start = total - main
-    if main < 8 or start + 8 > len(record):
-        return None
-    value: int = struct.unpack_from("<q", record, start)[0]
-    return value
-
-
-def read_wal(raw: bytes) -> WalTimes:
-    """Walk the records of one (uncompressed) WAL segment and collect its commit times."""
-    if len(raw) < 40:
-        raise ValueError("too short to be a WAL segment")
-    magic, info, timeline, address, remaining = _PAGE.unpack_from(raw, 0)
-    if not info & _XLP_LONG_HEADER:
-        raise ValueError("the first page has no long header")
-    _, segment_size, block_size = _LONG.unpack_from(raw, 24)
-    if segment_size != WAL_SEGMENT_SIZE:
-        raise ValueError(f"WAL segments of {segment_size} bytes are not supported (16 MiB only)")
-    if len(raw) != segment_size or block_size <= 0 or segment_size % block_size:
-        raise ValueError(f"{len(raw)} bytes: not a whole {segment_size}-byte WAL segment")
-    pages: list[bytes] = []
-    for offset in range(0, len(raw), block_size):
-        page_magic, page_info = struct.unpack_from("<HH", raw, offset)
-        if page_magic != magic:
-            break
-        header = 40 if page_info & _XLP_LONG_HEADER else 24
-        pages.append(raw[offset + header:offset + block_size])
-    data = b"".join(pages)
-    pos = _align(remaining)
-    first: int | None = None
-    last: int | None = None
-    commits = 0
-    while pos + _RECORD.size <= len(data):
-        total, _, _, record_info, rmid = _RECORD.unpack_from(data, pos)
-        if total < 24:
-            break  # zeros after a switch or at the end of what was written
-        if rmid == _RM_XACT and record_info & 0x70 in _XACT_STOPS:
-            moment = _xact_time(data[pos:pos + total], total)
-            if moment is not None:
-                commits += 1
-                first = moment if first is None else min(first, moment)
-                last = moment if last is None else max(last, moment)
-        pos = _align(pos + total)
-    return WalTimes(timeline, address // segment_size, _pg_time(first), _pg_time(last), commits)
-
-
-def _pg_time(value: int | None) -> datetime | None:
-    return None if value is None else PG_EPOCH + timedelta(microseconds=value)
-
+# -- WAL content: engine.formats.wal ----------------------------------------------------
 
 def decompress(data: bytes, extension: str) -> bytes:
     kind = _COMPRESSED.get(extension)
@@ -301,19 +173,6 @@ def decompress(data: bytes, extension: str) -> bytes:
         raise ValueError(f"cannot decompress: {exc}") from None
     raise ValueError(f"compress-type {kind or extension} cannot be read by btar "
                      "(use gz, bz2 or none)")
-
-
-# -- timeline histories -----------------------------------------------------------------------
-
-def parse_history(text: str) -> tuple[int, str]:
-    """The parent timeline and switch LSN of a ``.history`` file (its last entry)."""
-    entries = [line.split() for line in text.splitlines()
-               if line.strip() and not line.lstrip().startswith("#")]
-    if not entries or len(entries[-1]) < 2:
-        raise ValueError("no timeline entry")
-    parent, lsn = int(entries[-1][0]), entries[-1][1]
-    lsn_segno(lsn)  # validates
-    return parent, lsn
 
 
 # -- the seal -----------------------------------------------------------------------------------
@@ -386,14 +245,20 @@ def seal_backups(storage: Storage, prefix: str, stanza: str, now: datetime) -> l
     sealed_already = {o.key.rsplit("/", 1)[-1].removesuffix(".json")
                       for o in storage.iter_objects(f"{root}{SEAL_FOLDER}/{stanza}/")}
     sealed: list[str] = []
+    unreadable: list[str] = []
     archive: list[str] | None = None
     for label in labels:
         if label in sealed_already:
             continue
         folder = f"backup/{stanza}/{label}/"
-        manifest = _read_text(storage, f"{root}{folder}backup.manifest")
+        # pgBackRest writes the manifest twice and restores from the copy when the manifest
+        # is gone: so does the seal.
+        manifest = _read_text(storage, f"{root}{folder}backup.manifest") or \
+            _read_text(storage, f"{root}{folder}backup.manifest.copy")
         if manifest is None:
-            continue  # expired since backup.info was read
+            if any(True for _ in storage.iter_objects(root + folder)):
+                unreadable.append(label)  # listed, still there, but no manifest at all
+            continue  # otherwise expired since backup.info was read
         try:
             summary = summarize_manifest(manifest)
         except ValueError as exc:
@@ -414,6 +279,11 @@ def seal_backups(storage: Storage, prefix: str, stanza: str, now: datetime) -> l
         data = build_seal(stanza, summary, refs, info, now)
         storage.write(root + seal_key(stanza, label), data)
         sealed.append(label)
+    if unreadable:
+        raise CorruptBackup(f"{root}backup/{stanza}/", f"backup.info lists {', '.join(unreadable)}"
+                            ", but neither backup.manifest nor backup.manifest.copy is there: "
+                            "pgBackRest cannot restore it either"
+                            + (f" (sealed: {', '.join(sealed)})" if sealed else ""))
     return sealed
 
 
@@ -454,7 +324,8 @@ class PgBackRestLayout:
         self._history = re.compile(
             rf"^archive/{s}/(?P<archive>\d+-\d+)/(?P<timeline>[0-9A-F]{{8}})\.history$")
         self._seal = re.compile(rf"^{SEAL_FOLDER}/{s}/(?P<label>{_LABEL})\.json$")
-        self._manifest = re.compile(rf"^backup/{s}/(?P<label>{_LABEL})/backup\.manifest$")
+        self._manifest = re.compile(
+            rf"^backup/{s}/(?P<label>{_LABEL})/backup\.manifest(?:\.copy)?$")
 
     def for_stanza(self, stanza: str) -> PgBackRestLayout:
         return self if stanza == self.stanza else _layout_for(stanza)
@@ -478,7 +349,9 @@ class PgBackRestLayout:
                     continue
                 if match["dir"] == match["name"][:16]:
                     wal.setdefault(position, info)  # one archive id per segment
-        # A seal whose backup was expired by pgBackRest no longer stands for a backup.
+        # A seal whose backup was expired by pgBackRest no longer stands for a backup; one
+        # whose manifest is gone but whose manifest.copy remains does (pgBackRest restores
+        # from the copy).
         live = [s for s in seals if self._label(s.key) in manifests]
         markers = (*sorted(live, key=lambda o: o.key), *sorted(histories, key=lambda o: o.key),
                    *(wal[position] for position in sorted(wal)))
@@ -517,7 +390,7 @@ class PgBackRestLayout:
         if self._seal.match(marker.key):
             return self._parse_seal(marker, data, ref)
         if match := self._history.match(marker.key):
-            return self._parse_history(marker, data, ref, int(match["timeline"], 16))
+            return history_item(marker, ref, data, int(match["timeline"], 16))
         if match := self._wal.match(marker.key):
             return self._parse_wal(marker, data, ref, match)
         raise CorruptBackup(marker.key, f"not a marker of pgBackRest stanza {self.stanza!r}")
@@ -527,36 +400,11 @@ class PgBackRestLayout:
         try:
             timeline, segno = wal_position(match["name"])
             raw = decompress(data, match["ext"] or "")
-            if hashlib.sha1(raw).hexdigest() != match["sha1"]:
-                raise ValueError("its content does not match the SHA-1 in its name")
-            times = read_wal(raw)
         except ValueError as exc:
             raise CorruptBackup(marker.key, str(exc)) from None
-        except (IndexError, struct.error, OverflowError):
-            raise CorruptBackup(marker.key, "not a readable WAL segment") from None
-        if (times.timeline, times.segno) != (timeline, segno):
-            raise CorruptBackup(marker.key, f"holds timeline {times.timeline} segment "
-                                f"{times.segno}, not what its name says")
-        return BackupItem(
-            kind=ItemKind.LOG, item_id=log_item_id(timeline, segno),
-            start_time=times.first_commit or NO_COMMIT, end_time=times.last_commit or NO_COMMIT,
-            stream=str(timeline), seq=segno, payload=(), marker=ref,
-            completed_at=marker.last_modified)
-
-    def _parse_history(self, marker: ObjectInfo, data: bytes, ref: ObjectRef,
-                       timeline: int) -> BackupItem:
-        try:
-            parent, lsn = parse_history(data.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise CorruptBackup(marker.key, f"unreadable timeline history: {exc}") from None
-        if not 0 < parent < timeline:
-            raise CorruptBackup(marker.key, f"timeline {timeline} cannot branch off {parent}")
-        # A history file records no time: the moment it was archived stands for the switch.
-        return BackupItem(
-            kind=ItemKind.HISTORY, item_id=f"history/{timeline}",
-            start_time=marker.last_modified, end_time=marker.last_modified,
-            stream=str(timeline), seq=lsn_segno(lsn), payload=(), marker=ref,
-            completed_at=marker.last_modified, parent=str(parent))
+        if hashlib.sha1(raw).hexdigest() != match["sha1"]:
+            raise CorruptBackup(marker.key, "its content does not match the SHA-1 in its name")
+        return segment_item(marker, ref, raw, timeline, segno)
 
     def _parse_seal(self, marker: ObjectInfo, data: bytes, ref: ObjectRef) -> BackupItem:
         label = self._label(marker.key)
@@ -573,7 +421,7 @@ class PgBackRestLayout:
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise CorruptBackup(marker.key, f"unreadable seal: {exc}") from None
         for o in payload:
-            if o.size < 0 or not re.fullmatch(r"[0-9a-f]{64}", o.sha256):
+            if o.size < 0 or not re.fullmatch(r"[0-9a-f]{64}", o.sha256 or ""):
                 raise CorruptBackup(marker.key, f"object {o.key}: no size or SHA-256")
         own = (f"backup/{self.stanza}/{label}/", f"archive/{self.stanza}/",
                f"backup/{self.stanza}/backup.history/")
@@ -581,7 +429,8 @@ class PgBackRestLayout:
             parts = o.key.split("/")
             if not o.key.startswith(own) or any(p in ("", ".", "..") for p in parts):
                 raise CorruptBackup(marker.key, f"object {o.key} is outside the backup")
-        if f"backup/{self.stanza}/{label}/backup.manifest" not in {o.key for o in payload}:
+        manifest = f"backup/{self.stanza}/{label}/backup.manifest"
+        if not {manifest, f"{manifest}.copy"} & {o.key for o in payload}:
             raise CorruptBackup(marker.key, "the seal does not list the backup's manifest")
         if end < start:
             raise CorruptBackup(marker.key, "end_time is before start_time")

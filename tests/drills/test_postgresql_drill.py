@@ -92,6 +92,35 @@ class Postgres:
         return [int(x) for x in self.sql("select i from drill order by i").split()]
 
 
+def commit_in_batches(source: Postgres) -> tuple[dict[int, datetime], datetime]:
+    """Commit BATCHES batches of rows into table ``drill``, PAUSE apart, each closed by a WAL
+    switch, and wait until the last is archived. The commit time of each row, and a target
+    halfway between batches 1 and 2 (rows of batches 0 and 1 at or before it)."""
+    last_segment = ""
+    for batch in range(BATCHES):
+        for k in range(ROWS_PER_BATCH):
+            source.sql(f"insert into drill (i, batch) values "
+                       f"({batch * ROWS_PER_BATCH + k + 1}, {batch})")
+        last_segment = source.sql("select pg_walfile_name(pg_switch_wal())")
+        if batch < BATCHES - 1:
+            time.sleep(PAUSE)
+    deadline = time.monotonic() + 60
+    while (source.sql("select coalesce(last_archived_wal, '') from pg_stat_archiver")
+           < last_segment):
+        assert time.monotonic() < deadline, "WAL not archived"
+        time.sleep(0.05)
+    commits = {int(i): parse_iso(t) for i, t in (
+        line.split("|") for line in source.sql(
+            "select i, pg_xact_commit_timestamp(xmin) from drill order by i").splitlines())}
+    batch_of = {i: (i - 1) // ROWS_PER_BATCH for i in commits}
+    before = max(t for i, t in commits.items() if batch_of[i] == 1)
+    after = min(t for i, t in commits.items() if batch_of[i] == 2)
+    target = before + (after - before) / 2
+    assert sorted(i for i, t in commits.items() if t <= target) == \
+        list(range(1, 2 * ROWS_PER_BATCH + 1))
+    return commits, target
+
+
 def stop_forks(user: OsUser, env: dict[str, str], *folders: Path) -> None:
     for folder in folders:
         Postgres(user, folder / "data", folder / "run", 0, env).stop()
@@ -207,28 +236,8 @@ def run_drill(backend: str, root: Path, repo: Path, source: Postgres, direct: Po
     source.sql("create table drill (i int primary key, batch int not null, "
                "at timestamptz not null default clock_timestamp())")
     with watch.step("rows (4 batches)"):
-        last_segment = ""
-        for batch in range(BATCHES):
-            for k in range(ROWS_PER_BATCH):
-                source.sql(f"insert into drill (i, batch) values "
-                           f"({batch * ROWS_PER_BATCH + k + 1}, {batch})")
-            last_segment = source.sql("select pg_walfile_name(pg_switch_wal())")
-            if batch < BATCHES - 1:
-                time.sleep(PAUSE)
-        deadline = time.monotonic() + 60
-        while (source.sql("select coalesce(last_archived_wal, '') from pg_stat_archiver")
-               < last_segment):
-            assert time.monotonic() < deadline, "WAL not archived"
-            time.sleep(0.05)
-    commits = {int(i): parse_iso(t) for i, t in (
-        line.split("|") for line in source.sql(
-            "select i, pg_xact_commit_timestamp(xmin) from drill order by i").splitlines())}
-    batch_of = {i: (i - 1) // ROWS_PER_BATCH for i in commits}
-    before = max(t for i, t in commits.items() if batch_of[i] == 1)
-    after = min(t for i, t in commits.items() if batch_of[i] == 2)
-    target = before + (after - before) / 2
+        commits, target = commit_in_batches(source)
     expected_at_target = sorted(i for i, t in commits.items() if t <= target)
-    assert expected_at_target == list(range(1, 2 * ROWS_PER_BATCH + 1))
 
     config = write_btar_config(root, backend, primary_s3, s3)
     if backend == "s3":
