@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -44,6 +44,7 @@ from engine.fork import (
     wal_stream_of,
     write_plan_file,
 )
+from engine.fork_barman import barman_wal_bounds, is_barman_cloud
 from engine.formats import get_layout, layout_kind
 from engine.formats.pgbackrest import decompress
 from engine.lag import (
@@ -81,6 +82,7 @@ from engine.runtime import Clock, CopyProgress, LiveDriver, StorageRegistry
 from engine.scheduler import Hooks, ServiceJob, replicate
 from engine.storage.base import Storage
 from engine.storage.locations import LocationConfig, open_location
+from engine.timelines import TimelineView, timeline_view
 from engine.units import short_duration
 from engine.windows import window_from_catalog
 
@@ -504,6 +506,13 @@ class Btar:
         self.service(name)
         return [self.window(name, loc.region) for loc in self._ordered_locations(name)]
 
+    def timeline_views(self, name: str) -> list[TimelineView]:
+        """Per region: the window along the followed timeline, the timeline of each of its
+        stretches, and every branch with its own window."""
+        self.service(name)
+        return [timeline_view(self.catalog, name, loc.region, loc.role)
+                for loc in self._ordered_locations(name)]
+
     def _ordered_locations(self, name: str) -> list[Any]:
         order = {RegionRole.PRIMARY: 0, RegionRole.SECONDARY: 1, RegionRole.PREVIOUS: 2,
                  RegionRole.RETAINED: 3}
@@ -607,8 +616,9 @@ class Btar:
 
     def plan_fork(self, name: str, region: str, target: datetime | None = None, *,
                   source_region: str | None = None,
-                  refresh_primary: bool = True) -> RestorePlan:
-        """Plan a fork in ``region`` from the copy stored there, to ``target`` (None: latest).
+                  refresh_primary: bool = True, timeline: str | None = None) -> RestorePlan:
+        """Plan a fork in ``region`` from the copy stored there, to ``target`` (None: latest),
+        along ``timeline`` (None: the latest timeline, as recovery follows it).
         Refused outside the region's window (rule 5) or from another region (rule 6).
         ``refresh_primary`` lists the primary first to measure the data loss of "latest"."""
         service = self.service(name)
@@ -620,7 +630,7 @@ class Btar:
                 self.driver.run(discover_primary(self.catalog, get_layout(service.layout),
                                                  service, self.settings, full=False))
         return plan_restore(self.catalog, service, region, target, self.driver.now(),
-                            source_region=source_region)
+                            source_region=source_region, timeline=timeline)
 
     def fork_throughput(self) -> tuple[float, bool]:
         """Bytes per second of past forks (measured), else an assumption (False)."""
@@ -634,7 +644,8 @@ class Btar:
 
     def check_fork_plan(self, plan: RestorePlan, name: str, region: str,
                         target: datetime | None, *,
-                        source_region: str | None = None) -> RestorePlan:
+                        source_region: str | None = None,
+                        timeline: str | None = None) -> RestorePlan:
         """A plan made earlier for this request, if it still holds against the catalog (it is
         then returned unchanged, even if the window grew since); otherwise PlanChanged, with
         what planning the request now gives."""
@@ -651,7 +662,9 @@ class Btar:
             return plan
         try:
             replacement = self.plan_fork(name, region, target, source_region=source_region,
-                                         refresh_primary=False)
+                                         refresh_primary=False,
+                                         timeline=timeline or (plan.timeline
+                                                               if plan.timeline_asked else None))
         except BtarError as error:
             raise PlanChanged(plan, problem, None, error) from error
         raise PlanChanged(plan, problem, replacement)
@@ -660,7 +673,8 @@ class Btar:
              plan: RestorePlan | None = None,
              source_region: str | None = None,
              wal_fetch_command: list[str] | None = None,
-             tools: ToolOptions | None = None) -> ForkOutcome:
+             tools: ToolOptions | None = None,
+             timeline: str | None = None) -> ForkOutcome:
         """Fetch and verify what a fork needs into ``into``, lay out the restore and, for real
         backups (pgbackrest layout, mariadb-backup bases), run the database's own restore
         (``tools``; see engine.fork). Run it again after an interruption: verified files are
@@ -674,19 +688,21 @@ class Btar:
             # No listing of the primary first: during an outage its retries would only add
             # to the RTO; the data loss is measured against the catalog's last view of it.
             plan = self.plan_fork(name, region, target, source_region=source_region,
-                                  refresh_primary=False)
+                                  refresh_primary=False, timeline=timeline)
         else:
             plan = self.check_fork_plan(plan, name, region, target,
-                                        source_region=source_region)
+                                        source_region=source_region, timeline=timeline)
         planned = plan
         service = self.service(name)
         plan_json = plan_as_json(plan)
         write_plan_file(plan_json, into, "fetching")
         fetched = self.driver.run(fetch_plan(plan, service.key_prefix, into))
-        if not fetched.failures and is_pgbackrest(plan):
-            # The seal says which WAL makes the backup consistent and what it refers to.
+        if not fetched.failures and (is_pgbackrest(plan) or is_barman_cloud(plan)):
+            # The seal (Barman: backup.info) says which WAL makes the backup consistent and
+            # what it refers to.
             known = {o.key for o in plan.objects}
-            plan = supplement_pgbackrest(self.catalog, plan, read_seal(plan, into))
+            plan = supplement_pgbackrest(self.catalog, plan, read_seal(plan, into)
+                                         if is_pgbackrest(plan) else barman_wal_bounds(plan, into))
             plan_json = plan_as_json(plan)
             more = self.driver.run(fetch_plan(plan, service.key_prefix, into,
                                               [o.key for o in plan.objects
@@ -705,7 +721,10 @@ class Btar:
             if fetched.finished and fetched.started else 0.0
         write_plan_file(plan_json, into, "restoring")
         try:
-            restored = run_restore_tools(plan, into, tools or ToolOptions())
+            # barman-cloud's tools read the copy in place: they need the region's location
+            restored = run_restore_tools(plan, into, replace(
+                tools or ToolOptions(), location=self._locations.get(region),
+                prefix=service.key_prefix))
         except BtarError:
             write_plan_file(plan_json, into, "restore failed")
             raise
@@ -713,6 +732,7 @@ class Btar:
         details: dict[str, Any] = {
             "region": region, "target": iso(plan.target) if plan.target else "latest",
             "effective_target": iso(plan.effective_target), "base": plan.base_id,
+            "timeline": plan.timeline,
             "segments": len(plan.segments), "bytes": plan.bytes_total,
             "bytes_downloaded": fetched.bytes_downloaded, "seconds": seconds,
             "into": str(into)}
@@ -745,7 +765,7 @@ class Btar:
         fetched = destination.with_name(f".{destination.name}.btar-fetch") if pgbackrest \
             else destination
         task = FetchTask(region, f"{service.key_prefix}/{ref.key}", str(fetched),
-                         ref.size, ref.sha256)
+                         ref.size, ref.sha256, ref.digest)
         [result] = self.driver.run(_fetch_one(task))
         if not result.ok:
             raise StorageError(region, segment, result.error)
@@ -819,6 +839,7 @@ def plan_as_json(plan: RestorePlan) -> dict[str, Any]:
                      "first": plan.segments[0].item_id if plan.segments else None,
                      "last": plan.segments[-1].item_id if plan.segments else None},
         "histories": list(plan.histories),
+        "timeline": plan.timeline, "timeline_asked": plan.timeline_asked,
         "objects": len(plan.objects), "bytes": plan.bytes_total,
         "expected_data_loss_seconds": plan.expected_data_loss_seconds,
         "planned_at": iso(plan.planned_at),

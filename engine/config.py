@@ -71,12 +71,15 @@ class ServiceConfig(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
     type: ServiceType
     region: str
-    #: "native" (docs/native-layout.md) or "pgbackrest" (docs/pgbackrest-layout.md: the
-    #: prefix is the repository root, one stanza is read)
-    layout: Literal["native", "pgbackrest"] = "native"
+    #: "native" (docs/native-layout.md), "pgbackrest" (docs/pgbackrest-layout.md: the
+    #: prefix is the repository root, one stanza is read) or "barman-cloud"
+    #: (docs/barman-cloud-layout.md: the prefix is barman-cloud's URL path, one server is read)
+    layout: Literal["native", "pgbackrest", "barman-cloud"] = "native"
     prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,255}$")
     #: the pgBackRest stanza of this service (layout = "pgbackrest" only, and required there)
     stanza: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    #: the Barman server name (layout = "barman-cloud" only, and required there)
+    server: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     #: retention in the additional region; without it btar never deletes there by itself
     retention: RetentionConfig | None = None
 
@@ -98,11 +101,22 @@ class ServiceConfig(_Strict):
                                  'e.g. stanza = "main"')
         elif self.stanza is not None:
             raise ValueError('stanza: only a service with layout = "pgbackrest" has a stanza')
+        if self.layout == "barman-cloud":
+            if self.type != ServiceType.POSTGRESQL:
+                raise ValueError("layout: Barman Cloud holds PostgreSQL backups; a "
+                                 f"{self.type.value} service uses layout = \"native\"")
+            if self.server is None:
+                raise ValueError('server: layout = "barman-cloud" needs the Barman server name '
+                                 'given to barman-cloud-backup, e.g. server = "pg"')
+        elif self.server is not None:
+            raise ValueError('server: only a service with layout = "barman-cloud" has a server')
         return self
 
     def to_service(self) -> Service:
         # The layout name carries its option ("pgbackrest:<stanza>"): see engine.formats.
         layout = f"pgbackrest:{self.stanza}" if self.layout == "pgbackrest" else self.layout
+        if self.layout == "barman-cloud":
+            layout = f"barman-cloud:{self.server}"
         return Service(self.name, self.type, self.region, layout, self.prefix or self.name)
 
 

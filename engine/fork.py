@@ -76,8 +76,8 @@ def is_mariadb_backup(plan: RestorePlan) -> bool:
 
 def local_path(plan: RestorePlan, key: str) -> str:
     """Where an object of the plan lands inside the fork folder."""
-    if is_pgbackrest(plan):
-        return f"repo/{key}"  # INTO/repo is a pgBackRest repository with the same layout
+    if is_pgbackrest(plan) or layout_kind(plan.layout) == "barman-cloud":
+        return f"repo/{key}"  # INTO/repo holds the repository with the same layout
     parts = key.split("/")
     if parts[0] == "base" and parts[2:3] == ["data"]:
         return "/".join(["data", *parts[3:]])
@@ -97,7 +97,7 @@ def fetch_plan(plan: RestorePlan, prefix: str, into: Path,
     outcome.started = yield Now()
     wanted = None if keys is None else set(keys)
     tasks = [FetchTask(plan.region, f"{prefix}/{o.key}", str(into / local_path(plan, o.key)),
-                       o.size, o.sha256)
+                       o.size, o.sha256, o.digest)
              for o in plan.objects if wanted is None or o.key in wanted]
     for start in range(0, len(tasks), FETCH_BATCH):
         results: tuple[FetchResult, ...] = yield FetchBatch(tuple(tasks[start:start + FETCH_BATCH]))
@@ -142,6 +142,9 @@ def lay_out(plan: RestorePlan, into: Path, wal_fetch_command: list[str]) -> list
     target = iso(plan.effective_target)
     if is_pgbackrest(plan):
         return lay_out_pgbackrest(plan, into)
+    if layout_kind(plan.layout) == "barman-cloud":
+        from engine.fork_barman import lay_out_barman_cloud  # it builds on this module
+        return lay_out_barman_cloud(plan, into)
     if plan.service_type == ServiceType.POSTGRESQL:
         data = into / "data"
         private_folder(data)
@@ -150,7 +153,7 @@ def lay_out(plan: RestorePlan, into: Path, wal_fetch_command: list[str]) -> list
         lines = [
             "# written by btar fork: recover from the copy in " + plan.region,
             f"restore_command = '{restore}'",
-            "recovery_target_timeline = 'latest'",
+            f"recovery_target_timeline = '{recovery_timeline(plan)}'",
             "recovery_target_action = 'promote'",
             # a fork must never push WAL into the source's archive
             "archive_mode = 'off'",
@@ -259,6 +262,10 @@ class ToolOptions:
     #: user, or ``postgres`` / ``mysql`` when btar runs as root (servers refuse root)
     run_as: str | None = None
     timeout: float = 600.0
+    #: the fork region's location settings and the service's prefix in it, for tools that
+    #: read the copy in place (barman-cloud: engine.fork_barman)
+    location: object = None
+    prefix: str = ""
 
 
 @dataclass
@@ -397,6 +404,9 @@ def run_restore_tools(plan: RestorePlan, into: Path, options: ToolOptions) -> To
         return restore_pgbackrest(plan, into, options)
     if is_mariadb_backup(plan):
         return restore_mariadb(plan, into, options)
+    if layout_kind(plan.layout) == "barman-cloud":
+        from engine.fork_barman import restore_barman_cloud
+        return restore_barman_cloud(plan, into, options)
     if options.start:
         raise BadInput("--start needs a real backup (layout pgbackrest, or a mariadb-backup "
                        "base in the native layout); this fork holds btar's demo data")
@@ -419,16 +429,26 @@ def pgbackrest_restore_command(plan: RestorePlan, into: Path) -> tuple[list[str]
     the fork's staging repository to the plan's point, and what its recovery does."""
     command = ["pgbackrest", f"--config={into / 'pgbackrest.conf'}",
                f"--stanza={stanza_of(plan)}", f"--set={base_label(plan)}", "--archive-mode=off"]
-    timeline = plan.segments[-1].stream if plan.segments else None
+    # Recovery follows the plan's timeline, never another one its archive happens to hold:
+    # the window the plan was checked against is that timeline's.
+    timeline = recovery_timeline(plan)
+    along = [f"--target-timeline={timeline}"] if timeline != "latest" else []
+    follows = f" along timeline {timeline}" if along else ""
     if plan.target is not None and recovery_reaches_past(plan, plan.target):
         command += ["--type=time", f"--target={_pg_time(plan.target)}",
-                    "--target-action=promote"]
-        if timeline:
-            command.append(f"--target-timeline={timeline}")
-        return command, f"recovery stops before the first commit after {iso(plan.target)}"
+                    "--target-action=promote", *along]
+        return command, (f"recovery stops before the first commit after {iso(plan.target)}"
+                         f"{follows}")
     # latest, or a target after the last commit in the fetched WAL: replay all of it
-    command.append("--type=default")
-    return command, "recovery replays every fetched WAL segment, then promotes"
+    command += ["--type=default", *along]
+    return command, f"recovery replays every fetched WAL segment{follows}, then promotes"
+
+
+def recovery_timeline(plan: RestorePlan) -> str:
+    """``recovery_target_timeline`` for a plan: its timeline when it is a PostgreSQL
+    timeline number, else 'latest'."""
+    timeline = plan.timeline or (plan.segments[-1].stream if plan.segments else "")
+    return timeline if timeline.isdigit() and int(timeline) > 0 else "latest"
 
 
 def restore_pgbackrest(plan: RestorePlan, into: Path, options: ToolOptions) -> ToolRun:
@@ -547,6 +567,9 @@ def next_steps(plan: RestorePlan, into: Path, written: Sequence[str],
     if "state.json" in written:  # the demo's key-value data: there is no server to start
         point = iso(plan.effective_target.replace(microsecond=0))
         return [f"read the data at {point}: cat {shlex.quote(str(into / 'state.json'))}"]
+    if layout_kind(plan.layout) == "barman-cloud":
+        return [f"the verified objects are in {into / 'repo'}; fork without --fetch-only to "
+                "restore them with barman-cloud-restore"]
     data = shlex.quote(str(into / "data"))
     start = f"start it with: pg_ctl -D {data} -o '-p PORT -c archive_mode=off' start"
     if is_pgbackrest(plan):

@@ -17,10 +17,11 @@ if ! command -v tmux >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
 fi
 # Debian packages the disaster-recovery drills drive (tests/drills; skipped without them).
 if { [ ! -x /usr/lib/postgresql/15/bin/initdb ] || ! command -v pgbackrest >/dev/null 2>&1 \
-        || ! command -v mariadb-backup >/dev/null 2>&1 || ! command -v mariadbd >/dev/null 2>&1; } \
+        || ! command -v mariadb-backup >/dev/null 2>&1 || ! command -v mariadbd >/dev/null 2>&1 \
+        || ! command -v barman-cloud-backup >/dev/null 2>&1; } \
         && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-        postgresql pgbackrest mariadb-server mariadb-backup >/dev/null
+        postgresql pgbackrest mariadb-server mariadb-backup barman-cli-cloud >/dev/null
 fi
 echo "== ruff"
 ruff check .

@@ -1,11 +1,13 @@
 """Readers (and, for btar's own layout, writers) of backup layouts on storage."""
 
 from engine.errors import BadInput
+from engine.formats.barman_cloud import BarmanCloudLayout
 from engine.formats.base import BackupLayout
 from engine.formats.native import NativeLayout
 from engine.formats.pgbackrest import PgBackRestLayout
 
-LAYOUTS: dict[str, BackupLayout] = {"native": NativeLayout(), "pgbackrest": PgBackRestLayout()}
+LAYOUTS: dict[str, BackupLayout] = {"native": NativeLayout(), "pgbackrest": PgBackRestLayout(),
+                                     "barman-cloud": BarmanCloudLayout()}
 
 
 def layout_kind(name: str) -> str:
@@ -15,7 +17,7 @@ def layout_kind(name: str) -> str:
 
 def get_layout(name: str) -> BackupLayout:
     """The layout reader registered under ``name``; ``kind:option`` passes an option to it
-    (``pgbackrest:<stanza>``)."""
+    (``pgbackrest:<stanza>``, ``barman-cloud:<server>``)."""
     kind, _, option = name.partition(":")
     try:
         layout = LAYOUTS[kind]
@@ -26,6 +28,11 @@ def get_layout(name: str) -> BackupLayout:
     if isinstance(layout, PgBackRestLayout):
         try:
             return layout.for_stanza(option)
+        except ValueError as error:
+            raise BadInput(f"backup layout {name!r}: {error}") from None
+    if isinstance(layout, BarmanCloudLayout):
+        try:
+            return layout.for_server(option)
         except ValueError as error:
             raise BadInput(f"backup layout {name!r}: {error}") from None
     raise BadInput(f"backup layout {kind!r} takes no option (got {name!r})")
