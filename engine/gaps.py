@@ -66,7 +66,7 @@ class Refusal:
 
 
 def segment_name(service: Service, stream: str, seq: int) -> str:
-    if layout_kind(service.layout) == "pgbackrest" and stream.isdigit():
+    if layout_kind(service.layout) in ("pgbackrest", "barman-cloud") and stream.isdigit():
         return f"WAL {wal_file_name(int(stream), seq)}"
     return f"segment {stream}/{seq:010d}"
 
