@@ -2,9 +2,11 @@
 
 Writes stage blocks and commit the block list only after the running SHA-256 was checked, so a
 bad upload never becomes visible. Copies between two Azure locations are server-side: Copy Blob
-from a short-lived read SAS of the source, polled until done, then checked by Content-MD5.
+from a short-lived read SAS of the source, polled until done, then checked by Content-MD5
+(engine.storage.azure_copy).
 
-How a failure ends up (after the retries of ``_call``):
+How a failure ends up (after the retries of ``_call``, engine.storage.retry; what azure-core's
+errors mean is in engine.storage.azure_errors):
 
 - ContainerNotFound: LocationMissing ("the container does not exist");
 - 401/403 (AuthenticationFailed, AuthorizationFailure...) or a credential that cannot get a
@@ -23,14 +25,12 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
-import dataclasses
 import functools
 import hashlib
 import io
 import logging
 import os
 import random
-import re
 import threading
 import time
 import uuid
@@ -39,15 +39,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 
-from azure.core import MatchConditions
 from azure.core.credentials import AzureNamedKeyCredential
 from azure.core.exceptions import (
     AzureError,
-    ClientAuthenticationError,
-    HttpResponseError,
-    ServiceRequestError,
-    ServiceResponseError,
-    ServiceResponseTimeoutError,
 )
 from azure.storage.blob import (
     BlobBlock,
@@ -56,24 +50,30 @@ from azure.storage.blob import (
     BlobSasPermissions,
     BlobServiceClient,
     ContainerClient,
-    ContentSettings,
     UserDelegationKey,
     generate_blob_sas,
 )
 
 from engine.errors import (
-    AccessDenied,
-    ChecksumMismatch,
-    LocationMissing,
     ObjectNotFound,
     StorageError,
-    Throttled,
-    Unreachable,
 )
 from engine.model import Digest, ObjectInfo, ObjectMeta
+from engine.storage.azure_copy import (
+    MAX_BLOCKS,
+    VERIFIED_BY_SERVICE,
+    copy_blob,
+    copy_by_blocks,
+    digests_of,
+    info_of,
+    md5_of,
+    read_back,
+    settings_of,
+    when_of,
+)
+from engine.storage.azure_errors import NOISY_LOGGERS, REDACTIONS, classify, describe, scrub
 from engine.storage.base import (
     CHUNK_SIZE,
-    Backoff,
     CopyReport,
     ListPage,
     Storage,
@@ -82,15 +82,16 @@ from engine.storage.base import (
     validate_prefix,
 )
 from engine.storage.locations import AzureLocation
+from engine.storage.retry import Attempts, Backoff, Describe, Retry, utc
 
 T = TypeVar("T")
+_log = logging.getLogger(__name__)
 
 GIB = 1024**3
 MIB = 1024**2
 #: Default block size of a streamed write: the most a write holds in memory at first.
 DEFAULT_BLOCK_SIZE = 4 * MIB
-#: A block blob has at most 50,000 blocks of at most 4000 MiB each.
-MAX_BLOCKS = 50_000
+#: A block blob has at most MAX_BLOCKS blocks of at most 4000 MiB each.
 MAX_BLOCK_SIZE = 4000 * MIB
 #: Blocks double in size after every this many, so a stream of unknown length never runs out of
 #: blocks (4 MiB blocks alone would stop at 195 GiB); memory stays one block.
@@ -177,14 +178,16 @@ class AzureStorage(Storage):
         self.max_attempts = max_attempts
         #: the client's read timeout in seconds (for messages)
         self.read_timeout = read_timeout
-        self._retry = Backoff(backoff_base, backoff_cap, sleep, jitter)
+        self.retry = Retry(self.name, (AzureError,), classify,
+                           Attempts(max_attempts, UNREACHABLE_ATTEMPTS, TIMEOUT_ATTEMPTS),
+                           Backoff(backoff_base, backoff_cap, sleep, jitter), _log, chain=False)
         self._poll_interval = poll_interval
         self._poll_interval_max = poll_interval_max
         self._sleep = sleep
         self._clock = clock
         self._delegation: tuple[UserDelegationKey, datetime] | None = None
         self._delegation_lock = threading.Lock()
-        _redact_transport_logs()
+        REDACTIONS.install(NOISY_LOGGERS)
 
     # -- construction ------------------------------------------------------------------------
 
@@ -235,7 +238,7 @@ class AzureStorage(Storage):
             container = ContainerClient(account_url, container_name, credential=credential,
                                         **options)
         except ValueError as exc:
-            raise StorageError(display, "", f"cannot open the container: {_scrub(str(exc))}") \
+            raise StorageError(display, "", f"cannot open the container: {scrub(str(exc))}") \
                 from None
         return cls(
             container,
@@ -262,70 +265,19 @@ class AzureStorage(Storage):
     def _blob(self, key: str) -> BlobClient:
         return self._container.get_blob_client(self._prefix + key)
 
+    def _describe(self, what: str, key: str) -> Describe:
+        """How ``what`` on ``key`` that failed for good is reported."""
+        return lambda exc, failure, attempts: describe(
+            exc, failure, attempts, location=self.name, key=key, what=what,
+            read_timeout=self.read_timeout)
+
     def _call(self, what: str, key: str, action: Callable[[], T]) -> T:
         """Run one request, retrying throttling, transient errors and unreachable endpoints
         with exponential backoff and jitter; map what remains to engine errors."""
-        failures: dict[str, int] = {}  # by kind
-        while True:
-            try:
-                return action()
-            except AzureError as exc:
-                kind = _classify(exc)
-                failures[kind] = failures.get(kind, 0) + 1
-                attempt = sum(failures.values())
-                if failures[kind] < self._attempts_for(kind) and attempt < self.max_attempts:
-                    self._retry.wait(attempt - 1)
-                    continue
-                raise self._error(what, key, exc, kind, attempt) from None
+        return self.retry.run(key, action, self._describe(what, key))
 
-    def _attempts_for(self, kind: str) -> int:
-        """How many failures of this kind a request may meet before it gives up (never more
-        than max_attempts in all)."""
-        if kind in ("throttled", "transient"):
-            return self.max_attempts
-        if kind == "unreachable":
-            # A dead endpoint gets a few tries only: an outage should surface quickly.
-            return min(self.max_attempts, UNREACHABLE_ATTEMPTS)
-        if kind == "timeout":
-            return min(self.max_attempts, TIMEOUT_ATTEMPTS)
-        return 1
-
-    def _error(self, what: str, key: str, exc: AzureError, kind: str | None = None,
-               attempts: int = 1) -> StorageError:
-        kind = kind or _classify(exc)
-        detail = _describe(exc)
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        if kind == "not-found":
-            return ObjectNotFound(self.name, key, "no such object")
-        if kind == "no-container":
-            # The location is unusable until someone creates it, as S3's missing bucket.
-            return LocationMissing(self.name, key,
-                                   f"{what} failed: the container does not exist")
-        if kind == "denied":
-            return AccessDenied(self.name, key, f"{what} failed: access denied: check the "
-                                "account key or SAS token of this location (account_key_env, "
-                                f"sas_token_env) and its permissions; {detail}")
-        if kind == "unreachable":
-            how = "cannot connect" if isinstance(exc, ServiceRequestError) \
-                else "the connection dropped"
-            return Unreachable(self.name, key, f"{what} failed: {how}{tries}: {detail}")
-        if kind == "timeout":
-            return Unreachable(self.name, key, f"{what} failed: no answer within "
-                               f"{self.read_timeout:g} s{tries}: {detail}")
-        if kind == "throttled":
-            return Throttled(self.name, key, f"{what} throttled by the service{tries}: {detail}")
-        if kind == "copy-source":
-            return StorageError(self.name, key, f"{what} failed: the service could not read "
-                                "the copy source (its SAS, its network rules, or the object "
-                                f"itself): {detail}")
-        if kind == "transient" and isinstance(exc, HttpResponseError) and exc.status_code:
-            verb = "kept answering" if attempts > 1 else "answered"
-            return StorageError(self.name, key, f"{what} failed: the service {verb} "
-                                f"{exc.status_code}{tries}: {detail}")
-        error = StorageError(self.name, key, f"{what} failed{tries}: {detail}")
-        if kind == "refused":
-            error.retryable = False
-        return error
+    def _error(self, what: str, key: str, exc: AzureError) -> StorageError:
+        return self._describe(what, key)(exc, classify(exc), 1)
 
     def _properties(self, key: str) -> BlobProperties:
         blob = self._blob(key)
@@ -360,8 +312,8 @@ class AzureStorage(Storage):
                 if props.copy is not None and props.copy.status in _INCOMPLETE_COPY:
                     continue
                 # the listing carries Content-MD5 (when the writer set one) at no extra cost
-                found.append(ObjectInfo(key, props.size, _utc(props.last_modified),
-                                        digests=_digests_of(props)))
+                found.append(ObjectInfo(key, props.size, utc(props.last_modified),
+                                        digests=digests_of(props)))
                 if len(found) > limit:
                     break
             return found
@@ -373,7 +325,7 @@ class AzureStorage(Storage):
 
     def stat(self, key: str) -> ObjectInfo:
         validate_key(self.name, key)
-        return _info_of(key, self._properties(key))
+        return info_of(key, self._properties(key))
 
     @contextlib.contextmanager
     def _open(self, key: str) -> Iterator[tuple[BinaryIO, ObjectInfo]]:
@@ -388,7 +340,7 @@ class AzureStorage(Storage):
         raw = _DownloadReader(downloader.chunks(),
                               lambda exc: self._error("read", key, exc))
         with io.BufferedReader(raw, CHUNK_SIZE) as stream:
-            yield stream, _info_of(key, downloader.properties)
+            yield stream, info_of(key, downloader.properties)
 
     @contextlib.contextmanager
     def _open_stream(self, key: str) -> Iterator[BinaryIO]:
@@ -418,11 +370,11 @@ class AzureStorage(Storage):
         if len(first) < self.block_size:
             # Everything fits one request: check the hash, then a single Put Blob.
             check_sha256(self.name, key, sha256, sha.hexdigest())
-            settings = _settings(meta, md5.digest())
+            settings = settings_of(meta, md5.digest())
             result = self._call("write", key, lambda: blob.upload_blob(
                 first, overwrite=True, content_settings=settings, validate_content=True,
                 max_concurrency=1, encryption_scope=scope, metadata=metadata))
-            return ObjectInfo(key, len(first), _when(result), sha.hexdigest())
+            return ObjectInfo(key, len(first), when_of(result), sha.hexdigest())
         # Staged blocks stay invisible until the block list is committed, which happens only
         # after the SHA-256 of everything staged was checked.
         run = uuid.uuid4().hex
@@ -442,11 +394,11 @@ class AzureStorage(Storage):
             sha.update(chunk)
             md5.update(chunk)
         check_sha256(self.name, key, sha256, sha.hexdigest())
-        settings = _settings(meta, md5.digest())
+        settings = settings_of(meta, md5.digest())
         blocks = [BlobBlock(block_id=block_id) for block_id in block_ids]
         result = self._call("write", key, lambda: blob.commit_block_list(
             blocks, content_settings=settings, encryption_scope=scope, metadata=metadata))
-        return ObjectInfo(key, size, _when(result), sha.hexdigest())
+        return ObjectInfo(key, size, when_of(result), sha.hexdigest())
 
     def _block_size_for(self, index: int) -> int:
         return min(MAX_BLOCK_SIZE, self.block_size << (index // BLOCKS_PER_SIZE_STEP))
@@ -477,124 +429,12 @@ class AzureStorage(Storage):
         url = source._read_url(source_key, timedelta(seconds=timeout + 3600))
         if self.encryption_scope:
             # Copy Blob (asynchronous) cannot set an encryption scope; Put Block From URL can.
-            report = self._copy_by_blocks(url, src, key, timeout)
+            report = copy_by_blocks(self, url, src, key, timeout)
         else:
-            report = self._copy_blob(url, src, key, timeout)
-        if sha256 is not None or report.verified_by == "content-md5-checked-by-service":
+            report = copy_blob(self, url, src, key, timeout)
+        if sha256 is not None or report.verified_by == VERIFIED_BY_SERVICE:
             return report
-        return self._read_back(key, report, _md5(src), digest)
-
-    def _read_back(self, key: str, report: CopyReport, source_md5: bytes | None,
-                   digest: Digest | None) -> CopyReport:
-        """Copy Blob carries the source's Content-MD5 over as a property, it does not
-        compute it: equal values prove the copy finished, not its bytes. An object whose
-        layout records no SHA-256 is therefore read back once here, hashing what the
-        comparisons need: the MD5 against the source's Content-MD5 (computed when the source
-        was uploaded), a layout's digest, and a SHA-256 for later downloads."""
-        wanted = ["sha256", "md5"] + ([digest.algorithm] if digest is not None else [])
-        found = {d.algorithm: d for d in self.digests_of(key, list(dict.fromkeys(wanted)))}
-        sha = found.pop("sha256")
-        if source_md5 is None:
-            # engine.transfer compares this SHA-256 of the copy with the source's, read there
-            return dataclasses.replace(report, sha256=sha.value, verified_by="sha256-read-back",
-                                       identical_to_source=False,
-                                       digests=tuple(found.values()))
-        if found["md5"].value != source_md5.hex():
-            self._discard(self._blob(key), key)
-            raise ChecksumMismatch(self.name, key, source_md5.hex(), found["md5"].value,
-                                   algorithm="md5", against="the source's Content-MD5")
-        return dataclasses.replace(report, sha256=sha.value, identical_to_source=True,
-                                   verified_by="md5-read-back-equals-source-content-md5",
-                                   digests=tuple(found.values()))
-
-    def _copy_blob(self, url: str, src: BlobProperties, key: str, timeout: float) -> CopyReport:
-        blob = self._blob(key)
-        started = self._call("copy", key, lambda: blob.start_copy_from_url(
-            url, source_etag=src.etag, source_match_condition=MatchConditions.IfNotModified))
-        copy_id = str(started["copy_id"])
-        deadline = self._clock() + timeout
-        delay = self._poll_interval
-        props = self._call("copy", key, blob.get_blob_properties)
-        status = "pending"
-        while True:
-            if props.copy.id != copy_id:
-                raise StorageError(self.name, key, "another copy to this key replaced ours")
-            status = str(props.copy.status)
-            if status != "pending":
-                break
-            if self._clock() >= deadline:
-                self._abandon(blob, key, copy_id)
-                raise StorageError(
-                    self.name, key,
-                    f"server-side copy did not finish within {timeout:.0f} s "
-                    f"({props.copy.progress or '?'} bytes); aborted")
-            self._sleep(delay)
-            delay = min(delay * 2, self._poll_interval_max)
-            props = self._call("copy", key, blob.get_blob_properties)
-        if status != "success":
-            self._discard(blob, key)
-            reason = _scrub(str(props.copy.status_description or ""))[:200]
-            raise StorageError(self.name, key, f"server-side copy {status}: {reason}")
-        if props.size != src.size:
-            self._discard(blob, key)
-            raise StorageError(self.name, key,
-                               f"the copy has {props.size} bytes, the source {src.size}")
-        info = ObjectInfo(key, props.size, _utc(props.last_modified))
-        source_md5 = _md5(src)
-        if source_md5 is None:
-            return CopyReport(info=info, method="server-side", sha256=None, verified_by=None)
-        if _md5(props) != source_md5:
-            self._discard(blob, key)
-            raise StorageError(self.name, key, "the copy's Content-MD5 differs from the source's")
-        return CopyReport(info=info, method="server-side", sha256=None,
-                          verified_by="content-md5-equals-source", identical_to_source=True,
-                          digests=(Digest("md5", source_md5.hex()),))
-
-    def _copy_by_blocks(self, url: str, src: BlobProperties, key: str,
-                        timeout: float) -> CopyReport:
-        """Put Block From URL per range, then commit with the encryption scope. A one-block
-        copy of a source with Content-MD5 has the service check the MD5 of the bytes it read."""
-        blob = self._blob(key)
-        scope = self.encryption_scope
-        source_md5 = _md5(src)
-        ranges = [(offset, min(self.copy_block_size, src.size - offset))
-                  for offset in range(0, src.size, self.copy_block_size)]
-        if len(ranges) > MAX_BLOCKS:
-            raise StorageError(self.name, key, "object too large for one block blob")
-        checked = source_md5 is not None and len(ranges) == 1
-        run = uuid.uuid4().hex
-        block_ids: list[str] = []
-        per_block = max(60.0, timeout * self.copy_block_size / max(src.size, 1))
-        for offset, length in ranges:
-            block_id = f"{run}-{len(block_ids):06d}"
-            self._call("copy", key, functools.partial(
-                blob.stage_block_from_url, block_id, url, source_offset=offset,
-                source_length=length, source_content_md5=source_md5 if checked else None,
-                encryption_scope=scope, read_timeout=per_block))
-            block_ids.append(block_id)
-        # Put Block From URL copies bytes only: what the blob says of itself goes along here.
-        settings = _settings(_info_of(key, src).meta, source_md5)
-        blocks = [BlobBlock(block_id=block_id) for block_id in block_ids]
-        result = self._call("copy", key, lambda: blob.commit_block_list(
-            blocks, content_settings=settings, encryption_scope=scope,
-            metadata=dict(src.metadata) if src.metadata else None))
-        info = ObjectInfo(key, src.size, _when(result))
-        if checked and source_md5 is not None:
-            return CopyReport(info=info, method="server-side", sha256=None,
-                              verified_by="content-md5-checked-by-service",
-                              identical_to_source=True,
-                              digests=(Digest("md5", source_md5.hex()),))
-        return CopyReport(info=info, method="server-side", sha256=None, verified_by=None)
-
-    def _abandon(self, blob: BlobClient, key: str, copy_id: str) -> None:
-        with contextlib.suppress(StorageError):
-            self._call("abort copy", key, lambda: blob.abort_copy(copy_id))
-        self._discard(blob, key)
-
-    def _discard(self, blob: BlobClient, key: str) -> None:
-        # An aborted or failed copy leaves an empty blob behind; it must not pass for an object.
-        with contextlib.suppress(StorageError):
-            self._call("delete", key, lambda: blob.delete_blob(delete_snapshots="include"))
+        return read_back(self, key, report, md5_of(src), digest)
 
     def _read_url(self, key: str, valid_for: timedelta) -> str:
         """The blob's URL with a read-only SAS that another account's copy can use."""
@@ -637,24 +477,6 @@ class AzureStorage(Storage):
                 now - timedelta(minutes=5), expiry))
             self._delegation = (key, expiry)
             return key
-
-
-class _RedactSignatures(logging.Filter):
-    """urllib3 logs request lines at DEBUG, and with SAS authentication those carry the SAS
-    signature in the query string: blank it before any handler sees the record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "sig=" in message.lower():
-            record.msg = _SIG.sub(r"\1<redacted>", message)
-            record.args = ()
-        return True
-
-
-def _redact_transport_logs() -> None:
-    transport = logging.getLogger("urllib3.connectionpool")
-    if not any(isinstance(f, _RedactSignatures) for f in transport.filters):
-        transport.addFilter(_RedactSignatures())
 
 
 class _DownloadReader(io.RawIOBase):
@@ -712,98 +534,6 @@ def _credential(location: AzureLocation, account: str, display: str) -> Any:
             "(the name of an environment variable), or install azure-identity to use "
             "DefaultAzureCredential") from None
     return DefaultAzureCredential()
-
-
-def _classify(exc: AzureError) -> str:
-    if isinstance(exc, ServiceRequestError):
-        return "unreachable"  # refused, DNS, TLS: the request never reached the service
-    if isinstance(exc, ServiceResponseTimeoutError):
-        return "timeout"  # connected, and no answer came
-    if isinstance(exc, ServiceResponseError):
-        return "unreachable"  # the connection dropped mid-response
-    if isinstance(exc, HttpResponseError):
-        status = exc.status_code or 0
-        code = _error_code(exc)
-        if status in (429, 503) or code == "ServerBusy":
-            return "throttled"
-        if code == "ContainerNotFound":
-            return "no-container"
-        if code == "CannotVerifyCopySource":
-            # About the source URL or its SAS (Azurite: a source on another host), not a
-            # missing or forbidden destination.
-            return "copy-source"
-        if status in (401, 403) or isinstance(exc, ClientAuthenticationError):
-            return "denied"
-        if status == 404:
-            return "not-found"
-        if status in (408, 500, 502, 504):
-            return "transient"
-        if 400 <= status < 500:
-            return "refused"
-    if isinstance(exc, ClientAuthenticationError):
-        return "denied"  # a credential (azure-identity) that cannot get a token
-    return "other"
-
-
-_QUERY = re.compile(r"\?[^\s'\"<>]*")
-_SIG = re.compile(r"(?i)(sig=)[^&\s'\"<>]+")
-
-
-def _scrub(text: str) -> str:
-    """Drop URL query strings and signatures, where SAS tokens travel."""
-    return _SIG.sub(r"\1<redacted>", _QUERY.sub("?<redacted>", text))
-
-
-def _describe(exc: AzureError) -> str:
-    parts: list[str] = []
-    if isinstance(exc, HttpResponseError):
-        if exc.status_code:
-            parts.append(f"HTTP {exc.status_code}")
-        if code := _error_code(exc):
-            parts.append(code)
-    lines = str(exc.message or type(exc).__name__).strip().splitlines()
-    first = lines[0] if lines else type(exc).__name__
-    parts.append(_scrub(first)[:200])
-    return " ".join(parts)
-
-
-def _error_code(exc: HttpResponseError) -> str:
-    code = getattr(exc, "error_code", None)
-    return str(getattr(code, "value", code) or "")
-
-
-def _when(result: dict[str, Any]) -> datetime:
-    moment = result.get("last_modified")
-    return _utc(moment) if isinstance(moment, datetime) else datetime.now(UTC)
-
-
-def _digests_of(props: BlobProperties) -> tuple[Digest, ...]:
-    md5 = _md5(props)
-    return (Digest("md5", md5.hex()),) if md5 is not None and len(md5) == 16 else ()
-
-
-def _info_of(key: str, props: BlobProperties) -> ObjectInfo:
-    settings = props.content_settings
-    return ObjectInfo(key, props.size, _utc(props.last_modified), digests=_digests_of(props),
-                      meta=ObjectMeta.of(dict(getattr(props, "metadata", None) or {}),
-                                         settings.content_type,
-                                         getattr(settings, "content_encoding", None)))
-
-
-def _settings(meta: ObjectMeta | None, md5: bytes | None) -> ContentSettings:
-    """Content settings of a new blob: its Content-MD5 and what ``meta`` says."""
-    return ContentSettings(content_md5=bytearray(md5) if md5 is not None else None,
-                           content_type=meta.content_type or None if meta else None,
-                           content_encoding=meta.content_encoding or None if meta else None)
-
-
-def _md5(props: BlobProperties) -> bytes | None:
-    value = props.content_settings.content_md5
-    return bytes(value) if value else None
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _read_full(stream: BinaryIO, size: int) -> bytes:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol, cast
 
 from engine.errors import ChecksumMismatch, InvalidKey
 from engine.model import Digest, ObjectInfo, ObjectMeta
@@ -143,29 +143,29 @@ class HashingReader:
         return self._hash.hexdigest()
 
 
-def backoff_delay(attempt: int, base: float, cap: float, jitter: float) -> float:
-    """Seconds to wait before retry ``attempt + 1``: exponential, capped, the upper half
-    jittered (``jitter`` in [0, 1)) so that many clients do not retry in step."""
-    ceiling = min(cap, base * 2.0**attempt)
-    return ceiling * (0.5 + 0.5 * jitter)
+class Closable(Protocol):
+    """A stream of a backend's own making: file-like enough to read, and closed once."""
+
+    def close(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class Backoff:
-    """How a cloud backend waits before it retries a request. Time and chance come in
-    through ``sleep`` and ``jitter`` so that tests neither wait nor depend on luck."""
+@contextlib.contextmanager
+def closing_stream(reader: Closable) -> Iterator[BinaryIO]:
+    """``reader`` as the binary stream ``open_read`` hands out, closed on leaving."""
+    try:
+        yield cast(BinaryIO, reader)
+    finally:
+        reader.close()
 
-    base: float
-    cap: float
-    sleep: Callable[[float], None]
-    jitter: Callable[[], float]
 
-    def delay(self, attempt: int) -> float:
-        """Seconds before retry ``attempt + 1`` (see backoff_delay)."""
-        return backoff_delay(attempt, self.base, self.cap, self.jitter())
-
-    def wait(self, attempt: int) -> None:
-        self.sleep(self.delay(attempt))
+@contextlib.contextmanager
+def closing_described(reader: Closable,
+                      info: ObjectInfo) -> Iterator[tuple[BinaryIO, ObjectInfo]]:
+    """``reader`` and what is known of its object, as ``open_described`` hands them out."""
+    try:
+        yield cast(BinaryIO, reader), info
+    finally:
+        reader.close()
 
 
 def check_sha256(location: str, key: str, expected: str | None, actual: str) -> None:

@@ -3,7 +3,8 @@
 One ``GcsStorage`` is a bucket plus prefix; a bucket's location is fixed when it is created, so
 the client needs no region. Retries are ours, not the SDK's: every SDK call gets ``retry=None``
 and ``call()`` retries throttling (429/503), other 5xx, timeouts and refused connections with
-injectable sleep and jitter, then raises Throttled / Unreachable / StorageError:
+injectable sleep and jitter (engine.storage.retry), then raises Throttled / Unreachable /
+StorageError (engine.storage.gcs_errors says what the SDK's errors mean):
 
 - a missing bucket: LocationMissing ("bucket X does not exist"), on listings, writes and
   copies (a 404 on those asks whether the bucket exists);
@@ -18,73 +19,65 @@ injectable sleep and jitter, then raises Throttled / Unreachable / StorageError:
 Writes up to one chunk are sent as a single upload after their SHA-256 was checked. Larger
 writes use a resumable upload session: chunks go up as they are read, and the final chunk, the
 one that makes the object visible, is sent only once the running SHA-256 matched; otherwise the
-session is cancelled and nothing appears.
+session is cancelled and nothing appears (engine.storage.gcs_io, with the reads).
 """
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import io
-import json
 import logging
 import os
 import random
-import re
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from urllib.parse import unquote, urlsplit
 
-import google_crc32c
 import requests
-import urllib3.exceptions
-from google.api_core import exceptions as api_exceptions
 from google.auth import exceptions as auth_exceptions
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 from google.cloud.storage.blob import Blob
 
 from engine.errors import (
-    AccessDenied,
     BadInput,
     LocationMissing,
     ObjectNotFound,
     StorageError,
-    Throttled,
-    Unreachable,
 )
 from engine.model import Digest, ObjectInfo, ObjectMeta
 from engine.storage.base import (
-    CHUNK_SIZE,
-    Backoff,
     CopyReport,
     ListPage,
     Storage,
     check_sha256,
+    closing_described,
+    closing_stream,
     validate_key,
     validate_prefix,
 )
 from engine.storage.digests import from_base64
+from engine.storage.gcs_errors import NOISY_LOGGERS, REDACTIONS, SDK_ERRORS, classify, describe
+from engine.storage.gcs_errors import redact as redact  # where callers have found it
+from engine.storage.gcs_io import (
+    OCTET,
+    Reader,
+    Stored,
+    UploadHashes,
+    read_exact,
+    upload_resumable,
+)
+from engine.storage.retry import Attempts, Backoff, Describe, Retry, utc
 
 if TYPE_CHECKING:
     from engine.storage.locations import GcsLocation
 
-try:  # google-cloud-storage 3.x took these over from google-resumable-media
-    from google.cloud.storage.exceptions import DataCorruption, InvalidResponse
-except ImportError:  # pragma: no cover - 2.x
-    from google.resumable_media import DataCorruption, InvalidResponse
-
 _T = TypeVar("_T")
 _log = logging.getLogger(__name__)
 
-# untyped callables of typed packages, held as Any so that mypy --strict accepts the calls
-_Crc32c: Any = google_crc32c.Checksum
+# an untyped callable of a typed package, held as Any so that mypy --strict accepts the call
 _Anonymous: Any = AnonymousCredentials
-_from_http_status: Any = api_exceptions.from_http_status
 
 #: ``verified_by`` of a server-side copy whose CRC32C and MD5 both equal the source's.
 VERIFIED_CRC32C_MD5 = "crc32c+md5-equals-source"
@@ -111,201 +104,6 @@ READ_TIMEOUT = 60.0
 TIMEOUT_ATTEMPTS = 2
 #: Rewrite calls in a row without progress before a copy is abandoned.
 MAX_STALLED_REWRITES = 100
-_OCTET = "application/octet-stream"
-
-# How a failed request is treated, decided by _classify.
-_THROTTLE, _TRANSIENT, _NETWORK, _UNREACHABLE, _TIMEOUT, _DENIED, _FINAL = (
-    "throttle", "transient", "network", "unreachable", "timeout", "denied", "final")
-#: reasons of a 403 that asks to slow down (older Google APIs answer rate limits with 403)
-_RATE_LIMIT_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded"})
-
-#: Errors of the SDK and its transport that call() maps; anything else is a bug and propagates.
-_SDK_ERRORS: tuple[type[BaseException], ...] = (
-    api_exceptions.GoogleAPIError, requests.RequestException, auth_exceptions.GoogleAuthError,
-    InvalidResponse, DataCorruption, urllib3.exceptions.HTTPError,
-)
-
-
-def _status_of(exc: BaseException) -> int | None:
-    if isinstance(exc, api_exceptions.GoogleAPICallError):
-        code = exc.code
-        return int(code) if isinstance(code, int) else None
-    if isinstance(exc, InvalidResponse | DataCorruption):
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-        return status if isinstance(status, int) else None
-    return None
-
-
-def _reasons_of(exc: BaseException) -> set[str]:
-    """The ``reason`` fields of a JSON API error."""
-    errors = getattr(exc, "errors", None) or []
-    return {str(e.get("reason")) for e in errors if isinstance(e, dict) and e.get("reason")}
-
-
-def _service_words(exc: BaseException) -> str:
-    """The reason and message of a JSON API error ("rateLimitExceeded: The rate of ..."),
-    from the parsed errors or, for uploads and downloads, from the body quoted in the
-    message; "" when there are none."""
-    errors = getattr(exc, "errors", None) or []
-    if not errors:
-        text = str(getattr(exc, "message", "") or "")
-        start = text.find('{"error"')
-        try:  # the body may be followed by more words
-            error = json.JSONDecoder().raw_decode(text, start)[0].get("error", {}) \
-                if start >= 0 else {}
-        except (ValueError, AttributeError):
-            error = {}
-        errors = error.get("errors") or ([error] if error.get("message") else []) \
-            if isinstance(error, dict) else []
-    for error in errors:
-        if isinstance(error, dict) and error.get("message"):
-            reason = str(error.get("reason") or "")
-            return f"{reason}: {error['message']}" if reason else str(error["message"])
-    return ""
-
-
-def _classify(exc: BaseException) -> str:
-    status = _status_of(exc)
-    if status in (429, 503) or (status == 403 and _reasons_of(exc) & _RATE_LIMIT_REASONS):
-        return _THROTTLE
-    if status in (408, 500, 502, 504) or isinstance(exc, DataCorruption):
-        return _TRANSIENT
-    if status == 401 or (status == 403 and "retentionPolicyNotMet" not in _reasons_of(exc)):
-        return _DENIED
-    if status is not None:
-        return _FINAL
-    # ConnectTimeout is a ConnectionError too: nobody answered the connect.
-    if isinstance(exc, requests.ConnectionError | auth_exceptions.TransportError):
-        return _UNREACHABLE
-    if isinstance(exc, requests.ReadTimeout | urllib3.exceptions.ReadTimeoutError):
-        return _TIMEOUT  # connected, and no answer came
-    if isinstance(exc, requests.RequestException | urllib3.exceptions.HTTPError):
-        return _NETWORK  # streams broken half-way
-    if isinstance(exc, auth_exceptions.RefreshError | auth_exceptions.DefaultCredentialsError):
-        return _DENIED  # the credentials cannot get an access token
-    return _FINAL
-
-
-# --- keeping credentials out of logs and messages -------------------------------------------
-# An upload session URI authorises uploads by itself (its upload_id is a bearer capability), and
-# urllib3 logs request lines at DEBUG; bearer tokens never reach our messages, but be sure.
-_REDACTIONS = (
-    (re.compile(r"(upload_id=)[^&\s'\"]+"), r"\1<redacted>"),
-    (re.compile(r"(?i)(bearer\s+)[^\s'\",]+"), r"\1<redacted>"),
-    (re.compile(r"\bya29\.[0-9A-Za-z_.\-]+"), "<redacted-token>"),
-    (re.compile(r"(?i)((?:access_token|refresh_token|client_secret|private_key)['\"]?\s*[:=]\s*"
-                r"['\"]?)[^'\"\s,}&]+"), r"\1<redacted>"),
-)
-
-
-def redact(text: str) -> str:
-    """Remove Google credential material and upload session ids from a message."""
-    for pattern, replacement in _REDACTIONS:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-class _RedactingFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record is logging's problem, not ours
-            return True
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-_FILTER = _RedactingFilter()
-_NOISY_LOGGERS = ("urllib3.connectionpool", "google.auth.transport.requests",
-                  "google.cloud.storage")
-
-
-def _install_log_redaction() -> None:
-    for name in _NOISY_LOGGERS:
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
-
-
-# --- small helpers ----------------------------------------------------------------------------
-
-def _utc(moment: datetime | None) -> datetime:
-    if moment is None:
-        return datetime.now(UTC)
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _read_exact(stream: BinaryIO, size: int) -> bytes:
-    """Read ``size`` bytes unless the stream ends first (streams may return short reads)."""
-    pieces: list[bytes] = []
-    wanted = size
-    while wanted > 0:
-        piece = stream.read(min(wanted, CHUNK_SIZE))
-        if not piece:
-            break
-        pieces.append(piece)
-        wanted -= len(piece)
-    return pieces[0] if len(pieces) == 1 else b"".join(pieces)
-
-
-class _Hashes:
-    """SHA-256 for btar, MD5 and CRC32C to compare with what the service stored."""
-
-    def __init__(self) -> None:
-        self.sha256 = hashlib.sha256()
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.crc32c = _Crc32c()
-        self.size = 0
-
-    def update(self, data: bytes) -> None:
-        self.sha256.update(data)
-        self.md5.update(data)
-        self.crc32c.update(data)
-        self.size += len(data)
-
-    def md5_b64(self) -> str:
-        return base64.b64encode(self.md5.digest()).decode("ascii")
-
-    def crc32c_b64(self) -> str:
-        return base64.b64encode(self.crc32c.digest()).decode("ascii")
-
-
-@dataclass(frozen=True)
-class _Stored:
-    """What the service reports about an object it stored."""
-
-    size: int
-    md5_hash: str | None
-    crc32c: str | None
-    generation: int | None
-    updated: datetime
-
-    @classmethod
-    def of_blob(cls, blob: Any) -> _Stored:
-        generation = blob.generation
-        return cls(int(blob.size or 0), blob.md5_hash, blob.crc32c,
-                   int(generation) if generation is not None else None, _utc(blob.updated))
-
-    @classmethod
-    def of_resource(cls, resource: dict[str, Any]) -> _Stored:
-        generation = resource.get("generation")
-        return cls(int(resource.get("size", 0)), resource.get("md5Hash"), resource.get("crc32c"),
-                   int(generation) if generation is not None else None,
-                   _parse_time(resource.get("updated")))
-
-
-def _parse_time(text: str | None) -> datetime:
-    """An RFC 3339 time of the JSON API (up to nanoseconds, which datetime does not keep)."""
-    if not text:
-        return datetime.now(UTC)
-    match = re.fullmatch(r"([^.]+?)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text)
-    if not match:
-        return datetime.now(UTC)
-    whole, fraction, zone = match.groups()
-    micro = f".{fraction[:6]:0<6}" if fraction else ""
-    return _utc(datetime.fromisoformat(whole + micro + zone.replace("Z", "+00:00")))
 
 
 def checksums_match(source: Any, copy: Any) -> bool | None:
@@ -364,67 +162,6 @@ class _RewriteTarget(Blob):  # type: ignore[misc]
         return params
 
 
-class _Reader:
-    """Reads one generation of an object in ranged requests of ``chunk`` bytes (a retry resumes
-    at the next byte; an overwrite mid-read is ObjectNotFound, never mixed bytes) and checks
-    the CRC32C of everything read against the one the service stored."""
-
-    def __init__(self, storage: GcsStorage, key: str, blob: Any) -> None:
-        self._storage = storage
-        self._key = key
-        self._blob = storage.bucket.blob(blob.name, generation=blob.generation)
-        self._size: int = int(blob.size or 0)
-        self._expected_crc: str | None = blob.crc32c
-        self._crc = _Crc32c()
-        self._pos = 0
-        self._buffer = b""
-        self._offset = 0
-        self.closed = False
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int | None = -1) -> bytes:
-        if self.closed:
-            raise ValueError("read from a closed object stream")
-        if size is None or size < 0:
-            pieces = []
-            while piece := self.read(self._storage.read_chunk_size):
-                pieces.append(piece)
-            return b"".join(pieces)
-        if self._offset >= len(self._buffer):
-            self._fill()
-        data = self._buffer[self._offset:self._offset + size]
-        self._offset += len(data)
-        return data
-
-    def _fill(self) -> None:
-        self._buffer, self._offset = b"", 0
-        if self._pos >= self._size:
-            return
-        storage = self._storage
-        start = self._pos
-        end = min(start + storage.read_chunk_size, self._size) - 1
-        data: bytes = storage.call(self._key, lambda: self._blob.download_as_bytes(
-            start=start, end=end, raw_download=True, checksum=None, retry=None,
-            timeout=storage.timeout))
-        if not data:
-            raise StorageError(storage.name, self._key, f"object ended at byte {start} of "
-                               f"{self._size}")
-        self._crc.update(data)
-        self._pos += len(data)
-        self._buffer = data
-        if self._pos >= self._size and self._expected_crc is not None:
-            actual = base64.b64encode(self._crc.digest()).decode("ascii")
-            if actual != self._expected_crc:
-                raise StorageError(storage.name, self._key, f"read bytes have CRC32C {actual}, "
-                                   f"the service stored {self._expected_crc}")
-
-    def close(self) -> None:
-        self.closed = True
-        self._buffer = b""
-
-
 def _digests_of(blob: Any) -> tuple[Digest, ...]:
     """The MD5 (absent for composite objects) and CRC32C GCS stored of an object."""
     found = (from_base64("md5", blob.md5_hash), from_base64("crc32c", blob.crc32c))
@@ -432,27 +169,10 @@ def _digests_of(blob: Any) -> tuple[Digest, ...]:
 
 
 def _info_of(key: str, blob: Any) -> ObjectInfo:
-    return ObjectInfo(key=key, size=int(blob.size or 0), last_modified=_utc(blob.updated),
+    return ObjectInfo(key=key, size=int(blob.size or 0), last_modified=utc(blob.updated),
                       digests=_digests_of(blob),
                       meta=ObjectMeta.of(blob.metadata, blob.content_type,
                                          blob.content_encoding))
-
-
-@contextlib.contextmanager
-def _closing_described(reader: _Reader,
-                       info: ObjectInfo) -> Iterator[tuple[BinaryIO, ObjectInfo]]:
-    try:
-        yield cast(BinaryIO, reader), info
-    finally:
-        reader.close()
-
-
-@contextlib.contextmanager
-def _closing(reader: _Reader) -> Iterator[BinaryIO]:
-    try:
-        yield cast(BinaryIO, reader)
-    finally:
-        reader.close()
 
 
 class GcsStorage(Storage):
@@ -512,8 +232,10 @@ class GcsStorage(Storage):
         self.timeout = (CONNECT_TIMEOUT if connect_timeout is None else connect_timeout,
                         READ_TIMEOUT if read_timeout is None else read_timeout)
         self.page_size = max(1, min(page_size, 1000))
-        self._retry = Backoff(backoff_base, backoff_cap, sleep, jitter)
-        _install_log_redaction()
+        self.retry = Retry(self.name, SDK_ERRORS, classify,
+                           Attempts(self.max_attempts, self.connect_attempts, TIMEOUT_ATTEMPTS),
+                           Backoff(backoff_base, backoff_cap, sleep, jitter), _log)
+        REDACTIONS.install(NOISY_LOGGERS)
         self.client: Any = client if client is not None else self._make_client(project,
                                                                                 emulator_host)
         # google-cloud-storage 3.x fetches bucket metadata in background threads for tracing:
@@ -590,71 +312,16 @@ class GcsStorage(Storage):
 
     def backoff(self, attempt: int) -> None:
         """Sleep before retry number ``attempt + 1``: exponential, capped, half jittered."""
-        self._retry.wait(attempt)
+        self.retry.backoff.wait(attempt)
 
-    def _after_failure(self, exc: BaseException, key: str, failures: dict[str, int]) -> None:
-        """Sleep before trying a failed request again, or raise its mapped error.
-        ``failures`` counts the request's failures so far by kind."""
-        kind = _classify(exc)
-        failures[kind] = failures.get(kind, 0) + 1
-        total = sum(failures.values())
-        limit = self.attempts_for(kind)
-        if failures[kind] >= limit or total >= self.max_attempts:
-            raise self.error_from(exc, key, total) from exc
-        _log.info("%s: %s: %s, retrying (attempt %d)", self.name, key or "-",
-                  type(exc).__name__, total + 1)
-        self.backoff(total - 1)
-
-    def attempts_for(self, kind: str) -> int:
-        """How many failures of this kind a request may meet before it gives up (never more
-        than max_attempts in all)."""
-        if kind in (_THROTTLE, _TRANSIENT, _NETWORK):
-            return self.max_attempts
-        if kind == _UNREACHABLE:
-            return self.connect_attempts
-        if kind == _TIMEOUT:
-            return min(self.max_attempts, TIMEOUT_ATTEMPTS)
-        return 1
+    def _describe(self, key: str) -> Describe:
+        """How a request about ``key`` that failed for good is reported."""
+        return lambda exc, failure, attempts: describe(exc, failure, attempts, location=self.name,
+                                                       key=key, read_timeout=self.timeout[1])
 
     def call(self, key: str, operation: Callable[[], _T]) -> _T:
         """Run one request, retrying throttling, 5xx, timeouts and refused connections."""
-        failures: dict[str, int] = {}
-        while True:
-            try:
-                return operation()
-            except _SDK_ERRORS as exc:
-                self._after_failure(exc, key, failures)
-
-    def error_from(self, exc: BaseException, key: str, attempts: int = 1) -> StorageError:
-        """Map an SDK or transport error to the engine's StorageError family."""
-        kind = _classify(exc)
-        status = _status_of(exc)
-        said = _service_words(exc)
-        if said:  # the service's own words, without the request line
-            detail = redact(f"HTTP {status} {said}")
-        elif isinstance(exc, api_exceptions.GoogleAPICallError):
-            detail = redact(f"HTTP {status}: {exc.message}")
-        else:
-            detail = redact(f"{type(exc).__name__}: {exc}")
-        detail = " ".join(detail.split())[:300]
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        if status == 404:
-            return ObjectNotFound(self.name, key, "no such object")
-        if kind == _DENIED:
-            return AccessDenied(self.name, key, "access denied: check the Google credentials of "
-                                "this location (GOOGLE_APPLICATION_CREDENTIALS or the service "
-                                f"account) and their permissions on the bucket; {detail}")
-        if kind == _THROTTLE:
-            return Throttled(self.name, key, f"still throttled{tries}: {detail}")
-        if kind == _TIMEOUT:
-            return Unreachable(self.name, key, f"no answer within {self.timeout[1]:g} s"
-                               f"{tries}: {detail}")
-        if kind in (_UNREACHABLE, _NETWORK):
-            return Unreachable(self.name, key, f"no answer{tries}: {detail}")
-        if kind == _TRANSIENT and status is not None:
-            verb = "kept answering" if attempts > 1 else "answered"
-            return StorageError(self.name, key, f"the service {verb} {status}{tries}: {detail}")
-        return StorageError(self.name, key, detail)
+        return self.retry.run(key, operation, self._describe(key))
 
     # --- the Storage protocol ---------------------------------------------------------------
 
@@ -694,7 +361,7 @@ class GcsStorage(Storage):
                     break
                 # the listing carries the stored MD5 and CRC32C at no extra cost
                 objects.append(ObjectInfo(key=key, size=int(blob.size or 0),
-                                          last_modified=_utc(blob.updated),
+                                          last_modified=utc(blob.updated),
                                           digests=_digests_of(blob)))
             if not token:
                 break
@@ -714,20 +381,20 @@ class GcsStorage(Storage):
         return _info_of(key, blob)
 
     def open_read(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
-        return _closing(_Reader(self, key, self._get(key)))
+        return closing_stream(Reader(self, key, self._get(key)))
 
     def open_described(self, key: str) -> contextlib.AbstractContextManager[
             tuple[BinaryIO, ObjectInfo]]:
         # a read looks the object up first anyway: its answer describes the generation read
         blob = self._get(key)
-        return _closing_described(_Reader(self, key, blob), _info_of(key, blob))
+        return closing_described(Reader(self, key, blob), _info_of(key, blob))
 
     def _new_blob(self, full: str, meta: ObjectMeta | None = None) -> Any:
         blob = self.bucket.blob(full, kms_key_name=self.kms_key_name)
         if meta:
             # sent with the upload (its object resource), so the object is born with them
             blob.metadata = meta.as_dict or None
-            blob.content_type = meta.content_type or _OCTET
+            blob.content_type = meta.content_type or OCTET
             blob.content_encoding = meta.content_encoding or None
         return blob
 
@@ -754,23 +421,23 @@ class GcsStorage(Storage):
                meta: ObjectMeta | None) -> ObjectInfo:
         full = self.full_key(key)
         stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
-        hashes = _Hashes()
+        hashes = UploadHashes()
         # one byte past a chunk tells whether a resumable session is needed
-        first = _read_exact(stream, self.upload_chunk_size + 1)
+        first = read_exact(stream, self.upload_chunk_size + 1)
         hashes.update(first)
         if len(first) <= self.upload_chunk_size:
             check_sha256(self.name, key, sha256, hashes.sha256.hexdigest())
             stored = self._upload_whole(key, full, first, meta)
         else:
-            stored = self._upload_resumable(key, full, stream, first, hashes, sha256, meta)
+            stored = upload_resumable(self, key, full, stream, first, hashes, sha256, meta)
         self._check_stored(key, stored, hashes)
         return ObjectInfo(key=key, size=hashes.size, last_modified=stored.updated,
                           sha256=hashes.sha256.hexdigest())
 
     def _upload_whole(self, key: str, full: str, data: bytes,
-                      meta: ObjectMeta | None) -> _Stored:
+                      meta: ObjectMeta | None) -> Stored:
         blob = self._new_blob(full, meta)
-        content_type = (meta.content_type if meta else "") or _OCTET
+        content_type = (meta.content_type if meta else "") or OCTET
 
         def upload() -> None:
             # checksum="md5": the service refuses the upload if the bytes arrive altered
@@ -778,9 +445,9 @@ class GcsStorage(Storage):
                                   checksum="md5", retry=None, timeout=self.timeout)
 
         self.call(key, upload)
-        return _Stored.of_blob(blob)
+        return Stored.of_blob(blob)
 
-    def _check_stored(self, key: str, stored: _Stored, hashes: _Hashes) -> None:
+    def _check_stored(self, key: str, stored: Stored, hashes: UploadHashes) -> None:
         """Compare what the service says it stored with what was sent; remove a bad object."""
         problems = []
         if stored.size != hashes.size:
@@ -802,103 +469,6 @@ class GcsStorage(Storage):
                 full, if_generation_match=generation, retry=None, timeout=self.timeout))
         except StorageError as exc:
             _log.warning("%s: %s: could not remove a bad object: %s", self.name, key, exc)
-
-    # --- resumable uploads --------------------------------------------------------------------
-
-    def _upload_resumable(self, key: str, full: str, stream: BinaryIO, buffer: bytes,
-                          hashes: _Hashes, sha256: str | None,
-                          meta: ObjectMeta | None) -> _Stored:
-        """Send chunks as they are read, keeping one byte of look-ahead to know which chunk is
-        the last; the last is sent only after the SHA-256 check. At most two chunks in memory."""
-        blob = self._new_blob(full, meta)
-        content_type = (meta.content_type if meta else "") or _OCTET
-        url: str = self.call(key, lambda: blob.create_resumable_upload_session(
-            content_type=content_type, size=None, checksum=None, retry=None,
-            timeout=self.timeout))
-        chunk = self.upload_chunk_size
-        offset = 0
-        try:
-            while len(buffer) > chunk:
-                self._send_chunk(key, url, buffer[:chunk], offset, None)
-                offset += chunk
-                rest = buffer[chunk:]
-                more = _read_exact(stream, chunk + 1 - len(rest))
-                hashes.update(more)
-                buffer = rest + more
-            check_sha256(self.name, key, sha256, hashes.sha256.hexdigest())
-            goog_hash = f"crc32c={hashes.crc32c_b64()},md5={hashes.md5_b64()}"
-            resource = self._send_chunk(key, url, buffer, offset, offset + len(buffer),
-                                        goog_hash)
-        except BaseException:
-            self._cancel_session(key, url)
-            raise
-        return _Stored.of_resource(resource)
-
-    def _send_chunk(self, key: str, url: str, data: bytes, start: int, total: int | None,
-                    goog_hash: str | None = None) -> Any:
-        """PUT one chunk (the last one when ``total`` is given, with X-Goog-Hash so the service
-        checks the whole object). After a failure, ask the session how much it kept and send the
-        rest. Returns the object resource for the last chunk, else None."""
-        end = start + len(data)
-        persisted = start
-        failures = 0
-        tries: dict[str, int] = {}
-        while True:
-            failed = False
-            try:
-                answer = self._session_put(url, data[persisted - start:], persisted, end, total,
-                                           goog_hash)
-            except _SDK_ERRORS as exc:
-                failures += 1
-                failed = True
-                self._after_failure(exc, key, tries)
-                answer = self.call(key, lambda: self._session_put(url, b"", None, None, total,
-                                                                  None))
-            if isinstance(answer, dict):
-                if total is None:
-                    raise StorageError(self.name, key, "upload session finished before the "
-                                       "last chunk was sent")
-                return answer
-            if answer < start or answer > end:
-                raise StorageError(self.name, key, f"upload session holds {answer} bytes, "
-                                   f"expected {start} to {end}")
-            if answer == end and total is None:
-                return None
-            if answer <= persisted and not failed:  # no progress: do not loop forever
-                failures += 1
-                if failures >= self.max_attempts:
-                    raise StorageError(self.name, key, f"upload session stuck at byte {answer}")
-            persisted = answer
-
-    def _session_put(self, url: str, body: bytes, first: int | None, end: int | None,
-                     total: int | None, goog_hash: str | None) -> int | dict[str, Any]:
-        """One PUT to an upload session: a chunk, or with ``first`` None a status query.
-        Returns the number of bytes the session holds, or the finished object resource."""
-        size = "*" if total is None else str(total)
-        if first is None or end is None or first == end:
-            content_range = f"bytes */{size}"
-        else:
-            content_range = f"bytes {first}-{end - 1}/{size}"
-        headers = {"Content-Range": content_range}
-        if goog_hash is not None:
-            headers["X-Goog-Hash"] = goog_hash
-        response = self._upload_http.put(url, data=body, headers=headers, timeout=self.timeout)
-        status = int(response.status_code)
-        if status == 308:
-            match = re.fullmatch(r"bytes=0-(\d+)", response.headers.get("Range", "") or "")
-            return int(match.group(1)) + 1 if match else 0
-        if status in (200, 201):
-            resource: dict[str, Any] = response.json()
-            return resource
-        raise _from_http_status(status, f"upload session answered {status}")
-
-    def _cancel_session(self, key: str, url: str) -> None:
-        """Drop an unfinished upload; its chunks never become an object (GCS answers 499)."""
-        try:
-            self._upload_http.delete(url, timeout=self.timeout)
-        except Exception as exc:  # the session expires by itself within a week
-            _log.warning("%s: %s: could not cancel an upload session: %s", self.name, key,
-                         redact(f"{type(exc).__name__}: {exc}"))
 
     def delete(self, key: str) -> None:
         full = self.full_key(key)

@@ -2,7 +2,8 @@
 
 One ``S3Storage`` is a bucket plus prefix in one AWS region. Retries are ours, not botocore's
 (botocore is set to a single attempt) so that throttling, timeouts and refused connections map
-to Throttled / Unreachable after a known number of attempts with injectable sleep and jitter.
+to Throttled / Unreachable after a known number of attempts with injectable sleep and jitter
+(engine.storage.retry; what botocore's errors mean is in engine.storage.s3_errors).
 
 How a failure ends up (after the retries of ``call``):
 
@@ -24,10 +25,9 @@ import hashlib
 import io
 import logging
 import random
-import re
 import time
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import boto3
@@ -35,37 +35,32 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    CredentialRetrievalError,
     HTTPClientError,
     IncompleteReadError,
-    NoCredentialsError,
-    PartialCredentialsError,
     ProfileNotFound,
     ReadTimeoutError,
 )
-from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from engine.errors import (
-    AccessDenied,
     BadInput,
     LocationMissing,
     ObjectNotFound,
     StorageError,
-    Throttled,
-    Unreachable,
 )
 from engine.model import Digest, ObjectInfo, ObjectMeta
 from engine.storage.base import (
     CHUNK_SIZE,
-    Backoff,
     CopyReport,
     ListPage,
     Storage,
     check_sha256,
+    closing_described,
+    closing_stream,
     validate_key,
     validate_prefix,
 )
 from engine.storage.digests import from_base64
+from engine.storage.retry import Attempts, Backoff, Describe, Failure, Retry, utc
 from engine.storage.s3_copy import (
     MAX_PART,
     MAX_PARTS,
@@ -74,10 +69,11 @@ from engine.storage.s3_copy import (
     _md5_etag,
     _meta_args,
     _meta_of,
-    _utc,
     copy_recorded,
     copy_unrecorded,
 )
+from engine.storage.s3_errors import NOISY_LOGGERS, REDACTIONS, classify, describe
+from engine.storage.s3_errors import redact as redact  # where callers have found it
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -104,100 +100,6 @@ CONNECT_ATTEMPTS = 3
 #: about 2 x READ_TIMEOUT (4 minutes), not max_attempts x READ_TIMEOUT (16 minutes).
 TIMEOUT_ATTEMPTS = 2
 
-_THROTTLE_CODES = frozenset({
-    "SlowDown", "Throttling", "ThrottlingException", "ThrottledException", "RequestThrottled",
-    "RequestThrottledException", "RequestLimitExceeded", "TooManyRequests",
-    "TooManyRequestsException", "BandwidthLimitExceeded", "ServiceUnavailable", "503", "429",
-})
-_TRANSIENT_CODES = frozenset({
-    "InternalError", "RequestTimeout", "RequestTimeoutException", "PriorRequestNotComplete",
-    "500", "502", "504",
-})
-_NOT_FOUND_CODES = frozenset({"NoSuchKey", "NotFound", "404"})
-#: the credentials are wrong, expired or lack a permission; retrying cannot help
-_DENIED_CODES = frozenset({
-    "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken",
-    "ExpiredToken", "TokenRefreshRequired", "InvalidClientTokenId", "AllAccessDisabled",
-    "AccountProblem", "InvalidSecurity", "UnrecognizedClientException", "RequestTimeTooSkewed",
-})
-#: codes S3 gives a 401/403 without a body (HEAD requests)
-_BARE_DENIED_CODES = frozenset({"", "401", "403", "Forbidden", "Unauthorized"})
-_NO_CREDENTIALS = (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError)
-
-# The outcomes of a failed call, decided by _classify.
-_THROTTLE, _TRANSIENT, _NETWORK, _TIMEOUT, _DENIED, _FINAL = (
-    "throttle", "transient", "network", "timeout", "denied", "final")
-
-
-def _status(exc: ClientError) -> int:
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    return int(status) if isinstance(status, int) else 0
-
-
-def _classify(exc: Exception) -> str:
-    if isinstance(exc, ClientError):
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        status = _status(exc)
-        if code in _THROTTLE_CODES or status in (429, 503):
-            return _THROTTLE
-        if code in _TRANSIENT_CODES or status in (500, 502, 504):
-            return _TRANSIENT
-        if code in _DENIED_CODES or (status in (401, 403) and code in _BARE_DENIED_CODES):
-            return _DENIED
-        return _FINAL
-    if isinstance(exc, ReadTimeoutError):
-        return _TIMEOUT  # connected, and no answer came
-    if isinstance(exc, BotoConnectionError | HTTPClientError | IncompleteReadError):
-        return _NETWORK
-    if isinstance(exc, _NO_CREDENTIALS):
-        return _DENIED
-    return _FINAL
-
-
-# --- keeping credentials out of logs and messages -------------------------------------------
-# botocore logs signed request headers at DEBUG: the access key id (Authorization: Credential=)
-# and, with temporary credentials, the session token itself (a secret).
-_REDACTIONS = (
-    (re.compile(r"(Credential=)[^/\s,'\"]+"), r"\1<redacted>"),
-    (re.compile(r"(?i)(x-amz-security-token['\"]?\s*[:=]\s*b?['\"]?)[^'\"\s,}&]+"),
-     r"\1<redacted>"),
-    (re.compile(r"(?i)(X-Amz-Credential=)[^&\s'\"]+"), r"\1<redacted>"),
-    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{12,}\b"), "<redacted-key-id>"),
-)
-
-
-def redact(text: str) -> str:
-    """Remove AWS credential material (key ids, session tokens) from a message."""
-    for pattern, replacement in _REDACTIONS:
-        text = pattern.sub(replacement, text)
-    return text
-
-
-class _RedactingFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a malformed record is logging's problem, not ours
-            return True
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-_FILTER = _RedactingFilter()
-#: loggers of botocore that print signed requests or canonical requests
-_NOISY_LOGGERS = ("botocore.endpoint", "botocore.auth", "botocore.awsrequest",
-                  "botocore.httpsession", "botocore.parsers", "urllib3.connectionpool")
-
-
-def _install_log_redaction() -> None:
-    for name in _NOISY_LOGGERS:
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
-
-
 class _Reader:
     """A GetObject body that resumes with a ranged, If-Match GET after a broken connection."""
 
@@ -223,10 +125,10 @@ class _Reader:
                 failures += 1
                 # a stream that breaks is resumed where it broke; one that hangs is not waited
                 # for more than TIMEOUT_ATTEMPTS times
-                limit = self._storage.attempts_for(_TIMEOUT) \
+                limit = self._storage.retry.attempts.limit(Failure.HUNG) \
                     if isinstance(exc, ReadTimeoutError) else self._storage.max_attempts
                 if failures >= limit:
-                    raise self._storage.error_from(exc, self._key, failures) from exc
+                    raise self._storage._describe(self._key)(exc, classify(exc), failures) from exc
                 _log.info("%s: %s: stream broke at byte %d, resuming",
                           self._storage.name, self._key, self._pos)
                 self._storage.backoff(failures - 1)
@@ -301,11 +203,13 @@ class S3Storage(Storage):
         #: False once the service showed it computes no checksum on CopyObject
         self._copy_checksums = True
         self.max_keys = max(1, min(max_keys, 1000))
-        self._retry = Backoff(backoff_base, backoff_cap, sleep, jitter)
+        self.retry = Retry(self.name, (ClientError, BotoCoreError), classify,
+                           Attempts(self.max_attempts, CONNECT_ATTEMPTS, TIMEOUT_ATTEMPTS),
+                           Backoff(backoff_base, backoff_cap, sleep, jitter), _log)
         #: (connect, read) timeouts in seconds of the client this storage built
         self.timeouts = (CONNECT_TIMEOUT if connect_timeout is None else connect_timeout,
                          READ_TIMEOUT if read_timeout is None else read_timeout)
-        _install_log_redaction()
+        REDACTIONS.install(NOISY_LOGGERS)
         self.client: S3Client = client if client is not None else self._make_client(
             region, endpoint_url, profile, *self.timeouts)
 
@@ -387,76 +291,18 @@ class S3Storage(Storage):
 
     def backoff(self, attempt: int) -> None:
         """Sleep before retry number ``attempt + 1``: exponential, capped, half jittered."""
-        self._retry.wait(attempt)
+        self.retry.backoff.wait(attempt)
 
-    def attempts_for(self, kind: str) -> int:
-        """How many failures of this kind a request may meet before it gives up (never more
-        than max_attempts in all)."""
-        if kind in (_THROTTLE, _TRANSIENT):
-            return self.max_attempts
-        if kind == _NETWORK:
-            return min(self.max_attempts, CONNECT_ATTEMPTS)
-        if kind == _TIMEOUT:
-            return min(self.max_attempts, TIMEOUT_ATTEMPTS)
-        return 1
+    def _describe(self, key: str) -> Describe:
+        """How a request about ``key`` that failed for good is reported: one line that never
+        holds a credential."""
+        return lambda exc, failure, attempts: describe(
+            exc, failure, attempts, location=self.name, bucket=self.bucket, key=key,
+            read_timeout=self.timeouts[1])
 
     def call(self, key: str, operation: Callable[[], _T]) -> _T:
         """Run one S3 request, retrying throttling, 5xx, timeouts and broken connections."""
-        failures: dict[str, int] = {}  # by kind
-        while True:
-            try:
-                return operation()
-            except (ClientError, BotoCoreError) as exc:
-                kind = _classify(exc)
-                failures[kind] = failures.get(kind, 0) + 1
-                attempts = sum(failures.values())
-                if failures[kind] >= self.attempts_for(kind) or attempts >= self.max_attempts:
-                    raise self.error_from(exc, key, attempts) from exc
-                _log.info("%s: %s: %s, retrying (attempt %d)", self.name, key or "-",
-                          type(exc).__name__, attempts + 1)
-                self.backoff(attempts - 1)
-
-    def error_from(self, exc: Exception, key: str, attempts: int = 1) -> StorageError:
-        """Map a botocore error (the last of ``attempts``) to the engine's StorageError
-        family; the message is one line and never holds a credential."""
-        kind = _classify(exc)
-        tries = f" after {attempts} attempts" if attempts > 1 else ""
-        if isinstance(exc, ClientError):
-            error = exc.response.get("Error", {})
-            code = str(error.get("Code", "")) or "unknown"
-            status = _status(exc)
-            message = " ".join(str(error.get("Message", "")).split())
-            detail = redact(f"{exc.operation_name} failed: {code}: {message}")[:300]
-            if code in _NOT_FOUND_CODES:
-                return ObjectNotFound(self.name, key, "no such object")
-            if code == "NoSuchBucket":
-                bucket = str(error.get("BucketName") or self.bucket)
-                where = self.name if bucket == self.bucket else f"s3://{bucket}"
-                return LocationMissing(where, key, f"bucket {bucket} does not exist")
-            if kind == _DENIED:
-                if code == "RequestTimeTooSkewed":
-                    return AccessDenied(self.name, key, "the service refuses requests signed "
-                                        f"with this machine's clock: check the clock; {detail}")
-                return AccessDenied(self.name, key, "access denied: check the AWS credentials "
-                                    "of this location (profile, environment or role) and the "
-                                    f"bucket policy; {detail}")
-            if kind == _THROTTLE:
-                return Throttled(self.name, key, f"still throttled{tries}: {detail}")
-            if kind == _TRANSIENT and status:
-                verb = "kept answering" if attempts > 1 else "answered"
-                return StorageError(self.name, key, f"the service {verb} {status}{tries}: "
-                                    f"{detail}")
-            return StorageError(self.name, key, detail)
-        detail = redact(" ".join(f"{type(exc).__name__}: {exc}".split()))[:300]
-        if kind == _TIMEOUT:
-            return Unreachable(self.name, key, f"no answer within {self.timeouts[1]:g} s"
-                               f"{tries}: {detail}")
-        if kind == _NETWORK:
-            return Unreachable(self.name, key, f"no answer{tries}: {detail}")
-        if kind == _DENIED:
-            return AccessDenied(self.name, key, "no usable AWS credentials: check the profile, "
-                                f"environment or role of this location; {detail}")
-        return StorageError(self.name, key, detail)
+        return self.retry.run(key, operation, self._describe(key))
 
     def _sse(self) -> dict[str, Any]:
         if self.sse_kms_key_id:
@@ -492,7 +338,7 @@ class S3Storage(Storage):
                 if key.endswith("/"):
                     continue  # a "folder" placeholder made by consoles, not an object
                 objects.append(ObjectInfo(key=key, size=item["Size"],
-                                          last_modified=_utc(item["LastModified"])))
+                                          last_modified=utc(item["LastModified"])))
             truncated = bool(response.get("IsTruncated"))
             token = response.get("NextContinuationToken")
             if not truncated or token is None:
@@ -528,14 +374,14 @@ class S3Storage(Storage):
     def open_read(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]:
         full = self.full_key(key)
         response = self.call(key, lambda: self.client.get_object(Bucket=self.bucket, Key=full))
-        return _closing(_Reader(self, key, response))
+        return closing_stream(_Reader(self, key, response))
 
     def open_described(self, key: str) -> contextlib.AbstractContextManager[
             tuple[BinaryIO, ObjectInfo]]:
         # GetObject answers with the metadata and the ETag: no HeadObject needed.
         full = self.full_key(key)
         response = self.call(key, lambda: self.client.get_object(Bucket=self.bucket, Key=full))
-        return _described_reader(_Reader(self, key, response), _described(key, response))
+        return closing_described(_Reader(self, key, response), _described(key, response))
 
     def _read_part(self, stream: BinaryIO, digest: Any, buffer: io.BytesIO) -> int:
         """Fill ``buffer`` with up to one part of ``stream``; returns its length."""
@@ -575,7 +421,7 @@ class S3Storage(Storage):
         if head["ContentLength"] != total:
             raise StorageError(self.name, key, f"stored {head['ContentLength']} bytes, "
                                f"sent {total}")
-        return ObjectInfo(key=key, size=total, last_modified=_utc(head["LastModified"]),
+        return ObjectInfo(key=key, size=total, last_modified=utc(head["LastModified"]),
                           sha256=digest.hexdigest())
 
     def _multipart_write(self, key: str, full: str, stream: BinaryIO, digest: Any,
@@ -673,28 +519,11 @@ def _described(key: str, answer: Any) -> ObjectInfo:
             and not answer.get("SSECustomerAlgorithm"):
         digests.append(Digest("md5", _etag_hex(answer["ETag"])))
     return ObjectInfo(key=key, size=answer["ContentLength"],
-                      last_modified=_utc(answer["LastModified"]), digests=tuple(digests),
+                      last_modified=utc(answer["LastModified"]), digests=tuple(digests),
                       meta=_meta_of(answer))
-
-
-@contextlib.contextmanager
-def _described_reader(reader: _Reader,
-                      info: ObjectInfo) -> Iterator[tuple[BinaryIO, ObjectInfo]]:
-    try:
-        yield cast(BinaryIO, reader), info
-    finally:
-        reader.close()
 
 
 def _md5_b64(buffer: io.BytesIO) -> str:
     with buffer.getbuffer() as view:  # a live view would stop the buffer from resizing
         digest = hashlib.md5(view, usedforsecurity=False)
     return base64.b64encode(digest.digest()).decode("ascii")
-
-
-@contextlib.contextmanager
-def _closing(reader: _Reader) -> Iterator[BinaryIO]:
-    try:
-        yield cast(BinaryIO, reader)
-    finally:
-        reader.close()

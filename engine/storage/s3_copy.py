@@ -23,6 +23,7 @@ from engine.errors import ChecksumMismatch, StorageError
 from engine.model import Digest, ObjectInfo, ObjectMeta
 from engine.storage.base import CopyReport
 from engine.storage.digests import from_base64, pick
+from engine.storage.retry import utc
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import CompletedPartTypeDef, CopySourceTypeDef
@@ -46,10 +47,6 @@ _NO_CHECKSUM_CODES = ("InvalidArgument", "NotImplemented", "InvalidRequest")
 
 
 _MD5_ETAG = re.compile(r'"?[0-9a-fA-F]{32}"?')
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _md5_etag(etag: str | None, encryption: str | None) -> bool:
@@ -197,7 +194,7 @@ def _copy_checksummed(dest: S3Storage, key: str, full: str, copy_source: CopySou
     comparable = _md5_etag(etag, response.get("ServerSideEncryption")) \
         and not dest.sse_kms_key_id
     info = ObjectInfo(key=key, size=size,
-                      last_modified=_utc(result.get("LastModified", datetime.now(UTC))),
+                      last_modified=utc(result.get("LastModified", datetime.now(UTC))),
                       digests=(Digest("md5", _etag_hex(etag)),) if comparable else ())
     if name == "sha256":
         return CopyReport(info=info, method="server-side", sha256=value.value,
@@ -216,7 +213,7 @@ def _copy_single(dest: S3Storage, key: str, full: str, copy_source: CopySourceTy
     result = response["CopyObjectResult"]
     etag = result.get("ETag")
     info = ObjectInfo(key=key, size=head["ContentLength"],
-                      last_modified=_utc(result.get("LastModified", datetime.now(UTC))))
+                      last_modified=utc(result.get("LastModified", datetime.now(UTC))))
     comparable = (_md5_etag(source_etag, head.get("ServerSideEncryption"))
                   and _md5_etag(etag, response.get("ServerSideEncryption"))
                   and not dest.sse_kms_key_id)
@@ -268,6 +265,6 @@ def _copy_multipart(dest: S3Storage, key: str, full: str, copy_source: CopySourc
     if stored["ContentLength"] != size:
         raise StorageError(dest.name, key, f"multipart copy holds {stored['ContentLength']} "
                            f"bytes, the source {size}")
-    info = ObjectInfo(key=key, size=size, last_modified=_utc(stored["LastModified"]))
+    info = ObjectInfo(key=key, size=size, last_modified=utc(stored["LastModified"]))
     # A multipart ETag is no MD5 of the bytes: the engine reads the copy back to verify it.
     return CopyReport(info=info, method="server-side", sha256=None, verified_by=None)
