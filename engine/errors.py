@@ -78,14 +78,6 @@ class RegionNotQualified(RuleViolation):
         super().__init__(f"{region} cannot back up {service}: {reason}{hint}")
 
 
-class PrimaryNotComplete(RuleViolation):
-    rule = 3
-
-    def __init__(self, item: str) -> None:
-        self.item = item
-        super().__init__(f"{item} is not complete in the primary region; it cannot be copied yet")
-
-
 class OutsideWindow(RuleViolation):
     rule = 5
 

@@ -1,6 +1,8 @@
-"""The rules of the feature (README, "The rules it enforces") as pure functions. Each refusal
-is its own error type; a function returns nothing (or the allowed value) when the request is
-fine."""
+"""The rules of the feature (README, "The rules it enforces") that judge a request, as pure
+functions. Each refusal is its own error type; a function returns nothing (or the allowed
+value) when the request is fine. Rule 3 (only complete backups) is no request: the layout
+readers enforce it, an item exists only once its completion marker does; rule 4 (lag) is a
+measure (engine.lag)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ from engine.errors import (
     NoRestorableWindow,
     OnlyRestorableCopy,
     OutsideWindow,
-    PrimaryNotComplete,
     RegionNotQualified,
     ReplicationNotEnabled,
     UnsupportedServiceType,
@@ -67,12 +68,6 @@ def check_change(service: Service, region_id: str, current: str | None) -> Regio
     if region.id == current:
         raise AlreadyEnabled(service.name, current)
     return region
-
-
-def check_primary_complete(item_id: str, marker_present: bool) -> None:
-    """Rule 3: a backup is copied only once its completion marker exists in the primary."""
-    if not marker_present:
-        raise PrimaryNotComplete(item_id)
 
 
 def check_target_in_window(window: RestoreWindow, target: datetime | None) -> datetime:

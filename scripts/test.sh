@@ -27,5 +27,7 @@ echo "== ruff"
 ruff check .
 echo "== mypy"
 mypy
+echo "== import boundaries"
+lint-imports --no-cache
 echo "== pytest"
 exec pytest "$@"

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import EXAMPLES, build_parser, main
+from engine.cli import build_parser, main
+from engine.cli.program import commands
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,12 +48,23 @@ def test_wheel_carries_package_data_and_runs_the_demo(tmp_path: Path) -> None:
 
 def test_every_command_has_help_with_an_example() -> None:
     parser = build_parser()
-    commands = next(a for a in parser._actions if a.dest == "command").choices
-    for name in commands:
+    choices = next(a for a in parser._actions if a.dest == "command").choices
+    examples = {c.name: c.example for c in commands()}
+    assert set(choices) == set(examples)
+    for name in choices:
         if name == "simulate":
             continue  # its help is the simulator's own parser
-        text = commands[name].format_help()
-        assert f"example:\n  {EXAMPLES[name]}" in text, name
+        text = choices[name].format_help()
+        assert f"example:\n  {examples[name]}" in text, name
+
+
+def test_the_fronts_contribute_their_commands_through_entry_points() -> None:
+    """tui and demo come from btar_tui, simulate from simulator (that the engine imports
+    neither is an import-linter contract in pyproject.toml)."""
+    found = {c.name: c for c in commands()}
+    assert found["tui"].standalone.__module__ == "btar_tui.cli_commands"  # type: ignore[union-attr]
+    assert found["demo"].standalone.__module__ == "btar_tui.cli_commands"  # type: ignore[union-attr]
+    assert found["simulate"].own_parser.__module__ == "simulator.cli_commands"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh"])

@@ -31,7 +31,7 @@ from btar_tui.widgets.lag_chart import (
     render_plot,
 )
 from engine.api import LagReport
-from engine.cli import cmd_lag
+from engine.cli.status import cmd_lag
 from engine.demo import demo_producers
 from engine.lag import LagItem, Period, bucketize, summarize
 from simulator.replay import Replay

@@ -31,5 +31,11 @@ def test_engine_does_not_load_cloud_sdks_until_a_location_needs_them() -> None:
     assert loaded == []
 
 
+def test_building_the_command_line_loads_no_front_framework() -> None:
+    """The fronts' commands are registered without importing textual or simpy."""
+    assert _loaded_after("import engine.cli.program; engine.cli.program.build_parser()",
+                         ["textual", "simpy"]) == []
+
+
 def test_simulator_imports_no_textual() -> None:
     assert _loaded_after("import simulator", ["textual"]) == []

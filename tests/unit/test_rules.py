@@ -14,7 +14,6 @@ from engine.errors import (
     NoRestorableWindow,
     OnlyRestorableCopy,
     OutsideWindow,
-    PrimaryNotComplete,
     RegionNotQualified,
     ReplicationNotEnabled,
     RuleViolation,
@@ -31,7 +30,6 @@ from engine.rules import (
     check_disable,
     check_enable,
     check_not_primary,
-    check_primary_complete,
     check_replicable,
     check_restore_region,
     check_target_in_window,
@@ -219,19 +217,6 @@ def test_offered_regions_of_unknown_primary_is_unknown_name() -> None:
     with pytest.raises(UnknownName) as caught:
         offered_regions(service(region="aws-atlantis-1"))
     assert_refusal(caught.value, UnknownName, "aws-atlantis-1")
-
-
-# --- rule 3: check_primary_complete ------------------------------------------------------------
-
-@pytest.mark.parametrize(("marker_present", "allowed"), [(True, True), (False, False)],
-                         ids=["marker-present", "marker-missing"])
-def test_check_primary_complete(marker_present: bool, allowed: bool) -> None:
-    if allowed:
-        check_primary_complete("base/b1", marker_present)  # allowed: no error
-        return
-    with pytest.raises(PrimaryNotComplete) as caught:
-        check_primary_complete("base/b1", marker_present)
-    assert_refusal(caught.value, PrimaryNotComplete, "base/b1")
 
 
 # --- rule 5: check_target_in_window ------------------------------------------------------------

@@ -1,0 +1,58 @@
+"""What happened: lag samples, the audit log of management actions, events."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from engine.catalog.base import CatalogBase
+from engine.catalog.rows import (
+    EventRow,
+)
+from engine.catalog.schema import (
+    from_text,
+    to_text,
+)
+
+
+class JournalPart(CatalogBase):
+    """Lag samples, audit and events."""
+
+    def lag_samples(self, service: str, region: str, since: datetime,
+                    until: datetime) -> list[tuple[datetime, float]]:
+        return [(from_text(r["at"]), float(r["lag_seconds"])) for r in self.db.query(
+            "select at, lag_seconds from lag_samples where service = ? and region = ? "
+            "and at >= ? and at <= ? order by at, id",
+            [service, region, to_text(since), to_text(until)])]
+
+    def last_lag(self, service: str, region: str) -> float | None:
+        """The lag of the item most recently published in ``region``."""
+        rows = list(self.db.query(
+            "select lag_seconds from lag_samples where service = ? and region = ? "
+            "order by at desc, id desc limit 1", [service, region]))
+        return float(rows[0]["lag_seconds"]) if rows else None
+
+    def audit(self, now: datetime, actor: str, action: str, service: str,
+              details: dict[str, Any]) -> None:
+        self._t("audit").insert(
+            {"at": to_text(now), "actor": actor, "action": action, "service": service,
+             "details": json.dumps(details, sort_keys=True)})
+
+    def audit_log(self, service: str | None = None) -> list[dict[str, Any]]:
+        sql, params = "select * from audit", []
+        if service is not None:
+            sql, params = sql + " where service = ?", [service]
+        return list(self.db.query(sql + " order by id", params))
+
+    def event(self, now: datetime, level: str, service: str, region: str, message: str) -> None:
+        self._t("events").insert({"at": to_text(now), "level": level, "service": service,
+                                  "region": region, "message": message})
+
+    def events(self, limit: int = 100, service: str | None = None) -> list[EventRow]:
+        sql, params = "select * from events", []
+        if service is not None:
+            sql, params = sql + " where service = ?", [service]
+        rows = list(self.db.query(sql + " order by id desc limit ?", [*params, limit]))
+        return [EventRow(from_text(r["at"]), r["level"], r["service"], r["region"],
+                         r["message"]) for r in reversed(rows)]

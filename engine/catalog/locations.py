@@ -1,0 +1,151 @@
+"""Services, their locations per region and what answered there; the listing cursors
+and copy marks of a service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from engine.catalog.journal import JournalPart
+from engine.catalog.rows import (
+    LocationRow,
+    Reachability,
+)
+from engine.catalog.schema import (
+    from_text,
+    to_text,
+)
+from engine.model import (
+    ItemStatus,
+    RegionRole,
+    RegionState,
+    Service,
+    ServiceType,
+)
+
+
+class LocationsPart(JournalPart):
+    """Services, locations, reachability, listing cursors and copy marks."""
+
+    def upsert_service(self, service: Service, now: datetime) -> None:
+        self._t("services").upsert(
+            {"name": service.name, "type": str(service.type), "region": service.region,
+             "layout": service.layout, "prefix": service.key_prefix,
+             "updated_at": to_text(now)}, pk="name")
+
+    def service(self, name: str) -> Service | None:
+        rows = list(self.db.query("select * from services where name = ?", [name]))
+        if not rows:
+            return None
+        r = rows[0]
+        return Service(r["name"], ServiceType(r["type"]), r["region"], r["layout"], r["prefix"])
+
+    def set_location(self, service: str, region: str, role: RegionRole, state: RegionState,
+                     now: datetime, reason: str = "") -> None:
+        existing = self.location(service, region)
+        since = existing.since if existing and existing.role == role else now
+        self._t("locations").upsert(
+            {"service": service, "region": region, "role": str(role), "state": str(state),
+             "reason": reason, "since": to_text(since), "updated_at": to_text(now)},
+            pk=("service", "region"))
+
+    def note_reachable(self, service: str, region: str, now: datetime) -> None:
+        """A listing or copy of ``region`` succeeded: it answers, any fault is over."""
+        self.db.execute(
+            "insert into reachability (service, region, ok_at, fault, reason, fault_since, "
+            "fault_at) values (?, ?, ?, '', '', '', '') on conflict (service, region) do "
+            "update set ok_at = excluded.ok_at, fault = '', reason = '', fault_since = ''",
+            [service, region, to_text(now)])
+
+    def note_fault(self, service: str, region: str, fault: str, reason: str,
+                   now: datetime) -> None:
+        """``region`` failed for ``service``; the fault's start is kept while it lasts."""
+        self.db.execute(
+            "insert into reachability (service, region, ok_at, fault, reason, fault_since, "
+            "fault_at) values (?, ?, '', ?, ?, ?, ?) on conflict (service, region) do update "
+            "set fault = excluded.fault, reason = excluded.reason, fault_at = "
+            "excluded.fault_at, fault_since = case when reachability.fault_since = '' then "
+            "excluded.fault_since else reachability.fault_since end",
+            [service, region, fault, reason, to_text(now), to_text(now)])
+
+    def reachability(self, service: str) -> dict[str, Reachability]:
+        """Per region, what the replicator last saw of it for ``service``."""
+        def moment(text: str) -> datetime | None:
+            return from_text(text) if text else None
+        return {r["region"]: Reachability(service, r["region"], moment(r["ok_at"]), r["fault"],
+                                          r["reason"], moment(r["fault_since"]),
+                                          moment(r["fault_at"]))
+                for r in self.db.query("select * from reachability where service = ?",
+                                       [service])}
+
+    def reactivate_region(self, service: str, region: str, now: datetime) -> None:
+        """A region replicates again: its retained copies count as published again."""
+        self.db.execute(
+            "update items set status = ?, reason = '', updated_at = ? "
+            "where service = ? and region = ? and status = ?",
+            [str(ItemStatus.AVAILABLE), to_text(now), service, region,
+             str(ItemStatus.RETAINED)])
+
+    def remove_location(self, service: str, region: str) -> None:
+        for table in ("locations", "reachability"):
+            self.db.execute(f"delete from {table} where service = ? and region = ?",
+                            [service, region])
+
+    def location(self, service: str, region: str) -> LocationRow | None:
+        rows = self.locations(service, region=region)
+        return rows[0] if rows else None
+
+    def locations(self, service: str, *, region: str | None = None,
+                  roles: Iterable[RegionRole] | None = None) -> list[LocationRow]:
+        sql = "select * from locations where service = ?"
+        params: list[Any] = [service]
+        if region is not None:
+            sql += " and region = ?"
+            params.append(region)
+        if roles is not None:
+            wanted = [str(r) for r in roles]
+            sql += f" and role in ({','.join('?' * len(wanted))})"
+            params.extend(wanted)
+        sql += " order by since, region"
+        return [LocationRow(r["service"], r["region"], RegionRole(r["role"]),
+                            RegionState(r["state"]), r["reason"], from_text(r["since"]))
+                for r in self.db.query(sql, params)]
+
+    def listing_cursors(self, service: str) -> dict[str, str]:
+        """Listing area -> the greatest key settled in it ("" for none yet)."""
+        return {area: cursor for area, cursor in self.db.execute(
+            "select area, cursor from listing_areas where service = ?", [service]).fetchall()}
+
+    def save_listing_cursors(self, service: str, cursors: dict[str, str], *,
+                             full_at: datetime | None) -> None:
+        """Store cursors; after a full listing (``full_at``) they replace every area."""
+        with self.db.atomic():
+            if full_at is not None:
+                self.db.execute("delete from listing_areas where service = ?", [service])
+                self.db.execute("insert or replace into full_listings (service, at) "
+                                "values (?, ?)", [service, to_text(full_at)])
+            self.db.conn.executemany(
+                "insert or replace into listing_areas (service, area, cursor) values (?, ?, ?)",
+                [(service, area, cursor) for area, cursor in cursors.items()])
+
+    def last_full_listing(self, service: str) -> datetime | None:
+        row = self.db.execute("select at from full_listings where service = ?",
+                              [service]).fetchone()
+        return from_text(row[0]) if row else None
+
+    def copy_mark(self, service: str, region: str) -> int:
+        """The last source row that ``region`` was checked against (see add_missing)."""
+        row = self.db.execute("select primary_rowid from copy_marks where service = ? and "
+                              "region = ?", [service, region]).fetchone()
+        return int(row[0]) if row else 0
+
+    def set_copy_mark(self, service: str, region: str) -> None:
+        """Every source row so far has been checked for ``region``."""
+        self.db.execute(
+            "insert or replace into copy_marks (service, region, primary_rowid) "
+            "values (?, ?, (select coalesce(max(rowid), 0) from items))", [service, region])
+
+    def _reset_copy_mark(self, service: str, region: str) -> None:
+        self.db.execute("delete from copy_marks where service = ? and region = ?",
+                        [service, region])

@@ -1,0 +1,3 @@
+from engine.cli.program import main
+
+raise SystemExit(main())

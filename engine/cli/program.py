@@ -1,0 +1,172 @@
+"""The `btar` command line: the composition root. It gathers the engine's commands and those
+the fronts contribute (engine.cli.commands), parses, opens the installation when a command
+needs it, and turns every BtarError into one line and its exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import sys
+from collections.abc import Sequence
+from typing import NoReturn, TextIO
+
+from engine import __version__
+from engine.api import Btar
+from engine.cli import manage, restore, status, sync
+from engine.cli.commands import Command, contributed
+from engine.config import LoadedConfig, config_path, load_config
+from engine.errors import BadInput, BtarError, CatalogDamaged, ConfigError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise BadInput(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def cmd_completion(args: argparse.Namespace, out: TextIO) -> int:
+    out.write(completion_script(build_parser(), args.shell))
+    return 0
+
+
+def _completion_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("shell", choices=["bash", "zsh"])
+
+
+COMPLETION = Command("completion", "print a shell completion script",
+                     'eval "$(btar completion bash)"', _completion_arguments,
+                     standalone=cmd_completion)
+
+
+def commands() -> list[Command]:
+    """Every command, in the order --help lists them: the engine's, then the fronts'."""
+    return [*manage.COMMANDS[:1], *status.COMMANDS[:2], *manage.COMMANDS[1:],
+            *sync.COMMANDS, *status.COMMANDS[2:], *restore.COMMANDS, *contributed(),
+            COMPLETION]
+
+
+def build_parser(available: Sequence[Command] | None = None) -> argparse.ArgumentParser:
+    parser = _Parser(prog="btar", description=(
+        "Copy database backups to an additional region of the same cloud, keep a catalog of "
+        "what is where, measure the lag and know what each region can restore."))
+    parser.add_argument("--version", action="version", version=f"btar {__version__}")
+    parser.add_argument("--config", metavar="PATH",
+                        help="configuration file (default: $BTAR_CONFIG or ./btar.toml)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for command in available if available is not None else commands():
+        if command.own_parser is not None:
+            # Listed for --help only: main() hands the rest of the line to it untouched.
+            sub.add_parser(command.name, help=command.help)
+            continue
+        p = sub.add_parser(command.name, help=command.help, description=command.help,
+                           epilog=f"example:\n  {command.example}",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        command.arguments(p)
+        p.set_defaults(spec=command)
+    return parser
+
+
+def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
+    """A bash completion function for every command and its flags (zsh via bashcompinit)."""
+    flags_of: dict[str, list[str]] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                flags_of[name] = sorted(o for a in sub._actions for o in a.option_strings)
+    cases = "\n".join(f'        {name}) opts="{" ".join(flags)}" ;;'
+                      for name, flags in sorted(flags_of.items()))
+    script = f"""_btar() {{
+    local cur cmd opts i
+    cur="${{COMP_WORDS[COMP_CWORD]}}"
+    cmd=""
+    for ((i=1; i<COMP_CWORD; i++)); do
+        case "${{COMP_WORDS[i]}}" in
+            --config) ((i++)) ;;
+            -*) ;;
+            *) cmd="${{COMP_WORDS[i]}}"; break ;;
+        esac
+    done
+    if [ -z "$cmd" ]; then
+        COMPREPLY=($(compgen -W "{' '.join(sorted(flags_of))} --config --help --version" \
+            -- "$cur"))
+        return
+    fi
+    case "$cmd" in
+{cases}
+        *) opts="" ;;
+    esac
+    COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+}}
+complete -o default -F _btar btar
+"""
+    if shell == "zsh":
+        script = "autoload -U +X bashcompinit && bashcompinit\n" + script
+    return script
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    """Entry point of the `btar` console script."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    app: Btar | None = None
+    loaded: LoadedConfig | None = None
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        available = commands()
+        handed = _own_parser_call(argv, available)
+        if handed is not None:
+            command, rest = handed
+            assert command.own_parser is not None
+            return int(command.own_parser(rest, out, err))
+        args = build_parser(available).parse_args(argv)
+        command = args.spec
+        if command.standalone is not None:
+            return int(command.standalone(args, out))
+        assert command.with_app is not None
+        try:
+            loaded = load_config(config_path(args.config))
+        except UnicodeDecodeError as error:  # load_config reads text; not every file is
+            raise ConfigError(str(config_path(args.config)), "",
+                              f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+        on_copy = sync.progress_printer(err) if command.shows_progress else None
+        app = Btar.open(loaded, on_copy=on_copy, exclusive=command.exclusive(args))
+        return int(command.with_app(app, args, out))
+    except BtarError as error:
+        err.write(f"btar: {_one_line(str(error))}\n")
+        return error.exit_code
+    except sqlite3.DatabaseError as error:
+        # The catalog went bad under a running command (open() checks what it can up front).
+        path = str(loaded.catalog_path) if loaded is not None else "the catalog"
+        if isinstance(error, sqlite3.OperationalError):
+            err.write(f"btar: {path}: {_one_line(str(error))}\n")
+            return 1
+        err.write(f"btar: {CatalogDamaged(path, _one_line(str(error)))}\n")
+        return CatalogDamaged.exit_code
+    except KeyboardInterrupt:
+        err.write("btar: interrupted; run the same command again to continue\n")
+        return 130
+    finally:
+        if app is not None:
+            app.close()
+
+
+def _one_line(text: str) -> str:
+    """Messages are one line: a hostile value with newlines cannot forge more output."""
+    return " ".join(text.splitlines())
+
+
+def _own_parser_call(argv: list[str],
+                     available: Sequence[Command]) -> tuple[Command, list[str]] | None:
+    """The command with its own parser named on this line, and everything after it,
+    untouched: its flags (--help, --swarm ...) belong to that parser."""
+    index = 0
+    while index < len(argv) and argv[index] in ("--config",):
+        index += 2
+    if index < len(argv) and argv[index].startswith("--config="):
+        index += 1
+    if index < len(argv):
+        for command in available:
+            if command.own_parser is not None and argv[index] == command.name:
+                return command, argv[index + 1:]
+    return None
