@@ -33,18 +33,13 @@ from engine.errors import (
 )
 from engine.fork import (
     ForkIncomplete,
-    ToolOptions,
-    ToolRun,
+    consistency_wal,
     fetch_plan,
-    is_pgbackrest,
     lay_out,
     next_steps,
-    read_seal,
     run_restore_tools,
-    wal_stream_of,
     write_plan_file,
 )
-from engine.fork_barman import barman_wal_bounds, is_barman_cloud
 from engine.formats import get_layout, layout_kind
 from engine.formats.pgbackrest import decompress
 from engine.lag import (
@@ -77,9 +72,12 @@ from engine.restore import (
     plan_restore,
     supplement_pgbackrest,
 )
+from engine.restore_tools import ToolOptions, ToolRun
+from engine.restore_tools.pgbackrest import wal_stream_of
 from engine.retention import RetentionPolicy
 from engine.runtime import Clock, CopyProgress, LiveDriver, StorageRegistry
-from engine.scheduler import Hooks, ServiceJob, replicate
+from engine.scheduler import replicate
+from engine.service_jobs import Hooks, ServiceJob
 from engine.storage.base import Storage
 from engine.storage.locations import LocationConfig, open_location
 from engine.timelines import TimelineView, timeline_view
@@ -677,8 +675,8 @@ class Btar:
              timeline: str | None = None) -> ForkOutcome:
         """Fetch and verify what a fork needs into ``into``, lay out the restore and, for real
         backups (pgbackrest layout, mariadb-backup bases), run the database's own restore
-        (``tools``; see engine.fork). Run it again after an interruption: verified files are
-        not fetched again.
+        (``tools``; see engine.restore_tools). Run it again after an interruption: verified
+        files are not fetched again.
 
         ``plan``: the plan a user confirmed (from plan_fork). It is checked against the
         catalog first and then run exactly, to its own point; if it no longer holds,
@@ -697,12 +695,11 @@ class Btar:
         plan_json = plan_as_json(plan)
         write_plan_file(plan_json, into, "fetching")
         fetched = self.driver.run(fetch_plan(plan, service.key_prefix, into))
-        if not fetched.failures and (is_pgbackrest(plan) or is_barman_cloud(plan)):
-            # The seal (Barman: backup.info) says which WAL makes the backup consistent and
-            # what it refers to.
+        # The seal (Barman: backup.info) says which WAL makes the backup consistent and
+        # what it refers to.
+        if not fetched.failures and (bounds := consistency_wal(plan, into)) is not None:
             known = {o.key for o in plan.objects}
-            plan = supplement_pgbackrest(self.catalog, plan, read_seal(plan, into)
-                                         if is_pgbackrest(plan) else barman_wal_bounds(plan, into))
+            plan = supplement_pgbackrest(self.catalog, plan, bounds)
             plan_json = plan_as_json(plan)
             more = self.driver.run(fetch_plan(plan, service.key_prefix, into,
                                               [o.key for o in plan.objects

@@ -12,7 +12,7 @@ from types import FrameType
 from engine.api import Btar, PassOutcome
 from engine.metrics import SyncMetrics
 from engine.runtime import LiveDriver
-from engine.scheduler import Hooks
+from engine.service_jobs import Hooks
 
 
 def log_outcome(logger: logging.Logger, outcome: PassOutcome) -> None:

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import bisect
 import traceback
-from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
+from collections.abc import Generator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,10 +50,10 @@ from engine.effects import (
     StartCopy,
     StartRequest,
 )
-from engine.errors import CorruptBackup, StorageError, Unreachable
-from engine.formats.base import BackupLayout
+from engine.errors import CorruptBackup, StorageError
 from engine.listing import full_listing_due
-from engine.model import UNFINISHED, ItemKind, ItemStatus, RegionRole, RegionState, Service
+from engine.location_faults import FAULT_OF_KIND, FaultBook, fault_of
+from engine.model import UNFINISHED, ItemKind, ItemStatus, RegionRole, RegionState
 from engine.replication import (
     PassOutcome,
     ReplicationSettings,
@@ -63,65 +62,11 @@ from engine.replication import (
     retire_previous,
     verify,
 )
-from engine.retention import RetentionPolicy, apply_retention
+from engine.retention import apply_retention
+from engine.service_jobs import Hooks, ServiceJob, ServiceState, next_wait
 
 #: items whose objects are read from the catalog in one query when the scheduler reaches them
 REFS_AHEAD = 256
-#: how a reason names a region that cannot be used, per fault class
-FAULT_WORDS = {"missing": "is missing", "denied": "refuses access",
-               "unusable": "takes no writes"}
-#: fault classes a listing cannot see the end of
-WRITE_FAULTS = frozenset({"unusable"})
-#: the fault class of a failed copy whose driver did not name one (a simulated fault)
-_FAULT_OF_KIND = {"unreachable": "unreachable", "throttled": "throttled"}
-
-
-def fault_of(error: Exception) -> str:
-    """The fault class status shows for an error of a location."""
-    return error.fault if isinstance(error, StorageError) else "error"
-
-
-def next_wait(previous: float, busy: bool, *, busy_interval: float, interval: float) -> float:
-    """Seconds before a service's next listing: soon after one that found work (backups tend
-    to come in streams, and an incremental listing costs a few requests), then twice as long
-    after each idle one, up to ``interval``."""
-    if busy:
-        return min(busy_interval, interval)
-    return min(interval, max(previous, busy_interval) * 2)
-
-
-@dataclass(frozen=True)
-class ServiceJob:
-    """A service to replicate, with how its primary is read and its retention."""
-
-    service: Service
-    layout: BackupLayout
-    retention: RetentionPolicy | None = None
-
-
-@dataclass
-class Hooks:
-    """What the scheduler tells its front while it runs (logs, metrics, a simulator's
-    journal). Called between effects, on the scheduler's own thread."""
-
-    #: a service's listing cycle ended: what it discovered, copied, published, failed
-    on_cycle: Callable[[PassOutcome], None] | None = None
-    #: an item became available in a region: service, region, item, when, lag in seconds
-    on_publish: Callable[[str, str, str, datetime, float], None] | None = None
-
-
-@dataclass
-class _ServiceState:
-    job: ServiceJob
-    outcome: PassOutcome
-    next_listing: datetime | None = None
-    wait: float = 0.0
-    #: the primary could not be read: its copies wait for the next listing
-    primary_down: bool = False
-    cycles: int = 0
-    retention_due: bool = False
-
-
 class Scheduler:
     """The state of one replication run; ``run`` is its procedure."""
 
@@ -129,11 +74,12 @@ class Scheduler:
                  settings: ReplicationSettings, *, once: bool, full_listing: bool = False,
                  hooks: Hooks | None = None) -> None:
         self.catalog = catalog
+        self.faults = FaultBook(catalog)
         self.settings = settings
         self.once = once
         self.full_listing = full_listing
         self.hooks = hooks or Hooks()
-        self.services = {job.service.name: _ServiceState(job, PassOutcome(job.service.name))
+        self.services = {job.service.name: ServiceState(job, PassOutcome(job.service.name))
                          for job in jobs}
         self.queues: dict[tuple[str, str], DestinationQueue] = {}
         #: round-robin order of the queues, and where each lane's next turn starts
@@ -222,7 +168,7 @@ class Scheduler:
 
     # -- listing cycles --------------------------------------------------------------------------
 
-    def _guarded_cycle(self, state: _ServiceState) -> Generator[Effect, Any, None]:
+    def _guarded_cycle(self, state: ServiceState) -> Generator[Effect, Any, None]:
         try:
             yield from self._cycle(state)
         except Exception as error:  # a bug must not stop the other services
@@ -248,7 +194,7 @@ class Scheduler:
                 return
             value = yield effect  # the time: answered at once
 
-    def _close_cycle(self, state: _ServiceState) -> None:
+    def _close_cycle(self, state: ServiceState) -> None:
         if not state.cycles:
             return
         outcome = state.outcome
@@ -256,7 +202,7 @@ class Scheduler:
         if self.hooks.on_cycle is not None:
             self.hooks.on_cycle(outcome)
 
-    def _cycle(self, state: _ServiceState) -> Generator[Effect, Any, None]:
+    def _cycle(self, state: ServiceState) -> Generator[Effect, Any, None]:
         """List one service's primary, queue what its destinations lack, retire and apply
         retention; then set when it is listed next."""
         catalog, service = self.catalog, state.job.service
@@ -299,7 +245,7 @@ class Scheduler:
         if not self.once:
             yield from self._maintain(state)
 
-    def _maintain(self, state: _ServiceState) -> Generator[Effect, Any, None]:
+    def _maintain(self, state: ServiceState) -> Generator[Effect, Any, None]:
         """Retire the previous region once the new one can restore (rule 8), and apply the
         retention policy: at each listing cycle, or at the end of a once run (after its
         copies, as an operator expects of `btar sync --once`)."""
@@ -316,7 +262,7 @@ class Scheduler:
                     state.outcome.retired += yield from apply_retention(
                         catalog, service, queue.region, retention)
 
-    def _unexpected(self, state: _ServiceState,
+    def _unexpected(self, state: ServiceState,
                     error: Exception) -> Generator[Effect, Any, None]:
         """Record an unexpected failure of a service's cycle; the service is listed again at
         its next turn, the others go on."""
@@ -333,7 +279,7 @@ class Scheduler:
         return [self.queues[(service, region)]
                 for region in sorted(self.regions_of.get(service, ()))]
 
-    def _sync_destinations(self, state: _ServiceState) -> list[DestinationQueue]:
+    def _sync_destinations(self, state: ServiceState) -> list[DestinationQueue]:
         """Match the queues to the catalog's destinations of a service (management actions
         change them while a run goes on)."""
         service = state.job.service
@@ -370,16 +316,16 @@ class Scheduler:
             self.order.remove(queue.name)
             self.regions_of[queue.service.name].discard(queue.region)
 
-    def _refill(self, queue: DestinationQueue, state: _ServiceState, *,
+    def _refill(self, queue: DestinationQueue, state: ServiceState, *,
                 full: bool) -> Generator[Effect, Any, None]:
         """Queue what the destination lacks: on the first look (or after a pause) every
         unfinished item, later only what the listing added; items given up are tried again."""
         catalog, service, region = self.catalog, state.job.service, queue.region
         if queue.paused or not (queue.answered or queue.failed):
-            yield from self._look_at(queue, state)
+            yield from self.faults.look_at(queue, state)
         first = not queue.loaded
         now: datetime = yield Now()
-        self._judge_destination(queue, now)
+        self.faults.judge(queue, now)
         with catalog.transaction():
             # Known to be missing there even while the region is paused (its backlog).
             since = 0 if full or first else catalog.copy_mark(service.name, region)
@@ -405,49 +351,6 @@ class Scheduler:
         for row in failed:  # given up before: one more try per listing, oldest first
             queue.items[row.item_id].row = with_status(row, ItemStatus.PENDING)
             queue.lanes[lane_of(row.kind)].appendleft(row.item_id)
-
-    def _look_at(self, queue: DestinationQueue,
-                 state: _ServiceState) -> Generator[Effect, Any, None]:
-        """One small listing of a destination: a paused one resumes by itself once it answers
-        again; one that no copy reached since the last listing is looked at, so that an
-        outage is known before there is something to copy (one request per idle listing)."""
-        catalog, service, region = self.catalog, state.job.service, queue.region
-        try:
-            yield ListPage(region, f"{service.key_prefix}/", None, 1)
-        except StorageError as error:
-            now: datetime = yield Now()
-            if queue.paused and isinstance(error, Unreachable):
-                # Still unusable: the pause says why as of now (the first reason may have
-                # been a connection cut, the lasting one a hang).
-                reason = f"{region} {FAULT_WORDS.get(error.fault, 'unreachable')}: {error}"
-                state.outcome.paused[region] = reason
-                catalog.note_fault(service.name, region, error.fault, error.message, now)
-                catalog.set_location(service.name, region, queue.role, RegionState.PAUSED, now,
-                                     reason)
-            elif queue.paused:
-                # It answers, if only to refuse this request (throttled, a server error):
-                # copies resume and fail or pass one by one.
-                self._resume(queue, now)
-                self._copies_failed(queue, error.fault, error.message, now)
-            elif isinstance(error, Unreachable):
-                self._stop_for(queue, region, str(error), error.fault, error.message, now)
-            else:
-                self._copies_failed(queue, error.fault, error.message, now)
-            return
-        # A listing proves the region answers, not that it takes writes again (a full or
-        # read-only disk lists): such a fault ends with the first copy that lands.
-        queue.answered = queue.fault not in WRITE_FAULTS
-        if queue.paused:
-            now = yield Now()
-            self._resume(queue, now)
-
-    def _resume(self, queue: DestinationQueue, now: datetime) -> None:
-        """A paused destination answers again: its unfinished items are read again."""
-        service = queue.service.name
-        self.catalog.set_location(service, queue.region, queue.role, RegionState.ACTIVE, now)
-        self.catalog.event(now, "info", service, queue.region, "region reachable again; resuming")
-        # What failed while it was paused (copies that were in flight) is history.
-        queue.paused, queue.loaded, queue.failed = False, False, False
 
     # -- choosing and starting copies ------------------------------------------------------------
 
@@ -637,7 +540,7 @@ class Scheduler:
             if result.ok:
                 unverified.append(result.task.key)
             elif result.failed_side == "destination" and result.error_kind != "mismatch":
-                fault = (result.fault or _FAULT_OF_KIND.get(result.error_kind, "error"),
+                fault = (result.fault or FAULT_OF_KIND.get(result.error_kind, "error"),
                          result.reason or error)
             throttled = throttled or result.error_kind == "throttled"
             catalog.event(now, "warning", service.name, region, f"copy of {key} failed: {error}")
@@ -669,94 +572,21 @@ class Scheduler:
             if self.hooks.on_publish is not None:
                 self.hooks.on_publish(service.name, region, item_id, now, lag)
         if fault is not None:
-            self._copies_failed(queue, *fault, now)
+            self.faults.copies_failed(queue, *fault, now)
         queue.answered = queue.answered or any(r.ok for r in records)
         queue.busy = queue.busy or bool(published)
         queue.throttled = queue.throttled + 1 if throttled else 0
         if throttled:
             queue.hold_until = now + timedelta(seconds=self._backoff(queue.throttled))
         if unverified:
-            yield from self._remove_unverified(queue, unverified, now)
+            yield from self.faults.remove_unverified(queue, unverified, now)
         if down is not None:
-            self._stop_for(queue, *down, now)
-
-    def _copies_failed(self, queue: DestinationQueue, fault: str, reason: str,
-                       now: datetime) -> None:
-        """A destination failed requests without being unreachable: recorded when the fault
-        starts or changes class (its start is kept while it lasts); a new reason waits for
-        the next listing (one write per listing however many copies fail)."""
-        queue.failed = True
-        if fault != queue.fault:
-            self.catalog.note_fault(queue.service.name, queue.region, fault, reason, now)
-            queue.fault, queue.new_reason = fault, ""
-        else:
-            queue.new_reason = reason
-
-    def _judge_destination(self, queue: DestinationQueue, now: datetime) -> None:
-        """At a listing: a destination whose copies all succeeded since the last one (or
-        that has nothing left to copy) answers, which ends its fault. Judged per listing, not
-        per copy, so that a fault some copies escape keeps its start (and costs one write)."""
-        if not queue.paused and not queue.failed and (queue.answered or not queue.items):
-            self.catalog.note_reachable(queue.service.name, queue.region, now)
-            queue.fault = ""
-        elif queue.fault and queue.new_reason:
-            self.catalog.note_fault(queue.service.name, queue.region, queue.fault,
-                                    queue.new_reason, now)
-        queue.answered = queue.failed = False
-        queue.new_reason = ""
+            self.faults.stop_for(queue, self.services[queue.service.name], *down, now)
 
     def _backoff(self, throttled: int) -> float:
         """Seconds to hold a destination the provider asked to slow down."""
         return min(self.settings.throttle_backoff_cap,
                    self.settings.throttle_backoff * 2.0 ** (throttled - 1))
-
-    def _remove_unverified(self, queue: DestinationQueue, keys: list[str],
-                           now: datetime) -> Generator[Effect, Any, None]:
-        """Bytes that did not verify never stay under a real key (a log segment is its own
-        completion marker: the backup tool would take it for a good one)."""
-        service = queue.service.name
-        try:
-            errors: tuple[str, ...] = yield DeleteBatch(queue.region, tuple(keys))
-        except StorageError as error:
-            errors = (str(error),) * len(keys)
-        for key, problem in zip(keys, errors, strict=True):
-            self.catalog.event(now, "warning" if problem else "info", service, queue.region,
-                               f"could not remove the unverified copy of {key}: {problem}"
-                               if problem else f"removed the unverified copy of {key}")
-
-    def _stop_for(self, queue: DestinationQueue, side: str, error: str, fault: str,
-                  short: str, now: datetime) -> None:
-        """A side did not answer: the primary (the service waits for its next listing) or the
-        destination (paused, probed at each listing). ``short`` is what the fault shows."""
-        service = queue.service
-        state = self.services[service.name]
-        reason = f"{side} {FAULT_WORDS.get(fault, 'unreachable')}: {error}"
-        if side == service.region:
-            if not state.primary_down:
-                state.primary_down = True
-                state.outcome.primary_error = reason
-                self.catalog.note_fault(service.name, side, fault, short, now)
-                self.catalog.event(now, "error", service.name, service.region, reason)
-            return
-        if queue.paused:
-            return  # copies that were in flight when it paused
-        if queue.fault != fault:
-            self.catalog.note_fault(service.name, queue.region, fault, short, now)
-            queue.fault = fault
-        self.catalog.set_location(service.name, queue.region, queue.role, RegionState.PAUSED,
-                                  now, reason)
-        for item_id in sorted(queue.items):
-            self.catalog.set_item_status(service.name, queue.region, item_id,
-                                         ItemStatus.PAUSED, now, reason)
-        self.catalog.event(now, "error", service.name, queue.region,
-                           f"replication paused: {reason}")
-        state.outcome.paused[queue.region] = reason
-        queue.paused, queue.loaded = True, False
-        for item_id, work in list(queue.items.items()):
-            if work.in_flight:
-                work.row = with_status(work.row, ItemStatus.PAUSED)
-            else:
-                queue.remove(item_id)
 
 
 def replicate(catalog: Catalog, jobs: Sequence[ServiceJob], settings: ReplicationSettings, *,

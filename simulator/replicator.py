@@ -16,7 +16,7 @@ from typing import Any
 import simpy
 
 from engine.replication import PassOutcome
-from engine.scheduler import Hooks
+from engine.service_jobs import Hooks
 from simulator.interpreter import SimInterpreter
 from simulator.world import Crash, World
 

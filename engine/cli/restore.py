@@ -12,8 +12,8 @@ from engine.cli.commands import Command
 from engine.cli.output import duration, json_flag, print_json
 from engine.config import config_path
 from engine.errors import BadInput
-from engine.fork import ToolOptions
 from engine.model import parse_iso
+from engine.restore_tools import ToolOptions
 
 
 def _target(args: argparse.Namespace) -> datetime | None:

@@ -14,7 +14,6 @@ import pytest
 
 from engine.config import parse_config
 from engine.errors import ConfigError, CorruptBackup
-from engine.fork import binlog_stop, recovery_reaches_past
 from engine.formats import get_layout
 from engine.formats.pgbackrest import (
     NO_COMMIT,
@@ -29,6 +28,8 @@ from engine.formats.pgbackrest import (
 )
 from engine.model import ItemKind, ObjectInfo
 from engine.restore import PlannedSegment
+from engine.restore_tools.base import recovery_reaches_past
+from engine.restore_tools.mariadb import binlog_stop
 from engine.storage.memory import MemoryStorage
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)

@@ -24,14 +24,7 @@ from engine.api import Btar
 from engine.catalog import Catalog
 from engine.config import parse_config
 from engine.errors import BadInput, ConfigError, CorruptBackup
-from engine.fork import ToolOptions, local_path
-from engine.fork_barman import (
-    allowed_wal,
-    cloud_restore_command,
-    cloud_source,
-    lay_out_barman_cloud,
-    recovery_settings,
-)
+from engine.fork import local_path
 from engine.formats import get_layout
 from engine.formats.barman_cloud import (
     BackupMarker,
@@ -42,6 +35,14 @@ from engine.formats.barman_cloud import (
 from engine.formats.pgbackrest import NO_COMMIT, wal_file_name
 from engine.model import Digest, ItemKind, ItemStatus, ObjectInfo, Service, ServiceType
 from engine.replication import ReplicationSettings
+from engine.restore_tools import ToolOptions
+from engine.restore_tools.barman_cloud import (
+    allowed_wal,
+    cloud_restore_command,
+    cloud_source,
+    lay_out_barman_cloud,
+    recovery_settings,
+)
 from engine.runtime import LiveDriver
 from engine.storage.locations import (
     AzureLocation,

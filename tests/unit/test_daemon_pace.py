@@ -1,9 +1,9 @@
 """How long `btar sync` waits between two listings of a service: soon after work, backing
-off when idle (engine.scheduler.next_wait)."""
+off when idle (engine.service_jobs.next_wait)."""
 
 from __future__ import annotations
 
-from engine.scheduler import next_wait
+from engine.service_jobs import next_wait
 
 
 def pace(busy: list[bool], *, busy_interval: float = 0.5, interval: float = 10.0) -> list[float]:

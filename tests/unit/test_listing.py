@@ -10,7 +10,8 @@ import pytest
 from engine.effects import Effect, ListPage
 from engine.formats import get_layout
 from engine.formats.native import write_stream_history
-from engine.scheduler import ServiceJob, replicate
+from engine.scheduler import replicate
+from engine.service_jobs import ServiceJob
 from tests.worlds import World
 
 PRIMARY, SECONDARY = "aws-eu-west-1", "aws-eu-central-1"

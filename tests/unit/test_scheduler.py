@@ -26,7 +26,8 @@ from engine.errors import StorageError
 from engine.formats import get_layout
 from engine.model import UNFINISHED, ItemStatus, RegionRole
 from engine.replication import ReplicationSettings
-from engine.scheduler import Hooks, ServiceJob, replicate
+from engine.scheduler import replicate
+from engine.service_jobs import Hooks, ServiceJob
 from engine.transfer import execute_copy
 from tests.worlds import World
 

@@ -14,7 +14,7 @@ https://), so the tools then read the same objects in place, from the region's b
    newer ones), the recovery target, the plan's timeline, and ``archive_mode = 'off'`` (the
    restored configuration still names the primary's archive);
 3. ``--start``: the server starts on its own port and socket and is waited for until it left
-   recovery (engine.fork).
+   recovery (engine.restore_tools.base).
 
 Credentials are never written: the tools (and the server, whose restore_command needs them)
 inherit them from btar's environment, or from the profile the location names.
@@ -33,28 +33,28 @@ import os
 import shlex
 import shutil
 import tarfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from engine.errors import BadInput, CorruptBackup
-from engine.fork import (
-    ToolOptions,
-    ToolRun,
-    _check_reachable,
-    _chown_tree,
-    _pg_time,
-    _Runner,
-    _start_postgresql,
-    _user,
-    private_folder,
-    recovery_reaches_past,
-    recovery_timeline,
-    write_private,
-)
 from engine.formats.barman_cloud import TAR_NAME, BackupInfo, summarize_backup_info
 from engine.formats.wal import wal_file_name
 from engine.model import iso
 from engine.restore import RestorePlan
+from engine.restore_tools.base import (
+    InRepository,
+    ToolOptions,
+    ToolRun,
+    chown_tree,
+    pg_time,
+    postgresql_runner,
+    private_folder,
+    recovery_reaches_past,
+    recovery_timeline,
+    start_or_explain,
+    write_private,
+)
 from engine.storage.locations import AzureLocation, GcsLocation, S3Location
 
 ALLOWED_FILE = "wal-allowed"
@@ -71,8 +71,22 @@ _CREDENTIAL_VARIABLES = (
     "AZURE_FEDERATED_TOKEN_FILE")
 
 
-def is_barman_cloud(plan: RestorePlan) -> bool:
-    return plan.layout.partition(":")[0] == "barman-cloud"
+class BarmanCloud(InRepository):
+    """Backups in the barman-cloud layout, restored by barman-cloud-restore (module
+    docstring)."""
+
+    def lay_out(self, plan: RestorePlan, into: Path, wal_fetch_command: list[str]) -> list[str]:
+        return lay_out_barman_cloud(plan, into)
+
+    def consistency_wal(self, plan: RestorePlan, into: Path) -> Mapping[str, object] | None:
+        return barman_wal_bounds(plan, into)
+
+    def restore(self, plan: RestorePlan, into: Path, options: ToolOptions) -> ToolRun | None:
+        return restore_barman_cloud(plan, into, options)
+
+    def next_steps(self, plan: RestorePlan, into: Path, written: Sequence[str]) -> list[str]:
+        return [f"the verified objects are in {into / 'repo'}; fork without --fetch-only to "
+                "restore them with barman-cloud-restore"]
 
 
 def server_of(plan: RestorePlan) -> str:
@@ -216,7 +230,7 @@ def recovery_settings(plan: RestorePlan, restore: str) -> tuple[list[str], str]:
              "archive_mode = 'off'"]
     along = f" along timeline {timeline}" if timeline != "latest" else ""
     if plan.target is not None and recovery_reaches_past(plan, plan.target):
-        lines += [f"recovery_target_time = {_conf_value(_pg_time(plan.target))}",
+        lines += [f"recovery_target_time = {_conf_value(pg_time(plan.target))}",
                   "recovery_target_action = 'promote'"]
         return lines, f"recovery stops before the first commit after {iso(plan.target)}{along}"
     return lines, f"recovery replays every WAL segment of the plan{along}, then promotes"
@@ -233,13 +247,10 @@ def restore_barman_cloud(plan: RestorePlan, into: Path, options: ToolOptions) ->
     # barman-cloud reads S3, GCS and Azure; anything else (a local folder) is restored from
     # the staging copy
     local = not isinstance(options.location, S3Location | GcsLocation | AzureLocation)
-    user = _user(options.run_as, "postgres")
     data, spaces = into / "data", into / "tablespaces"
-    run = ToolRun("barman-cloud" if not local else "staging copy (barman-cloud layout)",
-                  user.name, str(data))
-    runner = _Runner(user, run, options.timeout)
-    if (data / "postmaster.pid").exists():
-        raise BadInput(f"a server is running on {data} (postmaster.pid); stop it first")
+    runner = postgresql_runner("barman-cloud" if not local else
+                               "staging copy (barman-cloud layout)", into, options)
+    run = runner.run_
     tablespaces = tablespaces_of(plan, into)
     if any(":" in name for name, _, _ in tablespaces):
         # barman-cloud-restore's --tablespace NAME:LOCATION cannot name it, and it would
@@ -259,14 +270,12 @@ def restore_barman_cloud(plan: RestorePlan, into: Path, options: ToolOptions) ->
         restore = staged_restore_command(plan, into)
         run.notes.append(f"{plan.region} is not a cloud location barman-cloud can read: "
                          "restored from the verified staging copy in INTO/repo")
-        _chown_tree(into, user)
-        _check_reachable(runner, into)
+        runner.hand_over(into)
     else:
         tool_options, url, extra = cloud_source(options.location, plan.region, options.prefix)
         runner.env.update({k: v for k, v in os.environ.items() if k in _CREDENTIAL_VARIABLES})
         runner.env.update(extra)
-        _chown_tree(into, user)
-        _check_reachable(runner, into)
+        runner.hand_over(into)
         relocate = [f"--tablespace={name}:{spaces / str(oid)}" for name, oid, _ in tablespaces]
         runner("restore", ["barman-cloud-restore", *tool_options, *relocate, url,
                            server_of(plan), backup_id_of(plan), str(data)])
@@ -279,15 +288,11 @@ def restore_barman_cloud(plan: RestorePlan, into: Path, options: ToolOptions) ->
     existing = auto.read_text(encoding="utf-8") if auto.exists() else ""
     write_private(auto, existing + "\n".join(lines) + "\n")
     write_private(data / "recovery.signal", "")
-    _chown_tree(data, user)
+    chown_tree(data, runner.user)
     run.notes.append("archive_mode=off: the fork never pushes WAL into the source's archive")
-    if options.start:
-        _start_postgresql(plan, into, options, runner, run)
-    else:
-        needs = "" if local else (", with the cloud credentials in the environment: recovery "
-                                  "runs barman-cloud-wal-restore")
-        run.notes.append(f"start it with: pg_ctl -D {data} -o '-p PORT -c archive_mode=off' "
-                         f"start (as {user.name}{needs})")
+    start_or_explain(plan, into, options, runner, run, "" if local else (
+        ", with the cloud credentials in the environment: recovery runs "
+        "barman-cloud-wal-restore"))
     return run
 
 

@@ -1,0 +1,56 @@
+"""What the scheduler runs and reports: a service to replicate (its job), its state within a
+run, the hooks a front listens on, and the pace of a service's listings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.formats.base import BackupLayout
+from engine.model import Service
+from engine.replication import PassOutcome
+from engine.retention import RetentionPolicy
+
+
+def next_wait(previous: float, busy: bool, *, busy_interval: float, interval: float) -> float:
+    """Seconds before a service's next listing: soon after one that found work (backups tend
+    to come in streams, and an incremental listing costs a few requests), then twice as long
+    after each idle one, up to ``interval``."""
+    if busy:
+        return min(busy_interval, interval)
+    return min(interval, max(previous, busy_interval) * 2)
+
+
+@dataclass(frozen=True)
+class ServiceJob:
+    """A service to replicate, with how its primary is read and its retention."""
+
+    service: Service
+    layout: BackupLayout
+    retention: RetentionPolicy | None = None
+
+
+@dataclass
+class Hooks:
+    """What the scheduler tells its front while it runs (logs, metrics, a simulator's
+    journal). Called between effects, on the scheduler's own thread."""
+
+    #: a service's listing cycle ended: what it discovered, copied, published, failed
+    on_cycle: Callable[[PassOutcome], None] | None = None
+    #: an item became available in a region: service, region, item, when, lag in seconds
+    on_publish: Callable[[str, str, str, datetime, float], None] | None = None
+
+
+@dataclass
+class ServiceState:
+    """One service in a run: its job, what its current cycle did, when it is listed next."""
+
+    job: ServiceJob
+    outcome: PassOutcome
+    next_listing: datetime | None = None
+    wait: float = 0.0
+    #: the primary could not be read: its copies wait for the next listing
+    primary_down: bool = False
+    cycles: int = 0
+    retention_due: bool = False
