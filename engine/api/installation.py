@@ -1,0 +1,164 @@
+"""One btar installation: its configuration, catalog, driver and storages, and lookups."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, Self
+
+from engine import rules
+from engine.alerts import AlertsConfig
+from engine.api.values import (
+    Driver,
+)
+from engine.catalog import Catalog, CatalogLock
+from engine.config import LoadedConfig, load_config
+from engine.cost import CostConfig
+from engine.effects import FetchResult
+from engine.errors import (
+    BadInput,
+    UnknownName,
+)
+from engine.model import (
+    Region,
+    RegionRole,
+    RegionState,
+    RestoreWindow,
+    Service,
+)
+from engine.replication import ReplicationSettings
+from engine.retention import RetentionPolicy
+from engine.runtime import Clock, CopyProgress, LiveDriver, StorageRegistry
+from engine.storage.base import Storage
+from engine.storage.locations import LocationConfig, open_location
+from engine.windows import window_from_catalog
+
+
+class Installation:
+    """One btar installation: its configuration, catalog and driver."""
+
+    def __init__(self, services: Iterable[Service], locations: dict[str, LocationConfig],
+                 catalog: Catalog, driver: Driver, *,
+                 settings: ReplicationSettings | None = None, actor: str = "cli",
+                 alerts: AlertsConfig | None = None,
+                 prices: CostConfig | None = None,
+                 retention: dict[str, RetentionPolicy] | None = None,
+                 registry: StorageRegistry | None = None,
+                 lock: CatalogLock | None = None) -> None:
+        self._services = {s.name: s for s in services}
+        self._locations = locations
+        self.catalog = catalog
+        self.driver = driver
+        self.settings = settings or ReplicationSettings()
+        self.actor = actor
+        #: thresholds for `btar check` and prices for `btar cost` (from the configuration)
+        self.alerts = alerts or AlertsConfig()
+        self.prices = prices or CostConfig()
+        #: retention policy per service (none: btar never deletes by itself)
+        self.retention = retention or {}
+        self._registry = registry
+        self._lock = lock
+        now = driver.now()
+        for service in self._services.values():
+            if self.catalog.service(service.name) != service:
+                self.catalog.upsert_service(service, now)
+            if self.catalog.location(service.name, service.region) is None:
+                self.catalog.set_location(service.name, service.region, RegionRole.PRIMARY,
+                                          RegionState.ACTIVE, now)
+
+    @classmethod
+    def open(cls, loaded: LoadedConfig | str, *, actor: str = "cli",
+             on_copy: Callable[[CopyProgress], None] | None = None,
+             on_fetch: Callable[[int, int, FetchResult], None] | None = None,
+             clock: Clock | None = None, exclusive: bool = False) -> Self:
+        """Open the installation a configuration file describes, with the live driver.
+        ``exclusive`` (sync, deletions) first takes the catalog's lock, held until close();
+        another holder makes it raise SyncAlreadyRunning."""
+        if isinstance(loaded, str):
+            loaded = load_config(Path(loaded))
+        lock = CatalogLock(loaded.catalog_path) if exclusive else None
+        try:
+            config = loaded.config
+            registry = StorageRegistry(
+                lambda region: open_location(config.regions[region], region))
+            driver = LiveDriver(registry, concurrency=config.replication.concurrency,
+                                on_copy=on_copy, on_fetch=on_fetch, clock=clock)
+            settings = ReplicationSettings(
+                concurrency=config.replication.concurrency,
+                base_streams=config.replication.base_streams,
+                max_attempts=config.replication.max_attempts,
+                poll_interval=config.replication.poll_interval,
+                busy_poll_interval=config.replication.busy_poll_interval,
+                full_listing_interval=config.replication.full_listing_interval,
+                listing_settle=config.replication.listing_settle)
+            return cls(loaded.services().values(), dict(config.regions),
+                       Catalog.open(loaded.catalog_path), driver, settings=settings,
+                       actor=actor,
+                       alerts=config.alerts, prices=config.cost, retention=loaded.retention(),
+                       registry=registry, lock=lock)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+
+    def close(self) -> None:
+        if self._registry is not None:
+            self._registry.close()
+        self.catalog.close()
+        if self._lock is not None:
+            self._lock.release()
+
+    def replication_lock(self) -> CatalogLock | None:
+        """Take the catalog's lock for a replication run, as `btar sync` does (release it when
+        done); None when this Btar holds it already or its catalog has no file. Raises
+        SyncAlreadyRunning while another process (a `btar sync` daemon) replicates."""
+        if self._lock is not None or self.catalog.path is None:
+            return None
+        return CatalogLock(self.catalog.path)
+
+    @property
+    def poll_interval(self) -> float:
+        """Longest wait between two listings of a service when syncing continuously."""
+        return self.settings.poll_interval
+
+    def storage(self, region: str) -> Storage:
+        """The storage of a configured region (for drivers and tools, not front ends)."""
+        if self._registry is None:
+            raise BadInput("this btar has no live storage")
+        return self._registry(region)
+
+    def services(self) -> list[Service]:
+        return [self._services[name] for name in sorted(self._services)]
+
+    def service(self, name: str) -> Service:
+        try:
+            return self._services[name]
+        except KeyError:
+            raise UnknownName("service", name, sorted(self._services)) from None
+
+    def additional_region(self, name: str) -> str | None:
+        rows = self.catalog.locations(name, roles=[RegionRole.SECONDARY])
+        return rows[0].region if rows else None
+
+    def offered_regions(self, name: str) -> list[tuple[Region, bool]]:
+        """Rule 2: the qualifying regions, farthest first, each with whether a location is
+        configured for it (only those can be enabled)."""
+        service = self.service(name)
+        rules.check_replicable(service)
+        return [(r, r.id in self._locations) for r in rules.offered_regions(service)]
+
+    def _require_location(self, region: str) -> None:
+        if region not in self._locations:
+            raise BadInput(f"{region} has no backup location in [regions] of the configuration; "
+                           "add one, e.g. " f'{region} = "file:///path/to/{region}"')
+
+    def _ordered_locations(self, name: str) -> list[Any]:
+        order = {RegionRole.PRIMARY: 0, RegionRole.SECONDARY: 1, RegionRole.PREVIOUS: 2,
+                 RegionRole.RETAINED: 3}
+        return sorted(self.catalog.locations(name), key=lambda loc: (order[loc.role], loc.region))
+
+    def window(self, name: str, region: str) -> RestoreWindow:
+        """The restorable window of a service's region (rule 5)."""
+        location = self.catalog.location(name, region)
+        role = location.role if location else RegionRole.SECONDARY
+        return window_from_catalog(self.catalog, name, region, role)

@@ -1,0 +1,148 @@
+"""What is where: status, windows, timelines, lag, backups and events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from engine.api.management import ManagementPart
+from engine.api.values import (
+    DESTINATION_ROLES,
+    LAGGING_AFTER,
+    Fault,
+    LagReport,
+    LaneBacklog,
+    RegionStatus,
+    ServiceStatus,
+)
+from engine.catalog import EventRow, ItemRow
+from engine.copy_queue import lane_of
+from engine.errors import (
+    ReplicationNotEnabled,
+    UnknownName,
+)
+from engine.lag import (
+    PERIODS,
+    Period,
+    bucketize,
+    lag_items,
+    summarize,
+)
+from engine.model import (
+    REPLICABLE_TYPES,
+    RegionRole,
+    RegionState,
+    RestoreWindow,
+    Service,
+)
+from engine.regions import get_region
+from engine.timelines import TimelineView, timeline_view
+
+
+class StatusPart(ManagementPart):
+    """Status, windows, lag, backups and events."""
+
+    def windows(self, name: str) -> list[RestoreWindow]:
+        """The restorable window of every region that holds this service's backups."""
+        self.service(name)
+        return [self.window(name, loc.region) for loc in self._ordered_locations(name)]
+
+    def timeline_views(self, name: str) -> list[TimelineView]:
+        """Per region: the window along the followed timeline, the timeline of each of its
+        stretches, and every branch with its own window."""
+        self.service(name)
+        return [timeline_view(self.catalog, name, loc.region, loc.role)
+                for loc in self._ordered_locations(name)]
+
+    def current_lag(self, name: str, region: str, now: datetime) -> float | None:
+        """How far ``region`` is behind: the age of its oldest item not yet published."""
+        oldest = self.catalog.oldest_unfinished(name, region)
+        if oldest is not None:
+            return max(0.0, (now - oldest).total_seconds())
+        return 0.0 if self.catalog.status_counts(name, region) else None
+
+    def status(self) -> list[ServiceStatus]:
+        now = self.driver.now()
+        return [self._service_status(s, now) for s in self.services()]
+
+    def status_of(self, name: str) -> ServiceStatus:
+        """The status of one service."""
+        return self._service_status(self.service(name), self.driver.now())
+
+    def _service_status(self, service: Service, now: datetime) -> ServiceStatus:
+        regions: list[RegionStatus] = []
+        seen = self.catalog.reachability(service.name)
+        for loc in self._ordered_locations(service.name):
+            counts = self.catalog.status_counts(service.name, loc.region)
+            backlog: dict[str, LaneBacklog] = {}
+            if loc.role in DESTINATION_ROLES:
+                for kind, (items, size) in self.catalog.backlog(service.name,
+                                                                loc.region).items():
+                    lane = str(lane_of(kind))
+                    known = backlog.get(lane, LaneBacklog())
+                    backlog[lane] = LaneBacklog(known.items + items, known.bytes + size)
+            reach = seen.get(loc.region)
+            fault = Fault(reach.fault, reach.reason, reach.fault_since) \
+                if reach is not None and reach.fault and reach.fault_since else None
+            regions.append(RegionStatus(loc.region, loc.role, loc.state, loc.reason, counts,
+                                        self.window(service.name, loc.region),
+                                        dict(sorted(backlog.items())), fault,
+                                        reach.ok_at if reach is not None else None))
+        secondary = self.additional_region(service.name)
+        lag = self.current_lag(service.name, secondary, now) if secondary else None
+        listed = seen[service.region].ok_at if service.region in seen else None
+        staleness = max(0.0, (now - listed).total_seconds()) \
+            if secondary and listed is not None else None
+        failing = next((r for r in regions if r.fault is not None
+                        and r.role in DESTINATION_ROLES), None)
+        primary_fault = next((r.fault for r in regions if r.role == RegionRole.PRIMARY), None)
+        if service.type not in REPLICABLE_TYPES:
+            state = "unsupported"
+        elif secondary is None:
+            state = "disabled"
+        elif primary_fault is not None:
+            state = "primary unreachable" if primary_fault.unreachable else "primary failing"
+        elif any(r.state == RegionState.PAUSED for r in regions):
+            state = "paused: " + next(r.reason for r in regions if r.state == RegionState.PAUSED)
+        elif failing is not None and failing.fault is not None and lag:
+            state = f"failing: {failing.region}: {failing.fault.reason}"
+        elif not any(r.items for r in regions if r.role == RegionRole.SECONDARY):
+            state = "waiting for first sync"
+        elif lag and lag > LAGGING_AFTER.total_seconds():
+            state = "lagging"
+        elif lag:
+            state = "copying"
+        else:
+            state = "in sync"
+        return ServiceStatus(service.name, str(service.type),
+                             str(get_region(service.region).provider), service.region,
+                             secondary, state, lag,
+                             self.catalog.last_lag(service.name, secondary) if secondary else None,
+                             regions, staleness, now)
+
+    def backups(self, name: str, region: str | None = None) -> list[ItemRow]:
+        """The items (base backups and log segments) of a service, per region."""
+        self.service(name)
+        regions = [region] if region else [loc.region for loc in self._ordered_locations(name)]
+        known = {loc.region for loc in self.catalog.locations(name)}
+        for wanted in regions:
+            if wanted not in known:
+                raise UnknownName("region of " + name, wanted, sorted(known))
+        return [row for r in regions for row in self.catalog.items(name, r)]
+
+    def lag(self, name: str, period: Period, region: str | None = None) -> LagReport:
+        """Replication lag of a service's additional region over a period."""
+        self.service(name)
+        region = region or self.additional_region(name)
+        if region is None:
+            raise ReplicationNotEnabled(name)
+        now = self.driver.now()
+        start, buckets = bucketize(
+            self.catalog.lag_samples(name, region, now - PERIODS[period][0], now), period, now)
+        values = [lag for _, lag in self.catalog.lag_samples(name, region, start, now)]
+        items = tuple(item for item in lag_items(self.catalog.lag_rows(name, region, start, now))
+                      if item.available_at is None or item.available_at >= start)
+        return LagReport(name, region, period, start, now, self.current_lag(name, region, now),
+                         summarize(values), buckets, items)
+
+    def events(self, limit: int = 100, service: str | None = None) -> list[EventRow]:
+        return self.catalog.events(limit, service)
