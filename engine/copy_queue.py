@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -161,7 +161,4 @@ class DestinationQueue:
 
 
 def with_status(item: ItemRow, status: ItemStatus) -> ItemRow:
-    return ItemRow(item.service, item.region, item.item_id, item.kind, item.stream, item.seq,
-                   item.start_time, item.end_time, item.size, item.object_count, status,
-                   item.reason, item.completed_at, item.available_at, item.lag_seconds,
-                   item.parent)
+    return replace(item, status=status)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from engine.errors import StorageError
@@ -71,6 +72,23 @@ class NextCompletions:
     timeout: float | None = None
 
 
+class ErrorKind(StrEnum):
+    """What went wrong with a failed copy (a StrEnum: journals and metrics see the value)."""
+
+    UNREACHABLE = "unreachable"
+    MISSING = "missing"
+    THROTTLED = "throttled"
+    MISMATCH = "mismatch"
+    OTHER = "other"
+
+
+class Side(StrEnum):
+    """The side of a copy that failed."""
+
+    SOURCE = "source"
+    DESTINATION = "destination"
+
+
 @dataclass(frozen=True)
 class CopyResult:
     """What happened to one copy. ``sha256`` is the hash of the destination's bytes when it
@@ -91,10 +109,10 @@ class CopyResult:
     #: catalog keeps it, so the object is never read there again
     source_sha256: str | None = None
     error: str = ""
-    #: "unreachable", "missing", "throttled", "mismatch" or "other" when not ok
-    error_kind: str = ""
-    #: which side failed: "source" or "destination"
-    failed_side: str = ""
+    #: what went wrong, when not ok
+    error_kind: ErrorKind | None = None
+    #: which side failed, when not ok
+    failed_side: Side | None = None
     #: the fault class of the side that failed (StorageError.fault), and what went wrong
     #: without the location and the key (StorageError.message), when known
     fault: str = ""
@@ -198,8 +216,8 @@ def drive(procedure: Generator[Effect, Any, T], perform: Callable[[Effect], Any]
             error = failure
 
 __all__ = [
-    "Completions", "CopyResult", "CopyTask", "DeleteBatch", "Effect", "FetchBatch",
+    "Completions", "CopyResult", "CopyTask", "DeleteBatch", "Effect", "ErrorKind", "FetchBatch",
     "FetchResult", "FetchTask", "ListPage", "ListPageResult", "NextCompletions", "Now",
-    "Procedure", "ReadObject", "RequestDone", "StartCopy", "StartRequest", "datetime",
+    "Procedure", "ReadObject", "RequestDone", "Side", "StartCopy", "StartRequest", "datetime",
     "drive",
 ]

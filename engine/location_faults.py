@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.catalog import Catalog
 from engine.copy_queue import DestinationQueue, with_status
-from engine.effects import DeleteBatch, Effect, ListPage, Now
+from engine.effects import DeleteBatch, Effect, ErrorKind, ListPage, Now
 from engine.errors import StorageError, Unreachable
 from engine.model import ItemStatus, RegionState
 from engine.service_jobs import ServiceState
@@ -24,7 +24,8 @@ FAULT_WORDS = {"missing": "is missing", "denied": "refuses access",
 #: fault classes a listing cannot see the end of
 WRITE_FAULTS = frozenset({"unusable"})
 #: the fault class of a failed copy whose driver did not name one (a simulated fault)
-FAULT_OF_KIND = {"unreachable": "unreachable", "throttled": "throttled"}
+FAULT_OF_KIND: dict[ErrorKind | None, str] = {ErrorKind.UNREACHABLE: "unreachable",
+                                              ErrorKind.THROTTLED: "throttled"}
 
 
 def fault_of(error: Exception) -> str:

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from engine.api import Btar, PassOutcome
+from engine.effects import ErrorKind
 from engine.errors import FAULT_CLASSES
 from engine.model import RegionState
 from engine.runtime import CopyProgress
@@ -59,7 +60,7 @@ class SyncMetrics:
         if result is None:
             return
         if not result.ok:
-            self.failures.labels(result.error_kind or "other").inc()
+            self.failures.labels(result.error_kind or ErrorKind.OTHER).inc()
         elif result.task.sha256 is not None and result.sha256 is not None \
                 and result.sha256 != result.task.sha256:
             self.failures.labels("checksum").inc()

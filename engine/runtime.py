@@ -12,9 +12,9 @@ import threading
 import time
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, assert_never
 
 from engine.effects import (
     Completions,
@@ -22,6 +22,7 @@ from engine.effects import (
     CopyTask,
     DeleteBatch,
     Effect,
+    ErrorKind,
     FetchBatch,
     FetchResult,
     ListPage,
@@ -29,6 +30,7 @@ from engine.effects import (
     Now,
     ReadObject,
     RequestDone,
+    Side,
     StartCopy,
     StartRequest,
     drive,
@@ -178,24 +180,26 @@ class LiveDriver:
                                f"unexpected {type(error).__name__}: {error}") from None
 
     def _carry_out(self, effect: Effect) -> Any:
-        if isinstance(effect, Now):
-            return self.clock.now()
-        if isinstance(effect, ListPage):
-            return self._storage_for(effect.region).list_page(
-                effect.prefix, effect.start_after, effect.limit)
-        if isinstance(effect, ReadObject):
-            return self._storage_for(effect.region).read_bytes(effect.key)
-        if isinstance(effect, StartCopy):
-            return self._start_copy(effect)
-        if isinstance(effect, StartRequest):
-            return self._start_request(effect)
-        if isinstance(effect, NextCompletions):
-            return self._next_completions(effect)
-        if isinstance(effect, FetchBatch):
-            return self._fetch_batch(effect)
-        if isinstance(effect, DeleteBatch):
-            return self._delete_batch(effect)
-        raise TypeError(f"unknown effect {effect!r}")
+        match effect:
+            case Now():
+                return self.clock.now()
+            case ListPage():
+                return self._storage_for(effect.region).list_page(
+                    effect.prefix, effect.start_after, effect.limit)
+            case ReadObject():
+                return self._storage_for(effect.region).read_bytes(effect.key)
+            case StartCopy():
+                return self._start_copy(effect)
+            case StartRequest():
+                return self._start_request(effect)
+            case NextCompletions():
+                return self._next_completions(effect)
+            case FetchBatch():
+                return self._fetch_batch(effect)
+            case DeleteBatch():
+                return self._delete_batch(effect)
+            case _:
+                assert_never(effect)
 
     def _sleep(self, seconds: float) -> None:
         """The clock's sleep; the wall clock's wakes early when a stop is asked."""
@@ -215,11 +219,11 @@ class LiveDriver:
         try:
             source = self._storage_for(task.source)
         except StorageError as error:
-            return self._refused(task, error, "source")
+            return self._refused(task, error, Side.SOURCE)
         try:
             destination = self._storage_for(task.destination)
         except StorageError as error:
-            return self._refused(task, error, "destination")
+            return self._refused(task, error, Side.DESTINATION)
 
         def copy() -> None:
             try:
@@ -229,14 +233,14 @@ class LiveDriver:
                     result = execute_copy(source, destination, task)
             except Exception as error:  # a backend's bug must come back as a failed copy
                 result = CopyResult(task, ok=False, error=f"{type(error).__name__}: {error}",
-                                    error_kind="other", failed_side="destination")
+                                    error_kind=ErrorKind.OTHER, failed_side=Side.DESTINATION)
             finished.put(result)
 
         self._pool.submit(copy)
         self._in_flight += 1
         progress = self._progress
-        self._progress = CopyProgress(progress.done, progress.total + 1, progress.bytes_done,
-                                      progress.bytes_total + task.size, progress.last)
+        self._progress = replace(progress, total=progress.total + 1,
+                                 bytes_total=progress.bytes_total + task.size)
         return True
 
     def _start_request(self, effect: StartRequest) -> None:
@@ -260,7 +264,7 @@ class LiveDriver:
         self._requests.submit(request)
         self._in_flight += 1
 
-    def _refused(self, task: CopyTask, error: StorageError, side: str) -> bool:
+    def _refused(self, task: CopyTask, error: StorageError, side: Side) -> bool:
         """A copy whose location cannot even be opened: it comes back failed at once."""
         self._finished.put(CopyResult(task, ok=False, error=str(error),
                                       error_kind=error_kind(error), failed_side=side,
@@ -298,9 +302,8 @@ class LiveDriver:
         results = self._make_durable([r for r in finished if isinstance(r, CopyResult)])
         for result in results:
             progress = self._progress
-            self._progress = CopyProgress(progress.done + 1, progress.total,
-                                          progress.bytes_done + result.task.size,
-                                          progress.bytes_total, result)
+            self._progress = replace(progress, done=progress.done + 1, last=result,
+                                     bytes_done=progress.bytes_done + result.task.size)
             if self.on_copy is not None:
                 self.on_copy(self._progress)
         return Completions(tuple(results), self.stop_requested.is_set(),
@@ -323,7 +326,7 @@ class LiveDriver:
             return results
         return [CopyResult(r.task, ok=False, error=str(refused[r.task.destination]),
                            error_kind=error_kind(refused[r.task.destination]),
-                           failed_side="destination", fault=refused[r.task.destination].fault,
+                           failed_side=Side.DESTINATION, fault=refused[r.task.destination].fault,
                            reason=refused[r.task.destination].message)
                 if r.ok and r.task.destination in refused else r for r in results]
 

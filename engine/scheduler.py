@@ -29,24 +29,19 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from engine.catalog import Catalog, CopyRecord, ObjectRow
-from engine.copy_queue import (
-    LANES,
-    DestinationQueue,
-    ItemCopies,
-    Lane,
-    lane_of,
-    with_status,
-)
+from engine.copy_queue import LANES, DestinationQueue, ItemCopies, Lane, lane_of, with_status
 from engine.effects import (
     Completions,
     CopyResult,
     CopyTask,
     DeleteBatch,
     Effect,
+    ErrorKind,
     ListPage,
     NextCompletions,
     Now,
     ReadObject,
+    Side,
     StartCopy,
     StartRequest,
 )
@@ -539,15 +534,15 @@ class Scheduler:
                 continue
             if result.ok:
                 unverified.append(result.task.key)
-            elif result.failed_side == "destination" and result.error_kind != "mismatch":
+            elif result.failed_side == Side.DESTINATION and result.error_kind != ErrorKind.MISMATCH:
                 fault = (result.fault or FAULT_OF_KIND.get(result.error_kind, "error"),
                          result.reason or error)
-            throttled = throttled or result.error_kind == "throttled"
+            throttled = throttled or result.error_kind == ErrorKind.THROTTLED
             catalog.event(now, "warning", service.name, region, f"copy of {key} failed: {error}")
-            if result.error_kind == "unreachable":
-                down = (service.region if result.failed_side == "source" else region,
+            if result.error_kind == ErrorKind.UNREACHABLE:
+                down = (service.region if result.failed_side == Side.SOURCE else region,
                         result.error, result.fault or "unreachable", result.reason or result.error)
-            elif result.error_kind == "missing" and result.failed_side == "source":
+            elif result.error_kind == ErrorKind.MISSING and result.failed_side == Side.SOURCE:
                 queue.attempts[key] = self.settings.max_attempts  # retrying cannot help
         published = [(item_id, (now - work.row.completed_at).total_seconds())
                      for item_id, work in sorted(touched.items()) if work.complete]

@@ -7,30 +7,30 @@ import os
 import uuid
 from pathlib import Path
 
-from engine.effects import CopyResult, CopyTask, FetchResult, FetchTask
+from engine.effects import CopyResult, CopyTask, ErrorKind, FetchResult, FetchTask, Side
 from engine.errors import ChecksumMismatch, ObjectNotFound, StorageError, Throttled, Unreachable
 from engine.model import DIGEST_ALGORITHMS, Digest
 from engine.storage.base import CHUNK_SIZE, CopyReport, Storage
 from engine.storage.digests import Hashes
 
 
-def error_kind(error: StorageError) -> str:
+def error_kind(error: StorageError) -> ErrorKind:
     """The kind a failed copy reports for a storage error."""
     if isinstance(error, Unreachable):
-        return "unreachable"
+        return ErrorKind.UNREACHABLE
     if isinstance(error, ObjectNotFound):
-        return "missing"
+        return ErrorKind.MISSING
     if isinstance(error, Throttled):
-        return "throttled"
+        return ErrorKind.THROTTLED
     if isinstance(error, ChecksumMismatch):
-        return "mismatch"
-    return "other"
+        return ErrorKind.MISMATCH
+    return ErrorKind.OTHER
 
 
 def execute_copy(source: Storage, destination: Storage, task: CopyTask) -> CopyResult:
     """Copy one object and establish what its destination bytes hash to. Errors come back as
     a failed result (never raised) so that one bad object does not sink a batch."""
-    side = "destination"
+    side = Side.DESTINATION
     try:
         # With the expected hash, a streamed copy whose bytes differ never becomes visible.
         report = destination.copy_from(source, task.key, task.key, sha256=task.sha256,
@@ -57,9 +57,9 @@ def execute_copy(source: Storage, destination: Storage, task: CopyTask) -> CopyR
                           verified_by=verified_by)
     except StorageError as error:
         if error.location == source.name:
-            side = "source"
+            side = Side.SOURCE
         elif error.location == destination.name:
-            side = "destination"
+            side = Side.DESTINATION
         return CopyResult(task=task, ok=False, error=str(error), error_kind=error_kind(error),
                           failed_side=side, fault=error.fault, reason=error.message)
 
@@ -126,7 +126,7 @@ def _refuse(destination: Storage, task: CopyTask, report: CopyReport,
         message = f"{destination.name}: {task.key}: {problem}; removing the copy failed: " \
                   f"{failure.message}"
     return CopyResult(task=task, ok=False, method=report.method, error=message,
-                      error_kind="mismatch", failed_side="destination",
+                      error_kind=ErrorKind.MISMATCH, failed_side=Side.DESTINATION,
                       fault=ChecksumMismatch.fault, reason=problem)
 
 

@@ -12,8 +12,9 @@ management actions: same storage, zero virtual time.
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, assert_never
 
 import simpy
 
@@ -23,6 +24,7 @@ from engine.effects import (
     CopyTask,
     DeleteBatch,
     Effect,
+    ErrorKind,
     FetchBatch,
     FetchResult,
     ListPage,
@@ -30,6 +32,7 @@ from engine.effects import (
     Now,
     ReadObject,
     RequestDone,
+    Side,
     StartCopy,
     StartRequest,
     drive,
@@ -47,7 +50,7 @@ T = TypeVar("T")
 NO_FETCH = "fetching is not simulated: a fork is planned by the engine and timed by the world"
 
 
-def _failed(task: CopyTask, kind: str, side: str, message: str) -> CopyResult:
+def _failed(task: CopyTask, kind: ErrorKind, side: Side, message: str) -> CopyResult:
     return CopyResult(task=task, ok=False, error=message, error_kind=kind, failed_side=side)
 
 
@@ -128,29 +131,31 @@ class SimInterpreter:
     def perform(self, effect: Effect, copies: _InFlight) -> Generator[simpy.Event, Any, Any]:
         """One effect as SimPy events; returns its result or raises StorageError."""
         world = self.world
-        if isinstance(effect, Now):
-            return world.now()
-        if isinstance(effect, ListPage | ReadObject):
-            yield self.env.timeout(world.request_latency(effect.region))
-            return perform_request(world, effect)
-        if isinstance(effect, StartCopy):
-            if self.stop_requested:
-                return False
-            self._copies += 1
-            copies.start(self.env.process(self._copy(effect.task, self._copies)))
-            return True
-        if isinstance(effect, StartRequest):
-            copies.start(self.env.process(self._request(effect)))
-            return None
-        if isinstance(effect, NextCompletions):
-            done: Completions = yield from copies.next(effect.timeout)
-            return Completions(done.results, self.stop_requested, done.requests)
-        if isinstance(effect, DeleteBatch):
-            yield self.env.timeout(world.request_latency(effect.region))
-            return perform_delete(world, effect)
-        if isinstance(effect, FetchBatch):
-            return tuple(FetchResult(t, ok=False, error=NO_FETCH) for t in effect.tasks)
-        raise TypeError(f"unknown effect {effect!r}")
+        match effect:
+            case Now():
+                return world.now()
+            case ListPage() | ReadObject():
+                yield self.env.timeout(world.request_latency(effect.region))
+                return perform_request(world, effect)
+            case StartCopy():
+                if self.stop_requested:
+                    return False
+                self._copies += 1
+                copies.start(self.env.process(self._copy(effect.task, self._copies)))
+                return True
+            case StartRequest():
+                copies.start(self.env.process(self._request(effect)))
+                return None
+            case NextCompletions():
+                done: Completions = yield from copies.next(effect.timeout)
+                return replace(done, stop_requested=self.stop_requested)
+            case DeleteBatch():
+                yield self.env.timeout(world.request_latency(effect.region))
+                return perform_delete(world, effect)
+            case FetchBatch():
+                return tuple(FetchResult(t, ok=False, error=NO_FETCH) for t in effect.tasks)
+            case _:
+                assert_never(effect)
 
     def _request(self, effect: StartRequest) -> Generator[simpy.Event, Any, RequestDone | None]:
         """A list, read or deletion beside the procedure: the region's request latency, then
@@ -177,7 +182,7 @@ class SimInterpreter:
         self.journal.add("copy", "invoke", id=number, source=task.source,
                          destination=task.destination, key=task.key, bytes=size)
         if link is None:
-            result = _failed(task, "unreachable", "destination",
+            result = _failed(task, ErrorKind.UNREACHABLE, Side.DESTINATION,
                              f"no network between {task.source} and {task.destination}")
             return self._completed(number, task, result)
         with link.slots.request() as slot:
@@ -194,9 +199,9 @@ class SimInterpreter:
                     self.journal.add("copy", "cancel", id=number, key=task.key)
                     return None
                 cause = interrupt.cause
-                side = "source" if cause.region == task.source else "destination"
+                side = Side.SOURCE if cause.region == task.source else Side.DESTINATION
                 what = cause.region or " <-> ".join(cause.link)
-                result = _failed(task, "unreachable", side,
+                result = _failed(task, ErrorKind.UNREACHABLE, side,
                                  f"{what} went away while copying (injected outage)")
             finally:
                 world.land(flight)
@@ -210,7 +215,7 @@ class SimInterpreter:
         source, destination = world.store(task.source), world.store(task.destination)
         if not link.up:
             yield self.env.timeout(link.latency)
-            return _failed(task, "unreachable", "destination",
+            return _failed(task, ErrorKind.UNREACHABLE, Side.DESTINATION,
                            f"link {' <-> '.join(link.regions)} is down (injected)")
         if source.unreachable or destination.unreachable:
             yield self.env.timeout(link.latency)
@@ -220,14 +225,15 @@ class SimInterpreter:
                 world.check_throttle(region, task.key)
             except StorageError as error:
                 yield self.env.timeout(link.latency)
-                return _failed(task, "throttled",
-                               "source" if region == task.source else "destination", str(error))
+                return _failed(task, ErrorKind.THROTTLED,
+                               Side.SOURCE if region == task.source else Side.DESTINATION,
+                               str(error))
         seconds = link.latency + size / link.bandwidth
         if link.failure_rate > 0:
             draw = world.rng(f"link:{link.regions[0]}:{link.regions[1]}")
             if draw.random() < link.failure_rate:
                 yield self.env.timeout(link.latency + draw.random() * (seconds - link.latency))
-                return _failed(task, "other", "destination",
+                return _failed(task, ErrorKind.OTHER, Side.DESTINATION,
                                "connection reset by peer (injected link failure)")
         yield self.env.timeout(seconds)
         return execute_copy(source, destination, task)
@@ -308,29 +314,32 @@ class SimDriver:
 
     def _perform(self, effect: Effect) -> Any:
         world = self.world
-        if isinstance(effect, Now):
-            return world.now()
-        if isinstance(effect, ListPage | ReadObject):
-            # Management actions are not throttled: an operator retries them by hand.
-            return perform_request(world, effect, throttled=False)
-        if isinstance(effect, StartCopy):
-            self._finished.append(execute_copy(world.store(effect.task.source),
-                                               world.store(effect.task.destination),
-                                               effect.task))
-            return True
-        if isinstance(effect, StartRequest):
-            try:
-                outcome = RequestDone(effect.ticket, self._perform(effect.request))
-            except StorageError as error:
-                outcome = RequestDone(effect.ticket, error=error)
-            self._finished.append(outcome)
-            return None
-        if isinstance(effect, NextCompletions):
-            done, self._finished = self._finished, []
-            return Completions(tuple(r for r in done if isinstance(r, CopyResult)),
-                               requests=tuple(r for r in done if isinstance(r, RequestDone)))
-        if isinstance(effect, DeleteBatch):
-            return perform_delete(world, effect)
-        if isinstance(effect, FetchBatch):
-            return tuple(FetchResult(t, ok=False, error=NO_FETCH) for t in effect.tasks)
-        raise TypeError(f"unknown effect {effect!r}")
+        match effect:
+            case Now():
+                return world.now()
+            case ListPage() | ReadObject():
+                # Management actions are not throttled: an operator retries them by hand.
+                return perform_request(world, effect, throttled=False)
+            case StartCopy():
+                self._finished.append(execute_copy(world.store(effect.task.source),
+                                                   world.store(effect.task.destination),
+                                                   effect.task))
+                return True
+            case StartRequest():
+                try:
+                    outcome = RequestDone(effect.ticket, self._perform(effect.request))
+                except StorageError as error:
+                    outcome = RequestDone(effect.ticket, error=error)
+                self._finished.append(outcome)
+                return None
+            case NextCompletions():
+                done, self._finished = self._finished, []
+                return Completions(
+                    tuple(r for r in done if isinstance(r, CopyResult)),
+                    requests=tuple(r for r in done if isinstance(r, RequestDone)))
+            case DeleteBatch():
+                return perform_delete(world, effect)
+            case FetchBatch():
+                return tuple(FetchResult(t, ok=False, error=NO_FETCH) for t in effect.tasks)
+            case _:
+                assert_never(effect)

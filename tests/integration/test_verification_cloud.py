@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from engine.effects import CopyResult, CopyTask, FetchTask
+from engine.effects import CopyResult, CopyTask, ErrorKind, FetchTask
 from engine.model import Digest, listing_digest
 from engine.replication import verify
 from engine.storage.base import Storage
@@ -94,7 +94,7 @@ def copy(source: Storage, destination: Storage, task: CopyTask) -> CopyResult:
 
 def assert_refused(result: CopyResult, destination: Storage) -> None:
     assert not result.ok
-    assert result.error_kind == "mismatch", result.error
+    assert result.error_kind == ErrorKind.MISMATCH, result.error
     # removed, or (a streamed copy checked before it completes) never made visible
     assert KEY not in {o.key for o in destination.iter_objects()}
 

@@ -19,8 +19,10 @@ from engine.effects import (
     CopyResult,
     CopyTask,
     Effect,
+    ErrorKind,
     ListPage,
     NextCompletions,
+    Side,
     StartCopy,
 )
 from engine.errors import StorageError, Throttled
@@ -112,7 +114,7 @@ def test_an_outage_fails_the_copies_in_flight_as_unreachable(tmp_path: Path) -> 
     world.env.run(until=200)
     [result] = value_of(process)
     assert (result.ok, result.error_kind, result.failed_side) == \
-        (False, "unreachable", "destination")
+        (False, ErrorKind.UNREACHABLE, Side.DESTINATION)
     assert completions(world) == [(30.0, "fail")]
     assert "orders/big" not in [o.key for o in world.stores[SECONDARY].inner.iter_objects()]
 
@@ -123,14 +125,14 @@ def test_a_down_link_or_a_failing_one_fails_fast(tmp_path: Path) -> None:
     world.link_down((SECONDARY, PRIMARY))
     process = drive(world, copy_all([task]))
     world.env.run(until=10)
-    assert value_of(process)[0].error_kind == "unreachable"
+    assert value_of(process)[0].error_kind == ErrorKind.UNREACHABLE
     world.link_up((PRIMARY, SECONDARY))
     link = world.link(PRIMARY, SECONDARY)
     assert link is not None
     link.failure_rate = 1.0
     process = drive(world, copy_all([task]))
     world.env.run(until=20)
-    assert value_of(process)[0].error_kind == "other"
+    assert value_of(process)[0].error_kind == ErrorKind.OTHER
 
 
 def test_a_crash_drops_the_procedure_and_its_copies(tmp_path: Path) -> None:

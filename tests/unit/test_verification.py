@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from engine.catalog import Catalog, CopyRecord
-from engine.effects import CopyResult, CopyTask, FetchTask
+from engine.effects import CopyResult, CopyTask, ErrorKind, FetchTask, Side
 from engine.formats import LAYOUTS
 from engine.formats.base import BackupLayout, Discovery
 from engine.model import (
@@ -117,7 +118,7 @@ def test_memory_copy_with_a_wrong_recorded_digest_never_becomes_visible() -> Non
     source, destination = stores()
     result = execute_copy(source, destination, task(Digest("sha1", "0" * 40)))
     assert not result.ok
-    assert result.error_kind == "mismatch"
+    assert result.error_kind == ErrorKind.MISMATCH
     assert "sha1" in result.error
     assert list(destination.iter_objects()) == []
 
@@ -246,6 +247,16 @@ def test_a_copy_whose_source_stops_answering_during_verification_is_removed() ->
     faulty.fail_reads = second_read_fails
     result = execute_copy(faulty, destination, task())
     assert not result.ok
-    assert result.failed_side == "source"
-    assert result.error_kind == "unreachable"
+    assert result.failed_side == Side.SOURCE
+    assert result.error_kind == ErrorKind.UNREACHABLE
     assert list(destination.iter_objects()) == []  # nothing unverified stays
+
+
+def test_error_kinds_and_sides_keep_their_words() -> None:
+    """Journals, metrics and events see the same words the strings were."""
+    assert [k.value for k in ErrorKind] == ["unreachable", "missing", "throttled", "mismatch",
+                                            "other"]
+    assert [s.value for s in Side] == ["source", "destination"]
+    assert json.dumps({"kind": ErrorKind.MISSING, "side": Side.SOURCE}) == \
+        '{"kind": "missing", "side": "source"}'
+    assert f"{ErrorKind.THROTTLED}" == str(ErrorKind.THROTTLED) == "throttled"
