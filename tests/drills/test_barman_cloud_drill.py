@@ -29,6 +29,7 @@ from engine.model import iso, parse_iso
 from tests.drills.test_postgresql_drill import (
     Postgres,
     commit_in_batches,
+    replicate_and_read_window,
     stop_forks,
 )
 from tests.drills.tools import (
@@ -136,20 +137,7 @@ def run_drill(root: Path, source: Postgres, direct: Postgres, forks: list[Path],
     expected_at_target = sorted(i for i, t in commits.items() if t <= target)
 
     config = write_btar_config(root, prefix, primary_s3, s3, backend)
-    code, _, err = btar("--config", str(config), "enable", "orders", "--region", SECONDARY)
-    assert code == 0, err
-    with watch.step("btar sync --once"):
-        code, out, err = btar("--config", str(config), "sync", "--once", "--strict")
-    assert code == 0, err
-    assert "published" in out
-    code, out, err = btar("--config", str(config), "window", "orders", "--json")
-    assert code == 0, err
-    windows = {w["role"]: w for w in json.loads(out)["regions"]}
-    secondary = windows["secondary"]
-    assert secondary["end"] == windows["primary"]["end"]
-    # The window ends at the last commit, read from the WAL itself (autovacuum is off).
-    assert parse_iso(secondary["end"]) == max(commits.values())
-    assert parse_iso(secondary["start"]) <= target
+    secondary = replicate_and_read_window(config, watch, commits, target)
     assert_same_objects(primary_s3.endpoint, s3, prefix,
                         root / "secondary" if backend == "local" else None)
     verified = verified_by(config.parent / "btar.sqlite")

@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,6 +91,27 @@ class Postgres:
 
     def rows(self) -> list[int]:
         return [int(x) for x in self.sql("select i from drill order by i").split()]
+
+
+def replicate_and_read_window(config: Path, watch: Stopwatch, commits: dict[int, datetime],
+                              target: datetime) -> dict[str, Any]:
+    """Enable the secondary, `btar sync --once --strict`, and read the windows: the
+    secondary's ends where the primary's does, at the last commit (read from the WAL itself;
+    autovacuum is off), and holds ``target``. Returns the secondary's window as JSON."""
+    code, _, err = btar("--config", str(config), "enable", "orders", "--region", SECONDARY)
+    assert code == 0, err
+    with watch.step("btar sync --once"):
+        code, out, err = btar("--config", str(config), "sync", "--once", "--strict")
+    assert code == 0, err
+    assert "published" in out
+    code, out, err = btar("--config", str(config), "window", "orders", "--json")
+    assert code == 0, err
+    windows = {w["role"]: w for w in json.loads(out)["regions"]}
+    secondary: dict[str, Any] = windows["secondary"]
+    assert secondary["end"] == windows["primary"]["end"]
+    assert parse_iso(secondary["end"]) == max(commits.values())
+    assert parse_iso(secondary["start"]) <= target
+    return secondary
 
 
 def commit_in_batches(source: Postgres) -> tuple[dict[int, datetime], datetime]:
@@ -245,20 +267,7 @@ def run_drill(backend: str, root: Path, repo: Path, source: Postgres, direct: Po
             assert upload_repository(repo, config) > 0
     with watch.step("seal (at the primary)"):
         assert pgbackrest_tool(["seal", "orders", "--config", str(config)]) == 0
-    code, _, err = btar("--config", str(config), "enable", "orders", "--region", SECONDARY)
-    assert code == 0, err
-    with watch.step("btar sync --once"):
-        code, out, err = btar("--config", str(config), "sync", "--once", "--strict")
-    assert code == 0, err
-    assert "published" in out
-    code, out, err = btar("--config", str(config), "window", "orders", "--json")
-    assert code == 0, err
-    windows = {w["role"]: w for w in json.loads(out)["regions"]}
-    secondary = windows["secondary"]
-    assert secondary["end"] == windows["primary"]["end"]
-    # The window ends at the last commit, read from the WAL itself (autovacuum is off).
-    assert parse_iso(secondary["end"]) == max(commits.values())
-    assert parse_iso(secondary["start"]) <= target
+    secondary = replicate_and_read_window(config, watch, commits, target)
     if backend == "local":
         assert_byte_identical(repo, root / "secondary" / "orders")
 
