@@ -84,7 +84,7 @@ def write_plan_file(plan_json: dict[str, Any], into: Path, state: str) -> None:
 
 def consistency_wal(plan: RestorePlan, into: Path) -> Mapping[str, object] | None:
     """What the fetched backup says about the WAL that makes it consistent (for
-    engine.restore.supplement_pgbackrest); None: the plan needs nothing more."""
+    engine.restore.supplement_consistency); None: the plan needs nothing more."""
     return restorer_for(plan).consistency_wal(plan, into)
 
 

@@ -206,12 +206,13 @@ class IncompleteChain(RuleViolation):
         super().__init__(f"{what} not in {region} yet; run `btar sync` and try again")
 
 
-def supplement_pgbackrest(catalog: Catalog, plan: RestorePlan,
+def supplement_consistency(catalog: Catalog, plan: RestorePlan,
                           seal: Mapping[str, Any]) -> RestorePlan:
-    """What a pgBackRest restore needs besides the window's chain: the WAL from the backup's
-    start through its stop segment (without it the backup never becomes consistent), one
-    segment past the last planned one (a commit record cut by a segment's end completes
-    there), and the backups a differential or incremental backup refers to."""
+    """What a PostgreSQL restore by its backup tool (pgBackRest, Barman Cloud) needs besides
+    the window's chain: the WAL from the backup's start through its stop segment (without it
+    the backup never becomes consistent), one segment past the last planned one (a commit
+    record cut by a segment's end completes there), and the backups a differential or
+    incremental backup refers to. ``seal`` gives the bounds (the restorer's consistency_wal)."""
     base = catalog.item(plan.service, plan.region, plan.base_id)
     assert base is not None
     try:

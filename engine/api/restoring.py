@@ -41,7 +41,7 @@ from engine.restore import (
     RestorePlan,
     plan_problem,
     plan_restore,
-    supplement_pgbackrest,
+    supplement_consistency,
 )
 from engine.restore_tools import ToolOptions, ToolRun
 from engine.restore_tools.pgbackrest import wal_stream_of
@@ -140,7 +140,7 @@ class RestorePart(StatusPart):
         # what it refers to.
         if not fetched.failures and (bounds := consistency_wal(plan, into)) is not None:
             known = {o.key for o in plan.objects}
-            plan = supplement_pgbackrest(self.catalog, plan, bounds)
+            plan = supplement_consistency(self.catalog, plan, bounds)
             plan_json = plan_as_json(plan)
             more = self.driver.run(fetch_plan(plan, service.key_prefix, into,
                                               [o.key for o in plan.objects

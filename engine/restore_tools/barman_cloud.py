@@ -119,7 +119,7 @@ def staged_info(plan: RestorePlan, into: Path) -> BackupInfo:
 
 
 def barman_wal_bounds(plan: RestorePlan, into: Path) -> dict[str, object]:
-    """What engine.restore.supplement_pgbackrest needs to add the WAL that makes the backup
+    """What engine.restore.supplement_consistency needs to add the WAL that makes the backup
     consistent (its begin through its end segment), from the fetched backup.info: without
     it a target at the backup's own end (or "latest" with no commit since) would plan no
     WAL at all. A Barman backup refers to no other backup."""

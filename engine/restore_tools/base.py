@@ -43,7 +43,7 @@ class Restorer(Protocol):
 
     def consistency_wal(self, plan: RestorePlan, into: Path) -> Mapping[str, object] | None:
         """The fetched backup's own record of the WAL that makes it consistent (and the
-        backups it refers to), for engine.restore.supplement_pgbackrest; None: nothing to
+        backups it refers to), for engine.restore.supplement_consistency; None: nothing to
         add to the plan."""
         ...
 
