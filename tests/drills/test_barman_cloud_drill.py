@@ -143,27 +143,14 @@ def run_drill(root: Path, source: Postgres, direct: Postgres, forks: list[Path],
     verified = verified_by(config.parent / "btar.sqlite")
     assert all(verified.values()), verified  # no copy published unverified
 
-    # Baseline: Barman's own restore straight from the primary bucket, same target.
-    restore_started = time.monotonic()
-    with watch.step("direct: barman-cloud-restore"):
-        backup_id = json.loads(run(USER, ["barman-cloud-backup-list", *cloud, "--format=json",
-                                          url, SERVER], env=env))["backups_list"][-1]["backup_id"]
-        run(USER, ["barman-cloud-restore", *cloud, f"--tablespace=tbs:{root / 'direct-tbs'}",
-                   url, SERVER, backup_id, str(direct.data)], env=env, timeout=300)
-        with (direct.data / "postgresql.auto.conf").open("a") as cfg:
-            cfg.write(f"restore_command = 'barman-cloud-wal-restore {' '.join(cloud)} {url} "
-                      f"{SERVER} %f %p'\nrecovery_target_time = "
-                      f"'{target:%Y-%m-%d %H:%M:%S.%f}+00'\nrecovery_target_action = "
-                      "'promote'\n")
-        (direct.data / "recovery.signal").touch()
-        os.chown(direct.data / "recovery.signal", USER.uid, USER.gid)
-    with watch.step("direct: start + recovery"):
-        direct.start(f"-p {direct.port}", "-c archive_mode=off",
-                     f"-c unix_socket_directories='{direct.sockets}'")
-        direct.wait_out_of_recovery()
-    rto_direct = time.monotonic() - restore_started
-    assert direct.rows() == expected_at_target
-    direct.stop()
+    # Baseline: Barman's own restore straight from the primary bucket, same target. The
+    # primary is the same in both variants: the S3 one measures it, the local one saves the
+    # time (the suite has 15 minutes).
+    rto_direct: float | None = None
+    if backend == "s3":
+        rto_direct = restore_directly(root, direct, env, cloud, url, target, watch)
+        assert direct.rows() == expected_at_target
+        direct.stop()
 
     # The primary region goes away, with the database.
     source.stop()
@@ -230,9 +217,34 @@ def run_drill(root: Path, source: Postgres, direct: Postgres, forks: list[Path],
                  f"RTO btar fork from {SECONDARY} (fetch + restore + start + recovery): "
                  f"{rto_btar:.2f} s",
                  f"RTO barman-cloud-restore from the primary bucket (restore + start + "
-                 f"recovery): {rto_direct:.2f} s",
+                 f"recovery): {rto_direct:.2f} s" if rto_direct is not None
+                 else "RTO barman-cloud-restore from the primary bucket: see the s3 variant",
                  *(f"copies of {kind} verified by: {how}" for kind, how in verified.items()),
                  f"at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}")
+
+
+def restore_directly(root: Path, direct: Postgres, env: dict[str, str], cloud: list[str],
+                     url: str, target: datetime, watch: Stopwatch) -> float:
+    """barman-cloud-restore and recovery straight from the primary bucket to ``target``, into
+    ``direct``, left running: the seconds it took."""
+    restore_started = time.monotonic()
+    with watch.step("direct: barman-cloud-restore"):
+        backup_id = json.loads(run(USER, ["barman-cloud-backup-list", *cloud, "--format=json",
+                                          url, SERVER], env=env))["backups_list"][-1]["backup_id"]
+        run(USER, ["barman-cloud-restore", *cloud, f"--tablespace=tbs:{root / 'direct-tbs'}",
+                   url, SERVER, backup_id, str(direct.data)], env=env, timeout=300)
+        with (direct.data / "postgresql.auto.conf").open("a") as cfg:
+            cfg.write(f"restore_command = 'barman-cloud-wal-restore {' '.join(cloud)} {url} "
+                      f"{SERVER} %f %p'\nrecovery_target_time = "
+                      f"'{target:%Y-%m-%d %H:%M:%S.%f}+00'\nrecovery_target_action = "
+                      "'promote'\n")
+        (direct.data / "recovery.signal").touch()
+        os.chown(direct.data / "recovery.signal", USER.uid, USER.gid)
+    with watch.step("direct: start + recovery"):
+        direct.start(f"-p {direct.port}", "-c archive_mode=off",
+                     f"-c unix_socket_directories='{direct.sockets}'")
+        direct.wait_out_of_recovery()
+    return time.monotonic() - restore_started
 
 
 def verified_by(catalog: Path) -> dict[str, str]:
