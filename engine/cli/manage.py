@@ -8,7 +8,7 @@ from typing import TextIO
 
 from engine.api import Btar
 from engine.cli.commands import Command
-from engine.cli.output import json_flag, print_json, table
+from engine.cli.output import json_flag, print_json, service_and_json, table
 from engine.config import config_path
 from engine.errors import BadInput
 
@@ -97,11 +97,6 @@ def _init_arguments(p: argparse.ArgumentParser) -> None:
                    "$BTAR_AZURE_KEY_<ACCOUNT>)")
 
 
-def _service_and_json(p: argparse.ArgumentParser) -> None:
-    p.add_argument("service")
-    json_flag(p)
-
-
 def _service_and_region(p: argparse.ArgumentParser) -> None:
     p.add_argument("service")
     p.add_argument("--region", required=True)
@@ -121,7 +116,7 @@ COMMANDS = [
             "btar init --demo ./demo && export BTAR_CONFIG=./demo/btar.toml",
             _init_arguments, standalone=cmd_init),
     Command("regions", "the regions that qualify as a service's additional region",
-            "btar regions orders", _service_and_json, with_app=cmd_regions),
+            "btar regions orders", service_and_json, with_app=cmd_regions),
     Command("enable", "replicate a service's backups to an additional region",
             "btar enable orders --region aws-eu-central-1", _service_and_region,
             with_app=cmd_enable),

@@ -67,3 +67,9 @@ def size_text(count: int) -> str:
 
 def json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def service_and_json(parser: argparse.ArgumentParser) -> None:
+    """The arguments of a command about one service that can print JSON."""
+    parser.add_argument("service")
+    json_flag(parser)

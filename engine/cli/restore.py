@@ -123,7 +123,8 @@ def _fork_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--into", metavar="DIR", help="folder to restore into (resumable)")
     p.add_argument("--dry-run", action="store_true", help="print the plan only")
     p.add_argument("--fetch-only", action="store_true",
-                   help="fetch and lay out only; do not run pgbackrest / mariadb-backup")
+                   help="fetch and lay out only; do not run the restore tool (pgbackrest, "
+                   "mariadb-backup, barman-cloud-restore)")
     p.add_argument("--start", action="store_true",
                    help="leave the database running on the fork (PostgreSQL: once it left "
                    "recovery)")

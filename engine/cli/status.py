@@ -8,7 +8,16 @@ from typing import TextIO
 
 from engine.api import Btar, ServiceStatus
 from engine.cli.commands import Command
-from engine.cli.output import duration, json_flag, print_json, size_text, table, to_jsonable, when
+from engine.cli.output import (
+    duration,
+    json_flag,
+    print_json,
+    service_and_json,
+    size_text,
+    table,
+    to_jsonable,
+    when,
+)
 from engine.lag import LagBucket, Period
 from engine.model import iso
 from engine.timelines import view_as_json
@@ -214,11 +223,6 @@ def _lag_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--csv", action="store_true", help="print one CSV row per bucket")
 
 
-def _service_and_json(p: argparse.ArgumentParser) -> None:
-    p.add_argument("service")
-    json_flag(p)
-
-
 def _events_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--service")
     p.add_argument("--limit", type=int, default=50)
@@ -240,7 +244,7 @@ COMMANDS = [
     Command("lag", "replication lag of a service over a period",
             "btar lag orders --period week --csv > lag.csv", _lag_arguments, with_app=cmd_lag),
     Command("window", "the restorable window of each region of a service",
-            "btar window orders --json", _service_and_json, with_app=cmd_window),
+            "btar window orders --json", service_and_json, with_app=cmd_window),
     Command("events", "recent replication events and management actions",
             "btar events --service orders --limit 20", _events_arguments,
             with_app=cmd_events),

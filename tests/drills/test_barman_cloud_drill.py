@@ -29,6 +29,7 @@ from engine.model import iso, parse_iso
 from tests.drills.test_postgresql_drill import (
     Postgres,
     commit_in_batches,
+    fork_to,
     replicate_and_read_window,
     stop_forks,
 )
@@ -156,18 +157,7 @@ def run_drill(root: Path, source: Postgres, direct: Postgres, forks: list[Path],
     source.stop()
     primary_s3.stop()
 
-    fork_started = time.monotonic()
-    with watch.step("btar fork --target-time"):
-        code, out, err = btar("--config", str(config), "fork", "orders", "--region", SECONDARY,
-                              "--target-time", iso(target), "--into", str(forks[0]), "--start",
-                              "--json")
-    rto_btar = time.monotonic() - fork_started
-    assert code == 0, err
-    restored = json.loads(out)["restore"]
-    for step, seconds in restored["steps"]:
-        watch.add(f"  fork: {step}", seconds)
-    assert restored["running"]
-    assert restored["user"] == USER.name
+    restored, rto_btar = fork_to(config, watch, forks[0], target)
     if backend == "s3":
         assert restored["tool"] == "barman-cloud"
         assert any(c.startswith("barman-cloud-restore ") and s3.endpoint in c

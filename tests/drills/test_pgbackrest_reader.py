@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import json
 import struct
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -48,13 +49,17 @@ def commit(moment: datetime) -> bytes:
     return _record(1, 0x00, struct.pack("<q", micros))
 
 
-def segment(timeline: int, segno: int, records: list[bytes]) -> bytes:
-    """A 16 MiB segment: page headers, then the records laid across pages."""
+def segment(timeline: int, segno: int, records: list[bytes],
+            page_timeline: Callable[[int], int] | None = None) -> bytes:
+    """A 16 MiB segment: page headers, then the records laid across pages. Page ``n`` carries
+    ``page_timeline(n)`` if given (a segment opening a timeline starts with its parent's
+    pages), else ``timeline``."""
     payload = b"".join(records)
     out = bytearray()
     pos = 0
     for page in range(WAL_SEGMENT_SIZE // BLOCK):
         address = segno * WAL_SEGMENT_SIZE + page * BLOCK
+        timeline = page_timeline(page) if page_timeline else timeline
         if page == 0:
             header = struct.pack("<HHIQIxxxxQII", 0xD110, 0x0002, timeline, address, 0,
                                  7712408193966489217, WAL_SEGMENT_SIZE, BLOCK)

@@ -93,6 +93,26 @@ class Postgres:
         return [int(x) for x in self.sql("select i from drill order by i").split()]
 
 
+def fork_to(config: Path, watch: Stopwatch, into: Path,
+            target: datetime) -> tuple[dict[str, Any], float]:
+    """`btar fork --target-time --start` from the secondary into ``into``: the restore part
+    of its JSON (its steps added to ``watch``, the database running as the server user) and
+    the seconds it took (the RTO)."""
+    started = time.monotonic()
+    with watch.step("btar fork --target-time"):
+        code, out, err = btar("--config", str(config), "fork", "orders", "--region", SECONDARY,
+                              "--target-time", iso(target), "--into", str(into), "--start",
+                              "--json")
+    seconds = time.monotonic() - started
+    assert code == 0, err
+    restored: dict[str, Any] = json.loads(out)["restore"]
+    for step, took in restored["steps"]:
+        watch.add(f"  fork: {step}", took)
+    assert restored["running"]
+    assert restored["user"] == USER.name
+    return restored, seconds
+
+
 def replicate_and_read_window(config: Path, watch: Stopwatch, commits: dict[int, datetime],
                               target: datetime) -> dict[str, Any]:
     """Enable the secondary, `btar sync --once --strict`, and read the windows: the
@@ -293,18 +313,7 @@ def run_drill(backend: str, root: Path, repo: Path, source: Postgres, direct: Po
         assert primary_s3 is not None
         primary_s3.stop()
 
-    fork_started = time.monotonic()
-    with watch.step("btar fork --target-time"):
-        code, out, err = btar("--config", str(config), "fork", "orders", "--region", SECONDARY,
-                              "--target-time", iso(target), "--into", str(forks[0]), "--start",
-                              "--json")
-    rto_btar = time.monotonic() - fork_started
-    assert code == 0, err
-    restored = json.loads(out)["restore"]
-    for step, seconds in restored["steps"]:
-        watch.add(f"  fork: {step}", seconds)
-    assert restored["running"]
-    assert restored["user"] == USER.name
+    restored, rto_btar = fork_to(config, watch, forks[0], target)
     fork = Postgres(USER, forks[0] / "data", forks[0] / "run", restored["port"], env)
     assert fork.sql("select pg_is_in_recovery()") == "f"
     assert fork.rows() == expected_at_target

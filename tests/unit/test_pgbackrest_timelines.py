@@ -18,6 +18,7 @@ from engine.formats.pgbackrest import WAL_SEGMENT_SIZE, PgBackRestLayout, seal_b
 from engine.model import ObjectInfo
 from engine.storage.memory import MemoryStorage
 from tests.drills.test_pgbackrest_reader import _manifest, _record, commit, wal_object
+from tests.drills.test_pgbackrest_reader import segment as drill_segment
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 BLOCK = 8192
@@ -31,24 +32,8 @@ def opening(this: int, previous: int) -> bytes:
 
 
 def segment(page_timeline: Callable[[int], int], segno: int, records: list[bytes]) -> bytes:
-    """A 16 MiB segment whose page ``n`` carries timeline ``page_timeline(n)``; records are
-    laid across the pages."""
-    payload = b"".join(records)
-    out = bytearray()
-    pos = 0
-    for page in range(PAGES):
-        address = segno * WAL_SEGMENT_SIZE + page * BLOCK
-        timeline = page_timeline(page)
-        if page == 0:
-            header = struct.pack("<HHIQIxxxxQII", 0xD110, 0x0002, timeline, address, 0,
-                                 7712408193966489217, WAL_SEGMENT_SIZE, BLOCK)
-        else:
-            header = struct.pack("<HHIQIxxxx", 0xD110, 0, timeline, address, 0)
-        room = BLOCK - len(header)
-        chunk = payload[pos:pos + room]
-        pos += len(chunk)
-        out += header + chunk + b"\0" * (room - len(chunk))
-    return bytes(out)
+    """A 16 MiB segment whose page ``n`` carries timeline ``page_timeline(n)``."""
+    return drill_segment(page_timeline(0), segno, records, page_timeline)
 
 
 def parse(timeline: int, segno: int, raw: bytes) -> tuple[str, int, str]:
