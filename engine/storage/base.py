@@ -39,7 +39,7 @@ class CopyReport:
     """
 
     info: ObjectInfo
-    method: str  # "stream" or "server-side"
+    method: str  # "stream", "server-side" or "kernel" (a local copy made by the kernel)
     sha256: str | None
     #: how the copy's integrity was established, e.g. "sha256-streamed" or "md5-equals-source"
     verified_by: str | None

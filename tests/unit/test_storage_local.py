@@ -199,3 +199,55 @@ def test_a_file_where_a_folder_is_expected_fails_only_that_key(tmp_path: Path) -
         storage.write("log/1/a", b"a")
     assert not isinstance(caught.value, Unreachable)
     storage.write("base/1", b"b")  # the rest of the location still works
+
+
+# -- copies between two local locations: made by the kernel, then read back and hashed -----
+
+def _locations(tmp_path: Path) -> tuple[LocalStorage, LocalStorage]:
+    return LocalStorage(tmp_path / "a"), LocalStorage(tmp_path / "b")
+
+
+def test_a_local_copy_is_made_by_the_kernel_and_hashed_from_the_copy(tmp_path: Path) -> None:
+    source, destination = _locations(tmp_path)
+    data = os.urandom(9 * 1024 * 1024 + 7)  # several pieces of the kernel copy
+    source.write("svc/base/1/data", data)
+    report = destination.copy_from(source, "svc/base/1/data", "svc/base/1/data",
+                                   sha256=sha(data))
+    assert (report.method, report.verified_by) == ("kernel", "sha256-read-back")
+    assert report.sha256 == sha(data)
+    assert destination.read_bytes("svc/base/1/data") == data
+
+
+def test_a_local_copy_that_does_not_hash_to_the_record_is_never_visible(
+        tmp_path: Path) -> None:
+    source, destination = _locations(tmp_path)
+    source.write("svc/wal/1", b"changed since it was recorded")
+    with pytest.raises(ChecksumMismatch):
+        destination.copy_from(source, "svc/wal/1", "svc/wal/1", sha256=sha(b"recorded"))
+    assert not any(p.is_file() for p in (tmp_path / "b").rglob("*"))
+
+
+def test_a_local_copy_falls_back_to_reads_and_writes_where_the_kernel_cannot(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source, destination = _locations(tmp_path)
+    data = os.urandom(5 * 1024 * 1024)
+    source.write("svc/wal/1", data)
+
+    def across_devices(*_: object) -> int:
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", across_devices)
+    report = destination.copy_from(source, "svc/wal/1", "svc/wal/1", sha256=sha(data))
+    assert report.sha256 == sha(data)
+    assert destination.read_bytes("svc/wal/1") == data
+
+
+def test_a_deferred_local_copy_appears_at_commit(tmp_path: Path) -> None:
+    source, destination = _locations(tmp_path)
+    source.write("svc/wal/1", b"segment")
+    with destination.deferred():
+        destination.copy_from(source, "svc/wal/1", "svc/wal/1", sha256=sha(b"segment"))
+    with pytest.raises(ObjectNotFound):
+        destination.stat("svc/wal/1")
+    destination.commit(["svc/wal/1"])
+    assert destination.read_bytes("svc/wal/1") == b"segment"

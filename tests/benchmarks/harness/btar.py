@@ -21,6 +21,9 @@ SERVICE = PREFIX
 
 
 def local_region(path: Path) -> str:
+    """A local region at ``path``, made here: btar takes a missing location folder for an
+    unmounted volume (unreachable), never creating it."""
+    path.mkdir(parents=True, exist_ok=True)
     return f'{{ url = "file://{path.resolve()}" }}'
 
 
