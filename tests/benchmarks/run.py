@@ -14,6 +14,9 @@ same server in the same run. Cases (--cases, comma separated; default all):
   the peak RSS of a full listing at the largest size.
 - lag: steady-state replication lag of the `btar sync` daemon, local backend.
 - planning: restorable window and restore plan at one million log segments.
+- fleet: one `btar sync` daemon over 1,000 services on moto (--quick: 100), each writing a
+  64 KiB segment a minute: worst service's lag p99, btar's CPU and peak RSS, requests per pass
+  per idle service (harness/fleet.py).
 - twin: the twin-run scenario on the real runtime (local folders, a throttled link, 40 s of
   wall time) against the simulator: log lag p50/p99 per service, to agree within 10 %.
 
@@ -35,13 +38,14 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks.harness import catchup, lag, noop, peers, planning, twin
+from tests.benchmarks.harness import catchup, fleet, lag, noop, peers, planning, twin
 from tests.benchmarks.harness.btar import BTAR, has_full_listing
 from tests.benchmarks.harness.proc import progress, run
 from tests.benchmarks.harness.results import Case, table, write_json
 from tests.benchmarks.harness.s3 import Moto, benchmark_environment, moto_server
 
-CASES = ("catchup-local", "catchup-s3", "noop-local", "noop-s3", "lag", "planning", "twin")
+CASES = ("catchup-local", "catchup-s3", "noop-local", "noop-s3", "lag", "planning", "twin",
+         "fleet")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -52,6 +56,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--quick", action="store_true",
                         help="skip the 100k no-op size and shorten the lag case to 15 s")
+    parser.add_argument("--fleet-services", type=int,
+                        help="services of the fleet case (default 1000, quick 100)")
+    parser.add_argument("--fleet-minutes", type=float,
+                        help="measured minutes of the fleet case (default 10, quick 2)")
+    parser.add_argument("--fleet-warmup", type=float,
+                        help="warm-up minutes of the fleet case (default 2, quick 1)")
     parser.add_argument("--lag-seconds", type=int,
                         help="segments (one a second) of the lag case (default 60, quick 15)")
     parser.add_argument("--planning-segments", type=int, default=planning.SEGMENTS,
@@ -67,6 +77,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(CASES)}")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    for option, full, quick in (("fleet_services", 1000, 100), ("fleet_minutes", 10.0, 2.0),
+                                ("fleet_warmup", 2.0, 1.0)):
+        if getattr(args, option) is None:
+            setattr(args, option, quick if args.quick else full)
     if args.lag_seconds is None:
         args.lag_seconds = 15 if args.quick else 60
     return args
@@ -128,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
                     case = noop.run_s3(folder, counts, args.repeat, env, moto)
                 elif name == "lag":
                     case = lag.run(folder, args.lag_seconds, env)
+                elif name == "fleet":
+                    case = fleet.run(folder, args.fleet_services, args.fleet_minutes,
+                                     args.fleet_warmup, env)
                 elif name == "twin":
                     case = twin.run(folder)
                 else:

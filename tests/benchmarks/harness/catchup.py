@@ -57,11 +57,19 @@ class Samples:
     methods: dict[str, int] = field(default_factory=dict)
     #: CPU seconds the moto server spent serving each run of a tool (S3 cases)
     server_cpu: dict[str, list[float]] = field(default_factory=dict)
+    #: the client's own CPU seconds per run (its rusage), and the requests the server
+    #: counted per run (S3 cases)
+    client_cpu: dict[str, list[float]] = field(default_factory=dict)
+    requests: dict[str, list[int]] = field(default_factory=dict)
 
     def add(self, tool: str, seconds: float, server_cpu: float | None = None) -> None:
         self.seconds.setdefault(tool, []).append(seconds)
         if server_cpu is not None:
             self.server_cpu.setdefault(tool, []).append(server_cpu)
+
+    def add_client(self, tool: str, result: Run, requests: int) -> None:
+        self.client_cpu.setdefault(tool, []).append(result.cpu_seconds)
+        self.requests.setdefault(tool, []).append(requests)
 
     def median(self, tool: str) -> float | None:
         values = self.seconds.get(tool)
@@ -180,12 +188,13 @@ def run_s3(work: Path, repeat: int, env: Mapping[str, str], moto: Moto) -> Case:
             moto.create_bucket(dst)
             world = BtarWorld.create(cfg, s3_region(source, moto.endpoint),
                                      s3_region(dst, moto.endpoint), env)
-            cpu = moto.cpu_seconds()
+            cpu, requests = moto.cpu_seconds(), moto.requests()
             result = world.sync_once().check("btar sync --once")
-            cpu = moto.cpu_seconds() - cpu
+            cpu, requests = moto.cpu_seconds() - cpu, moto.requests() - requests
             _check_btar_run("btar", world, result, ds, samples)
             check_s3("btar", moto.listing(dst), source_listing, ds.objs)
             samples.add("btar", result.seconds, cpu)
+            samples.add_client("btar", result, requests)
             samples.rss_mib.append(result.max_rss_mib)
             moto.empty_and_delete(dst)
             shutil.rmtree(cfg)
@@ -198,14 +207,15 @@ def run_s3(work: Path, repeat: int, env: Mapping[str, str], moto: Moto) -> Case:
             def step(n: int) -> None:
                 dst = f"bench-dst-{ds.name}-peer-{n}"
                 moto.create_bucket(dst)
-                cpu = moto.cpu_seconds()
+                cpu, requests = moto.cpu_seconds(), moto.requests()
                 result = copy(f"{source}/{PREFIX}", f"{dst}/{PREFIX}").check(name)
-                cpu = moto.cpu_seconds() - cpu
+                cpu, requests = moto.cpu_seconds() - cpu, moto.requests() - requests
                 if count(result) != len(ds.objs):
                     raise AssertionError(f"{name} reports {count(result)} objects copied, "
                                          f"expected {len(ds.objs)}")
                 check_s3(name, moto.listing(dst), source_listing, ds.objs)
                 samples.add(name, result.seconds, cpu)
+                samples.add_client(name, result, requests)
                 moto.empty_and_delete(dst)
             return step
 
@@ -234,7 +244,9 @@ def _s3_rows(case: Case, ds: Dataset, samples: Samples) -> None:
                              "bytes": total_bytes(ds.objs), "seconds": samples.seconds,
                              "btar_rss_mib": samples.rss_mib, "btar_methods": samples.methods,
                              "btar_server_side_copy": server_side,
-                             "moto_cpu_seconds": samples.server_cpu}
+                             "moto_cpu_seconds": samples.server_cpu,
+                             "client_cpu_seconds": samples.client_cpu,
+                             "server_requests": samples.requests}
     present = [p for p in ("rclone copy", "aws s3 sync") if samples.median(p) is not None]
     fastest = min(present, key=lambda p: samples.median(p) or 0.0) if present else None
     methods = ", ".join(f"{m}: {n}" for m, n in sorted(samples.methods.items()))
@@ -255,8 +267,34 @@ def _s3_rows(case: Case, ds: Dataset, samples: Samples) -> None:
             # The server's CPU per run: how much work each client asks of it.
             case.add(Row(f"{label}, moto CPU", median(ours_cpu), peer, median(theirs),
                          note="CPU seconds the moto server spent serving one run (median)"))
+    _client_rows(case, label, ds, samples, present)
     if not present:
         case.add(Row(label, ours, note="no peer available (rclone and aws missing)"))
     if samples.rss_mib:
         case.add(Row(f"peak RSS {label}", max(samples.rss_mib), unit="MiB",
                      target="< 200 MiB", met=max(samples.rss_mib) < 200))
+
+
+def _client_rows(case: Case, label: str, ds: Dataset, samples: Samples,
+                 present: list[str]) -> None:
+    """What btar itself costs per object (issue 17, target 4): its own CPU per 1,000 copies
+    against the peer that spends the least, and the requests the server counted per copied
+    object. The targets apply to the small data set, where per-object cost dominates."""
+    per_thousand = {tool: median(values) * 1000 / len(ds.objs)
+                    for tool, values in samples.client_cpu.items() if values}
+    ours = per_thousand.get("btar")
+    cheapest = min((p for p in present if p in per_thousand), key=per_thousand.__getitem__,
+                   default=None)
+    for peer in present:
+        row = case.add(Row(f"{label}, client CPU s per 1,000 objects", ours, peer,
+                           per_thousand.get(peer)))
+        if peer == cheapest and ds.name == "small" and ours is not None:
+            row.target = "<= 0.5x the cheaper peer"
+            row.met = ours <= 0.5 * per_thousand[peer]
+    requests = samples.requests.get("btar")
+    if requests:
+        per_object = median([float(r) for r in requests]) / len(ds.objs)
+        row = case.add(Row(f"{label}, requests per copied object", per_object, unit="",
+                           note="counted by the server, listings included"))
+        if ds.name == "small":
+            row.target, row.met = "<= 1.05", per_object <= 1.05

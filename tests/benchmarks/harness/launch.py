@@ -4,7 +4,7 @@ Linux folds the parent's memory high-water mark at fork/vfork time into the chil
 at exec (it keeps the max of the old and new address spaces). The harness holds hundreds of MiB
 (test data, a million-row catalog), which would then show up as every child's "peak". This
 launcher starts with a small address space, spawns the command, times it from the spawn to
-the reap, and reports the child's os.wait4 rusage.
+the reap, and reports the child's os.wait4 rusage (peak RSS, and CPU: user + system).
 
     python -I -S launch.py RESULT_JSON ARGV...
 
@@ -32,7 +32,8 @@ def main() -> None:
     seconds = time.perf_counter() - started
     with open(result_path, "w") as out:
         json.dump({"seconds": seconds, "returncode": os.waitstatus_to_exitcode(status),
-                   "max_rss_kib": usage.ru_maxrss}, out)
+                   "max_rss_kib": usage.ru_maxrss,
+                   "cpu_seconds": usage.ru_utime + usage.ru_stime}, out)
 
 
 if __name__ == "__main__":

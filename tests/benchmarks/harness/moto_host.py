@@ -8,6 +8,8 @@ answers each with one JSON line:
 - ``{"op": "seed", "bucket": B, "objects": [[key, size, fill], ...]}`` puts the objects
   (content: :func:`tests.benchmarks.harness.data.payload`, or a 4th element, literal text);
   answers ``{"ok": n}``.
+- ``{"op": "requests"}`` answers ``{"requests": n, "kinds": {kind: n}}``, the HTTP requests
+  served so far, in all and by kind (RequestCounter.kind).
 - ``{"op": "quit"}`` stops.
 
 One change to moto, for every client alike: a listing without a delimiter costs O(page), as on
@@ -20,10 +22,12 @@ With a delimiter, moto's own code runs. BENCH_MOTO_STOCK_LISTING=1 turns the cha
 from __future__ import annotations
 
 import bisect
+import collections
 import json
 import logging
 import os
 import sys
+import threading
 from typing import Any
 
 
@@ -72,6 +76,41 @@ def fast_listing() -> None:
     S3Backend.list_objects = list_objects  # type: ignore[method-assign]
 
 
+class RequestCounter:
+    """Counts every HTTP request the server dispatches, in all and by kind (the method, a
+    bucket or an object, the query's parameter names: "GET object", "GET bucket list-type")."""
+
+    def __init__(self) -> None:
+        self.served = 0
+        self.kinds: collections.Counter[str] = collections.Counter()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def kind(environ: Any) -> str:
+        path = str(environ.get("PATH_INFO", "")).strip("/")
+        names = sorted({part.partition("=")[0]
+                        for part in str(environ.get("QUERY_STRING", "")).split("&") if part}
+                       - {"prefix", "start-after", "max-keys", "continuation-token",
+                          "encoding-type", "delimiter", "marker", "fetch-owner"})
+        target = "object" if "/" in path else "bucket" if path else "service"
+        copy = " copy" if environ.get("HTTP_X_AMZ_COPY_SOURCE") else ""
+        return " ".join([str(environ.get("REQUEST_METHOD")), target + copy, *names])
+
+    def install(self) -> None:
+        from moto.server import DomainDispatcherApplication
+
+        stock = DomainDispatcherApplication.__call__
+
+        def counted(app: Any, environ: Any, start_response: Any) -> Any:
+            kind = self.kind(environ)
+            with self._lock:
+                self.served += 1
+                self.kinds[kind] += 1
+            return stock(app, environ, start_response)
+
+        DomainDispatcherApplication.__call__ = counted  # type: ignore[method-assign]
+
+
 def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     from moto.core import DEFAULT_ACCOUNT_ID
@@ -82,6 +121,8 @@ def main() -> None:
 
     if os.environ.get("BENCH_MOTO_STOCK_LISTING") != "1":
         fast_listing()
+    counter = RequestCounter()
+    counter.install()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
@@ -99,6 +140,9 @@ def main() -> None:
                     data = spec[3].encode() if len(spec) > 3 else payload(size, fill)
                     backend.put_object(bucket, key, data)
                 print(json.dumps({"ok": len(command["objects"])}), flush=True)
+            elif command["op"] == "requests":
+                print(json.dumps({"requests": counter.served, "kinds": counter.kinds}),
+                      flush=True)
             else:
                 print(json.dumps({"error": f"unknown op {command['op']!r}"}), flush=True)
     finally:

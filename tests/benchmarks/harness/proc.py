@@ -22,6 +22,8 @@ class Run:
     max_rss_kib: int
     stdout: str
     stderr: str
+    #: user + system CPU of the command itself (its own rusage, children it reaped included)
+    cpu_seconds: float = 0.0
 
     @property
     def max_rss_mib(self) -> float:
@@ -67,8 +69,10 @@ def run(argv: Sequence[str], *, env: Mapping[str, str] | None = None,
         with open(out_path, "wb") as out, open(err_path, "wb") as err:
             process = launch(argv, result, stdout=out, stderr=err, env=env, cwd=cwd)
             seconds, returncode, rss = read_launch(process, result)
+        cpu = float(json.loads(result.read_text()).get("cpu_seconds", 0.0))
         return Run(tuple(argv), seconds, returncode, rss,
-                   out_path.read_text(errors="replace"), err_path.read_text(errors="replace"))
+                   out_path.read_text(errors="replace"), err_path.read_text(errors="replace"),
+                   cpu)
 
 
 def timed_sync() -> float:

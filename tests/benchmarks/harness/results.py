@@ -54,6 +54,8 @@ def _value(value: float | None, unit: str) -> str:
         return f"{value:.3f}" if value < 10 else f"{value:.1f}"
     if unit == "ms":
         return f"{value:.1f} ms"
+    if unit in ("", "%"):
+        return f"{value:.2f}{unit and ' ' + unit}"
     return f"{value:.0f} {unit}"
 
 

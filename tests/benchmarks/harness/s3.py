@@ -78,6 +78,14 @@ class Moto:
             self._ask({"op": "seed", "bucket": bucket,
                        "objects": [o.spec() for o in objs[i:i + chunk]]})
 
+    def requests(self) -> int:
+        """HTTP requests the server has served so far."""
+        return int(self._ask({"op": "requests"})["requests"])
+
+    def request_kinds(self) -> dict[str, int]:
+        """The requests served so far by kind ("GET bucket list-type", "PUT object copy")."""
+        return {str(k): int(v) for k, v in self._ask({"op": "requests"})["kinds"].items()}
+
     def listing(self, bucket: str, prefix: str = "") -> dict[str, tuple[int, str]]:
         """key -> (size, etag) of every object under ``prefix``."""
         out: dict[str, tuple[int, str]] = {}
