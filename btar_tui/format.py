@@ -6,15 +6,20 @@ from datetime import datetime
 
 from rich.text import Text
 
+from engine.api import ServiceState
 from engine.model import iso
 
 STATE_STYLES = {
-    "in sync": "green",
-    "copying": "cyan",
-    "lagging": "yellow",
-    "waiting for first sync": "yellow",
-    "disabled": "dim",
-    "unsupported": "dim",
+    ServiceState.IN_SYNC: "green",
+    ServiceState.COPYING: "cyan",
+    ServiceState.LAGGING: "yellow",
+    ServiceState.WAITING: "yellow",
+    ServiceState.DISABLED: "dim",
+    ServiceState.UNSUPPORTED: "dim",
+    ServiceState.PRIMARY_UNREACHABLE: "bold white on red",
+    ServiceState.PRIMARY_FAILING: "bold red",
+    ServiceState.PAUSED: "bold magenta",
+    ServiceState.FAILING: "bold yellow",
 }
 ITEM_STYLES = {
     "available": "green",
@@ -61,22 +66,12 @@ def size(count: int) -> str:
     return f"{count} B"  # pragma: no cover - the loop always returns
 
 
-#: states that carry a reason or a time after their first word(s)
-STATE_PREFIX_STYLES = {
-    "primary unreachable": "bold white on red",
-    "primary failing": "bold red",
-    "paused": "bold magenta",
-    "failing": "bold yellow",
-}
-
-
-def state_text(state: str, width: int | None = None) -> Text:
-    """A service state, coloured; a pause keeps its reason (truncated to ``width``)."""
-    style = STATE_STYLES.get(state) or next(
-        (style for prefix, style in STATE_PREFIX_STYLES.items() if state.startswith(prefix)), "")
-    if width is not None and len(state) > width:
-        state = state[: width - 1] + "…"
-    return Text(state, style=style)
+def state_text(state: ServiceState, shown: str, width: int | None = None) -> Text:
+    """A service state as ``shown`` (with its reason, or since when), coloured by the state;
+    cut to ``width``."""
+    if width is not None and len(shown) > width:
+        shown = shown[: width - 1] + "…"
+    return Text(shown, style=STATE_STYLES[state])
 
 
 def item_status_text(status: str | None) -> Text:

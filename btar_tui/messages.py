@@ -7,7 +7,6 @@ handlers, on the UI thread, update the screen.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from textual.message import Message
 
@@ -15,11 +14,7 @@ from btar_tui.views import CostData, DetailData, EventView
 from engine.api import ForkOutcome, ServiceStatus
 from engine.model import Region, RestoreWindow
 from engine.restore import PlanChanged, RestorePlan
-from simulator.expectations import Verdict
-from simulator.replay import ReplaySnapshot
-
-if TYPE_CHECKING:
-    from btar_tui.replay_driver import Mark
+from simulator.replay_api import Mark, ReplaySnapshot, Verdict
 
 
 class StatusRefreshed(Message):

@@ -272,7 +272,7 @@ def run_demo(root: Path | None, *, duration: float | None, interval: float,
                 if status.additional_region:
                     end = next((r.window.end for r in status.regions
                                 if r.region == status.additional_region), None)
-                    parts.append(f"{status.name} {status.state}, lag "
+                    parts.append(f"{status.name} {status.state_with_reason}, lag "
                                  f"{status.last_lag_seconds or 0.0:.1f}s, window end "
                                  f"{end.strftime('%H:%M:%S') if end else '-'}")
             out.write(f"{datetime.now(UTC):%H:%M:%S}  " + " | ".join(parts) + "\n")

@@ -16,7 +16,7 @@ from engine.copy_queue import DestinationQueue, with_status
 from engine.effects import DeleteBatch, Effect, ErrorKind, ListPage, Now
 from engine.errors import StorageError, Unreachable
 from engine.model import ItemStatus, RegionState
-from engine.service_jobs import ServiceState
+from engine.service_jobs import ServiceRun
 
 #: how a reason names a region that cannot be used, per fault class
 FAULT_WORDS = {"missing": "is missing", "denied": "refuses access",
@@ -42,7 +42,7 @@ class FaultBook:
         self.catalog = catalog
 
     def look_at(self, queue: DestinationQueue,
-                 state: ServiceState) -> Generator[Effect, Any, None]:
+                 state: ServiceRun) -> Generator[Effect, Any, None]:
         """One small listing of a destination: a paused one resumes by itself once it answers
         again; one that no copy reached since the last listing is looked at, so that an
         outage is known before there is something to copy (one request per idle listing)."""
@@ -109,7 +109,7 @@ class FaultBook:
         queue.answered = queue.failed = False
         queue.new_reason = ""
 
-    def stop_for(self, queue: DestinationQueue, state: ServiceState, side: str, error: str,
+    def stop_for(self, queue: DestinationQueue, state: ServiceRun, side: str, error: str,
                  fault: str, short: str, now: datetime) -> None:
         """A side did not answer: the primary (the service waits for its next listing) or the
         destination (paused, probed at each listing). ``short`` is what the fault shows."""

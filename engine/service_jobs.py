@@ -43,7 +43,7 @@ class Hooks:
 
 
 @dataclass
-class ServiceState:
+class ServiceRun:
     """One service in a run: its job, what its current cycle did, when it is listed next."""
 
     job: ServiceJob

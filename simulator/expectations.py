@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from engine.api import ServiceState, state_text
 from engine.model import parse_iso
 from simulator.journal import Entry
 from simulator.scenario import (
@@ -32,6 +33,7 @@ from simulator.scenario import (
     RegionOutage,
     Scenario,
 )
+from simulator.state_expectation import expected_state
 from simulator.units import format_duration
 
 EPSILON = 1e-6
@@ -349,8 +351,9 @@ def _mismatch(e: ExpectState, shown: Entry | None, facts: _Facts) -> str | None:
     if shown is None or "state" not in shown:
         return f"the snapshot carries no status of {e.service}"
     wrong = []
-    if e.state is not None and not shown["state"].startswith(e.state):
-        wrong.append(f"state {shown['state']!r}")
+    state, reason = ServiceState(shown["state"]), shown["state_reason"]
+    if e.state is not None and not expected_state(e.state).matches(state, reason):
+        wrong.append(f"state {state_text(state, reason)!r}")
     for name, want in (("primary", e.primary_fault), ("destination", e.destination_fault)):
         fault = shown[f"{name}_fault"]
         if want is not None and (fault["kind"] if fault else "none") != want:

@@ -17,8 +17,7 @@ import pytest
 from simulator.expectations import Verdict, label
 from simulator.runner import RunResult, run_scenario
 from simulator.scenario import LoadedScenario, ScenarioError, load_scenario
-
-SUFFIX = ".btar.toml"
+from simulator.scenario_files import SUFFIX
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

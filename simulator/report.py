@@ -10,6 +10,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from engine.api import ServiceState
 from engine.model import parse_iso
 from simulator.journal import Entry
 from simulator.runner import RunResult, summary
@@ -21,10 +22,17 @@ LAG_TOP, LAG_HEIGHT = 40, 200
 WIN_TOP, WIN_HEIGHT = 300, 260
 STATE_ROW = 16
 #: the colour of each state of `btar status` in the status panel (by the start of the state)
-STATE_COLORS = (("in sync", "#2ca02c"), ("copying", "#98df8a"), ("lagging", "#ff7f0e"),
-                ("waiting", "#c7c7c7"), ("paused", "#d62728"), ("failing", "#e377c2"),
-                ("primary unreachable", "#7f0000"), ("primary failing", "#8c564b"),
-                ("disabled", "#eeeeee"), ("unsupported", "#eeeeee"))
+#: (state, its name in the legend, colour), in the legend's order
+STATE_COLORS = ((ServiceState.IN_SYNC, "in sync", "#2ca02c"),
+                (ServiceState.COPYING, "copying", "#98df8a"),
+                (ServiceState.LAGGING, "lagging", "#ff7f0e"),
+                (ServiceState.WAITING, "waiting", "#c7c7c7"),
+                (ServiceState.PAUSED, "paused", "#d62728"),
+                (ServiceState.FAILING, "failing", "#e377c2"),
+                (ServiceState.PRIMARY_UNREACHABLE, "primary unreachable", "#7f0000"),
+                (ServiceState.PRIMARY_FAILING, "primary failing", "#8c564b"),
+                (ServiceState.DISABLED, "disabled", "#eeeeee"),
+                (ServiceState.UNSUPPORTED, "unsupported", "#eeeeee"))
 COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
           "#17becf")
 FAULT_COLOR = "#f4cccc"
@@ -54,8 +62,8 @@ def _axis_ticks(duration: float, top: float, height: float) -> list[str]:
     return parts
 
 
-def _state_color(state: str) -> str:
-    return next((color for prefix, color in STATE_COLORS if state.startswith(prefix)), "#777")
+def _state_color(state: ServiceState) -> str:
+    return next(color for known, _, color in STATE_COLORS if known is state)
 
 
 def _state_panel(entries: Sequence[Entry], duration: float,
@@ -78,18 +86,18 @@ def _state_panel(entries: Sequence[Entry], duration: float,
             x1, x2 = _x(span.first, duration), _x(end, duration)
             parts.append(f'<rect x="{x1:.1f}" y="{y}" width="{max(0.5, x2 - x1):.1f}" '
                          f'height="{STATE_ROW - 3}" fill="{_state_color(span.state)}">'
-                         f'<title>{html.escape(span.state)}</title></rect>')
+                         f'<title>{html.escape(span.text)}</title></rect>')
     legend_y = top + STATE_ROW * max(1, len(spans)) + 12
     x = float(LEFT)
     shown = sorted({_state_color(s.state) for runs in spans.values() for s in runs})
-    for prefix, color in STATE_COLORS:
+    for _, label, color in STATE_COLORS:
         if color not in shown:
             continue
         shown.remove(color)
         parts.append(f'<rect x="{x:.1f}" y="{legend_y - 9}" width="10" height="10" '
                      f'fill="{color}"/><text x="{x + 13:.1f}" y="{legend_y}" '
-                     f'font-size="10">{html.escape(prefix)}</text>')
-        x += 20 + 6 * len(prefix)
+                     f'font-size="10">{html.escape(label)}</text>')
+        x += 20 + 6 * len(label)
     return parts, legend_y + 20
 
 
@@ -223,7 +231,7 @@ def _status_table(entries: Sequence[Entry]) -> str:
     for name, spans in state_spans(entries).items():
         rows = "".join(
             f"<tr><td>{t_text(s.first)}</td><td>{t_text(s.last)}</td>"
-            f"<td>{html.escape(s.state)}</td>"
+            f"<td>{html.escape(s.text)}</td>"
             f"<td>{html.escape(fault_text(s.primary_fault, start))}</td>"
             f"<td>{html.escape(fault_text(s.destination_fault, start))}</td>"
             f"<td>{'-' if s.staleness is None else format_duration(s.staleness)}</td>"

@@ -144,14 +144,16 @@ def fault_fields(fault: Fault | None) -> dict[str, str] | None:
 
 
 def status_fields(status: ServiceStatus, problems: list[Problem]) -> dict[str, Any]:
-    """What `btar status` and `btar check` show of a service, as journal fields: ``state``,
-    ``primary_fault`` and ``destination_fault`` (the additional region's; each ``None`` or
-    kind, reason and since), ``staleness`` (seconds since the primary was last listed) and
-    ``problems`` (check, level, message)."""
+    """What `btar status` and `btar check` show of a service, as journal fields: ``state``
+    (engine.api.ServiceState's words), ``state_reason`` ("" for none), ``primary_fault`` and
+    ``destination_fault`` (the additional region's; each ``None`` or kind, reason and since),
+    ``staleness`` (seconds since the primary was last listed) and ``problems`` (check, level,
+    message)."""
     destination = next((r.fault for r in status.regions
                         if r.region == status.additional_region), None)
     return {
-        "state": status.state,
+        "state": status.state.value,
+        "state_reason": status.state_reason,
         "primary_fault": fault_fields(status.primary_fault),
         "destination_fault": fault_fields(destination),
         "staleness": status.staleness_seconds,

@@ -26,6 +26,7 @@ from engine.config import RetentionConfig
 from engine.errors import FAULT_CLASSES, UnknownName
 from engine.model import ServiceType
 from engine.regions import get_region
+from simulator.state_expectation import expected_state
 from simulator.tomllines import Path as KeyPath
 from simulator.tomllines import dotted, key_lines, line_of
 from simulator.units import parse_duration, parse_moment, parse_rate, parse_size
@@ -321,21 +322,13 @@ class ExpectNoOnlyCopyDeleted(_Model):
     kind: Literal["no_only_copy_deleted"]
 
 
-#: the states `btar status` shows (engine.api.Btar.status_of)
-STATES = ("unsupported", "disabled", "primary unreachable", "primary failing", "paused",
-          "failing", "waiting for first sync", "lagging", "copying", "in sync")
-#: the states followed by ": " and the region and reason
-DETAILED_STATES = ("paused", "failing")
 #: the checks of `btar check` (engine.alerts.evaluate)
 CHECKS = ("lag", "window", "paused", "copies", "primary")
 
 
 def _parse_state(value: object) -> object:
-    if isinstance(value, str) and not (
-            any(known.startswith(value) for known in STATES)
-            or any(value.startswith(f"{known}: ") for known in DETAILED_STATES)):
-        raise ValueError(f"unknown state {value!r}; a state starts with one of: "
-                         f"{', '.join(STATES)}")
+    if isinstance(value, str):
+        expected_state(value)  # raises ValueError naming the states
     return value
 
 
@@ -371,7 +364,9 @@ class ExpectState(_Model):
     since: Moment = Field(default=0.0, alias="from")
     until: Moment | None = Field(default=None, alias="to")
     within: Duration = 0.0
-    #: the state starts with this ("in sync", "paused", "primary unreachable", ...)
+    #: the state ("in sync", "paused", ...), the beginning of states' words ("primary"), or
+    #: a state that has a reason and the beginning of the reason ("paused: aws-eu-central-1");
+    #: see simulator.state_expectation
     state: StatePrefix | None = None
     #: the primary's fault class ("unreachable", ...), or "none": it answers
     primary_fault: FaultKind | None = None

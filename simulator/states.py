@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.api import ServiceState, state_text
 from engine.model import parse_iso
 from simulator.journal import Entry
 from simulator.units import format_duration
@@ -24,7 +25,9 @@ class StateSpan:
     #: virtual seconds of the first and the last sample of the span
     first: float
     last: float
-    state: str
+    state: ServiceState
+    #: why it is paused or failing ("" for the other states)
+    reason: str
     #: kind, reason and since (ISO) of the primary's and the additional region's fault
     primary_fault: dict[str, str] | None
     destination_fault: dict[str, str] | None
@@ -33,11 +36,18 @@ class StateSpan:
     #: [check, level, first sample, last sample showing it], in the order they appeared
     problems: list[list[Any]] = field(default_factory=list)
 
+    @property
+    def text(self) -> str:
+        """The state and its reason, as `btar status` writes them."""
+        return state_text(self.state, self.reason)
+
     def key(self) -> tuple[Any, ...]:
-        return self.state, _fault_key(self.primary_fault), _fault_key(self.destination_fault)
+        return (self.state, self.reason, _fault_key(self.primary_fault),
+                _fault_key(self.destination_fault))
 
     def as_dict(self, start: str) -> dict[str, Any]:
-        return {"first": self.first, "last": self.last, "state": self.state,
+        return {"first": self.first, "last": self.last, "state": self.state.value,
+                "state_reason": self.reason,
                 "primary_fault": _with_offset(self.primary_fault, start),
                 "destination_fault": _with_offset(self.destination_fault, start),
                 "staleness_max": self.staleness,
@@ -70,8 +80,9 @@ def state_spans(entries: Sequence[Entry]) -> dict[str, list[StateSpan]]:
         for name, shown in sorted(snapshot["services"].items()):
             if "state" not in shown:
                 continue  # a journal written before snapshots carried the status
-            span = StateSpan(name, t, t, shown["state"], shown["primary_fault"],
-                             shown["destination_fault"], shown["staleness"])
+            span = StateSpan(name, t, t, ServiceState(shown["state"]), shown["state_reason"],
+                             shown["primary_fault"], shown["destination_fault"],
+                             shown["staleness"])
             known = spans.setdefault(name, [])
             if known and known[-1].key() == span.key():
                 span = known[-1]
@@ -115,7 +126,7 @@ def fault_text(fault: dict[str, str] | None, start: str, *, reason: bool = True)
 def span_line(span: StateSpan, start: str) -> str:
     """One line of text for a span (the CLI; the faults' reasons are in the state or the
     report)."""
-    parts = [f"{t_text(span.first)}..{t_text(span.last)} {span.state}"]
+    parts = [f"{t_text(span.first)}..{t_text(span.last)} {span.text}"]
     if span.primary_fault is not None:
         parts.append(f"primary {fault_text(span.primary_fault, start, reason=False)}")
     if span.destination_fault is not None:

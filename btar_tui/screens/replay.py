@@ -43,13 +43,19 @@ from btar_tui.messages import (
     ReplaySeeking,
     ReplayStarted,
 )
-from btar_tui.replay_driver import DEFAULT_SPEED, SPEEDS, Mark, ReplayControl, drive_replay
+from btar_tui.replay_driver import DEFAULT_SPEED, SPEEDS, ReplayControl, drive_replay
 from btar_tui.screens.services import COLUMNS, row_cells
 from btar_tui.widgets.lag_chart import LagChart
 from btar_tui.widgets.window_axis import WindowAxis
 from engine.lag import Period
-from simulator.replay import ReplayEvent, ReplaySnapshot, ServiceFrame
-from simulator.units import parse_duration, parse_moment
+from simulator.replay_api import (
+    Mark,
+    ReplayEvent,
+    ReplaySnapshot,
+    ServiceFrame,
+    parse_duration,
+    parse_moment,
+)
 
 PERIODS = list(Period)
 LEVEL_STYLES = {"warning": "yellow", "error": "bold red", "info": ""}

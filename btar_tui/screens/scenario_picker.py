@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import textwrap
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Group
@@ -23,7 +21,8 @@ from textual.widget import Widget
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-SUFFIX = ".btar.toml"
+from simulator.replay_api import SUFFIX, ScenarioInfo, scenario_files, scenario_info
+
 #: (path to replay, seed or None for the scenario's own)
 Choice = tuple[str, int | None]
 
@@ -35,55 +34,6 @@ def default_folder() -> Path:
         if folder.is_dir():
             return folder
     return Path.cwd()
-
-
-def scenario_files(folder: Path) -> list[Path]:
-    try:
-        return sorted(p for p in folder.glob(f"*{SUFFIX}") if p.is_file())
-    except OSError:
-        return []
-
-
-@dataclass(frozen=True)
-class ScenarioInfo:
-    path: Path
-    #: the scenario's ``name`` ("" when it has none or cannot be read)
-    name: str
-    #: the first paragraph of its leading comment, else its ``description``
-    about: str
-
-
-def leading_comment(text: str) -> str:
-    """The first paragraph of the comment a file starts with, on one line: it ends at an
-    empty comment line, an indented one (a derivation) or the first line of TOML."""
-    lines = []
-    for line in text.splitlines():
-        if not line.startswith("#"):
-            break
-        body = line[1:]
-        if not body.strip() or body.startswith("   "):
-            break
-        lines.append(body.strip())
-    return " ".join(lines)
-
-
-def scenario_info(path: Path) -> ScenarioInfo:
-    """What the picker shows of a file; a file that cannot be read or parsed still shows
-    (replaying it tells what is wrong)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        return ScenarioInfo(path, "", f"cannot be read: {error}")
-    about = leading_comment(text)
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        return ScenarioInfo(path, "", about or "not valid TOML")
-    name = document.get("name")
-    description = document.get("description")
-    if not about and isinstance(description, str):
-        about = description.strip()
-    return ScenarioInfo(path, name.strip() if isinstance(name, str) else "", about)
 
 
 def option_prompt(info: ScenarioInfo) -> Group:

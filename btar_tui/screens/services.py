@@ -17,7 +17,7 @@ from textual.widgets.data_table import ColumnKey
 
 from btar_tui.format import STATE_STYLES, duration, state_text, when
 from btar_tui.views import SyncView
-from engine.api import ServiceStatus
+from engine.api import ServiceState, ServiceStatus
 from engine.model import RegionRole
 
 if TYPE_CHECKING:
@@ -54,24 +54,26 @@ def kept_regions(status: ServiceStatus) -> list[str]:
     return [region.region for region in status.regions if region.role == RegionRole.RETAINED]
 
 
-def kept_hint(status: ServiceStatus, state: str) -> str:
+def kept_hint(status: ServiceStatus, shown: str) -> str:
     """A disabled service says where its copies were kept, if they were."""
     kept = kept_regions(status)
-    if state == "disabled" and kept:
+    if status.state is ServiceState.DISABLED and kept:
         return f"disabled (copies kept in {', '.join(kept)})"
-    return state
+    return shown
 
 
-def hinted_state(status: ServiceStatus, state: str, width: int | None = None) -> Text:
-    """A state coloured, with the kept copies' hint; a pause reason cut to ``width``."""
-    hinted = kept_hint(status, state)
-    if hinted != state:
-        return Text(hinted, style=STATE_STYLES["disabled"])
-    return state_text(state, width)
+def hinted_state(status: ServiceStatus, shown: str, width: int | None = None) -> Text:
+    """The state as ``shown`` coloured, with the kept copies' hint; a pause reason cut to
+    ``width``."""
+    hinted = kept_hint(status, shown)
+    if hinted != shown:
+        return Text(hinted, style=STATE_STYLES[ServiceState.DISABLED])
+    return state_text(status.state, shown, width)
 
 
 def _table_state(status: ServiceStatus) -> str:
-    return status.short_state if status.primary_fault is None else status.state
+    # A primary outage without since when: the table is narrow, the banner says the rest.
+    return status.short_state if status.primary_fault is None else status.state.value
 
 
 def state_line(status: ServiceStatus) -> str:

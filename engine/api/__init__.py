@@ -8,13 +8,16 @@ and restoring; the values it answers with are in values.
 from engine.api.btar import Btar
 from engine.api.restoring import ForkOutcome, parse_segment_name, plan_as_json
 from engine.api.values import (
+    REASONED_STATES,
     DisableOutcome,
     Driver,
     Fault,
     LagReport,
     LaneBacklog,
     RegionStatus,
+    ServiceState,
     ServiceStatus,
+    state_text,
 )
 from engine.catalog import EventRow, ItemRow
 from engine.replication import PassOutcome
@@ -22,7 +25,8 @@ from engine.restore import PlanChanged, RestorePlan
 from engine.runtime import CopyProgress
 
 __all__ = [
-    "Btar", "CopyProgress", "DisableOutcome", "Driver", "EventRow", "Fault", "ForkOutcome",
-    "ItemRow", "LagReport", "LaneBacklog", "PassOutcome", "PlanChanged", "RegionStatus",
-    "RestorePlan", "ServiceStatus", "parse_segment_name", "plan_as_json",
+    "REASONED_STATES", "Btar", "CopyProgress", "DisableOutcome", "Driver", "EventRow", "Fault",
+    "ForkOutcome", "ItemRow", "LagReport", "LaneBacklog", "PassOutcome", "PlanChanged",
+    "RegionStatus", "RestorePlan", "ServiceState", "ServiceStatus", "parse_segment_name",
+    "plan_as_json", "state_text",
 ]

@@ -12,6 +12,7 @@ from engine.api.values import (
     LagReport,
     LaneBacklog,
     RegionStatus,
+    ServiceState,
     ServiceStatus,
 )
 from engine.catalog import EventRow, ItemRow
@@ -95,29 +96,30 @@ class StatusPart(ManagementPart):
         failing = next((r for r in regions if r.fault is not None
                         and r.role in DESTINATION_ROLES), None)
         primary_fault = next((r.fault for r in regions if r.role == RegionRole.PRIMARY), None)
+        state, reason = ServiceState.IN_SYNC, ""
         if service.type not in REPLICABLE_TYPES:
-            state = "unsupported"
+            state = ServiceState.UNSUPPORTED
         elif secondary is None:
-            state = "disabled"
+            state = ServiceState.DISABLED
         elif primary_fault is not None:
-            state = "primary unreachable" if primary_fault.unreachable else "primary failing"
+            state = ServiceState.PRIMARY_UNREACHABLE if primary_fault.unreachable \
+                else ServiceState.PRIMARY_FAILING
         elif any(r.state == RegionState.PAUSED for r in regions):
-            state = "paused: " + next(r.reason for r in regions if r.state == RegionState.PAUSED)
+            state = ServiceState.PAUSED
+            reason = next(r.reason for r in regions if r.state == RegionState.PAUSED)
         elif failing is not None and failing.fault is not None and lag:
-            state = f"failing: {failing.region}: {failing.fault.reason}"
+            state, reason = ServiceState.FAILING, f"{failing.region}: {failing.fault.reason}"
         elif not any(r.items for r in regions if r.role == RegionRole.SECONDARY):
-            state = "waiting for first sync"
+            state = ServiceState.WAITING
         elif lag and lag > LAGGING_AFTER.total_seconds():
-            state = "lagging"
+            state = ServiceState.LAGGING
         elif lag:
-            state = "copying"
-        else:
-            state = "in sync"
+            state = ServiceState.COPYING
         return ServiceStatus(service.name, str(service.type),
                              str(get_region(service.region).provider), service.region,
                              secondary, state, lag,
                              self.catalog.last_lag(service.name, secondary) if secondary else None,
-                             regions, staleness, now)
+                             regions, staleness, now, reason)
 
     def backups(self, name: str, region: str | None = None) -> list[ItemRow]:
         """The items (base backups and log segments) of a service, per region."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
 from engine.effects import Effect
@@ -29,6 +30,32 @@ T = TypeVar("T")
 #: A destination this far behind is "lagging" rather than merely "copying".
 LAGGING_AFTER = timedelta(minutes=15)
 DESTINATION_ROLES = (RegionRole.SECONDARY, RegionRole.PREVIOUS)
+
+
+class ServiceState(StrEnum):
+    """What `btar status` says of a service, in the words it shows. Why (the region and its
+    fault) is kept apart, in ``ServiceStatus.state_reason``, so that no reader parses it."""
+
+    UNSUPPORTED = "unsupported"
+    DISABLED = "disabled"
+    PRIMARY_UNREACHABLE = "primary unreachable"
+    PRIMARY_FAILING = "primary failing"
+    PAUSED = "paused"
+    FAILING = "failing"
+    WAITING = "waiting for first sync"
+    LAGGING = "lagging"
+    COPYING = "copying"
+    IN_SYNC = "in sync"
+
+
+#: the states that come with a reason: the region, and why it is paused or failing
+REASONED_STATES = frozenset({ServiceState.PAUSED, ServiceState.FAILING})
+
+
+def state_text(state: ServiceState, reason: str = "") -> str:
+    """The state with its reason, as a person reads it: ``paused: <region> unreachable:
+    <why>``, ``failing: <region>: <why>``, else the state's words alone."""
+    return f"{state.value}: {reason}" if reason else state.value
 
 
 class Driver(Protocol):
@@ -85,7 +112,7 @@ class ServiceStatus:
     provider: str
     primary_region: str
     additional_region: str | None
-    state: str
+    state: ServiceState
     #: age of the oldest primary item not yet published in the additional region
     current_lag_seconds: float | None
     #: the lag measured for the item published most recently
@@ -96,6 +123,14 @@ class ServiceStatus:
     staleness_seconds: float | None = None
     #: when this status was read
     as_of: datetime | None = None
+    #: why the service is paused or failing: the region and its reason ("" for the other
+    #: states)
+    state_reason: str = ""
+
+    @property
+    def state_with_reason(self) -> str:
+        """The state followed by its reason, if it has one: ``paused: <region> ...``."""
+        return state_text(self.state, self.state_reason)
 
     @property
     def short_state(self) -> str:
@@ -104,17 +139,17 @@ class ServiceStatus:
         if self.primary_fault is not None:
             return self.state_line
         if any(region.fault is not None for region in self.regions):
-            return self.state.split(":")[0]
-        return self.state
+            return self.state.value
+        return self.state_with_reason
 
     @property
     def state_line(self) -> str:
         """The state as a person reads it: a primary outage says since when and how long."""
         fault = self.primary_fault
         if fault is None or self.additional_region is None or self.as_of is None:
-            return self.state
+            return self.state_with_reason
         lasted = short_duration((self.as_of - fault.since).total_seconds())
-        return f"{self.state} since {fault.since.strftime('%H:%M')} UTC ({lasted})"
+        return f"{self.state.value} since {fault.since.strftime('%H:%M')} UTC ({lasted})"
 
     @property
     def primary_fault(self) -> Fault | None:

@@ -139,6 +139,8 @@ def test_disable_delete_needs_yes_then_keep_works(tmp_path: Path) -> None:
     _, out, _ = run("--config", config, "status", "--json")
     inventory = next(s for s in json.loads(out)["services"] if s["name"] == "inventory")
     assert inventory["state"] == "disabled"
+    assert inventory["state_reason"] == ""  # only a paused or failing service has one
+    assert inventory["state_line"] == "disabled"
     assert [r["role"] for r in inventory["regions"]] == ["primary", "retained"]
     code, out, _ = run("--config", config, "disable", "orders", "--delete", "--yes")
     assert code == 0

@@ -31,7 +31,7 @@ import boto3
 import pytest
 from azure.storage.blob import ContainerClient
 
-from engine.api import Btar, RegionStatus, ServiceStatus
+from engine.api import REASONED_STATES, Btar, RegionStatus, ServiceState, ServiceStatus
 from engine.daemon import run_sync
 from engine.demo import DemoProducer
 from engine.model import ItemStatus
@@ -327,12 +327,12 @@ def shows(world: World, fault: str, words: str) -> bool:
         return False
     if KIND[fault] in ("throttled", "error"):
         # not paused: its copies fail one by one, and are tried again
-        if status.state.startswith("paused"):
+        if status.state is ServiceState.PAUSED:
             return False
         with world.looking() as app:
             return any("copy of" in e.message and "failed" in e.message
                        for e in app.events(service="orders"))
-    return status.state.startswith("paused") and words in status.state
+    return status.state is ServiceState.PAUSED and words in status.state_reason
 
 
 def reason_words(cloud: Cloud, fault: str, place: str) -> str:
@@ -419,7 +419,7 @@ def test_a_fault_of_one_destination_holds_up_only_its_service(
         assert world.daemon_alive()
         status = world.status("orders")
         region = destination_of(status, cloud.destination)
-        seen = status.state if status.state.startswith(("paused", "failing")) or \
+        seen = status.state_with_reason if status.state in REASONED_STATES or \
             region.fault is None else f"{status.state}; {region.fault.kind}: {region.fault.reason}"
         # The fix; then orders catches up by itself (wrong keys: after a restart).
         fixed = time.monotonic()

@@ -136,7 +136,8 @@ def test_a_removed_destination_folder(tmp_path: Path) -> None:
     assert code == RegionsUnreachable.exit_code, err
     now = statuses(config)
     for name in HIT:
-        assert now[name]["state"].startswith("paused: "), now[name]
+        assert now[name]["state"] == "paused", now[name]
+        assert now[name]["state_reason"].startswith(f"{DESTINATION} "), now[name]
         region = next(r for r in now[name]["regions"] if r["region"] == DESTINATION)
         assert region["fault"]["kind"] == "missing"
     assert now[SPARED]["state"] == "in sync"

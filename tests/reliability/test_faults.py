@@ -10,6 +10,7 @@ import hashlib
 import json
 from datetime import timedelta
 
+from engine.api import ServiceState
 from engine.model import ItemStatus, RegionState
 from tests.worlds import World
 
@@ -107,8 +108,10 @@ def test_a_timeout_pauses_the_region_with_a_reason_and_it_resumes_by_itself() ->
     assert location.state == RegionState.PAUSED
     assert "timed out" in location.reason
     status = next(s for s in world.app.status() if s.name == "orders")
-    assert status.state.startswith("paused: ")
-    assert "timed out" in status.state
+    assert status.state is ServiceState.PAUSED
+    assert status.state_reason.startswith(f"{SECONDARY} unreachable: ")
+    assert "timed out" in status.state_reason
+    assert status.state_with_reason == f"paused: {status.state_reason}"
     paused = world.catalog.items("orders", SECONDARY, statuses=[ItemStatus.PAUSED])
     assert paused
     assert all("timed out" in i.reason for i in paused)

@@ -21,7 +21,7 @@ import pytest
 
 from btar_tui.demo_feed import DemoFeed
 from engine.alerts import AlertsConfig, Problem
-from engine.api import Btar
+from engine.api import Btar, ServiceState
 from engine.daemon import run_sync
 from engine.demo import create_demo
 from engine.metrics import SyncMetrics
@@ -235,11 +235,11 @@ def shows(world: Path, service: str, cell: Cell) -> bool:
     if region.fault is None or region.fault.kind != cell.fault \
             or cell.reason not in region.fault.reason:
         return False
-    expected = {"missing": "paused", "denied": "paused", "unusable": "paused",
-                "error": "failing"}[cell.fault]
+    expected = {"missing": ServiceState.PAUSED, "denied": ServiceState.PAUSED,
+                "unusable": ServiceState.PAUSED, "error": ServiceState.FAILING}[cell.fault]
     if cell.region == PRIMARY:
-        expected = "primary unreachable"
-    return status.state.startswith(expected)
+        expected = ServiceState.PRIMARY_UNREACHABLE
+    return status.state is expected
 
 
 def health(world: Path) -> list[Problem]:

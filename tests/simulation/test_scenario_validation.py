@@ -140,6 +140,9 @@ STATE = '\n[[expect]]\nkind = "state"\nservice = "orders"\n'
     ('state = "in-sync"\n', "state", "unknown state 'in-sync'; a state starts with one of: "
                                      "unsupported, disabled, primary unreachable"),
     ('state = "in sync: yes"\n', "state", "unknown state 'in sync: yes'"),
+    # only paused and failing come with a reason
+    ('state = "primary unreachable: x"\n', "state", "unknown state 'primary unreachable: x'"),
+    ('state = "paused:x"\n', "state", "unknown state 'paused:x'"),
     ('primary_fault = "down"\n', "primary_fault",
      "unknown fault 'down'; expected none or one of: unreachable, missing, denied, unusable, "
      "throttled, error"),

@@ -10,10 +10,12 @@ from typing import Any
 import pytest
 
 import engine.catalog
+from engine.api import REASONED_STATES, ServiceState, state_text
 from engine.model import parse_iso
 from simulator.expectations import judge
 from simulator.runner import build, run_scenario
-from simulator.scenario import DETAILED_STATES, STATES, ExpectState, load_scenario
+from simulator.scenario import ExpectState, load_scenario
+from simulator.state_expectation import expected_state
 from simulator.states import state_spans, states_summary
 from tests.simulation.builders import SCENARIOS, tiny, write
 
@@ -55,6 +57,7 @@ def test_snapshots_carry_what_status_and_check_show(tmp_path: Path) -> None:
                      world.app.status_of("orders")))
     for shown, status in seen:
         assert shown["state"] == status.state
+        assert shown["state_reason"] == status.state_reason
         assert shown["staleness"] == status.staleness_seconds
         assert shown["lag"] == status.current_lag_seconds
         fault = status.primary_fault
@@ -83,13 +86,14 @@ def test_a_paused_destination_shows_in_the_snapshots(tmp_path: Path) -> None:
     result = run_scenario(load_scenario(write(tmp_path, tiny(
         PRIMARY_OUT.replace("aws-eu-west-1", "aws-eu-central-1")))))
     spans = state_spans(result.journal.entries)["orders"]
-    paused = [s for s in spans if s.state.startswith("paused: aws-eu-central-1 unreachable")]
+    paused = [s for s in spans if s.state is ServiceState.PAUSED
+              and s.reason.startswith("aws-eu-central-1 unreachable")]
     assert len(paused) == 1
     assert paused[0].destination_fault is not None
     assert paused[0].destination_fault["kind"] == "unreachable"
     assert paused[0].primary_fault is None
     assert paused[0].problems[0][:2] == ["paused", "warning"]
-    assert spans[-1].state == "in sync"
+    assert spans[-1].state is ServiceState.IN_SYNC
 
 
 def test_the_summary_lists_spans_of_status(tmp_path: Path) -> None:
@@ -163,10 +167,11 @@ def test_judged_on_the_journal_alone() -> None:
     loaded = load_scenario(OUTAGE_STATES)
     scenario = loaded.scenario
 
-    def snapshot(t: float, state: str, problems: list[dict[str, str]]) -> dict[str, Any]:
+    def snapshot(t: float, state: str, problems: list[dict[str, str]],
+                 reason: str = "") -> dict[str, Any]:
         return {"t": t, "op": "snapshot", "phase": "info", "services": {"orders": {
-            "state": state, "primary_fault": None, "destination_fault": None,
-            "staleness": 1.0, "problems": problems}}}
+            "state": state, "state_reason": reason, "primary_fault": None,
+            "destination_fault": None, "staleness": 1.0, "problems": problems}}}
 
     expectation = ExpectState.model_validate({
         "kind": "state", "service": "orders", "from": 100.0, "within": 50.0, "to": 300.0,
@@ -175,11 +180,30 @@ def test_judged_on_the_journal_alone() -> None:
           snapshot(300, "in sync", []), snapshot(301, "lagging", [])]
     lag = [{"check": "lag", "level": "warning", "message": "behind"}]
     cases = [(ok, True), ([*ok[:1], snapshot(150, "in sync", lag), *ok[2:]], False),
-             ([*ok[:2], snapshot(300, "in syncing", [])], True),  # a prefix
              ([*ok[:2], snapshot(299.9, "copying", [])], False), (ok[:1], False)]
     for entries, holds in cases:
         [verdict] = judge(scenario.model_copy(update={"expect": [expectation]}), entries)
         assert verdict.holds is holds, (entries, verdict.detail)
+    # The beginning of a state's words (both primary states), and a state with the
+    # beginning of its reason.
+    down = snapshot(150, "primary unreachable", [])
+    primary = expectation.model_copy(update={"state": "primary", "check": None})
+    [verdict] = judge(scenario.model_copy(update={"expect": [primary]}),
+                      [down, snapshot(300, "primary failing", [])])
+    assert verdict.holds, verdict.detail
+    [verdict] = judge(scenario.model_copy(update={"expect": [primary]}),
+                      [down, snapshot(300, "paused", [], "aws-eu-central-1 unreachable: x")])
+    assert not verdict.holds
+    paused = expectation.model_copy(update={"state": "paused: aws-eu-central-1", "check": None})
+    for state, reason, holds in [("paused", "aws-eu-central-1 unreachable: timed out", True),
+                                 ("paused", "aws-eu-west-1 unreachable: timed out", False),
+                                 ("failing", "aws-eu-central-1: copy failed", False)]:
+        [verdict] = judge(scenario.model_copy(update={"expect": [paused]}),
+                          [snapshot(150, "paused", [], "aws-eu-central-1 denied: no"),
+                           snapshot(300, state, [], reason)])
+        assert verdict.holds is holds, (state, reason, verdict.detail)
+        if not holds:
+            assert f"status shows state '{state}: {reason}'" in verdict.detail
 
 
 def test_an_engine_that_never_records_a_fault_fails_the_outage_scenario(
@@ -199,11 +223,14 @@ def test_an_engine_that_never_records_a_fault_fails_the_outage_scenario(
 
 @pytest.mark.parametrize("name", ["outage-states", "throttling-storm", "disable-keep-and-delete"])
 def test_every_state_shown_is_one_a_scenario_can_name(name: str) -> None:
-    """The states validation accepts (simulator.scenario.STATES) are those status shows."""
+    """What status shows, state and reason written whole, is an expectation validation
+    accepts (simulator.state_expectation), and it matches what was shown; only a paused or
+    failing state has a reason."""
     result = run_scenario(load_scenario(SCENARIOS / f"{name}.btar.toml"))
-    shown = {span.state for spans in state_spans(result.journal.entries).values()
+    shown = {(span.state, span.reason) for spans in state_spans(result.journal.entries).values()
              for span in spans}
     assert shown
-    for state in shown:
-        assert state in STATES or any(state.startswith(f"{known}: ")
-                                      for known in DETAILED_STATES), state
+    for state, reason in shown:
+        assert isinstance(state, ServiceState)
+        assert state in REASONED_STATES or reason == "", (state, reason)
+        assert expected_state(state_text(state, reason)).matches(state, reason), (state, reason)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from btar_tui.screens.detail import summary_text
-from engine.api import LaneBacklog, RegionStatus, ServiceStatus
+from engine.api import LaneBacklog, RegionStatus, ServiceState, ServiceStatus
 from engine.model import RegionRole, RegionState, RestoreWindow
 
 REGION = "aws-eu-central-1"
@@ -12,8 +12,8 @@ REGION = "aws-eu-central-1"
 def status(backlog: dict[str, LaneBacklog]) -> ServiceStatus:
     region = RegionStatus(REGION, RegionRole.SECONDARY, RegionState.ACTIVE, "", {},
                           RestoreWindow(REGION, RegionRole.SECONDARY), backlog)
-    return ServiceStatus("ledger", "postgresql", "aws", "aws-eu-west-1", REGION, "copying",
-                         1800.0, 12.0, [region])
+    return ServiceStatus("ledger", "postgresql", "aws", "aws-eu-west-1", REGION,
+                         ServiceState.COPYING, 1800.0, 12.0, [region])
 
 
 def test_summary_names_what_waits_in_each_lane() -> None:

@@ -19,7 +19,6 @@ from textual.widgets._footer import FooterKey
 from btar_tui.app import BtarApp
 from btar_tui.bridge import Bridge
 from btar_tui.messages import ReplaySeeking
-from btar_tui.replay_driver import Mark, timeline_marks
 from btar_tui.screens.detail import DetailScreen
 from btar_tui.screens.replay import (
     ReplayScreen,
@@ -29,19 +28,14 @@ from btar_tui.screens.replay import (
     parse_goto,
     timeline_text,
 )
-from btar_tui.screens.scenario_picker import (
-    About,
-    ScenarioPicker,
-    clipped,
-    leading_comment,
-    scenario_info,
-)
+from btar_tui.screens.scenario_picker import About, ScenarioPicker, clipped
 from btar_tui.screens.services import ServicesScreen
 from btar_tui.widgets.lag_chart import LagChart
 from btar_tui.widgets.window_axis import WindowAxis
-from simulator.replay import Replay, ReplaySnapshot
+from simulator.replay_api import Mark, Replay, ReplaySnapshot, scenario_info, timeline_marks
 from simulator.runner import run_scenario
 from simulator.scenario import load_scenario
+from simulator.scenario_files import leading_comment
 from tests.simulation.builders import PASSING, tiny, write
 from tests.tui.conftest import SIZE, AppPilot, make_app, run_async, settle
 

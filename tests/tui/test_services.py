@@ -13,7 +13,7 @@ from btar_tui.bridge import Bridge
 from btar_tui.screens.detail import DetailScreen
 from btar_tui.screens.services import ServicesScreen, fit_columns, matches, sort_statuses
 from btar_tui.views import SyncView
-from engine.api import ServiceStatus
+from engine.api import ServiceState, ServiceStatus
 from tests.tui.conftest import SIZE, make_app, run_async, settle
 
 WIDE = (120, 24)
@@ -145,7 +145,8 @@ async def test_filter_words_must_all_match_each_any_field(synced: Bridge) -> Non
 def status(name: str, lag: float | None, additional: str | None = "aws-eu-central-1"
            ) -> ServiceStatus:
     return ServiceStatus(name, "postgresql", "aws", "aws-eu-west-1", additional,
-                         "in sync" if additional else "disabled", lag, None)
+                         ServiceState.IN_SYNC if additional else ServiceState.DISABLED, lag,
+                         None)
 
 
 def test_missing_values_sort_last_in_both_directions() -> None:
