@@ -86,7 +86,8 @@ def list_primary(catalog: Catalog, layout: BackupLayout, service: Service, *, fu
             page: ListPageResult = yield ListPage(service.region, area, cursor, page_size)
             for info in page.objects:
                 key = info.key[len(prefix):]
-                found[key] = ObjectInfo(key, info.size, info.last_modified)
+                found[key] = ObjectInfo(key, info.size, info.last_modified,
+                                        digests=info.digests)
             if page.next_start_after is None:
                 break
             cursor = page.next_start_after

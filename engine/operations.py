@@ -54,7 +54,20 @@ def check(app: Btar, alerts: AlertsConfig, now: datetime,
         problems += evaluate(service_health(app, status, now),
                              alerts.for_service(status.name), now)
         problems += chain_problems(app, status.name)
+        problems += mirror_problems(app, status)
     return sorted(problems, key=lambda p: (-p.level, p.service, p.check))
+
+
+def mirror_problems(app: Btar, status: ServiceStatus) -> list[Problem]:
+    """A file the backup tool rewrites in place (pgBackRest's backup.info) whose current
+    version is not in the additional region, and why (engine.mirror): the tool restoring
+    from that region alone sees an older list of backups until it is."""
+    region = status.additional_region
+    if region is None:
+        return []
+    return [Problem(status.name, Level.WARNING, "mirror",
+                    f"{status.name}: {row.key} is not mirrored to {region}: {row.blocked}")
+            for row in app.catalog.mirror_rows(status.name, region) if row.blocked]
 
 
 def chain_findings(app: Btar, name: str,

@@ -7,7 +7,7 @@ objects verified.
 from __future__ import annotations
 
 import re
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -165,12 +165,14 @@ def read_marker(layout: BackupLayout, service: Service, marker: ObjectInfo,
 
 
 def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
-                     settings: ReplicationSettings, *,
-                     full: bool) -> Generator[Effect, Any, int]:
+                     settings: ReplicationSettings, *, full: bool,
+                     on_mirrored: Callable[[str, Sequence[ObjectInfo]], None] | None = None,
+                     ) -> Generator[Effect, Any, int]:
     """Record the primary's complete items that the catalog does not know yet (rule 3: an item
     exists for btar only once its completion marker does). A ``full`` listing also notices
     items gone from the primary; otherwise only what is new is listed (engine.listing).
-    Returns how many items were new."""
+    ``on_mirrored`` hears the files a full listing shows that the layout mirrors
+    (engine.mirror). Returns how many items were new."""
     listing = yield from list_primary(catalog, layout, service, full=full,
                                       page_size=settings.list_page_size)
     try:
@@ -182,6 +184,8 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
         raise CorruptBackup(f"{service.key_prefix}/", f"the listing cannot be read as the "
                             f"{layout.name} layout ({type(error).__name__}: {detail})") \
             from None
+    if on_mirrored is not None and listing.full:
+        on_mirrored(service.name, found.mirrored)
     present = {segment.item_id for segment in found.segments} | set(marker_ids.values())
     known = catalog.known_item_ids(service.name, service.region) if listing.full \
         else catalog.known_among(service.name, service.region, present)

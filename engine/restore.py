@@ -240,6 +240,9 @@ def supplement_consistency(catalog: Catalog, plan: RestorePlan,
                                                         row.start_time, row.end_time))
     ordered = sorted(segments.values(), key=lambda s: (s.seq, s.stream))
     objects = {o.key: o for o in plan.objects}
+    # the files the tool rewrites in place, as mirrored into the region (engine.mirror)
+    for ref in catalog.mirrored_refs(plan.service, plan.region):
+        objects.setdefault(ref.key, ref)
     for segment in ordered:
         log = catalog.item(plan.service, plan.region, segment.item_id)
         assert log is not None

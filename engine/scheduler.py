@@ -16,8 +16,7 @@ one procedure, so that nothing waits behind what it does not need.
   cycle resumes when its answer comes: a slow or dead location holds up only the service
   that reads it.
 
-Drivers: engine.runtime.LiveDriver (threads, wall clock) and the simulator's SimInterpreter
-(SimPy, virtual clock) carry out the same effects.
+Drivers: engine.runtime.LiveDriver and the simulator's SimInterpreter, the same effects.
 """
 
 from __future__ import annotations
@@ -48,6 +47,7 @@ from engine.effects import (
 from engine.errors import CorruptBackup, StorageError
 from engine.listing import full_listing_due
 from engine.location_faults import FAULT_OF_KIND, FaultBook, fault_of
+from engine.mirror import Mirror
 from engine.model import UNFINISHED, ItemKind, ItemStatus, RegionRole, RegionState
 from engine.replication import (
     PassOutcome,
@@ -58,7 +58,7 @@ from engine.replication import (
     verify,
 )
 from engine.retention import apply_retention
-from engine.service_jobs import Hooks, ServiceJob, ServiceState, next_wait
+from engine.service_jobs import Hooks, ServiceJob, ServiceRun, next_wait
 
 #: items whose objects are read from the catalog in one query when the scheduler reaches them
 REFS_AHEAD = 256
@@ -70,11 +70,12 @@ class Scheduler:
                  hooks: Hooks | None = None) -> None:
         self.catalog = catalog
         self.faults = FaultBook(catalog)
+        self.mirror = Mirror(catalog)
         self.settings = settings
         self.once = once
         self.full_listing = full_listing
         self.hooks = hooks or Hooks()
-        self.services = {job.service.name: ServiceState(job, PassOutcome(job.service.name))
+        self.services = {job.service.name: ServiceRun(job, PassOutcome(job.service.name))
                          for job in jobs}
         self.queues: dict[tuple[str, str], DestinationQueue] = {}
         #: round-robin order of the queues, and where each lane's next turn starts
@@ -126,7 +127,8 @@ class Scheduler:
                         self._unstart(queue, work, task)
                         self._stop()
                 self._mark_copying(copying, now)
-            total = sum(self.in_flight.values()) + len(self.parked)
+                yield from self.mirror.start()
+            total = sum(self.in_flight.values()) + len(self.parked) + self.mirror.in_flight
             if total == 0 and (self.stopping or (self.once and not self._waiting(now))):
                 break
             timeout = self._timeout(now) if not self.stopping else None
@@ -151,6 +153,7 @@ class Scheduler:
                     and not self.stopping:
                 yield from self._maintain(state)
             self._close_cycle(state)
+        yield from self.mirror.drain()  # a driver that is stopping starts none of it
         return [self.outcomes[name] for name in sorted(self.outcomes)]
 
     def _stop(self) -> None:
@@ -163,7 +166,7 @@ class Scheduler:
 
     # -- listing cycles --------------------------------------------------------------------------
 
-    def _guarded_cycle(self, state: ServiceState) -> Generator[Effect, Any, None]:
+    def _guarded_cycle(self, state: ServiceRun) -> Generator[Effect, Any, None]:
         try:
             yield from self._cycle(state)
         except Exception as error:  # a bug must not stop the other services
@@ -189,7 +192,7 @@ class Scheduler:
                 return
             value = yield effect  # the time: answered at once
 
-    def _close_cycle(self, state: ServiceState) -> None:
+    def _close_cycle(self, state: ServiceRun) -> None:
         if not state.cycles:
             return
         outcome = state.outcome
@@ -197,7 +200,7 @@ class Scheduler:
         if self.hooks.on_cycle is not None:
             self.hooks.on_cycle(outcome)
 
-    def _cycle(self, state: ServiceState) -> Generator[Effect, Any, None]:
+    def _cycle(self, state: ServiceRun) -> Generator[Effect, Any, None]:
         """List one service's primary, queue what its destinations lack, retire and apply
         retention; then set when it is listed next."""
         catalog, service = self.catalog, state.job.service
@@ -220,7 +223,8 @@ class Scheduler:
             catalog, state.job.layout, service, now, self.settings.full_listing_interval)
         try:
             state.outcome.discovered += yield from discover_primary(
-                catalog, state.job.layout, service, self.settings, full=full)
+                catalog, state.job.layout, service, self.settings, full=full,
+                on_mirrored=self.mirror.saw)
         except (StorageError, CorruptBackup) as error:
             now = yield Now()
             state.primary_down = True
@@ -240,13 +244,14 @@ class Scheduler:
         if not self.once:
             yield from self._maintain(state)
 
-    def _maintain(self, state: ServiceState) -> Generator[Effect, Any, None]:
+    def _maintain(self, state: ServiceRun) -> Generator[Effect, Any, None]:
         """Retire the previous region once the new one can restore (rule 8), and apply the
         retention policy: at each listing cycle, or at the end of a once run (after its
         copies, as an operator expects of `btar sync --once`)."""
         catalog, service = self.catalog, state.job.service
         yield from retire_previous(catalog, service)
         self._sync_destinations(state)
+        yield from self.mirror.prepare(state.job.layout, service, self._queues_of(service.name))
         retention = state.job.retention
         if retention is not None and state.retention_due:
             # Retention must never delete the only copy of a point in time, so it judges only
@@ -257,7 +262,7 @@ class Scheduler:
                     state.outcome.retired += yield from apply_retention(
                         catalog, service, queue.region, retention)
 
-    def _unexpected(self, state: ServiceState,
+    def _unexpected(self, state: ServiceRun,
                     error: Exception) -> Generator[Effect, Any, None]:
         """Record an unexpected failure of a service's cycle; the service is listed again at
         its next turn, the others go on."""
@@ -274,7 +279,7 @@ class Scheduler:
         return [self.queues[(service, region)]
                 for region in sorted(self.regions_of.get(service, ()))]
 
-    def _sync_destinations(self, state: ServiceState) -> list[DestinationQueue]:
+    def _sync_destinations(self, state: ServiceRun) -> list[DestinationQueue]:
         """Match the queues to the catalog's destinations of a service (management actions
         change them while a run goes on)."""
         service = state.job.service
@@ -311,7 +316,7 @@ class Scheduler:
             self.order.remove(queue.name)
             self.regions_of[queue.service.name].discard(queue.region)
 
-    def _refill(self, queue: DestinationQueue, state: ServiceState, *,
+    def _refill(self, queue: DestinationQueue, state: ServiceRun, *,
                 full: bool) -> Generator[Effect, Any, None]:
         """Queue what the destination lacks: on the first look (or after a pause) every
         unfinished item, later only what the listing added; items given up are tried again."""
@@ -483,6 +488,7 @@ class Scheduler:
 
     def _apply(self, results: tuple[CopyResult, ...]) -> Generator[Effect, Any, None]:
         """Record finished copies and publish every item whose objects all verified."""
+        results = tuple((yield from self.mirror.settle(results)))  # engine.mirror's writes
         now: datetime = yield Now()
         groups: dict[tuple[str, str], list[CopyResult]] = {}
         for result in results:

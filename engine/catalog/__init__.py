@@ -9,6 +9,7 @@ events), locations (services, locations, reachability, listing cursors, copy mar
 (the chain summary of log segments) and items (items and their objects); store opens the file.
 """
 
+from engine.catalog.mirror import MirrorRow
 from engine.catalog.rows import (
     CopyRecord,
     EventRow,
@@ -32,4 +33,5 @@ from engine.errors import CatalogTooNew
 
 __all__ = ["MIGRATIONS", "RESTORABLE", "SCHEMA_VERSION", "Catalog", "CatalogLock",
            "CatalogTooNew", "CopyRecord", "EventRow", "ItemRow", "LagRow", "LocationRow",
-           "LogRun", "ObjectRow", "Reachability", "_rebuild_runs", "from_text", "to_text"]
+           "LogRun", "MirrorRow", "ObjectRow", "Reachability", "_rebuild_runs", "from_text",
+           "to_text"]

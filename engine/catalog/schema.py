@@ -106,7 +106,21 @@ def _v5(db: sqlite_utils.Database) -> None:
     db.table("objects").add_column("digest", str, not_null_default="")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5]
+def _v6(db: sqlite_utils.Database) -> None:
+    """Files a backup tool rewrites in place (pgBackRest's backup.info, archive.info), mirrored
+    into each destination by engine.mirror: per (service, region, key) the SHA-256 and size of
+    the version last written there, the primary's listing entry (size, time) it came from, so
+    that an unchanged file is neither read nor written again, and what keeps the current
+    version from being written (the items it names that the region lacks; '' when none)."""
+    db.table("mirrored_files").create(
+        {"service": str, "region": str, "key": str, "sha256": str, "size": int,
+         "source_size": int, "source_modified": str, "blocked": str, "mirrored_at": str,
+         "updated_at": str}, pk=("service", "region", "key"),
+        defaults={"sha256": "", "size": 0, "source_size": -1, "source_modified": "",
+                  "blocked": "", "mirrored_at": ""})
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_v1, _v2, _v3, _v4, _v5, _v6]
 
 
 #: statuses whose items are really there and whole

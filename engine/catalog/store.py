@@ -11,10 +11,11 @@ from pathlib import Path
 import sqlite_utils
 
 from engine.catalog.items import ItemsPart
+from engine.catalog.mirror import MirrorPart
 from engine.errors import CatalogDamaged, SyncAlreadyRunning
 
 
-class Catalog(ItemsPart):
+class Catalog(ItemsPart, MirrorPart):
     """All reads and writes of the catalog. Use from one thread at a time."""
 
     @classmethod

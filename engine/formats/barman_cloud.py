@@ -42,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from engine.errors import CorruptBackup
-from engine.formats.base import Discovery
+from engine.formats.base import BackupMarker, Discovery
 from engine.formats.pgbackrest import decompress
 from engine.formats.wal import (
     history_item,
@@ -65,16 +65,6 @@ _BACKUP_ID = r"\d{8}T\d{6}"
 #: a tar file of a backup: PGDATA (``data``) or a tablespace (its oid), a part number, compression
 TAR_NAME = re.compile(
     r"^(?P<base>data|\d+)(?:_(?P<part>\d{4}))?\.tar(?P<ext>\.gz|\.bz2|\.snappy)?$")
-
-
-@dataclass(frozen=True, slots=True)
-class BackupMarker(ObjectInfo):
-    """A ``backup.info`` as discovery found it: the listing entry plus the objects listed
-    beside it in its backup's folder. backup.info names none of its files, so the payload
-    can only come from the listing that found the marker; it travels with the marker to
-    parse_marker (the engine hands back the very objects discover returned)."""
-
-    payload: tuple[ObjectInfo, ...] = ()
 
 
 # -- backup.info -------------------------------------------------------------------------------
@@ -219,9 +209,8 @@ class BarmanCloudLayout:
                     # one object per segment: the first name in key order (uncompressed
                     # before .bz2 before .gz), as barman-cloud-wal-restore's listing keeps one
                     wal.setdefault(position, info)
-        markers = [BackupMarker(i.key, i.size, i.last_modified, i.sha256, i.digests, i.meta,
-                                payload=tuple(sorted(folders.get(backup_id, []),
-                                                     key=lambda o: o.key)))
+        # backup.info names none of its files: they travel with it (BackupMarker)
+        markers = [BackupMarker.of(i, folders.get(backup_id, []))
                    for backup_id, i in sorted(infos.items())]
         return Discovery((*markers, *(histories[t] for t in sorted(histories)),
                           *(wal[p] for p in sorted(wal))), ())

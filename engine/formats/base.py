@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from engine.model import BackupItem, ObjectInfo
+
+
+@dataclass(frozen=True, slots=True)
+class BackupMarker(ObjectInfo):
+    """A completion marker as discovery found it: its listing entry plus the objects listed
+    with it that belong to its backup (its folder, and companions elsewhere). A marker that
+    names none of its files (Barman's backup.info), or whose files' digests come partly from
+    the listing (pgBackRest's bundles), can only be described from the listing that found
+    it, and parse_marker sees only the marker: so the entries travel with it (the engine
+    hands back the very objects discover returned)."""
+
+    payload: tuple[ObjectInfo, ...] = ()
+
+    @classmethod
+    def of(cls, entry: ObjectInfo, payload: Iterable[ObjectInfo]) -> BackupMarker:
+        return cls(entry.key, entry.size, entry.last_modified, entry.sha256, entry.digests,
+                   entry.meta, payload=tuple(sorted(payload, key=lambda o: o.key)))
 
 
 @dataclass(frozen=True)
@@ -19,6 +36,9 @@ class Discovery:
 
     markers: tuple[ObjectInfo, ...]
     segments: tuple[BackupItem, ...]
+    #: listed files the backup tool rewrites in place, which a destination must hold as the
+    #: primary does (see MirroredFiles); never items
+    mirrored: tuple[ObjectInfo, ...] = ()
 
 
 class BackupLayout(Protocol):
@@ -47,4 +67,22 @@ class BackupLayout(Protocol):
 
     def log_position(self, key: str) -> tuple[str, int] | None:
         """(stream, seq) when ``key`` is a log segment named by its position, else None."""
+        ...
+
+
+@runtime_checkable
+class MirroredFiles(Protocol):
+    """A layout whose tool keeps files it rewrites in place beside its backups (pgBackRest's
+    backup.info and archive.info), without which the tool cannot read a copy on its own. They
+    are not items (an item's objects never change); engine.mirror copies each current
+    version, once the destination holds everything that version names."""
+
+    def mirrored_files(self, objects: Iterable[ObjectInfo]) -> tuple[ObjectInfo, ...]:
+        """The listed files to mirror, in the order they must be written."""
+        ...
+
+    def mirror_blockers(self, key: str, data: bytes, published: Container[str]) -> tuple[str, ...]:
+        """The item ids that file's bytes name and ``published`` (the items available in a
+        destination) lacks: empty when those bytes may be written there. ValueError when the
+        bytes cannot be read (they are then not written)."""
         ...

@@ -8,22 +8,27 @@ A service's prefix is the repository root (pgBackRest's ``repo1-path``); one sta
     archive/<stanza>/<ver>-<id>/<16 hex>/<24 hex>.<8 hex>.backup          a backup history file
     archive/<stanza>/<ver>-<id>/<8 hex>.history                           a timeline history
     backup/<stanza>/backup.info(.copy), archive/<stanza>/archive.info(.copy)   rewritten in place
-    btar-seal/<stanza>/<label>.json                                      btar's seal (below)
+    btar-seal/<stanza>/<label>.json                   a seal written by older btar versions
 
-pgBackRest records SHA-1 checksums only (of each file, and ``rck`` of each repository file),
-while btar verifies every copy against a SHA-256 recorded at the primary, and a layout reader
-sees a listing plus the completion markers it asks to read. So:
+How btar reads it:
 
+* a backup is complete once its ``backup.manifest`` exists: pgBackRest writes only
+  ``backup.manifest.copy`` while a backup runs and copies it to ``backup.manifest`` in
+  ``backupComplete`` (src/command/backup/backup.c), after every file of the backup; its own
+  reconstruction of backup.info takes a folder with that file as a backup (``infoBackupLoad
+  FileReconstruct``, src/info/infoBackup.c). The manifest is the completion marker; its
+  payload is what the listing shows in the folder, plus the backup's ``.backup`` file and
+  ``backup.history`` manifest when listed (BackupMarker). A file stored outside bundles
+  carries ``rck`` (SHA-1 of the stored bytes, pgBackRest >= 2.44) and ``repo-size``: that is
+  the digest its copy is verified against; bundles, and files of older manifests, take the
+  listing's digest or none (docs/verification.md);
+* a label with a seal (older btar) is still read from its seal, under the same item id;
 * a WAL segment is its own completion marker: btar reads it once at discovery, which gives its
   SHA-256, checks the SHA-1 in its name, and yields the commit times inside it (the window);
-* a backup is complete for btar once it is *sealed*: ``seal_backups`` (run at the primary after
-  ``pgbackrest backup``; ``python -m engine.formats.pgbackrest seal``) checks every repository
-  file of the backup against the manifest's ``rck`` and writes ``btar-seal/<stanza>/<label>.json``
-  with the SHA-256 of each object, the manifest's times and WAL bounds, and a snapshot of the
-  info files. The seal is the backup's completion marker, so it is copied last;
-* ``backup.info`` / ``archive.info`` are not items: the engine's catalog records one version of
-  an object key, and these are rewritten in place. The fork writes the snapshot from the seal
-  into its staging repository.
+* ``backup.info`` / ``archive.info`` (and their ``.copy``) are not items, since pgBackRest
+  rewrites them in place: engine.mirror copies their current version into each destination,
+  a backup.info only once every backup it lists is published there (mirrored_files,
+  mirror_blockers).
 
 Streams are timelines; ``seq`` is the WAL segment number (``log * 0x100 + seg``, 16 MiB
 segments).
@@ -39,13 +44,13 @@ import hashlib
 import json
 import re
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.errors import CorruptBackup, ObjectNotFound
-from engine.formats.base import Discovery
+from engine.errors import CorruptBackup
+from engine.formats.base import BackupMarker, Discovery
 from engine.formats.wal import NO_COMMIT as NO_COMMIT
 from engine.formats.wal import PG_EPOCH as PG_EPOCH
 from engine.formats.wal import WAL_SEGMENT_SIZE as WAL_SEGMENT_SIZE
@@ -58,8 +63,15 @@ from engine.formats.wal import read_wal as read_wal
 from engine.formats.wal import timeline_problem as timeline_problem
 from engine.formats.wal import wal_file_name as wal_file_name
 from engine.formats.wal import wal_position as wal_position
-from engine.model import BackupItem, ItemKind, ObjectInfo, ObjectRef, iso, parse_iso
-from engine.storage.base import CHUNK_SIZE, Storage
+from engine.model import (
+    BackupItem,
+    Digest,
+    ItemKind,
+    ObjectInfo,
+    ObjectRef,
+    listing_digest,
+    parse_iso,
+)
 
 FORMAT = "btar-pgbackrest-seal"
 VERSION = 1
@@ -74,10 +86,6 @@ INFO_FILES = ("backup/{s}/backup.info", "backup/{s}/backup.info.copy",
 
 
 # -- names -----------------------------------------------------------------------------------
-
-def seal_key(stanza: str, label: str) -> str:
-    return f"{SEAL_FOLDER}/{stanza}/{label}.json"
-
 
 def info_keys(stanza: str) -> tuple[str, ...]:
     return tuple(k.format(s=stanza) for k in INFO_FILES)
@@ -107,6 +115,16 @@ def parse_ini(text: str) -> dict[str, dict[str, Any]]:
 
 
 @dataclass(frozen=True)
+class RepoFile:
+    """A file a backup stores in its own folder outside bundles: its stored size
+    (``repo-size``, else ``size``) and the SHA-1 of its stored bytes (``rck``, pgBackRest
+    >= 2.44; None before, and for a zero-length file a bundling backup does not store)."""
+
+    size: int
+    sha1: str | None
+
+
+@dataclass(frozen=True)
 class ManifestSummary:
     """What btar needs from a backup.manifest."""
 
@@ -120,9 +138,10 @@ class ManifestSummary:
     lsn_stop: str
     compress_extension: str
     references: tuple[str, ...]
-    #: repository key (relative to the backup folder) -> (repo-size, rck) of the files stored
-    #: in this backup outside bundles
-    files: dict[str, tuple[int, str]]
+    #: repository key (relative to the backup folder) -> the file stored there
+    files: dict[str, RepoFile]
+    #: the bundles (``bundle/<id>``) holding this backup's other files
+    bundles: tuple[int, ...]
 
 
 def summarize_manifest(text: str) -> ManifestSummary:
@@ -136,15 +155,22 @@ def summarize_manifest(text: str) -> ManifestSummary:
         extension = _EXTENSION[str(compress_type)]
         label = str(backup["backup-label"])
         references: set[str] = set()
-        files: dict[str, tuple[int, str]] = {}
+        files: dict[str, RepoFile] = {}
+        bundles: set[int] = set()
         for name, entry in doc.get("target:file", {}).items():
             if not isinstance(entry, dict):
                 continue
-            if "reference" in entry:
+            if "reference" in entry:  # stored by an earlier backup, in its folder
                 references.add(str(entry["reference"]))
-            elif "bni" not in entry and "rck" in entry:
-                stored: Any = entry["repo-size"] if "repo-size" in entry else entry.get("size")
-                files[f"{name}{extension}"] = (int(stored), str(entry["rck"]))
+            elif "bni" in entry:
+                bundles.add(int(entry["bni"]))
+            else:
+                # block incremental files are stored as <name>.pgbi (backupFileRepoPath)
+                stored = f"{name}{'.pgbi' if entry.get('bi') else extension}"
+                rck = entry.get("rck")
+                size: Any = entry["repo-size"] if "repo-size" in entry else entry["size"]
+                files[stored] = RepoFile(int(size),
+                                         Digest("sha1", str(rck)).value if rck else None)
         return ManifestSummary(
             label=label, backup_type=str(backup["backup-type"]),
             start_time=datetime.fromtimestamp(int(backup["backup-timestamp-start"]), UTC),
@@ -153,9 +179,16 @@ def summarize_manifest(text: str) -> ManifestSummary:
             archive_stop=str(backup["backup-archive-stop"]),
             lsn_start=str(backup["backup-lsn-start"]), lsn_stop=str(backup["backup-lsn-stop"]),
             compress_extension=extension, references=tuple(sorted(references - {label})),
-            files=files)
-    except (KeyError, TypeError, ValueError) as exc:
+            files=files, bundles=tuple(sorted(bundles)))
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"not a pgBackRest backup manifest: {exc}") from None
+
+
+def backup_file_name(summary: ManifestSummary) -> str:
+    """The name of the backup history file PostgreSQL archives at the backup's stop:
+    ``<start segment>.<offset of the start LSN in it>.backup``."""
+    offset = int(summary.lsn_start.partition("/")[2], 16) % WAL_SEGMENT_SIZE
+    return f"{summary.archive_start}.{offset:08X}.backup"
 
 
 # -- WAL content: engine.formats.wal ----------------------------------------------------
@@ -175,26 +208,12 @@ def decompress(data: bytes, extension: str) -> bytes:
                      "(use gz, bz2 or none)")
 
 
-# -- the seal -----------------------------------------------------------------------------------
-
-def build_seal(stanza: str, summary: ManifestSummary, objects: Iterable[ObjectRef],
-               info: Mapping[str, str], sealed_at: datetime) -> bytes:
-    timeline, _ = wal_position(summary.archive_start)
-    document = {
-        "format": FORMAT, "version": VERSION, "stanza": stanza, "label": summary.label,
-        "type": summary.backup_type, "references": list(summary.references),
-        "start_time": iso(summary.start_time), "end_time": iso(summary.end_time),
-        "timeline": timeline, "archive_start": summary.archive_start,
-        "archive_stop": summary.archive_stop, "lsn_start": summary.lsn_start,
-        "lsn_stop": summary.lsn_stop, "sealed_at": iso(sealed_at),
-        "objects": [{"key": o.key, "size": o.size, "sha256": o.sha256}
-                    for o in sorted(objects, key=lambda o: o.key)],
-        "info": dict(sorted(info.items())),
-    }
-    return json.dumps(document, indent=1, sort_keys=True).encode()
-
+# -- seals of older btar versions -------------------------------------------------------------
 
 def parse_seal(data: bytes, key: str) -> dict[str, Any]:
+    """A seal ``btar-seal/<stanza>/<label>.json``, as older btar versions wrote it at the
+    primary (a completion marker with the SHA-256 of every object and a snapshot of the info
+    files). Labels sealed then are still read from their seals."""
     try:
         doc: Any = json.loads(data)
     except ValueError as exc:
@@ -202,107 +221,6 @@ def parse_seal(data: bytes, key: str) -> dict[str, Any]:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != VERSION:
         raise CorruptBackup(key, f"not a {FORMAT} v{VERSION} document")
     return doc
-
-
-def _hash(storage: Storage, key: str) -> tuple[int, str, str]:
-    """Size, SHA-256 and SHA-1 of an object, streamed."""
-    sha256, sha1, size = hashlib.sha256(), hashlib.sha1(), 0
-    with storage.open_read(key) as stream:
-        while chunk := stream.read(CHUNK_SIZE):
-            sha256.update(chunk)
-            sha1.update(chunk)
-            size += len(chunk)
-    return size, sha256.hexdigest(), sha1.hexdigest()
-
-
-def _read_text(storage: Storage, key: str) -> str | None:
-    try:
-        return storage.read_bytes(key).decode("utf-8")
-    except ObjectNotFound:
-        return None
-
-
-def seal_backups(storage: Storage, prefix: str, stanza: str, now: datetime) -> list[str]:
-    """Seal every backup that the stanza's backup.info lists and that has no seal yet: check
-    each repository file against the manifest (size and SHA-1 ``rck``), record SHA-256s and
-    publish ``btar-seal/<stanza>/<label>.json`` last. Returns the labels sealed. Run it at the
-    primary after each ``pgbackrest backup``; running it again is harmless."""
-    root = f"{prefix.rstrip('/')}/" if prefix else ""
-    info: dict[str, str] = {}
-    for key in info_keys(stanza):
-        text = _read_text(storage, root + key)
-        if text is not None:
-            info[key] = text
-    listing = info.get(f"backup/{stanza}/backup.info") \
-        or info.get(f"backup/{stanza}/backup.info.copy")
-    if listing is None:
-        raise CorruptBackup(f"{root}backup/{stanza}/backup.info",
-                            f"no backup.info: is {stanza!r} a stanza of this repository?")
-    try:
-        labels = sorted(parse_ini(listing).get("backup:current", {}))
-    except ValueError as exc:
-        raise CorruptBackup(f"{root}backup/{stanza}/backup.info", str(exc)) from None
-    sealed_already = {o.key.rsplit("/", 1)[-1].removesuffix(".json")
-                      for o in storage.iter_objects(f"{root}{SEAL_FOLDER}/{stanza}/")}
-    sealed: list[str] = []
-    unreadable: list[str] = []
-    archive: list[str] | None = None
-    for label in labels:
-        if label in sealed_already:
-            continue
-        folder = f"backup/{stanza}/{label}/"
-        # pgBackRest writes the manifest twice and restores from the copy when the manifest
-        # is gone: so does the seal.
-        manifest = _read_text(storage, f"{root}{folder}backup.manifest") or \
-            _read_text(storage, f"{root}{folder}backup.manifest.copy")
-        if manifest is None:
-            if any(True for _ in storage.iter_objects(root + folder)):
-                unreadable.append(label)  # listed, still there, but no manifest at all
-            continue  # otherwise expired since backup.info was read
-        try:
-            summary = summarize_manifest(manifest)
-        except ValueError as exc:
-            raise CorruptBackup(f"{root}{folder}backup.manifest", str(exc)) from None
-        keys = [o.key[len(root):] for o in storage.iter_objects(root + folder)]
-        if archive is None:
-            archive = [o.key[len(root):]
-                       for o in storage.iter_objects(f"{root}archive/{stanza}/")]
-        keys += _companions(storage, root, stanza, label, summary, archive)
-        refs: list[ObjectRef] = []
-        for key in keys:
-            size, sha256, sha1 = _hash(storage, root + key)
-            expected = summary.files.get(key[len(folder):]) if key.startswith(folder) else None
-            if expected is not None and (size, sha1) != expected:
-                raise CorruptBackup(root + key, f"{size} bytes with SHA-1 {sha1}, but the "
-                                    f"manifest records {expected[0]} bytes, {expected[1]}")
-            refs.append(ObjectRef(key, size, sha256))
-        data = build_seal(stanza, summary, refs, info, now)
-        storage.write(root + seal_key(stanza, label), data)
-        sealed.append(label)
-    if unreadable:
-        raise CorruptBackup(f"{root}backup/{stanza}/", f"backup.info lists {', '.join(unreadable)}"
-                            ", but neither backup.manifest nor backup.manifest.copy is there: "
-                            "pgBackRest cannot restore it either"
-                            + (f" (sealed: {', '.join(sealed)})" if sealed else ""))
-    return sealed
-
-
-def _companions(storage: Storage, root: str, stanza: str, label: str,
-                summary: ManifestSummary, archive: list[str]) -> list[str]:
-    """Objects outside the backup folder that belong with it: its backup history file in the
-    archive and the copy of its manifest in backup.history."""
-    found: list[str] = []
-    start = summary.archive_start
-    offset = int(summary.lsn_start.partition("/")[2], 16) % WAL_SEGMENT_SIZE
-    wanted = f"{start}.{offset:08X}.backup"
-    found += [key for key in archive if key.endswith(f"/{start[:16]}/{wanted}")]
-    history = f"backup/{stanza}/backup.history/{label[:4]}/{label}.manifest.gz"
-    try:
-        storage.stat(root + history)
-        found.append(history)
-    except ObjectNotFound:
-        pass
-    return found
 
 
 # -- the reader -------------------------------------------------------------------------------
@@ -323,47 +241,67 @@ class PgBackRestLayout:
             r"(?P<name>[0-9A-F]{24})-(?P<sha1>[0-9a-f]{40})(?P<ext>\.gz|\.bz2|\.lz4|\.zst)?$")
         self._history = re.compile(
             rf"^archive/{s}/(?P<archive>\d+-\d+)/(?P<timeline>[0-9A-F]{{8}})\.history$")
+        self._backup_file = re.compile(
+            rf"^archive/{s}/\d+-\d+/[0-9A-F]{{16}}/[0-9A-F]{{24}}\.[0-9A-F]{{8}}\.backup$")
         self._seal = re.compile(rf"^{SEAL_FOLDER}/{s}/(?P<label>{_LABEL})\.json$")
-        self._manifest = re.compile(
-            rf"^backup/{s}/(?P<label>{_LABEL})/backup\.manifest(?:\.copy)?$")
+        self._folder = re.compile(rf"^backup/{s}/(?P<label>{_LABEL})/(?P<name>.+)$")
+        self._kept = re.compile(
+            rf"^backup/{s}/backup\.history/\d{{4}}/(?P<label>{_LABEL})\.manifest\.gz$")
+        self._manifest = re.compile(rf"^backup/{s}/(?P<label>{_LABEL})/backup\.manifest$")
+        self._info = info_keys(stanza)
 
     def for_stanza(self, stanza: str) -> PgBackRestLayout:
         return self if stanza == self.stanza else _layout_for(stanza)
 
     def discover(self, objects: Iterable[ObjectInfo]) -> Discovery:
-        seals: list[ObjectInfo] = []
+        seals: dict[str, ObjectInfo] = {}
+        folders: dict[str, list[ObjectInfo]] = {}
+        kept: dict[str, ObjectInfo] = {}
+        backup_files: list[ObjectInfo] = []
         histories: list[ObjectInfo] = []
         wal: dict[tuple[int, int], ObjectInfo] = {}
-        manifests: set[str] = set()
-        for info in objects:
-            if match := self._manifest.match(info.key):
-                manifests.add(match["label"])
-            elif self._seal.match(info.key):
-                seals.append(info)
-            elif self._history.match(info.key):
-                histories.append(info)
-            elif match := self._wal.match(info.key):
+        info: dict[str, ObjectInfo] = {}
+        for entry in objects:
+            if match := self._folder.match(entry.key):
+                folders.setdefault(match["label"], []).append(entry)
+            elif match := self._seal.match(entry.key):
+                seals[match["label"]] = entry
+            elif match := self._kept.match(entry.key):
+                kept[match["label"]] = entry
+            elif self._backup_file.match(entry.key):
+                backup_files.append(entry)
+            elif self._history.match(entry.key):
+                histories.append(entry)
+            elif match := self._wal.match(entry.key):
                 try:
                     position = wal_position(match["name"])
                 except ValueError:
                     continue
                 if match["dir"] == match["name"][:16]:
-                    wal.setdefault(position, info)  # one archive id per segment
-        # A seal whose backup was expired by pgBackRest no longer stands for a backup; one
-        # whose manifest is gone but whose manifest.copy remains does (pgBackRest restores
-        # from the copy).
-        live = [s for s in seals if self._label(s.key) in manifests]
-        markers = (*sorted(live, key=lambda o: o.key), *sorted(histories, key=lambda o: o.key),
+                    wal.setdefault(position, entry)  # one archive id per segment
+            elif entry.key in self._info:
+                info[entry.key] = entry
+        bases: list[ObjectInfo] = []
+        for label, listed in sorted(folders.items()):
+            names = {o.key.rsplit("/", 1)[-1]: o for o in listed
+                     if o.key.count("/") == 3}
+            if label in seals and names.keys() & {"backup.manifest", "backup.manifest.copy"}:
+                # Sealed by an older btar: the seal stays the marker (same item id). A seal
+                # whose backup pgBackRest expired no longer stands for a backup.
+                bases.append(seals[label])
+            elif "backup.manifest" in names:
+                # The candidates for the backup's .backup file travel along: which one is
+                # its own, only the manifest says (its start segment and offset).
+                companions = [*backup_files, *([kept[label]] if label in kept else [])]
+                bases.append(BackupMarker.of(names["backup.manifest"],
+                                             [*listed, *companions]))
+        markers = (*bases, *sorted(histories, key=lambda o: o.key),
                    *(wal[position] for position in sorted(wal)))
-        return Discovery(markers, ())
-
-    def _label(self, key: str) -> str:
-        match = self._seal.match(key)
-        return match["label"] if match else ""
+        return Discovery(markers, (), self.mirrored_files(info.values()))
 
     def listing_areas(self, key: str) -> tuple[str, ...]:
-        # A seal counts only while its backup's manifest is listed too (pgBackRest expires
-        # backups), and manifests are not in key order with seals: list in full every pass.
+        # A backup's payload is taken from the listing that finds its manifest, and the info
+        # files are mirrored from it: list in full every pass.
         return ()
 
     def log_position(self, key: str) -> tuple[str, int] | None:
@@ -374,7 +312,7 @@ class PgBackRestLayout:
         return None
 
     def item_id_of_marker(self, key: str) -> str:
-        if match := self._seal.match(key):
+        if match := self._seal.match(key) or self._manifest.match(key):
             return f"base/{match['label']}"
         if match := self._history.match(key):
             return f"history/{int(match['timeline'], 16)}"
@@ -387,13 +325,36 @@ class PgBackRestLayout:
 
     def parse_marker(self, marker: ObjectInfo, data: bytes) -> BackupItem:
         ref = ObjectRef(marker.key, len(data), hashlib.sha256(data).hexdigest())
-        if self._seal.match(marker.key):
-            return self._parse_seal(marker, data, ref)
+        if match := self._manifest.match(marker.key):
+            return self._parse_manifest(marker, data, ref, match["label"])
+        if match := self._seal.match(marker.key):
+            return self._parse_seal(marker, data, ref, match["label"])
         if match := self._history.match(marker.key):
             return history_item(marker, ref, data, int(match["timeline"], 16))
         if match := self._wal.match(marker.key):
             return self._parse_wal(marker, data, ref, match)
         raise CorruptBackup(marker.key, f"not a marker of pgBackRest stanza {self.stanza!r}")
+
+    # -- info files: mirrored, never items (engine.mirror) ------------------------------------
+
+    def mirrored_files(self, objects: Iterable[ObjectInfo]) -> tuple[ObjectInfo, ...]:
+        # backup.info before its .copy: pgBackRest reads the copy when the main file is
+        # missing or damaged, so one of the two is whole at every moment.
+        listed = {o.key: o for o in objects if o.key in self._info}
+        return tuple(listed[key] for key in self._info if key in listed)
+
+    def mirror_blockers(self, key: str, data: bytes, published: Container[str]) -> tuple[str, ...]:
+        if not key.startswith(f"backup/{self.stanza}/backup.info"):
+            return ()  # archive.info names no backup
+        try:
+            current = parse_ini(data.decode("utf-8")).get("backup:current", {})
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"not a pgBackRest backup.info: {exc}") from None
+        # A secondary whose backup.info lists a backup it lacks would pick it for a restore.
+        return tuple(f"base/{label}" for label in sorted(current)
+                     if f"base/{label}" not in published)
+
+    # -- markers --------------------------------------------------------------------------------
 
     def _parse_wal(self, marker: ObjectInfo, data: bytes, ref: ObjectRef,
                    match: re.Match[str]) -> BackupItem:
@@ -406,8 +367,61 @@ class PgBackRestLayout:
             raise CorruptBackup(marker.key, "its content does not match the SHA-1 in its name")
         return segment_item(marker, ref, raw, timeline, segno)
 
-    def _parse_seal(self, marker: ObjectInfo, data: bytes, ref: ObjectRef) -> BackupItem:
-        label = self._label(marker.key)
+    def _parse_manifest(self, marker: ObjectInfo, data: bytes, ref: ObjectRef,
+                        label: str) -> BackupItem:
+        if not isinstance(marker, BackupMarker):
+            raise CorruptBackup(marker.key, "a backup.manifest can only be read with the "
+                                "listing of its backup's folder (discover it first)")
+        try:
+            summary = summarize_manifest(data.decode("utf-8"))
+            timeline, segno = wal_position(summary.archive_start)
+            wanted = backup_file_name(summary)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise CorruptBackup(marker.key, str(exc)) from None
+        if summary.label != label:
+            raise CorruptBackup(marker.key, f"it describes backup {summary.label}")
+        if summary.end_time < summary.start_time:
+            raise CorruptBackup(marker.key, "backup-timestamp-stop is before -start")
+        payload = self._manifest_payload(marker, summary, wanted)
+        return BackupItem(
+            kind=ItemKind.BASE, item_id=f"base/{label}", start_time=summary.start_time,
+            end_time=summary.end_time, stream=str(timeline), seq=segno, payload=payload,
+            marker=ref, completed_at=marker.last_modified)
+
+    def _manifest_payload(self, marker: BackupMarker, summary: ManifestSummary,
+                          wanted: str) -> tuple[ObjectRef, ...]:
+        """The backup's objects as listed, each with the digest that verifies its copy: the
+        manifest's SHA-1 (``rck``) where it records one, else the listing's (or none)."""
+        folder = marker.key.rsplit("/", 1)[0] + "/"
+        own_dir = f"/{summary.archive_start[:16]}/{wanted}"
+        payload: list[ObjectRef] = []
+        for o in marker.payload:
+            if o.key == marker.key:
+                continue
+            if o.key.startswith(folder):
+                stored = summary.files.get(o.key[len(folder):])
+                if stored is not None and stored.sha1 is not None:
+                    if o.size != stored.size:
+                        raise CorruptBackup(marker.key, f"{o.key} is listed with {o.size} "
+                                            f"bytes, but the manifest records {stored.size}")
+                    payload.append(ObjectRef(o.key, o.size, None, Digest("sha1", stored.sha1)))
+                    continue
+            elif not (o.key.startswith("backup/") or o.key.endswith(own_dir)):
+                continue  # another backup's .backup file
+            payload.append(ObjectRef(o.key, o.size, None, listing_digest(o)))
+        listed = {o.key[len(folder):] for o in marker.payload if o.key.startswith(folder)}
+        lacking = [name for name, stored in sorted(summary.files.items())
+                   if stored.sha1 is not None and name not in listed]
+        lacking += [f"bundle/{n}" for n in summary.bundles if f"bundle/{n}" not in listed]
+        if lacking:
+            shown = ", ".join(lacking[:5]) + (f" and {len(lacking) - 5} more"
+                                              if len(lacking) > 5 else "")
+            raise CorruptBackup(marker.key, f"its folder lacks {shown}, which the manifest "
+                                "records (not listed yet, or deleted)")
+        return tuple(payload)
+
+    def _parse_seal(self, marker: ObjectInfo, data: bytes, ref: ObjectRef,
+                    label: str) -> BackupItem:
         doc = parse_seal(data, marker.key)
         try:
             if doc["stanza"] != self.stanza or doc["label"] != label:
@@ -443,43 +457,3 @@ class PgBackRestLayout:
 @functools.lru_cache(maxsize=64)
 def _layout_for(stanza: str) -> PgBackRestLayout:
     return PgBackRestLayout(stanza)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m engine.formats.pgbackrest seal SERVICE [--config PATH]``: seal the new
-    backups of a service whose layout is pgbackrest, in its primary location."""
-    import argparse
-    import sys
-
-    from engine.config import config_path, load_config
-    from engine.errors import BtarError
-    from engine.storage.locations import open_location
-
-    parser = argparse.ArgumentParser(prog="python -m engine.formats.pgbackrest")
-    sub = parser.add_subparsers(dest="command", required=True)
-    seal = sub.add_parser("seal", help="seal new pgBackRest backups at the primary")
-    seal.add_argument("service")
-    seal.add_argument("--config", help="btar configuration (default: $BTAR_CONFIG, ./btar.toml)")
-    args = parser.parse_args(argv)
-    try:
-        loaded = load_config(config_path(args.config))
-        service = loaded.services().get(args.service)
-        if service is None or not service.layout.startswith("pgbackrest:"):
-            sys.stderr.write(f"{args.service}: not a service with layout = \"pgbackrest\"\n")
-            return 2
-        storage = open_location(loaded.config.regions[service.region], service.region,
-                                create=True)
-        try:
-            labels = seal_backups(storage, service.key_prefix, service.layout.partition(":")[2],
-                                  datetime.now(UTC))
-        finally:
-            storage.close()
-    except BtarError as error:
-        sys.stderr.write(f"btar: {error}\n")
-        return error.exit_code
-    sys.stdout.write("".join(f"sealed {label}\n" for label in labels) or "nothing to seal\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,5 +1,6 @@
-"""pgBackRest: the plan's objects land in ``INTO/repo`` (a pgBackRest repository), the info
-files come from the backup's seal, and ``pgbackrest restore`` writes ``INTO/data``."""
+"""pgBackRest: the plan's objects land in ``INTO/repo`` (a pgBackRest repository), with the
+info files mirrored into the region (engine.mirror; or, for a backup sealed by an older btar,
+the snapshot in its seal), and ``pgbackrest restore`` writes ``INTO/data``."""
 
 from __future__ import annotations
 
@@ -8,8 +9,15 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.errors import CorruptBackup
-from engine.formats.pgbackrest import SEAL_FOLDER, parse_seal, wal_position
+from engine.errors import CorruptBackup, RuleViolation
+from engine.formats.pgbackrest import (
+    SEAL_FOLDER,
+    info_keys,
+    parse_ini,
+    parse_seal,
+    summarize_manifest,
+    wal_position,
+)
 from engine.model import iso
 from engine.restore import RestorePlan
 from engine.restore_tools.base import (
@@ -26,6 +34,20 @@ from engine.restore_tools.base import (
 )
 
 
+class BackupNotInMirroredInfo(RuleViolation):
+    """The backup.info mirrored into the region does not list the plan's backup (it was
+    mirrored before that backup was published there), so pgBackRest would not restore it."""
+
+    rule = 5
+
+    def __init__(self, label: str, region: str) -> None:
+        self.label = label
+        self.region = region
+        super().__init__(f"backup {label} is not in the backup.info mirrored to {region} yet; "
+                         "run `btar sync` (it mirrors backup.info once every backup listed in "
+                         "it is published there) and fork again")
+
+
 class PgBackRest(InRepository):
     """Backups in the pgbackrest layout, restored by ``pgbackrest restore``."""
 
@@ -33,7 +55,7 @@ class PgBackRest(InRepository):
         return lay_out_pgbackrest(plan, into)
 
     def consistency_wal(self, plan: RestorePlan, into: Path) -> Mapping[str, object] | None:
-        return read_seal(plan, into)
+        return read_bounds(plan, into)
 
     def restore(self, plan: RestorePlan, into: Path, options: ToolOptions) -> ToolRun | None:
         return restore_pgbackrest(plan, into, options)
@@ -69,16 +91,60 @@ def read_seal(plan: RestorePlan, into: Path) -> dict[str, Any]:
         raise CorruptBackup(key, "the backup's seal was not fetched") from None
 
 
-def lay_out_pgbackrest(plan: RestorePlan, into: Path) -> list[str]:
-    """Complete ``INTO/repo`` into a repository pgBackRest can restore from: its info files
-    (pgBackRest's own bytes, snapshotted in the seal), and ``INTO/pgbackrest.conf``."""
+def read_bounds(plan: RestorePlan, into: Path) -> dict[str, Any]:
+    """The stop segment and the references of the plan's backup: from its manifest as
+    fetched (pgBackRest's own record), else from its seal (older btar)."""
+    folder = f"backup/{stanza_of(plan)}/{base_label(plan)}"
+    for key in (f"{folder}/backup.manifest", f"{folder}/backup.manifest.copy"):
+        try:
+            text = (into / "repo" / key).read_text("utf-8")
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError) as error:
+            raise CorruptBackup(key, f"unreadable manifest: {error}") from None
+        try:
+            summary = summarize_manifest(text)
+        except ValueError as error:
+            raise CorruptBackup(key, str(error)) from None
+        return {"archive_stop": summary.archive_stop, "references": list(summary.references)}
+    return read_seal(plan, into)
+
+
+def lists_backup(path: Path, label: str) -> bool:
+    """Does the backup.info at ``path`` list ``label`` among its current backups?"""
+    try:
+        return label in parse_ini(path.read_text("utf-8")).get("backup:current", {})
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+
+
+def lay_out_info(plan: RestorePlan, into: Path) -> list[str]:
+    """The info files of ``INTO/repo``: the region's mirrored copies, fetched with the plan
+    (byte-identical to the primary's, so they need nothing written), when they list the
+    backup; else the snapshot in the backup's seal (a backup sealed by an older btar)."""
+    repo, label = into / "repo", base_label(plan)
+    backup_info = [repo / key for key in info_keys(stanza_of(plan))[:2]
+                   if (repo / key).exists()]
+    # pgBackRest reads backup.info, and its .copy only when the main file is missing
+    if backup_info and lists_backup(backup_info[0], label):
+        return []
+    sealed = (repo / SEAL_FOLDER / stanza_of(plan) / f"{label}.json").exists()
+    if not sealed:
+        raise BackupNotInMirroredInfo(label, plan.region)
     seal = read_seal(plan, into)
     written: list[str] = []
     for key, text in sorted(seal.get("info", {}).items()):
-        path = into / "repo" / key
+        path = repo / key
         private_folder(path.parent)
         write_private(path, text)
         written.append(f"repo/{key}")
+    return written
+
+
+def lay_out_pgbackrest(plan: RestorePlan, into: Path) -> list[str]:
+    """Complete ``INTO/repo`` into a repository pgBackRest can restore from: its info files
+    (pgBackRest's own bytes), and ``INTO/pgbackrest.conf``."""
+    written = lay_out_info(plan, into)
     stanza = stanza_of(plan)
     config = "\n".join([
         "# written by btar fork: a staging copy of the repository in " + plan.region,

@@ -1,6 +1,7 @@
 """The pieces the drills stand on, checked without a database: the pgBackRest layout reader
-(WAL content, names, histories, seals), the configuration of a pgbackrest service, and the
-fork's target arithmetic. Synthetic WAL follows PostgreSQL 15's on-disk format."""
+(WAL content, names, histories, manifests as completion markers, seals of older btar), the
+configuration of a pgbackrest service, and the fork's target arithmetic. Synthetic WAL
+follows PostgreSQL 15's on-disk format."""
 
 from __future__ import annotations
 
@@ -23,11 +24,10 @@ from engine.formats.pgbackrest import (
     PgBackRestLayout,
     lsn_segno,
     read_wal,
-    seal_backups,
     wal_file_name,
     wal_position,
 )
-from engine.model import ItemKind, ObjectInfo
+from engine.model import Digest, ItemKind, ObjectInfo
 from engine.restore import PlannedSegment
 from engine.restore_tools.base import recovery_reaches_past
 from engine.restore_tools.mariadb import binlog_stop
@@ -161,43 +161,35 @@ def _manifest(label: str, files: dict[str, bytes]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_seal_records_sha256s_checks_rck_and_stands_for_the_backup() -> None:
+def test_the_manifest_stands_for_its_backup_and_rck_verifies_its_files() -> None:
+    """No seal step: backup.manifest (written last, in backupComplete) is the marker; each
+    file's copy is verified against the manifest's rck."""
     store = MemoryStorage("primary")
     label = "20261126-080000F"
     files = {"pg_data/PG_VERSION.gz": b"15\n-gz", "pg_data/global/pg_control.gz": b"ctl"}
-    store.write("r/backup/main/backup.info",
-                f"[backup:current]\n{label}={{}}\n".encode())
-    store.write("r/archive/main/archive.info", b"[db]\ndb-id=1\n")
     for name, data in files.items():
         store.write(f"r/backup/main/{label}/{name}", data)
     manifest = _manifest(label, files).encode()
-    store.write(f"r/backup/main/{label}/backup.manifest", manifest)
     store.write(f"r/backup/main/{label}/backup.manifest.copy", manifest)
+    layout = PgBackRestLayout("main")
+
+    def markers() -> list[ObjectInfo]:
+        listed = [ObjectInfo(o.key[2:], o.size, T0) for o in store.iter_objects("r/")]
+        return list(layout.discover(listed).markers)
+
+    assert markers() == []  # still running: only the copy is there
+    store.write(f"r/backup/main/{label}/backup.manifest", manifest)
     backup_file = "archive/main/15-1/0000000100000000/000000010000000000000002.00000028.backup"
     store.write(f"r/{backup_file}", b"START WAL LOCATION: 0/2000028\n")
-
-    assert seal_backups(store, "r", "main", T0) == [label]
-    assert seal_backups(store, "r", "main", T0) == []  # idempotent
-    seal_key = f"btar-seal/main/{label}.json"
-    data = store.read_bytes(f"r/{seal_key}")
-    item = PgBackRestLayout("main").parse_marker(ObjectInfo(seal_key, len(data), T0), data)
+    [marker] = markers()
+    item = layout.parse_marker(marker, manifest)
     assert (item.kind, item.item_id, item.stream, item.seq) == (ItemKind.BASE, f"base/{label}",
                                                                  "1", 2)
     assert (item.start_time, item.end_time) == (T0, T0 + timedelta(seconds=4))
-    keys = {o.key: o.sha256 for o in item.payload}
-    assert backup_file in keys
-    assert keys[f"backup/main/{label}/pg_data/PG_VERSION.gz"] == \
-        hashlib.sha256(b"15\n-gz").hexdigest()
-    assert set(json.loads(data)["info"]) == {"backup/main/backup.info",
-                                             "archive/main/archive.info"}
-
-    other = "20261126-090000F"
-    store.write("r/backup/main/backup.info",
-                f"[backup:current]\n{label}={{}}\n{other}={{}}\n".encode())
-    store.write(f"r/backup/main/{other}/pg_data/PG_VERSION.gz", b"tampered")
-    store.write(f"r/backup/main/{other}/backup.manifest", _manifest(other, files).encode())
-    with pytest.raises(CorruptBackup, match=r"SHA-1"):
-        seal_backups(store, "r", "main", T0)
+    refs = {o.key: o for o in item.payload}
+    assert backup_file in refs
+    assert refs[f"backup/main/{label}/pg_data/PG_VERSION.gz"].digest == \
+        Digest("sha1", hashlib.sha1(b"15\n-gz").hexdigest())
 
 
 @pytest.mark.parametrize(("service", "problem"), [

@@ -6,12 +6,16 @@ backup, and commits rows in batches a second and a half apart (commit timestamps
 with track_commit_timestamp). The repository is the primary location: directly (local
 backend), or uploaded into a bucket of a moto S3 server running in its own process (S3:
 pgBackRest's own S3 client needs TLS, and moto speaks plain HTTP; uploading the finished
-repository gives btar exactly the objects pgBackRest would have written there). The backup is
-sealed at the primary, `btar sync --once` copies everything to the secondary, then the primary
+repository gives btar exactly the objects pgBackRest would have written there). Nothing runs
+at the primary besides pgBackRest: `btar sync --once` copies everything to the secondary
+(each backup once its backup.manifest is there, the info files mirrored), then the primary
 goes away (its folder renamed, or its S3 server stopped) and `btar fork` restores from the
 secondary: to a time between two batches, then to latest; a target past the window is
-refused. The fork's RTO is compared with a `pgbackrest restore` straight from the primary
-repository to the same target, taken before the outage.
+refused. A plain `pgbackrest restore` with its own configuration pointed at the secondary
+repository (for S3, a download of the secondary bucket's keys, as the fork fetches them)
+restores the same target with nothing written by btar. The fork's RTO is compared with a
+`pgbackrest restore` straight from the primary repository to the same target, taken before
+the outage.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ from typing import Any
 
 import pytest
 
-from engine.formats.pgbackrest import main as pgbackrest_tool
 from engine.model import iso, parse_iso
 from tests.drills.tools import (
     DEBIAN_HINT,
@@ -36,6 +39,7 @@ from tests.drills.tools import (
     OsUser,
     Stopwatch,
     btar,
+    chown_tree,
     free_port,
     missing_tools,
     moto_process,
@@ -239,7 +243,7 @@ def test_postgresql_pgbackrest_drill(backend: str, request: pytest.FixtureReques
             os.chown(root / folder, USER.uid, USER.gid)
         repo = root / "primary" / "orders" if backend == "local" else root / "repo"
         source = Postgres(USER, root / "pg" / "data", root / "sock", free_port(), env)
-        forks = [root / "fork-t", root / "fork-latest"]
+        forks = [root / "fork-t", root / "fork-latest", root / "plain"]
         direct = Postgres(USER, root / "direct" / "data", root / "direct", free_port(), env)
         try:
             run_drill(backend, root, repo, source, direct, forks, env, watch, primary_s3, s3)
@@ -285,8 +289,6 @@ def run_drill(backend: str, root: Path, repo: Path, source: Postgres, direct: Po
     if backend == "s3":
         with watch.step("upload repo to S3"):
             assert upload_repository(repo, config) > 0
-    with watch.step("seal (at the primary)"):
-        assert pgbackrest_tool(["seal", "orders", "--config", str(config)]) == 0
     secondary = replicate_and_read_window(config, watch, commits, target)
     if backend == "local":
         assert_byte_identical(repo, root / "secondary" / "orders")
@@ -329,6 +331,11 @@ def run_drill(backend: str, root: Path, repo: Path, source: Postgres, direct: Po
     assert latest.rows() == sorted(commits)
     latest.stop()
 
+    with watch.step("plain pgbackrest restore from the secondary"):
+        plain = plain_restore(root, backend, config, env, target)
+    assert plain.rows() == expected_at_target
+    plain.stop()
+
     past = parse_iso(secondary["end"]) + timedelta(hours=1)
     code, out, err = btar("--config", str(config), "fork", "orders", "--region", SECONDARY,
                           "--target-time", iso(past), "--into", str(root / "fork-past"))
@@ -344,6 +351,55 @@ def run_drill(backend: str, root: Path, repo: Path, source: Postgres, direct: Po
                  f"RTO pgbackrest restore from the primary repository (restore + start + "
                  f"recovery): {rto_direct:.2f} s",
                  f"at {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}")
+
+
+def secondary_repository(root: Path, backend: str, config: Path) -> Path:
+    """The secondary region's copy of the repository as a folder pgBackRest reads: the
+    location itself (local), or every key under the service's prefix downloaded (S3:
+    pgBackRest's S3 client needs TLS, which moto does not speak)."""
+    assert USER is not None
+    if backend == "local":
+        repo = root / "secondary" / "orders"
+    else:
+        from engine.config import load_config
+        from engine.storage.locations import open_location
+
+        repo = root / "secondary-download"
+        storage = open_location(load_config(config).config.regions[SECONDARY], SECONDARY)
+        try:
+            for info in storage.iter_objects("orders/"):
+                path = repo / info.key.removeprefix("orders/")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(storage.read_bytes(info.key))
+        finally:
+            storage.close()
+    chown_tree(repo, USER)  # btar ran as root; the server user reads the copy
+    return repo
+
+
+def plain_restore(root: Path, backend: str, config: Path, env: dict[str, str],
+                  target: datetime) -> Postgres:
+    """`pgbackrest restore` of ``target`` from the secondary's copy, by pgBackRest alone (no
+    --set: it picks the backup from the mirrored backup.info), then the cluster started
+    (its restore_command is pgBackRest's archive-get from the same copy)."""
+    assert USER is not None
+    repo = secondary_repository(root, backend, config)
+    plain = root / "plain"
+    plain.mkdir()
+    os.chown(plain, USER.uid, USER.gid)
+    conf = plain / "pgbackrest.conf"
+    conf.write_text("\n".join([
+        "[global]", "repo1-type=posix", f"repo1-path={repo}", f"log-path={plain}",
+        f"lock-path={plain}", f"spool-path={plain}", "log-level-console=warn", "",
+        f"[{STANZA}]", f"pg1-path={plain / 'data'}", ""]))
+    pgbackrest(USER, conf, env, "--type=time", f"--target={target:%Y-%m-%d %H:%M:%S.%f}+00",
+               "--target-action=promote", "--archive-mode=off", "restore")
+    db = Postgres(USER, plain / "data", plain / "run", free_port(), env)
+    (plain / "run").mkdir()
+    os.chown(plain / "run", USER.uid, USER.gid)
+    db.start(f"-p {db.port}", "-c archive_mode=off", f"-c unix_socket_directories='{db.sockets}'")
+    db.wait_out_of_recovery()
+    return db
 
 
 def assert_byte_identical(primary: Path, secondary: Path) -> None:

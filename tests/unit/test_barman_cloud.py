@@ -27,11 +27,11 @@ from engine.errors import BadInput, ConfigError, CorruptBackup
 from engine.fork import local_path
 from engine.formats import get_layout
 from engine.formats.barman_cloud import (
-    BackupMarker,
     BarmanCloudLayout,
     consistent_from,
     summarize_backup_info,
 )
+from engine.formats.base import BackupMarker
 from engine.formats.pgbackrest import NO_COMMIT, wal_file_name
 from engine.model import Digest, ItemKind, ItemStatus, ObjectInfo, Service, ServiceType
 from engine.replication import ReplicationSettings

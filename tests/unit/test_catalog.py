@@ -111,6 +111,32 @@ def test_an_older_catalog_is_migrated(tmp_path: Path, start: int) -> None:
         cat.close()
 
 
+def test_v6_adds_the_mirrored_files_of_each_region(tmp_path: Path) -> None:
+    """A v5 catalog (items copied, no mirror yet) gains mirrored_files, empty: the next pass
+    mirrors the info files once, as for a new destination."""
+    path = tmp_path / "btar.sqlite"
+    db = sqlite_utils.Database(path)
+    for number in range(5):
+        MIGRATIONS[number](db)
+        db.execute(f"PRAGMA user_version = {number + 1}")
+    db.close()
+    cat = Catalog.open(path)
+    try:
+        assert cat.schema_version == 6
+        assert cat.mirror_rows(SVC) == []
+        cat.record_mirror_blocked(SVC, SECONDARY, "backup/main/backup.info", "it lists x", T0)
+        assert [r.blocked for r in cat.mirror_rows(SVC, SECONDARY)] == ["it lists x"]
+        cat.record_mirrored(SVC, SECONDARY, "backup/main/backup.info", "a" * 64, 10, 10, T0,
+                            T0)
+        [row] = cat.mirror_rows(SVC, SECONDARY)
+        assert (row.sha256, row.size, row.source_modified, row.blocked) == ("a" * 64, 10, T0, "")
+        assert [r.key for r in cat.mirrored_refs(SVC, SECONDARY)] == ["backup/main/backup.info"]
+        cat.forget_mirrored(SVC, SECONDARY, "backup/main/backup.info")
+        assert cat.mirror_rows(SVC) == []
+    finally:
+        cat.close()
+
+
 # --- add_item ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize(

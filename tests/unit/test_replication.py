@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine.api import ServiceState
 from engine.errors import DeletionNotConfirmed, OnlyRestorableCopy, ReplicationNotEnabled
 from engine.model import ItemStatus, RegionRole, RegionState
 from engine.storage.faults import InjectedCrash
@@ -97,7 +98,8 @@ def test_unreachable_secondary_pauses_then_resumes_by_itself() -> None:
     assert location is not None
     assert location.state == RegionState.PAUSED
     status = next(s for s in world.app.status() if s.name == "orders")
-    assert status.state.startswith("paused")
+    assert status.state is ServiceState.PAUSED
+    assert status.state_reason.startswith(f"{SECONDARY} unreachable")
     world.app.sync(["orders"])  # still down: stays paused, no crash
     world.stores[SECONDARY].unreachable = False
     world.app.sync(["orders"])
