@@ -29,8 +29,8 @@ from engine.fork import (
     run_restore_tools,
     write_plan_file,
 )
-from engine.formats import get_layout, layout_kind
-from engine.formats.pgbackrest import decompress
+from engine.formats import get_layout
+from engine.formats.base import WalFiles
 from engine.model import (
     ItemStatus,
     iso,
@@ -44,7 +44,6 @@ from engine.restore import (
     supplement_consistency,
 )
 from engine.restore_tools import ToolOptions, ToolRun
-from engine.restore_tools.pgbackrest import wal_stream_of
 
 #: used for estimates until a fork has been measured
 ASSUMED_FORK_THROUGHPUT = 100 * 1024 * 1024
@@ -189,29 +188,31 @@ class RestorePart(StatusPart):
                            next_steps=tuple(next_steps(plan, into, written, restored)))
 
     def wal_fetch(self, name: str, region: str, segment: str, destination: Path) -> None:
-        """Fetch one log segment (native ``STREAM/SEQ`` or a PostgreSQL WAL file name) from
-        the copy in ``region`` to ``destination``, verified (and, for the pgbackrest layout,
-        decompressed: what a restore_command must deliver)."""
+        """Fetch one log segment (native ``STREAM/SEQ``, or a WAL file name for a layout of
+        PostgreSQL WAL files) from the copy in ``region`` to ``destination``, verified and
+        as PostgreSQL's restore_command must deliver it (decompressed)."""
         service = self.service(name)
-        pgbackrest = layout_kind(service.layout) == "pgbackrest"
-        stream, seq = wal_stream_of(segment) if pgbackrest and "/" not in segment \
-            else parse_segment_name(segment)
-        row = self.catalog.item(name, region, f"log/{stream}/{seq:010d}")
+        layout = get_layout(service.layout)
+        wal = layout if isinstance(layout, WalFiles) else None
+        try:
+            item_id = wal.wal_item_id(segment) if wal is not None and "/" not in segment \
+                else "log/{}/{:010d}".format(*parse_segment_name(segment))
+        except ValueError as error:
+            raise BadInput(f"btar wal-fetch: {error}") from None
+        row = self.catalog.item(name, region, item_id)
         if row is None or row.status not in (ItemStatus.AVAILABLE, ItemStatus.RETAINED):
             raise ObjectNotFound(region, segment, "no such log segment in this region")
         ref = self.catalog.item_as_model(row).marker
-        fetched = destination.with_name(f".{destination.name}.btar-fetch") if pgbackrest \
+        fetched = destination.with_name(f".{destination.name}.btar-fetch") if wal \
             else destination
         task = FetchTask(region, f"{service.key_prefix}/{ref.key}", str(fetched),
                          ref.size, ref.sha256, ref.digest)
         [result] = self.driver.run(_fetch_one(task))
         if not result.ok:
             raise StorageError(region, segment, result.error)
-        if pgbackrest:
-            suffix = "." + ref.key.rsplit(".", 1)[-1] if "." in ref.key.rsplit("/", 1)[-1] \
-                else ""
+        if wal is not None:
             try:
-                raw = decompress(fetched.read_bytes(), suffix)
+                raw = wal.plain_wal(ref.key, fetched.read_bytes())
             except ValueError as error:
                 raise CorruptBackup(ref.key, str(error)) from None
             finally:

@@ -138,8 +138,9 @@ def _fork_arguments(p: argparse.ArgumentParser) -> None:
 def _wal_fetch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("service")
     p.add_argument("--region", required=True)
-    p.add_argument("segment", help="STREAM/SEQ or a PostgreSQL WAL file name")
-    p.add_argument("destination")
+    p.add_argument("segment", help="STREAM/SEQ, or a WAL file name (%%f: the native layout, "
+                   "pgbackrest and barman-cloud; theirs is decompressed on delivery)")
+    p.add_argument("destination", help="where the segment goes (%%p)")
 
 
 COMMANDS = [

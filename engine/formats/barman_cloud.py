@@ -48,6 +48,8 @@ from engine.formats.wal import (
     history_item,
     log_item_id,
     segment_item,
+    stored_extension,
+    wal_item_id,
     wal_position,
 )
 from engine.model import BackupItem, ItemKind, ObjectInfo, ObjectRef, listing_digest
@@ -277,6 +279,12 @@ class BarmanCloudLayout:
             kind=ItemKind.BASE, item_id=f"base/{backup_id}", start_time=info.begin_time,
             end_time=consistent_from(info.end_time), stream=str(timeline), seq=segno,
             payload=payload, marker=ref, completed_at=marker.last_modified)
+
+    def wal_item_id(self, name: str) -> str:
+        return wal_item_id(name)
+
+    def plain_wal(self, key: str, data: bytes) -> bytes:
+        return _plain(data, stored_extension(key))
 
     def _parse_wal(self, marker: ObjectInfo, data: bytes, ref: ObjectRef,
                    match: re.Match[str]) -> BackupItem:

@@ -86,3 +86,20 @@ class MirroredFiles(Protocol):
         destination) lacks: empty when those bytes may be written there. ValueError when the
         bytes cannot be read (they are then not written)."""
         ...
+
+
+@runtime_checkable
+class WalFiles(Protocol):
+    """A layout whose log segments are PostgreSQL WAL files as a tool stores them (named by
+    their WAL file name, perhaps compressed): what `btar wal-fetch` needs to hand one to
+    PostgreSQL's restore_command from a copy."""
+
+    def wal_item_id(self, name: str) -> str:
+        """The item id of the log segment a WAL file name (``00000001000000000000002A``)
+        names; ValueError when it is no WAL file name."""
+        ...
+
+    def plain_wal(self, key: str, data: bytes) -> bytes:
+        """The segment's own bytes from the stored object ``key`` (decompressed);
+        ValueError when they cannot be had."""
+        ...

@@ -55,7 +55,7 @@ from engine.formats.wal import NO_COMMIT as NO_COMMIT
 from engine.formats.wal import PG_EPOCH as PG_EPOCH
 from engine.formats.wal import WAL_SEGMENT_SIZE as WAL_SEGMENT_SIZE
 from engine.formats.wal import WalTimes as WalTimes
-from engine.formats.wal import history_item, segment_item
+from engine.formats.wal import history_item, segment_item, stored_extension, wal_item_id
 from engine.formats.wal import log_item_id as log_item_id
 from engine.formats.wal import lsn_segno as lsn_segno
 from engine.formats.wal import parse_history as parse_history
@@ -355,6 +355,12 @@ class PgBackRestLayout:
                      if f"base/{label}" not in published)
 
     # -- markers --------------------------------------------------------------------------------
+
+    def wal_item_id(self, name: str) -> str:
+        return wal_item_id(name)
+
+    def plain_wal(self, key: str, data: bytes) -> bytes:
+        return decompress(data, stored_extension(key))
 
     def _parse_wal(self, marker: ObjectInfo, data: bytes, ref: ObjectRef,
                    match: re.Match[str]) -> BackupItem:

@@ -251,6 +251,18 @@ def log_item_id(timeline: int, segno: int) -> str:
     return f"log/{timeline}/{segno:010d}"
 
 
+def wal_item_id(name: str) -> str:
+    """The item id of the segment a WAL file name names (ValueError if it names none)."""
+    return log_item_id(*wal_position(name))
+
+
+def stored_extension(key: str) -> str:
+    """The compression suffix of a stored WAL object (``.gz``), or "" (a suffix is whatever
+    follows the first dot of the file name: WAL names have none)."""
+    name = key.rsplit("/", 1)[-1]
+    return name[name.index("."):] if "." in name else ""
+
+
 def segment_item(marker: ObjectInfo, ref: ObjectRef, raw: bytes, timeline: int,
                  segno: int) -> BackupItem:
     """The log item of a WAL segment from its plain bytes and the position its name gives:

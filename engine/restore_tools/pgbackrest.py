@@ -16,7 +16,6 @@ from engine.formats.pgbackrest import (
     parse_ini,
     parse_seal,
     summarize_manifest,
-    wal_position,
 )
 from engine.model import iso
 from engine.restore import RestorePlan
@@ -73,12 +72,6 @@ def stanza_of(plan: RestorePlan) -> str:
 
 def base_label(plan: RestorePlan) -> str:
     return plan.base_id.removeprefix("base/")
-
-
-def wal_stream_of(name: str) -> tuple[str, int]:
-    """(stream, seq) of a PostgreSQL WAL file name in the pgbackrest layout's numbering."""
-    timeline, segno = wal_position(name)
-    return str(timeline), segno
 
 
 def read_seal(plan: RestorePlan, into: Path) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from engine.api import Btar
 from engine.catalog import Catalog
 from engine.config import parse_config
-from engine.errors import BadInput, ConfigError, CorruptBackup
+from engine.errors import BadInput, ConfigError, CorruptBackup, ObjectNotFound
 from engine.fork import local_path
 from engine.formats import get_layout
 from engine.formats.barman_cloud import (
@@ -370,6 +370,15 @@ def test_replication_window_and_fork_plan(tmp_path: Path) -> None:
     assert [s.seq for s in outcome.plan.segments] == [2, 3, 4]
     assert (tmp_path / "fork" / "repo" / "pg" / "base" / BACKUP / "backup.info").exists()
     assert any("fork without --fetch-only" in step for step in outcome.next_steps)
+    # `btar wal-fetch` serves a restore_command from the copy: verified, decompressed
+    app.wal_fetch("orders", SECONDARY, wal_file_name(1, 3), tmp_path / "RECOVERYXLOG")
+    assert (tmp_path / "RECOVERYXLOG").read_bytes() == gzip.decompress(
+        primary.read_bytes(f"orders/{wal_key(1, 3)}"))
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    with pytest.raises(ObjectNotFound):
+        app.wal_fetch("orders", SECONDARY, wal_file_name(1, 9), tmp_path / "absent")
+    with pytest.raises(BadInput):
+        app.wal_fetch("orders", SECONDARY, "00000001.history", tmp_path / "history")
 
 
 def tar_of(files: dict[str, bytes], compress: bool) -> bytes:
