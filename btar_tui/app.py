@@ -15,7 +15,7 @@ from btar_tui import workers
 from btar_tui.bridge import Bridge
 from btar_tui.commands import BtarCommands
 from btar_tui.demo_feed import DemoFeed
-from btar_tui.format import duration, size, when
+from btar_tui.format import duration, when
 from btar_tui.messages import (
     ActionFailed,
     CopyProgressed,
@@ -39,6 +39,7 @@ from engine.api import ServiceStatus
 from engine.demo import create_demo
 from engine.errors import BtarError
 from engine.model import RegionRole
+from engine.units import byte_size
 
 
 class BtarApp(App[int]):
@@ -144,7 +145,7 @@ class BtarApp(App[int]):
             True, message.service, message.done, message.total, message.bytes_done,
             message.bytes_total,
             f"syncing {message.service}: {message.done}/{message.total} objects, "
-            f"{size(message.bytes_done)} of {size(message.bytes_total)}"))
+            f"{byte_size(message.bytes_done)} of {byte_size(message.bytes_total)}"))
 
     def on_sync_finished(self, message: SyncFinished) -> None:
         self.syncing = False

@@ -56,16 +56,6 @@ def when_iso(moment: datetime | None) -> str:
     return iso(moment.replace(microsecond=0)) if moment else "-"
 
 
-def size(count: int) -> str:
-    """Bytes with a binary unit."""
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"  # pragma: no cover - the loop always returns
-
-
 def state_text(state: ServiceState, shown: str, width: int | None = None) -> Text:
     """A service state as ``shown`` (with its reason, or since when), coloured by the state;
     cut to ``width``."""

@@ -9,12 +9,12 @@ from typing import Any
 from textual.message import Message
 
 from btar_tui.bridge import Bridge
-from btar_tui.format import size
 from btar_tui.messages import CopyProgressed, StatusRefreshed, SyncFinished, SyncStarted
 from btar_tui.views import read_status
 from engine.api import Btar
 from engine.errors import BtarError, SyncAlreadyRunning
 from engine.model import REPLICABLE_TYPES
+from engine.units import byte_size
 
 #: at most one copy-progress message per this many seconds (and always the last one)
 PROGRESS_EVERY = 0.1
@@ -59,7 +59,7 @@ def _sync_each(bridge: Bridge, post: Callable[[Message], object]) -> None:
             faults += bool(o.failed) + len(o.paused) + bool(o.primary_error)
         post(StatusRefreshed(*bridge.call(read_status)))
     post(SyncFinished(f"{len(names)} services, {published} items published, {copied} "
-                      f"objects ({size(copied_bytes)}) copied", problems, faults))
+                      f"objects ({byte_size(copied_bytes)}) copied", problems, faults))
 
 
 def _pass_of(name: str) -> Callable[[Btar], list[Any]]:

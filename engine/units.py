@@ -1,5 +1,5 @@
 """Human units: durations such as "1h30m" in configuration and scenario files, and as status
-lines write them."""
+lines write them; sizes in binary units, as every front shows them."""
 
 from __future__ import annotations
 
@@ -21,6 +21,16 @@ def short_duration(seconds: float | None) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f}m"
     return f"{seconds / 3600:.1f}h"
+
+
+def byte_size(count: int) -> str:
+    """Bytes with a binary unit: "512 B", "9.1 KiB", "1.5 GiB"."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{count} B"  # pragma: no cover - the loop always returns
 
 
 def parse_duration(value: object) -> float:

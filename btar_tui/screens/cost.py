@@ -11,10 +11,10 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from btar_tui import workers
-from btar_tui.format import size
 from btar_tui.messages import ActionFailed, CostLoaded
 from btar_tui.views import CostData, load_cost
 from engine.lag import Period
+from engine.units import byte_size
 
 if TYPE_CHECKING:
     from btar_tui.app import BtarApp
@@ -89,8 +89,8 @@ class CostScreen(Screen[None]):
         for key, label in zip(COLUMN_KEYS, headers(data.currency), strict=True):
             table.add_column(label, key=key)
         for line in data.lines:
-            table.add_row(line.service, line.region, line.role, size(line.bytes_stored),
-                          money(line.storage_cost_month), size(line.bytes_copied),
+            table.add_row(line.service, line.region, line.role, byte_size(line.bytes_stored),
+                          money(line.storage_cost_month), byte_size(line.bytes_copied),
                           money(line.copy_cost), key=f"{line.service}/{line.region}")
         total = self.query_one("#cost-total", Static)
         if not data.lines:

@@ -22,7 +22,7 @@ from textual.widgets import (
 )
 
 from btar_tui import workers
-from btar_tui.format import duration, item_status_text, size, when
+from btar_tui.format import duration, item_status_text, when
 from btar_tui.messages import ActionFailed, DetailLoaded
 from btar_tui.screens.services import hinted_state
 from btar_tui.views import DetailData, EventView, ItemLine, SyncView, load_detail
@@ -30,6 +30,7 @@ from btar_tui.widgets.lag_chart import LagChart
 from btar_tui.widgets.window_axis import WindowAxis
 from engine.api import ServiceStatus
 from engine.lag import Period
+from engine.units import byte_size
 
 if TYPE_CHECKING:
     from btar_tui.app import BtarApp
@@ -53,7 +54,7 @@ def summary_text(name: str, status: ServiceStatus | None) -> Text:
     if backlog:
         # Why the lag grows: what still waits in each lane (log segments go first).
         text.append("  to copy: " + ", ".join(
-            f"{lane} {backlog[lane].items} ({size(backlog[lane].bytes)})"
+            f"{lane} {backlog[lane].items} ({byte_size(backlog[lane].bytes)})"
             for lane in ("log", "base") if lane in backlog), style="dim")
     for region in status.regions:
         # A region that fails: which, what class of fault, since when and why.
@@ -66,7 +67,7 @@ def summary_text(name: str, status: ServiceStatus | None) -> Text:
 
 def item_info(line: ItemLine, regions: list[tuple[str, str]]) -> str:
     """One line on the highlighted item: its time, size and state in each other region."""
-    parts = [f"{line.item_id} ({line.kind}) ends {when(line.end_time)}, {size(line.size)}"]
+    parts = [f"{line.item_id} ({line.kind}) ends {when(line.end_time)}, {byte_size(line.size)}"]
     for region, role in regions:
         if role == "primary":
             continue
@@ -199,7 +200,7 @@ class DetailScreen(Screen[None]):
             table.clear()
         self._lines = {line.item_id: line for line in data.items}
         for line in data.items:
-            cells: list[str | Text] = [line.item_id, when(line.end_time), size(line.size)]
+            cells: list[str | Text] = [line.item_id, when(line.end_time), byte_size(line.size)]
             for region, _ in data.regions:
                 cell = line.cells.get(region)
                 cells.append(item_status_text(cell.status if cell else None))
@@ -225,7 +226,7 @@ class DetailScreen(Screen[None]):
         if copying:
             self.query_one("#copy-label", Label).update(
                 f"copying {view.done}/{view.total} objects, "
-                f"{size(view.bytes_done)} of {size(view.bytes_total)} ")
+                f"{byte_size(view.bytes_done)} of {byte_size(view.bytes_total)} ")
             self.query_one("#copy-bar", ProgressBar).update(total=view.total,
                                                             progress=view.done)
 

@@ -19,7 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, ProgressBar, RadioButton, RadioSet, Select, Static
 
 from btar_tui import workers
-from btar_tui.format import duration, size, when_iso
+from btar_tui.format import duration, when_iso
 from btar_tui.messages import (
     ActionFailed,
     ForkFinished,
@@ -33,6 +33,7 @@ from engine.api import Btar, ForkOutcome
 from engine.errors import BtarError, OutsideWindow
 from engine.model import RegionRole, RestoreWindow, parse_iso
 from engine.restore import PlanChanged, RestorePlan
+from engine.units import byte_size
 
 if TYPE_CHECKING:
     from btar_tui.app import BtarApp
@@ -116,11 +117,11 @@ def plan_text(plan: RestorePlan, throughput: float, measured: bool) -> Text:
         text.append(f"log segments {len(plan.segments)}: {first.item_id} .. {last.item_id}\n")
     else:
         text.append("log segments none: the base backup alone reaches the target\n")
-    text.append(f"to fetch     {len(plan.objects)} objects, {size(plan.bytes_total)}\n")
+    text.append(f"to fetch     {len(plan.objects)} objects, {byte_size(plan.bytes_total)}\n")
     seconds = plan.bytes_total / throughput if throughput > 0 else 0.0
     basis = "measured on earlier forks" if measured else "assumed, none measured yet"
     estimate = "under a second" if seconds < 1 else duration(seconds)
-    text.append(f"estimate     {estimate} at {size(int(throughput))}/s ({basis})")
+    text.append(f"estimate     {estimate} at {byte_size(int(throughput))}/s ({basis})")
     if plan.expected_data_loss_seconds is not None:
         text.append(f"\ndata loss    {duration(plan.expected_data_loss_seconds)} behind the "
                     "primary's latest point")
@@ -139,7 +140,7 @@ def result_text(outcome: ForkOutcome, into: Path, demo_world: Path | None) -> Te
     extra = f" + {ran - planned} the backup needs to become consistent" if ran > planned \
         else ""
     text.append(f"objects: {outcome.downloaded + outcome.skipped} of {planned} planned{extra}, "
-                f"{outcome.downloaded} fetched ({size(outcome.bytes_downloaded)}) in "
+                f"{outcome.downloaded} fetched ({byte_size(outcome.bytes_downloaded)}) in "
                 f"{outcome.seconds:.1f}s, {outcome.skipped} already there and verified\n")
     text.append(f"wrote {', '.join(outcome.written) or 'nothing'}")
     if outcome.next_steps:

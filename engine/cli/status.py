@@ -13,7 +13,6 @@ from engine.cli.output import (
     json_flag,
     print_json,
     service_and_json,
-    size_text,
     table,
     to_jsonable,
     when,
@@ -21,6 +20,7 @@ from engine.cli.output import (
 from engine.lag import LagBucket, Period
 from engine.model import iso
 from engine.timelines import view_as_json
+from engine.units import byte_size
 
 
 def cmd_status(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
@@ -56,7 +56,7 @@ def _backlog(status: ServiceStatus) -> str:
     if status.additional_region is None:
         return "-"
     lanes = status.backlog
-    return " / ".join(f"{lanes[lane].items} ({size_text(lanes[lane].bytes)})" if lane in lanes
+    return " / ".join(f"{lanes[lane].items} ({byte_size(lanes[lane].bytes)})" if lane in lanes
                       else "0" for lane in ("log", "base"))
 
 
@@ -111,8 +111,8 @@ def cmd_cost(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     rows = [["SERVICE", "REGION", "ROLE", "STORED", f"{currency}/MONTH",
              f"COPIED ({args.period})", currency]]
     for r in rows_:
-        rows.append([r.service, r.region, r.role, size_text(r.bytes_stored),
-                     f"{r.storage_cost_month:.4f}", size_text(r.bytes_transferred),
+        rows.append([r.service, r.region, r.role, byte_size(r.bytes_stored),
+                     f"{r.storage_cost_month:.4f}", byte_size(r.bytes_transferred),
                      f"{r.transfer_cost:.4f}"])
     table(rows, out)
     total = sum(r.storage_cost_month for r in rows_)

@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ALLOWED_FOR_TUI = {"engine.api", "engine.model", "engine.errors", "engine.lag",
                    "engine.restore", "engine.regions", "engine.demo", "engine.config",
                    "engine.operations", "engine.alerts",
+                   # how every front writes durations and sizes
+                   "engine.units",
                    # the command-line contract its `btar tui` and `btar demo` register with
                    "engine.cli.commands"}
 
