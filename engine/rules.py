@@ -115,12 +115,15 @@ def uncovered(window: RestoreWindow, others: Iterable[RestoreWindow]) -> list[Ti
 
 
 def check_deletion_safe(service: str, window: RestoreWindow,
-                        others: Iterable[RestoreWindow]) -> None:
-    """Rule 7: never delete the only restorable copy of a point in time."""
+                        others: Iterable[RestoreWindow], timeline: str | None = None) -> None:
+    """Rule 7: never delete the only restorable copy of a point in time. ``window`` and
+    ``others`` are taken along one ``timeline`` (None: the latest): a point on a branch
+    recovery no longer follows by default is still a point someone may restore."""
     alone = uncovered(window, others)
     if alone:
         text = ", ".join(f"{iso(r.start)} .. {iso(r.end)}" for r in alone)
-        raise OnlyRestorableCopy(service, window.region, text)
+        raise OnlyRestorableCopy(service, window.region,
+                                 text + (f" on timeline {timeline}" if timeline else ""))
 
 
 def check_not_primary(service: Service, region_id: str) -> None:

@@ -157,8 +157,9 @@ class Installation:
                  RegionRole.RETAINED: 3}
         return sorted(self.catalog.locations(name), key=lambda loc: (order[loc.role], loc.region))
 
-    def window(self, name: str, region: str) -> RestoreWindow:
-        """The restorable window of a service's region (rule 5)."""
+    def window(self, name: str, region: str, timeline: str | None = None) -> RestoreWindow:
+        """The restorable window of a service's region (rule 5), along ``timeline``
+        (default: the latest, the one recovery follows)."""
         location = self.catalog.location(name, region)
         role = location.role if location else RegionRole.SECONDARY
-        return window_from_catalog(self.catalog, name, region, role)
+        return window_from_catalog(self.catalog, name, region, role, timeline)

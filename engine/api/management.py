@@ -28,6 +28,7 @@ from engine.model import (
 from engine.replication import PassOutcome, discover_primary
 from engine.scheduler import replicate
 from engine.service_jobs import Hooks, ServiceJob
+from engine.timelines import known_timelines
 
 
 class ManagementPart(Installation):
@@ -87,8 +88,12 @@ class ManagementPart(Installation):
             region = target.region
             rules.check_not_primary(service, region)
             self._check_not_a_primary_location(region, service)
-            others = [self.window(name, r) for r in self._covering_regions(name, exclude=region)]
-            rules.check_deletion_safe(name, self.window(name, region), others)
+            covering = self._covering_regions(name, exclude=region)
+            # Along the latest timeline, and along every branch the copies hold.
+            for timeline in (None, *known_timelines(self.catalog, name, region)):
+                others = [self.window(name, r, timeline) for r in covering]
+                rules.check_deletion_safe(name, self.window(name, region, timeline), others,
+                                          timeline)
             # From here on the copies in this region are no longer restorable and no sync
             # copies into it, so an interrupted deletion never leaves the catalog promising
             # objects that are gone; running disable --delete again finishes it.

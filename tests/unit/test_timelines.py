@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import OutsideWindow, UnknownName
+from engine.errors import OnlyRestorableCopy, OutsideWindow, UnknownName
 from engine.formats.native import write_stream_history
-from engine.model import RegionRole, TimeRange, parse_iso
+from engine.model import ItemStatus, RegionRole, TimeRange, iso, parse_iso
 from engine.operations import chain_findings, chain_problems
+from engine.retention import RetentionPolicy
 from engine.storage.memory import MemoryStorage
 from engine.timelines import label
 from engine.windows import (
@@ -264,3 +265,48 @@ def test_a_server_id_change_is_a_timeline_for_mysql(tmp_path: Path) -> None:
     replay = json.loads((tmp_path / "old" / "replay.json").read_text())
     assert replay["binlogs"] == [f"binlogs/1/{n:010d}.log" for n in (1, 2, 3, 4, 5)]
     assert old.plan.timeline == "1"
+
+
+# -- rule 7 along every branch: a point on an abandoned branch is a point ----------------------
+
+def lose_the_abandoned_branch_at_the_primary(world: World) -> None:
+    """The primary's own cleanup removed timeline 1's segments past the switch (5..7)."""
+    store = world.stores[PRIMARY].inner
+    for info in list(store.iter_objects("orders/log/1/")):
+        if int(info.key.split("/")[3].split("_")[0]) >= 5:
+            store.delete(info.key)
+
+
+def test_disable_delete_refuses_to_remove_the_only_copy_of_a_branch() -> None:
+    world, facts = promoted_world()
+    lose_the_abandoned_branch_at_the_primary(world)
+    with pytest.raises(OnlyRestorableCopy, match="on timeline 1") as refusal:
+        world.app.disable("orders", keep=False, delete=True, confirmed=True)
+    assert refusal.value.uncovered.startswith(iso(facts["switch_end"]))  # type: ignore[arg-type]
+    assert world.app.window("orders", SECONDARY, "1").end == facts["abandoned_end"]
+
+
+def test_disable_delete_goes_ahead_while_the_primary_holds_every_branch() -> None:
+    world, _ = promoted_world()
+    outcome = world.app.disable("orders", keep=False, delete=True, confirmed=True)
+    assert outcome.deleted_objects > 0
+
+
+def test_retention_keeps_the_only_copy_of_a_branch() -> None:
+    world, _ = promoted_world()
+    world.app.retention = {"orders": RetentionPolicy(keep_count=1)}
+    lose_the_abandoned_branch_at_the_primary(world)
+    world.app.sync(["orders"], full_listing=True)
+    assert world.catalog.items("orders", SECONDARY, statuses=[ItemStatus.EXPIRED]) == []
+    kept = [e.message for e in world.app.events(service="orders")
+            if "retention kept" in e.message]
+    assert kept and "on timeline 1" in kept[-1]
+
+
+def test_retention_deletes_an_old_branch_the_primary_still_holds() -> None:
+    world, _ = promoted_world()
+    world.app.retention = {"orders": RetentionPolicy(keep_count=1)}
+    world.app.sync(["orders"], full_listing=True)
+    expired = {r.item_id for r in world.catalog.items("orders", SECONDARY,
+                                                      statuses=[ItemStatus.EXPIRED])}
+    assert {"log/1/0000000005", "log/1/0000000007"} <= expired
