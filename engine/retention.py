@@ -17,9 +17,10 @@ from engine.model import ItemKind, ItemStatus, RegionRole, RestoreWindow, Servic
 from engine.timelines import timelines_of
 from engine.windows import (
     BaseMark,
-    SegmentMark,
-    StreamSwitch,
-    restorable_intervals,
+    chain_inputs,
+    chains,
+    intervals_of,
+    segment_end_of,
     window_from_catalog,
 )
 
@@ -41,10 +42,10 @@ class RetentionPlan:
 
 
 def plan_retention(items: list[ItemRow], policy: RetentionPolicy, now: datetime,
-                   region: str, role: RegionRole,
-                   others_along: Callable[[str | None], list[RestoreWindow]]) -> RetentionPlan:
-    """Which items of one region can go. Pure: the decision only. ``others_along(timeline)``
-    are the other regions' windows along that timeline (None: the latest)."""
+                   unsafe: Callable[[set[str]], str]) -> RetentionPlan:
+    """Which items of one region can go. Pure: the decision only. ``unsafe(kept)`` says
+    which only copy of a point in time keeping only the base backups ``kept`` would remove
+    ("" when none does; see removal_check)."""
     restorable = [i for i in items if i.status in RESTORABLE]
     bases = sorted((i for i in restorable if i.kind == ItemKind.BASE),
                    key=lambda i: (i.end_time, i.item_id), reverse=True)
@@ -57,36 +58,46 @@ def plan_retention(items: list[ItemRow], policy: RetentionPolicy, now: datetime,
     doomed = [b.item_id for b in bases if b not in kept]
     for item in restorable:
         # A log segment goes only when it ends before the oldest kept base backup and is not
-        # on that backup's replay path (its stream from its start position on). Histories
-        # stay: they are tiny and timelines are followed through them.
+        # on that backup's replay path (its stream from its start position on): so it is on
+        # no chain of a kept base. Histories stay: they are tiny and timelines are followed
+        # through them.
         if item.kind == ItemKind.LOG and item.end_time < oldest.end_time and not (
                 item.stream == oldest.stream and item.seq >= oldest.seq):
             doomed.append(item.item_id)
-    going = set(doomed)
-    now_marks, then_marks = _marks(restorable), _marks(
-        [i for i in restorable if i.item_id not in going])
-    # What the deletion takes from the window along the latest timeline and along every
-    # branch the region holds (a point on an abandoned branch is a point, rule 7).
-    for timeline in (None, *timelines_of(now_marks[0], now_marks[2])):
-        before = RestoreWindow(region, role, restorable_intervals(*now_marks, timeline))
-        after = RestoreWindow(region, role, restorable_intervals(*then_marks, timeline))
-        removed = RestoreWindow(region, role, tuple(rules.uncovered(before, [after])))
-        try:
-            rules.check_deletion_safe("", removed, others_along(timeline), timeline)
-        except OnlyRestorableCopy as refusal:
-            return RetentionPlan((), None, f"only restorable copy of {refusal.uncovered}")
+    refusal = unsafe({b.item_id for b in kept})
+    if refusal:
+        return RetentionPlan((), None, f"only restorable copy of {refusal}")
     return RetentionPlan(tuple(sorted(doomed)), oldest.end_time)
 
 
-def _marks(rows: list[ItemRow]) -> tuple[list[BaseMark], list[SegmentMark], list[StreamSwitch]]:
-    """What windows are computed from, out of a region's restorable items."""
-    bases = [BaseMark(r.end_time, r.stream, r.seq, r.item_id) for r in rows
-             if r.kind == ItemKind.BASE]
-    segments = [SegmentMark(r.stream, r.seq, r.end_time, r.start_time) for r in rows
-                if r.kind == ItemKind.LOG]
-    switches = [StreamSwitch(r.stream, r.parent, r.seq, r.start_time) for r in rows
-                if r.kind == ItemKind.HISTORY]
-    return bases, segments, switches
+def removal_check(catalog: Catalog, service: str, region: str,
+                  role: RegionRole) -> Callable[[set[str]], str]:
+    """The rule 7 judge of plan_retention for one region: what keeping only some base
+    backups takes from its window, along the latest timeline and along every branch it
+    holds (a point on an abandoned branch is a point), is covered by another region. The
+    region's window then is the chains of the kept bases (the segments deleted with the
+    others are on none of them), over the log runs of the catalog."""
+    bases, runs, switches = chain_inputs(catalog, service, region)
+    segment_end = segment_end_of(catalog, service, region)
+    others = [loc for loc in catalog.locations(service) if loc.region != region]
+
+    def window(timeline: str | None, chosen: list[BaseMark]) -> RestoreWindow:
+        return RestoreWindow(region, role, intervals_of(
+            chains(chosen, runs, switches, timeline, segment_end)))
+
+    def unsafe(kept: set[str]) -> str:
+        for timeline in (None, *timelines_of(bases, switches)):
+            removed = rules.uncovered(window(timeline, bases), [
+                window(timeline, [b for b in bases if b.item_id in kept])])
+            try:
+                rules.check_deletion_safe("", RestoreWindow(region, role, tuple(removed)), [
+                    window_from_catalog(catalog, service, loc.region, loc.role, timeline)
+                    for loc in others], timeline)
+            except OnlyRestorableCopy as refusal:
+                return refusal.uncovered
+        return ""
+
+    return unsafe
 
 
 def apply_retention(catalog: Catalog, service: Service, region: str,
@@ -96,14 +107,8 @@ def apply_retention(catalog: Catalog, service: Service, region: str,
     location = catalog.location(service.name, region)
     if location is None or region == service.region:
         return 0  # never in a primary location
-    others = [loc for loc in catalog.locations(service.name) if loc.region != region]
-
-    def others_along(timeline: str | None) -> list[RestoreWindow]:
-        return [window_from_catalog(catalog, service.name, loc.region, loc.role, timeline)
-                for loc in others]
-
-    plan = plan_retention(catalog.items(service.name, region), policy, now, region,
-                          location.role, others_along)
+    plan = plan_retention(catalog.items(service.name, region), policy, now,
+                          removal_check(catalog, service.name, region, location.role))
     if plan.reason_kept:
         catalog.event(now, "info", service.name, region,
                       f"retention kept old backups: {plan.reason_kept}")
