@@ -49,6 +49,7 @@ from engine.formats.wal import (
     log_item_id,
     segment_item,
     stored_extension,
+    stream_position,
     wal_item_id,
     wal_position,
 )
@@ -223,11 +224,8 @@ class BarmanCloudLayout:
         return ()
 
     def log_position(self, key: str) -> tuple[str, int] | None:
-        if match := self._wal.match(key):
-            with contextlib.suppress(ValueError):
-                timeline, segno = wal_position(match["name"])
-                return str(timeline), segno
-        return None
+        match = self._wal.match(key)
+        return stream_position(match["name"]) if match else None
 
     def item_id_of_marker(self, key: str) -> str:
         if match := self._info.match(key):

@@ -37,7 +37,6 @@ segments).
 from __future__ import annotations
 
 import bz2
-import contextlib
 import functools
 import gzip
 import hashlib
@@ -55,7 +54,13 @@ from engine.formats.wal import NO_COMMIT as NO_COMMIT
 from engine.formats.wal import PG_EPOCH as PG_EPOCH
 from engine.formats.wal import WAL_SEGMENT_SIZE as WAL_SEGMENT_SIZE
 from engine.formats.wal import WalTimes as WalTimes
-from engine.formats.wal import history_item, segment_item, stored_extension, wal_item_id
+from engine.formats.wal import (
+    history_item,
+    segment_item,
+    stored_extension,
+    stream_position,
+    wal_item_id,
+)
 from engine.formats.wal import log_item_id as log_item_id
 from engine.formats.wal import lsn_segno as lsn_segno
 from engine.formats.wal import parse_history as parse_history
@@ -305,11 +310,8 @@ class PgBackRestLayout:
         return ()
 
     def log_position(self, key: str) -> tuple[str, int] | None:
-        if match := self._wal.match(key):
-            with contextlib.suppress(ValueError):
-                timeline, segno = wal_position(match["name"])
-                return str(timeline), segno
-        return None
+        match = self._wal.match(key)
+        return stream_position(match["name"]) if match else None
 
     def item_id_of_marker(self, key: str) -> str:
         if match := self._seal.match(key) or self._manifest.match(key):

@@ -251,6 +251,16 @@ def log_item_id(timeline: int, segno: int) -> str:
     return f"log/{timeline}/{segno:010d}"
 
 
+def stream_position(name: str) -> tuple[str, int] | None:
+    """(stream, seq) of a WAL file name as layouts number log segments: the timeline and
+    the segment number; None when the name is no WAL file name."""
+    try:
+        timeline, segno = wal_position(name)
+    except ValueError:
+        return None
+    return str(timeline), segno
+
+
 def wal_item_id(name: str) -> str:
     """The item id of the segment a WAL file name names (ValueError if it names none)."""
     return log_item_id(*wal_position(name))

@@ -274,8 +274,9 @@ def test_copy_between_regions_is_a_verified_rewrite(fake_gcs: FakeGcs, prefix: s
 
 
 def test_emulator_reports_true_checksums_for_a_rewrite(fake_gcs: FakeGcs, prefix: str) -> None:
-    """STACK-NOTES check: fake-gcs-server's CRC32C and MD5 of a rewritten object are those of
-    its bytes (computed here independently), so the claim above rests on real values."""
+    """A check of the emulator itself: fake-gcs-server's CRC32C and MD5 of a rewritten object
+    are those of its bytes (computed here independently), so the claim above rests on real
+    values."""
     source = open_gcs(fake_gcs, PRIMARY, prefix)
     target = open_gcs(fake_gcs, SECONDARY, prefix)
     data = bytes(reversed(range(256))) * 12_000 + b"tail"
