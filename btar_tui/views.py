@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engine.api import Btar, LagReport, ServiceStatus
+from engine.api import Branch, Btar, LagReport, ServiceStatus
 from engine.errors import BtarError
 from engine.lag import Period
 from engine.model import REPLICABLE_TYPES, RegionRole, RestoreWindow
@@ -58,6 +58,8 @@ class DetailData:
     lag: LagReport | None
     lag_note: str
     events: list[EventView] = field(default_factory=list)
+    #: per region, every timeline branch it holds (engine.timelines)
+    branches: dict[str, list[Branch]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,8 @@ def load_events(btar: Btar, limit: int, service: str | None = None) -> list[Even
 def load_detail(btar: Btar, name: str, period: Period) -> DetailData:
     """Read a service's detail; call with the bridge's lock held (in a worker)."""
     status = next((s for s in btar.status() if s.name == name), None)
-    windows = btar.windows(name)
+    views = btar.timeline_views(name)
+    windows = [view.window for view in views]
     regions = [(w.region, str(w.role)) for w in windows]
     lines: dict[str, dict[str, ItemCell]] = {}
     meta: dict[str, tuple[str, datetime, int]] = {}
@@ -144,7 +147,8 @@ def load_detail(btar: Btar, name: str, period: Period) -> DetailData:
         except BtarError as error:
             note = str(error)
     return DetailData(name, status, regions, items, windows, lag, note,
-                      load_events(btar, 30, name))
+                      load_events(btar, 30, name),
+                      {view.window.region: list(view.branches) for view in views})
 
 
 def _lag_region(status: ServiceStatus | None, windows: list[RestoreWindow]) -> str | None:

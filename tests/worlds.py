@@ -11,6 +11,7 @@ from engine.api import Btar
 from engine.catalog import Catalog
 from engine.demo import DemoProducer
 from engine.effects import Completions, Effect, NextCompletions
+from engine.formats.native import write_stream_history
 from engine.model import ItemStatus, Service, ServiceType
 from engine.replication import ReplicationSettings
 from engine.runtime import LiveDriver
@@ -106,3 +107,30 @@ class World:
             for ref in self.catalog.item_refs(service, region, item.item_id):
                 data = store.read_bytes(f"{service}/{ref.key}")
                 assert hashlib.sha256(data).hexdigest() == ref.sha256, (item.item_id, ref.key)
+
+
+def promoted_world(*, lose_switch_segment: bool = False) -> tuple[World, dict[str, object]]:
+    """B1 on timeline 1, segments 1-4, then 5-7 (abandoned), timeline 2 from segment 5 on:
+    5-7, a base B2 on timeline 2, 8-9. Returns the world and facts about it."""
+    world = World()
+    producer = world.producers["orders"]
+    world.produce("orders", 4, base_first=True)
+    at_switch, switch_end = dict(producer.state), world.clock.now()
+    world.produce("orders", 3)  # timeline 1, segments 5..7: abandoned by the promotion
+    abandoned_end = world.clock.now()
+    world.clock.advance(120)
+    promoted = world.clock.now()
+    producer.stream, producer.next_seq, producer.state = "2", 5, at_switch
+    producer.last_end = promoted
+    store = world.stores["aws-eu-west-1"].inner
+    write_stream_history(store, "orders", "2", "1", 5, promoted)
+    world.produce("orders", 3)
+    b2 = world.clock.now()
+    world.produce("orders", 2, base_first=True)
+    if lose_switch_segment:
+        for info in list(store.iter_objects("orders/log/2/0000000005_")):
+            store.delete(info.key)
+    world.app.enable("orders", "aws-eu-central-1")
+    world.app.sync(["orders"])
+    return world, {"switch_end": switch_end, "abandoned_end": abandoned_end,
+                   "promoted": promoted, "b2": b2}

@@ -165,7 +165,7 @@ class DetailScreen(Screen[None]):
             return
         self.data = data
         self.query_one("#detail-summary", Static).update(summary_text(data.name, data.status))
-        self.query_one(WindowAxis).show(data.windows)
+        self.query_one(WindowAxis).show(data.windows, data.branches)
         self._show_backups(data)
         self.query_one(LagChart).show(data.lag, data.lag_note)
         events = self.query_one("#events", DataTable)

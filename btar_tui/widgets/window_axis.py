@@ -1,13 +1,17 @@
-"""The restorable window of each region drawn as text bars over one common time axis."""
+"""The restorable window of each region drawn as text bars over one common time axis, with
+a line under a region for each timeline branch it holds that recovery does not follow by
+default (restorable with ``btar fork --timeline N``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from rich.text import Text
 from textual.widget import Widget
 
-from engine.model import RestoreWindow
+from engine.api import Branch
+from engine.model import RestoreWindow, TimeRange
 
 ROLE_STYLES = {"primary": "green", "secondary": "cyan", "previous": "yellow",
                "retained": "blue"}
@@ -43,12 +47,25 @@ def bar_cells(window: RestoreWindow, low: datetime, high: datetime, width: int) 
     return "".join(cells)
 
 
-def render_windows(windows: list[RestoreWindow], width: int) -> Text:
-    """Every region on its own line, then the axis with the range's first and last time."""
-    label_width = max([len(w.region) + len(str(w.role)) + 2 for w in windows] + [18])
+def branch_label(branch: Branch) -> str:
+    """``  timeline 1, left 12:05`` (when the followed timeline branched off it)."""
+    left = f", left {branch.switch_at:%H:%M:%S}" if branch.switch_at is not None else ""
+    return f"  timeline {branch.timeline}{left}"
+
+
+def render_windows(windows: list[RestoreWindow], width: int,
+                   branches: Mapping[str, Sequence[Branch]] | None = None) -> Text:
+    """Every region on its own line, each branch it holds that recovery does not follow by
+    default under it, then the axis with the range's first and last time."""
+    others = {region: [b for b in found if not b.followed and b.intervals]
+              for region, found in (branches or {}).items()}
+    label_width = max([len(w.region) + len(str(w.role)) + 2 for w in windows]
+                      + [len(branch_label(b)) + 1 for found in others.values() for b in found]
+                      + [18])
     bar_width = max(10, width - label_width - 1)
-    starts = [w.start for w in windows if w.start is not None]
-    ends = [w.end for w in windows if w.end is not None]
+    drawn = [*windows, *(along(w, b) for w in windows for b in others.get(w.region, []))]
+    starts = [w.start for w in drawn if w.start is not None]
+    ends = [w.end for w in drawn if w.end is not None]
     text = Text(no_wrap=True, overflow="crop")
     if not windows:
         return text.append("no region holds backups of this service yet", style="dim")
@@ -62,10 +79,12 @@ def render_windows(windows: list[RestoreWindow], width: int) -> Text:
         text.append(" ")
         if not window.intervals or not starts:
             text.append("no restorable point".ljust(bar_width)[:bar_width], style="dim italic")
-            continue
-        bar = bar_cells(window, min(starts), max(ends), bar_width)
-        for char in bar:
-            text.append(char, style=ROLE_STYLES.get(role, "") if char == COVERED else "dim")
+        else:
+            _bar(text, window, min(starts), max(ends), bar_width, ROLE_STYLES.get(role, ""))
+        for branch in others.get(window.region, []):
+            text.append("\n" + branch_label(branch).ljust(label_width + 1), style="dim")
+            _bar(text, along(window, branch), min(starts), max(ends), bar_width,
+                 f"dim {ROLE_STYLES.get(role, '')}".strip())
     text.append("\n")
     title = "restorable window, UTC"
     text.append(title.ljust(label_width + 1)[: label_width + 1], style="dim italic")
@@ -75,6 +94,18 @@ def render_windows(windows: list[RestoreWindow], width: int) -> Text:
         gap = max(1, bar_width - len(left) - len(right))
         text.append(f"{left}{' ' * gap}{right}"[:bar_width], style="dim")
     return text
+
+
+def along(window: RestoreWindow, branch: Branch) -> RestoreWindow:
+    """The window of ``window``'s region along ``branch``."""
+    return RestoreWindow(window.region, window.role,
+                         tuple(TimeRange(r.start, r.end) for r in branch.intervals))
+
+
+def _bar(text: Text, window: RestoreWindow, low: datetime, high: datetime, width: int,
+         style: str) -> None:
+    for char in bar_cells(window, low, high, width):
+        text.append(char, style=style if char == COVERED else "dim")
 
 
 class WindowAxis(Widget):
@@ -89,14 +120,17 @@ class WindowAxis(Widget):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._windows: list[RestoreWindow] = []
+        self._branches: dict[str, list[Branch]] = {}
 
     @property
     def windows(self) -> list[RestoreWindow]:
         return list(self._windows)
 
-    def show(self, windows: list[RestoreWindow]) -> None:
+    def show(self, windows: list[RestoreWindow],
+             branches: Mapping[str, Sequence[Branch]] | None = None) -> None:
         self._windows = list(windows)
+        self._branches = {region: list(found) for region, found in (branches or {}).items()}
         self.refresh(layout=True)
 
     def render(self) -> Text:
-        return render_windows(self._windows, self.size.width or 80)
+        return render_windows(self._windows, self.size.width or 80, self._branches)

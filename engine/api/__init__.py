@@ -23,10 +23,11 @@ from engine.catalog import EventRow, ItemRow
 from engine.replication import PassOutcome
 from engine.restore import PlanChanged, RestorePlan
 from engine.runtime import CopyProgress
+from engine.timelines import Branch, TimelineView
 
 __all__ = [
-    "REASONED_STATES", "Btar", "CopyProgress", "DisableOutcome", "Driver", "EventRow", "Fault",
-    "ForkOutcome", "ItemRow", "LagReport", "LaneBacklog", "PassOutcome", "PlanChanged",
-    "RegionStatus", "RestorePlan", "ServiceState", "ServiceStatus", "parse_segment_name",
-    "plan_as_json", "state_text",
+    "REASONED_STATES", "Branch", "Btar", "CopyProgress", "DisableOutcome", "Driver", "EventRow",
+    "Fault", "ForkOutcome", "ItemRow", "LagReport", "LaneBacklog", "PassOutcome", "PlanChanged",
+    "RegionStatus", "RestorePlan", "ServiceState", "ServiceStatus", "TimelineView",
+    "parse_segment_name", "plan_as_json", "state_text",
 ]

@@ -10,11 +10,15 @@ from textual.widgets import DataTable, Select, Static
 from btar_tui.app import BtarApp
 from btar_tui.bridge import Bridge
 from btar_tui.screens.detail import DetailScreen
+from btar_tui.views import load_detail
 from btar_tui.widgets.lag_chart import LagChart
 from btar_tui.widgets.window_axis import WindowAxis, bar_cells, render_windows
+from engine.api import Branch
 from engine.lag import Period
 from engine.model import RegionRole, RestoreWindow, TimeRange
+from engine.timelines import TimelineRange
 from tests.tui.conftest import DEMO_NOW, SIZE, AppPilot, make_app, run_async, settle
+from tests.worlds import promoted_world
 
 
 def cell_text(value: object) -> str:
@@ -114,3 +118,32 @@ def test_window_axis_shows_gaps_and_regions_without_a_window() -> None:
     assert len(lines) == 4
     assert "·" not in lines[0]
     assert "no restorable point" in lines[2]
+
+
+def test_window_axis_shows_each_branch_recovery_does_not_follow() -> None:
+    start = DEMO_NOW - timedelta(hours=3)
+    switch = start + timedelta(hours=1)
+    secondary = RestoreWindow("aws-eu-central-1", RegionRole.SECONDARY,
+                              (TimeRange(start, DEMO_NOW),))
+    abandoned = Branch("1", "", None, None, False,
+                       (TimelineRange(start, switch + timedelta(minutes=20), "1"),))
+    followed = Branch("2", "1", 5, switch, True, (TimelineRange(start, DEMO_NOW, "2"),))
+    lines = render_windows([secondary], 80, {"aws-eu-central-1": [abandoned, followed]}
+                           ).plain.splitlines()
+    assert len(lines) == 3  # the region, its abandoned branch, the axis
+    assert lines[1].startswith("  timeline 1")
+    bar = lines[1].split()[-1]
+    assert bar.startswith("█")
+    assert bar.endswith("·")  # it ends 20 minutes past the switch
+    assert "timeline 2" not in "\n".join(lines)  # the followed one is the region's own bar
+    assert render_windows([secondary], 80, {}).plain.count("\n") == 1
+
+
+def test_the_detail_reads_the_branches_of_each_region() -> None:
+    world, facts = promoted_world()
+    data = load_detail(world.app, "orders", Period.DAY)
+    assert [w.region for w in data.windows] == ["aws-eu-west-1", "aws-eu-central-1"]
+    branch = next(b for b in data.branches["aws-eu-central-1"] if b.timeline == "1")
+    assert not branch.followed
+    assert branch.intervals[-1].end == facts["abandoned_end"]
+    assert data.windows[1] == world.app.window("orders", "aws-eu-central-1")

@@ -27,7 +27,7 @@ from engine.windows import (
     latest_timeline,
     restorable_intervals,
 )
-from tests.worlds import World
+from tests.worlds import World, promoted_world
 
 PRIMARY, SECONDARY = "aws-eu-west-1", "aws-eu-central-1"
 
@@ -94,33 +94,6 @@ def test_intervals_are_labelled_with_their_timeline_at_the_switch() -> None:
 
 
 # -- the world: a promotion in the native layout ---------------------------------------------
-
-def promoted_world(*, lose_switch_segment: bool = False) -> tuple[World, dict[str, object]]:
-    """B1 on timeline 1, segments 1-4, then 5-7 (abandoned), timeline 2 from segment 5 on:
-    5-7, a base B2 on timeline 2, 8-9. Returns the world and facts about it."""
-    world = World()
-    producer = world.producers["orders"]
-    world.produce("orders", 4, base_first=True)
-    at_switch, switch_end = dict(producer.state), world.clock.now()
-    world.produce("orders", 3)  # timeline 1, segments 5..7: abandoned by the promotion
-    abandoned_end = world.clock.now()
-    world.clock.advance(120)
-    promoted = world.clock.now()
-    producer.stream, producer.next_seq, producer.state = "2", 5, at_switch
-    producer.last_end = promoted
-    store = world.stores[PRIMARY].inner
-    write_stream_history(store, "orders", "2", "1", 5, promoted)
-    world.produce("orders", 3)
-    b2 = world.clock.now()
-    world.produce("orders", 2, base_first=True)
-    if lose_switch_segment:
-        for info in list(store.iter_objects("orders/log/2/0000000005_")):
-            store.delete(info.key)
-    world.app.enable("orders", SECONDARY)
-    world.app.sync(["orders"])
-    return world, {"switch_end": switch_end, "abandoned_end": abandoned_end,
-                   "promoted": promoted, "b2": b2}
-
 
 def branch_truth(store: MemoryStorage, moment: datetime, timeline: str) -> dict[str, object]:
     """The key-value state at ``moment`` along a timeline: timeline 2 reads timeline 1 only
@@ -300,7 +273,8 @@ def test_retention_keeps_the_only_copy_of_a_branch() -> None:
     assert world.catalog.items("orders", SECONDARY, statuses=[ItemStatus.EXPIRED]) == []
     kept = [e.message for e in world.app.events(service="orders")
             if "retention kept" in e.message]
-    assert kept and "on timeline 1" in kept[-1]
+    assert kept
+    assert "on timeline 1" in kept[-1]
 
 
 def test_retention_deletes_an_old_branch_the_primary_still_holds() -> None:
