@@ -54,7 +54,6 @@ from engine.storage.base import (
     check_sha256,
     closing_described,
     closing_stream,
-    validate_key,
     validate_prefix,
 )
 from engine.storage.digests import from_base64
@@ -68,7 +67,7 @@ from engine.storage.gcs_io import (
     read_exact,
     upload_resumable,
 )
-from engine.storage.retry import Attempts, Backoff, Describe, Retry, utc
+from engine.storage.retry import Attempts, Backoff, Describe, RetriedRequests, Retry, utc
 
 if TYPE_CHECKING:
     from engine.storage.locations import GcsLocation
@@ -175,7 +174,7 @@ def _info_of(key: str, blob: Any) -> ObjectInfo:
                                          blob.content_encoding))
 
 
-class GcsStorage(Storage):
+class GcsStorage(RetriedRequests, Storage):
     """A bucket and prefix of Google Cloud Storage; safe to share between threads."""
 
     kind = "gcs"
@@ -306,22 +305,10 @@ class GcsStorage(Storage):
 
     # --- retries and errors -----------------------------------------------------------------
 
-    def full_key(self, key: str) -> str:
-        """The object name of a location-relative key (validated)."""
-        return self.prefix + validate_key(self.name, key)
-
-    def backoff(self, attempt: int) -> None:
-        """Sleep before retry number ``attempt + 1``: exponential, capped, half jittered."""
-        self.retry.backoff.wait(attempt)
-
     def _describe(self, key: str) -> Describe:
         """How a request about ``key`` that failed for good is reported."""
         return lambda exc, failure, attempts: describe(exc, failure, attempts, location=self.name,
                                                        key=key, read_timeout=self.timeout[1])
-
-    def call(self, key: str, operation: Callable[[], _T]) -> _T:
-        """Run one request, retrying throttling, 5xx, timeouts and refused connections."""
-        return self.retry.run(key, operation, self._describe(key))
 
     # --- the Storage protocol ---------------------------------------------------------------
 

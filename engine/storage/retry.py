@@ -27,6 +27,7 @@ from engine.errors import (
     Throttled,
     Unreachable,
 )
+from engine.storage.base import validate_key
 
 _T = TypeVar("_T")
 
@@ -207,6 +208,31 @@ class Retry:
 
 #: a pattern of credential material and what replaces it
 Redaction = tuple[re.Pattern[str], str]
+
+
+class RetriedRequests:
+    """What S3 and GCS share around their requests: keys under the location's prefix, and
+    every request through one Retry, whose final failure the backend words (_describe)."""
+
+    name: str
+    prefix: str
+    retry: Retry
+
+    def full_key(self, key: str) -> str:
+        """The provider's name of a location-relative key (validated)."""
+        return self.prefix + validate_key(self.name, key)
+
+    def backoff(self, attempt: int) -> None:
+        """Sleep before retry number ``attempt + 1``: exponential, capped, half jittered."""
+        self.retry.backoff.wait(attempt)
+
+    def _describe(self, key: str) -> Describe:
+        raise NotImplementedError
+
+    def call(self, key: str, operation: Callable[[], _T]) -> _T:
+        """Run one request, retrying throttling, server errors, timeouts and broken
+        connections as far as Retry allows."""
+        return self.retry.run(key, operation, self._describe(key))
 
 
 class RedactingFilter(logging.Filter):

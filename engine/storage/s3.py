@@ -56,11 +56,18 @@ from engine.storage.base import (
     check_sha256,
     closing_described,
     closing_stream,
-    validate_key,
     validate_prefix,
 )
 from engine.storage.digests import from_base64
-from engine.storage.retry import Attempts, Backoff, Describe, Failure, Retry, utc
+from engine.storage.retry import (
+    Attempts,
+    Backoff,
+    Describe,
+    Failure,
+    RetriedRequests,
+    Retry,
+    utc,
+)
 from engine.storage.s3_copy import (
     MAX_PART,
     MAX_PARTS,
@@ -156,7 +163,7 @@ class _Reader:
                 self._body.close()
 
 
-class S3Storage(Storage):
+class S3Storage(RetriedRequests, Storage):
     """A bucket and prefix in one region; safe to share between threads (one boto3 client)."""
 
     kind = "s3"
@@ -285,24 +292,12 @@ class S3Storage(Storage):
 
     # --- retries and errors -----------------------------------------------------------------
 
-    def full_key(self, key: str) -> str:
-        """The bucket key of a location-relative key (validated)."""
-        return self.prefix + validate_key(self.name, key)
-
-    def backoff(self, attempt: int) -> None:
-        """Sleep before retry number ``attempt + 1``: exponential, capped, half jittered."""
-        self.retry.backoff.wait(attempt)
-
     def _describe(self, key: str) -> Describe:
         """How a request about ``key`` that failed for good is reported: one line that never
         holds a credential."""
         return lambda exc, failure, attempts: describe(
             exc, failure, attempts, location=self.name, bucket=self.bucket, key=key,
             read_timeout=self.timeouts[1])
-
-    def call(self, key: str, operation: Callable[[], _T]) -> _T:
-        """Run one S3 request, retrying throttling, 5xx, timeouts and broken connections."""
-        return self.retry.run(key, operation, self._describe(key))
 
     def _sse(self) -> dict[str, Any]:
         if self.sse_kms_key_id:
