@@ -80,14 +80,14 @@ def list_primary(catalog: Catalog, layout: BackupLayout, service: Service, *, fu
     # Keys relative to the service prefix, page by page (a full listing can be millions).
     # Areas nest (log/ holds log/<stream>/): a key listed twice is one object.
     found: dict[str, ObjectInfo] = {}
+    cut = len(prefix)
     for area, start_after in ranges:
         cursor = start_after
         while True:
             page: ListPageResult = yield ListPage(service.region, area, cursor, page_size)
             for info in page.objects:
-                key = info.key[len(prefix):]
-                found[key] = ObjectInfo(key, info.size, info.last_modified,
-                                        digests=info.digests)
+                key = info.key[cut:]
+                found[key] = ObjectInfo(key, info.size, info.last_modified, None, info.digests)
             if page.next_start_after is None:
                 break
             cursor = page.next_start_after
@@ -101,11 +101,18 @@ def advance_cursors(catalog: Catalog, layout: BackupLayout, service: Service,
     first that is not; call it once the listing's items are in the catalog."""
     stored = listing.cursors
     pending: dict[str, list[ObjectInfo]] = {}
+    areas_of = layout.listing_areas
     for info in listing.objects:
-        for area in layout.listing_areas(info.key):
-            pending.setdefault(area, []).append(info)
+        for area in areas_of(info.key):
+            if area in pending:
+                pending[area].append(info)
+            else:
+                pending[area] = [info]
     cursors: dict[str, str] = {}
     starts: dict[str, int] = {}
+    #: (stream, seq) -> is that segment in the catalog: log/ and log/<stream>/ ask alike, and
+    #: nothing writes the catalog while this runs
+    held: dict[tuple[str, int], bool] = {}
     for area, objects in pending.items():
         cursor = stored.get(area, "")
         previous: tuple[str, int] | None = None
@@ -113,9 +120,8 @@ def advance_cursors(catalog: Catalog, layout: BackupLayout, service: Service,
             if info.key <= cursor:
                 continue
             position = layout.log_position(info.key)
-            old = (now - info.last_modified).total_seconds() >= settle
             if position is None:
-                settled = old
+                settled = (now - info.last_modified).total_seconds() >= settle
             else:
                 # A segment settles once its predecessor is known (the key just before in
                 # this listing, or the catalog), or when it starts its stream. A gap is passed
@@ -125,9 +131,15 @@ def advance_cursors(catalog: Catalog, layout: BackupLayout, service: Service,
                 if stream not in starts:
                     starts[stream] = catalog.stream_start(service.name, service.region,
                                                           stream) or FIRST_SEQ
-                settled = (listing.full and old) or previous == (stream, seq - 1) \
-                    or seq == starts[stream] \
-                    or catalog.has_log_segment(service.name, service.region, stream, seq - 1)
+                settled = previous == (stream, seq - 1) or seq == starts[stream] \
+                    or (listing.full
+                        and (now - info.last_modified).total_seconds() >= settle)
+                if not settled:
+                    before = (stream, seq - 1)
+                    if before not in held:
+                        held[before] = catalog.has_log_segment(service.name, service.region,
+                                                               stream, seq - 1)
+                    settled = held[before]
             if not settled:
                 break
             cursor, previous = info.key, position

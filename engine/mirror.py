@@ -110,7 +110,9 @@ class Mirror:
         """Queue a write of each listed file that changed and is ready for a destination
         (one that is not paused: a paused region is written to when it resumes)."""
         entries = self.listed.get(service.name, ())
-        if not isinstance(layout, MirroredFiles) or not entries:
+        # Entries first: an isinstance check against a Protocol is slow, and most layouts
+        # mirror nothing.
+        if not entries or not isinstance(layout, MirroredFiles):
             return
         now: datetime = yield Now()
         for region in [q.region for q in queues if not q.paused and not q.dropped]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from engine.catalog import Catalog
+from engine.catalog import Catalog, LocationRow
 from engine.effects import (
     CopyResult,
     Effect,
@@ -187,7 +187,10 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
     if on_mirrored is not None and listing.full:
         on_mirrored(service.name, found.mirrored)
     present = {segment.item_id for segment in found.segments} | set(marker_ids.values())
-    known = catalog.known_item_ids(service.name, service.region) if listing.full \
+    # A full listing reads every id's status once: what is known, and what _reconcile judges
+    # (the rows this pass adds are available and present, so they change neither of its sets).
+    statuses = catalog.item_statuses(service.name, service.region) if listing.full else None
+    known = set(statuses) if statuses is not None \
         else catalog.known_among(service.name, service.region, present)
     now: datetime = yield Now()
     with catalog.transaction():
@@ -195,8 +198,8 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
             service.name, service.region,
             ((segment, segment.completed_at) for segment in found.segments
              if segment.item_id not in known), ItemStatus.AVAILABLE, now)
-        if listing.full:
-            _reconcile(catalog, service, present, now)
+        if statuses is not None:
+            _reconcile(catalog, service, present, statuses, now)
     for marker in found.markers:
         if marker_ids[marker.key] in known:
             continue
@@ -212,15 +215,19 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
     return new
 
 
-def _reconcile(catalog: Catalog, service: Service, present: set[str], now: datetime) -> None:
+def _reconcile(catalog: Catalog, service: Service, present: set[str],
+               statuses: dict[str, str], now: datetime) -> None:
     """After a full listing: what the primary no longer holds stops counting, and what a
-    listing missed once and shows again counts again."""
-    available = catalog.item_ids(service.name, service.region, ItemStatus.AVAILABLE)
+    listing missed once and shows again counts again (``statuses``: each item's status
+    before the listing's new items were added)."""
+    available = {item_id for item_id, status in statuses.items()
+                 if status == ItemStatus.AVAILABLE}
     for item_id in sorted(available - present):
         # Gone from the primary (its retention ran out): no longer a source or a cover.
         catalog.set_item_status(service.name, service.region, item_id,
                                 ItemStatus.FAILED, now, "no longer in the primary")
-    gone = catalog.item_ids(service.name, service.region, ItemStatus.FAILED)
+    # Those failed just above are not present: only the ones failed before can be listed again.
+    gone = {item_id for item_id, status in statuses.items() if status == ItemStatus.FAILED}
     for item_id in sorted(gone & present):
         # Listed again: a listing that missed it once (eventual consistency, a flaky
         # page) must not drop it from replication for good.
@@ -230,17 +237,21 @@ def _reconcile(catalog: Catalog, service: Service, present: set[str], now: datet
                       f"{item_id} is listed in the primary again")
 
 
-def retire_previous(catalog: Catalog, service: Service) -> Generator[Effect, Any, None]:
+def retire_previous(catalog: Catalog,
+                    service: Service) -> Generator[Effect, Any, list[LocationRow] | None]:
     """Rule 8: the previous region keeps replicating until the new one can restore; then its
-    copies are retained (kept, no longer updated)."""
-    secondaries = catalog.locations(service.name, roles=[RegionRole.SECONDARY])
-    previous = catalog.locations(service.name, roles=[RegionRole.PREVIOUS])
+    copies are retained (kept, no longer updated). Returns the secondary and previous
+    locations it read when it changed none of them (the scheduler matches its queues to
+    them), else None."""
+    rows = catalog.locations(service.name, roles=[RegionRole.SECONDARY, RegionRole.PREVIOUS])
+    secondaries = [row for row in rows if row.role == RegionRole.SECONDARY]
+    previous = [row for row in rows if row.role == RegionRole.PREVIOUS]
     if not secondaries or not previous:
-        return
+        return rows
     new = window_from_catalog(catalog, service.name, secondaries[0].region,
                               RegionRole.SECONDARY)
     if new.end is None:
-        return
+        return rows
     now: datetime = yield Now()
     for old in previous:
         catalog.set_location(service.name, old.region, RegionRole.RETAINED, RegionState.STOPPED,
@@ -248,3 +259,4 @@ def retire_previous(catalog: Catalog, service: Service) -> Generator[Effect, Any
         catalog.retain_region(service.name, old.region, now)
         catalog.event(now, "info", service.name, old.region,
                       f"{secondaries[0].region} can restore now; copies here are retained")
+    return None

@@ -27,7 +27,7 @@ from collections.abc import Generator, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from engine.catalog import Catalog, CopyRecord, ObjectRow
+from engine.catalog import Catalog, CopyRecord, LocationRow, ObjectRow
 from engine.copy_queue import LANES, DestinationQueue, ItemCopies, Lane, lane_of, with_status
 from engine.effects import (
     Completions,
@@ -249,8 +249,7 @@ class Scheduler:
         retention policy: at each listing cycle, or at the end of a once run (after its
         copies, as an operator expects of `btar sync --once`)."""
         catalog, service = self.catalog, state.job.service
-        yield from retire_previous(catalog, service)
-        self._sync_destinations(state)
+        self._sync_destinations(state, (yield from retire_previous(catalog, service)))
         yield from self.mirror.prepare(state.job.layout, service, self._queues_of(service.name))
         retention = state.job.retention
         if retention is not None and state.retention_due:
@@ -279,13 +278,14 @@ class Scheduler:
         return [self.queues[(service, region)]
                 for region in sorted(self.regions_of.get(service, ()))]
 
-    def _sync_destinations(self, state: ServiceRun) -> list[DestinationQueue]:
+    def _sync_destinations(self, state: ServiceRun,
+                           read: list[LocationRow] | None = None) -> list[DestinationQueue]:
         """Match the queues to the catalog's destinations of a service (management actions
-        change them while a run goes on)."""
+        change them while a run goes on); ``read``: those rows, just read (retire_previous)."""
         service = state.job.service
         # A stopped destination is one whose copies are being deleted (disable --delete).
-        rows = [loc for loc in self.catalog.locations(
-            service.name, roles=[RegionRole.SECONDARY, RegionRole.PREVIOUS])
+        rows = [loc for loc in (read if read is not None else self.catalog.locations(
+            service.name, roles=[RegionRole.SECONDARY, RegionRole.PREVIOUS]))
             if loc.state != RegionState.STOPPED]
         wanted = {loc.region: loc for loc in rows}
         for queue in self._queues_of(service.name):
@@ -325,8 +325,8 @@ class Scheduler:
             yield from self.faults.look_at(queue, state)
         first = not queue.loaded
         now: datetime = yield Now()
-        self.faults.judge(queue, now)
         with catalog.transaction():
+            self.faults.judge(queue, now)  # its reachability write shares this commit
             # Known to be missing there even while the region is paused (its backlog).
             since = 0 if full or first else catalog.copy_mark(service.name, region)
             added = catalog.add_missing(service.name, service.region, region, now,

@@ -103,6 +103,8 @@ class World:
     flights: dict[int, Flight] = field(default_factory=dict)
     _rngs: dict[str, random.Random] = field(default_factory=dict)
     _next_flight: int = 0
+    #: the virtual clock's last reading and its datetime (many effects ask at one moment)
+    _now: tuple[float, datetime] = (-1.0, datetime.min)
 
     def __post_init__(self) -> None:
         from simulator.interpreter import SimDriver  # the driver needs a built world
@@ -144,7 +146,10 @@ class World:
 
     def now(self) -> datetime:
         """The virtual time as a UTC datetime."""
-        return self.scenario.start + timedelta(seconds=float(self.env.now))
+        clock = float(self.env.now)
+        if self._now[0] != clock:
+            self._now = (clock, self.loaded.scenario.start + timedelta(seconds=clock))
+        return self._now[1]
 
     def offset(self, moment: datetime) -> float:
         return (moment - self.scenario.start).total_seconds()

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
 import sqlite_utils
 from sqlite_utils.db import Table
@@ -11,8 +15,72 @@ from sqlite_utils.db import Table
 from engine.catalog.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
+    to_text,
 )
 from engine.errors import CatalogTooNew
+
+
+def text_of(moment: datetime) -> str:
+    """``schema.to_text(moment)``, faster for the UTC times the engine handles: isoformat is
+    C code, strftime parses its format every call."""
+    if moment.tzinfo is UTC and moment.year >= 1000:
+        return moment.isoformat(timespec="microseconds")[:26] + "Z"
+    return to_text(moment)
+
+
+class Transaction:
+    """What sqlite_utils' ``atomic()`` does (BEGIN and COMMIT, or ROLLBACK on an error; a
+    savepoint when nested), without a generator and a random savepoint name per use: the
+    scheduler opens several per pass of every service."""
+
+    __slots__ = ("_conn", "_inert", "_owner", "_savepoint", "_savepoints")
+
+    def __init__(self, owner: CatalogBase, *, savepoint: bool = True) -> None:
+        self._owner = owner
+        self._conn = owner.conn
+        self._savepoints = savepoint
+        self._savepoint = ""
+        self._inert = False
+
+    def __enter__(self) -> Transaction:
+        conn = self._conn
+        if conn.in_transaction and not self._savepoints:
+            self._inert = True  # the enclosing transaction makes it atomic
+            return self
+        if conn.in_transaction:
+            # Named by depth, not uniquely: only the open ones must differ, and a name seen
+            # before is a statement SQLite has compiled already (sqlite3 caches them by text).
+            self._owner._savepoints += 1
+            self._savepoint = f"btar_{self._owner._savepoints}"
+            conn.execute(f"SAVEPOINT {self._savepoint}")
+        else:
+            conn.execute("BEGIN")
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        conn, savepoint = self._conn, self._savepoint
+        if self._inert:
+            return
+        if savepoint:
+            self._owner._savepoints -= 1
+            if error is None:
+                conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+            elif conn.in_transaction:
+                # An error may have ended the whole transaction, savepoint included.
+                conn.execute(f"ROLLBACK TO SAVEPOINT {savepoint}")
+                conn.execute(f"RELEASE SAVEPOINT {savepoint}")
+            return
+        if error is not None:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
 
 
 class CatalogBase:
@@ -21,6 +89,13 @@ class CatalogBase:
     def __init__(self, db: sqlite_utils.Database, *, name: str = "the catalog",
                  path: Path | None = None) -> None:
         self.db = db
+        #: the plain connection, for the hot paths (sqlite_utils wraps each query in a
+        #: savepoint and parses its first keyword)
+        self.conn: sqlite3.Connection = db.conn
+        #: savepoints open (nested transactions)
+        self._savepoints = 0
+        #: the last time written as text, and its text (a pass stamps many rows with one now)
+        self._stamped: tuple[datetime, str] | None = None
         self.name = name
         #: the file (None in memory): its lock file sits beside it (CatalogLock)
         self.path = path
@@ -43,9 +118,48 @@ class CatalogBase:
                 MIGRATIONS[number](self.db)
                 self.db.execute(f"PRAGMA user_version = {number + 1}")
 
-    def transaction(self) -> AbstractContextManager[object]:
+    def transaction(self) -> Transaction:
         """Group writes into one commit (nested groups become savepoints)."""
-        return self.db.atomic()
+        return Transaction(self)
+
+    def _atomic(self) -> Transaction:
+        """The transaction of one catalog method's writes. Inside a caller's transaction it
+        adds no savepoint: the caller's commits or rolls back the whole, and no caller catches
+        a catalog error inside its transaction (two statements saved per nested call, and a
+        pass makes several)."""
+        return Transaction(self, savepoint=False)
 
     def _t(self, name: str) -> Table:
         return self.db.table(name)
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of a query, as tuples (a plain read opens no transaction)."""
+        return self.conn.execute(sql, params).fetchall()
+
+    def _write(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """One write, committed at once unless a transaction is open (as sqlite_utils'
+        ``execute`` does: the driver would otherwise leave its implicit transaction open)."""
+        conn = self.conn
+        was_open = conn.in_transaction
+        try:
+            conn.execute(sql, params)
+        except Exception:
+            if not was_open and conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if not was_open and conn.in_transaction:
+            conn.execute("COMMIT")
+
+    def _write_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Many writes of one statement, in one transaction."""
+        with self.transaction():
+            self.conn.executemany(sql, rows)
+
+    def _text(self, moment: datetime) -> str:
+        """``to_text(moment)``, remembering the last one (a pass writes one now many times)."""
+        stamped = self._stamped
+        if stamped is not None and stamped[0] == moment:
+            return stamped[1]
+        text = text_of(moment)
+        self._stamped = (moment, text)
+        return text

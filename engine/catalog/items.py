@@ -6,14 +6,14 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from engine.catalog.base import text_of
 from engine.catalog.rows import (
     CopyRecord,
     ItemRow,
     LagRow,
     ObjectRow,
-    _item_row,
 )
-from engine.catalog.runs import RunsPart
+from engine.catalog.runs import ITEM_COLUMNS, RunsPart, item_row
 from engine.catalog.schema import (
     _CHUNK,
     RESTORABLE,
@@ -75,14 +75,19 @@ class ItemsPart(RunsPart):
 
     def item_ids(self, service: str, region: str, status: ItemStatus) -> set[str]:
         """Ids of the items with ``status`` in a region (no row decoding: cheap)."""
-        return {r[0] for r in self.db.execute(
+        return {r[0] for r in self.conn.execute(
             "select item_id from items where service = ? and region = ? and status = ?",
-            [service, region, str(status)]).fetchall()}
+            (service, region, str(status)))}
 
     def known_item_ids(self, service: str, region: str) -> set[str]:
-        return {r[0] for r in self.db.execute(
-            "select item_id from items where service = ? and region = ?",
-            [service, region]).fetchall()}
+        return {r[0] for r in self.conn.execute(
+            "select item_id from items where service = ? and region = ?", (service, region))}
+
+    def item_statuses(self, service: str, region: str) -> dict[str, str]:
+        """Every item id of a region and its status (one scan, for a full listing)."""
+        return dict(self.conn.execute(
+            "select item_id, status from items where service = ? and region = ?",
+            (service, region)).fetchall())
 
     def known_among(self, service: str, region: str, item_ids: Iterable[str]) -> set[str]:
         """Which of ``item_ids`` the catalog knows in a region (index seeks, no scan)."""
@@ -90,16 +95,15 @@ class ItemsPart(RunsPart):
         known: set[str] = set()
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start:start + _CHUNK]
-            known.update(r[0] for r in self.db.execute(
+            known.update(r[0] for r in self.conn.execute(
                 "select item_id from items where service = ? and region = ? and item_id in "
-                f"({','.join('?' * len(chunk))})", [service, region, *chunk]).fetchall())
+                f"({','.join('?' * len(chunk))})", (service, region, *chunk)))
         return known
 
     def has_log_segment(self, service: str, region: str, stream: str, seq: int) -> bool:
-        return self.db.execute(
+        return bool(self._read(
             "select 1 from items where service = ? and region = ? and kind = 'log' and "
-            "stream = ? and seq = ? limit 1", [service, region, stream, seq]).fetchone() \
-            is not None
+            "stream = ? and seq = ? limit 1", (service, region, stream, seq)))
 
     def add_item(self, service: str, region: str, item: BackupItem, status: ItemStatus,
                  now: datetime, *, available_at: datetime | None = None) -> None:
@@ -112,24 +116,27 @@ class ItemsPart(RunsPart):
         """Record items (each with its available_at) and their objects in a region, in one
         transaction; items already recorded are left as they are. Returns how many were new."""
         batch = {item.item_id: (item, available_at) for item, available_at in items}
-        stamp = to_text(now)
+        if not batch:
+            return 0  # nothing to write (most markers of a pass are known already)
+        stamp = self._text(now)
         object_status = str(ItemStatus.AVAILABLE if status == ItemStatus.AVAILABLE
                             else ItemStatus.PENDING)
-        with self.db.atomic():
+        with self._atomic():
             known = self.known_among(service, region, batch)
             new = [pair for item_id, pair in batch.items() if item_id not in known]
-            self.db.conn.executemany(
+            if not new:
+                return 0
+            runs: list[Segment] = []
+            self.conn.executemany(
                 "insert into items (service, region, item_id, kind, stream, seq, start_time, "
                 "end_time, size, object_count, status, reason, completed_at, available_at, "
                 "lag_seconds, updated_at, parent) "
                 "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, null, ?, ?)",
                 # Generators, not lists: a first full listing may bring millions of rows.
-                ((service, region, item.item_id, str(item.kind), item.stream, item.seq,
-                  to_text(item.start_time), to_text(item.end_time), item.size,
-                  len(item.objects), str(status), to_text(item.completed_at),
-                  to_text(available_at) if available_at else None, stamp, item.parent)
+                (self._item_values(service, region, item, available_at, str(status), stamp,
+                                   runs if status in RESTORABLE else None)
                  for item, available_at in new))
-            self.db.conn.executemany(
+            self.conn.executemany(
                 "insert or ignore into objects (service, region, item_id, key, size, sha256, "
                 "is_marker, status, method, verified_by, attempts, updated_at, digest) "
                 "values (?, ?, ?, ?, ?, ?, ?, ?, '', '', 0, ?, ?)",
@@ -137,35 +144,57 @@ class ItemsPart(RunsPart):
                   int(ref is item.marker), object_status, stamp,
                   str(ref.digest) if ref.digest is not None else "")
                  for item, _ in new for ref in item.objects))
-            if status in RESTORABLE:
-                self._runs_add(service, region, [
-                    (item.stream, item.seq, to_text(item.start_time), to_text(item.end_time))
-                    for item, _ in new if item.kind == ItemKind.LOG])
+            if runs:
+                self._runs_add(service, region, runs)
         return len(new)
+
+    @staticmethod
+    def _item_values(service: str, region: str, item: BackupItem,
+                     available_at: datetime | None, status: str, stamp: str,
+                     runs: list[Segment] | None) -> tuple[Any, ...]:
+        """An items row of add_items; a restorable log segment is also noted in ``runs``
+        with the same texts (each time is formatted once)."""
+        start, end = text_of(item.start_time), text_of(item.end_time)
+        done = text_of(item.completed_at)
+        available = None if not available_at else \
+            done if available_at == item.completed_at else text_of(available_at)
+        if runs is not None and item.kind == ItemKind.LOG:
+            runs.append((item.stream, item.seq, start, end))
+        objects = (*item.payload, item.marker)
+        return (service, region, item.item_id, str(item.kind), item.stream, item.seq, start,
+                end, sum(o.size for o in objects), len(objects), status, done, available,
+                stamp, item.parent)
 
     def add_missing(self, service: str, source: str, destination: str, now: datetime, *,
                     since_rowid: int = 0) -> list[str]:
         """Record as pending in ``destination`` every item available in ``source`` that
         ``destination`` has no record of, looking only at source rows after ``since_rowid``
         (0: all). Returns the ids added."""
-        stamp = to_text(now)
-        with self.db.atomic():
-            ids = [r[0] for r in self.db.execute(
-                "select p.item_id from items as p where p.rowid > ? and p.service = ? and "
-                "p.region = ? and p.status = ? and not exists (select 1 from items as d "
-                "where d.service = p.service and d.region = ? and d.item_id = p.item_id)",
+        stamp = self._text(now)
+        with self._atomic():
+            # After a mark, the rows since it (a rowid range: the rows every service added
+            # since this one's last pass) and not every available row of the service: the
+            # unary + keeps SQLite from choosing the (service, region, status) index.
+            plus = "+" if since_rowid > 0 else ""
+            ids = [r[0] for r in self.conn.execute(
+                f"select p.item_id from items as p where p.rowid > ? and {plus}p.service = ? "
+                f"and {plus}p.region = ? and {plus}p.status = ? and not exists (select 1 from "
+                "items as d where d.service = p.service and d.region = ? and "
+                "d.item_id = p.item_id)",
                 [since_rowid, service, source, str(ItemStatus.AVAILABLE),
-                 destination]).fetchall()]
+                 destination])]
+            if not ids:
+                return ids
             rows = [(destination, str(ItemStatus.PENDING), stamp, service, source, item_id)
                     for item_id in ids]  # read twice below
-            self.db.conn.executemany(
+            self.conn.executemany(
                 "insert into items (service, region, item_id, kind, stream, seq, start_time, "
                 "end_time, size, object_count, status, reason, completed_at, available_at, "
                 "lag_seconds, updated_at, parent) "
                 "select service, ?, item_id, kind, stream, seq, start_time, end_time, size, "
                 "object_count, ?, '', completed_at, null, null, ?, parent from items "
                 "where service = ? and region = ? and item_id = ?", rows)
-            self.db.conn.executemany(
+            self.conn.executemany(
                 "insert or ignore into objects (service, region, item_id, key, size, sha256, "
                 "is_marker, status, method, verified_by, attempts, updated_at, digest) "
                 "select service, ?, item_id, key, size, sha256, is_marker, ?, '', '', 0, ?, "
@@ -174,19 +203,19 @@ class ItemsPart(RunsPart):
 
     def stream_start(self, service: str, region: str, stream: str) -> int | None:
         """The seq a stream starts at, when a history item records its branching."""
-        row = self.db.execute(
+        rows = self._read(
             "select seq from items where service = ? and region = ? and kind = 'history' and "
-            "stream = ? limit 1", [service, region, stream]).fetchone()
-        return int(row[0]) if row else None
+            "stream = ? limit 1", (service, region, stream))
+        return int(rows[0][0]) if rows else None
 
     def mark_copying(self, service: str, region: str, item_ids: Iterable[str],
                      now: datetime) -> None:
         """Items whose copies are under way (none of them restorable before or after)."""
-        with self.db.atomic():
-            self.db.conn.executemany(
+        with self._atomic():
+            self.conn.executemany(
                 "update items set status = ?, updated_at = ? where service = ? and region = ? "
                 "and item_id = ? and status != ?",
-                [(str(ItemStatus.COPYING), to_text(now), service, region, item_id,
+                [(str(ItemStatus.COPYING), self._text(now), service, region, item_id,
                   str(ItemStatus.AVAILABLE)) for item_id in item_ids])
 
     def item_refs(self, service: str, region: str, item_id: str) -> list[ObjectRow]:
@@ -202,11 +231,11 @@ class ItemsPart(RunsPart):
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
             for item_id, key, size, sha256, is_marker, status, attempts, digest in \
-                    self.db.execute(
+                    self.conn.execute(
                         "select item_id, key, size, sha256, is_marker, status, attempts, "
                         "digest from objects where service = ? and region = ? and item_id in "
                         f"({','.join('?' * len(chunk))}) order by item_id, is_marker, key",
-                        [service, region, *chunk]).fetchall():
+                        (service, region, *chunk)):
                 found.setdefault(item_id, []).append(ObjectRow(
                     key, size, sha256 or None, bool(is_marker), ItemStatus(status), attempts,
                     Digest.parse(digest) if digest else None))
@@ -222,7 +251,7 @@ class ItemsPart(RunsPart):
     def items(self, service: str, region: str, *, statuses: Iterable[ItemStatus] | None = None,
               kind: ItemKind | None = None) -> list[ItemRow]:
         """Items of a service in a region, oldest end time first."""
-        sql = "select * from items where service = ? and region = ?"
+        sql = f"select {ITEM_COLUMNS} from items where service = ? and region = ?"
         params: list[Any] = [service, region]
         if statuses is not None:
             wanted = [str(s) for s in statuses]
@@ -232,7 +261,7 @@ class ItemsPart(RunsPart):
             sql += " and kind = ?"
             params.append(str(kind))
         sql += " order by end_time, kind, item_id"
-        return [_item_row(r) for r in self.db.query(sql, params)]
+        return [item_row(r) for r in self.conn.execute(sql, params)]
 
     def items_by_id(self, service: str, region: str, item_ids: Iterable[str]) -> list[ItemRow]:
         """The rows of the given items in a region, oldest end time first."""
@@ -240,21 +269,21 @@ class ItemsPart(RunsPart):
         rows: list[ItemRow] = []
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
-            rows += [_item_row(r) for r in self.db.query(
-                "select * from items where service = ? and region = ? and item_id in "
-                f"({','.join('?' * len(chunk))})", [service, region, *chunk])]
+            rows += [item_row(r) for r in self.conn.execute(
+                f"select {ITEM_COLUMNS} from items where service = ? and region = ? and "
+                f"item_id in ({','.join('?' * len(chunk))})", (service, region, *chunk))]
         return sorted(rows, key=lambda r: (r.end_time, r.kind, r.item_id))
 
     def set_item_status(self, service: str, region: str, item_id: str, status: ItemStatus,
                         now: datetime, reason: str = "") -> None:
-        with self.db.atomic():
-            before = self.db.execute(
+        with self._atomic():
+            before = self.conn.execute(
                 "select kind, status from items where service = ? and region = ? "
-                "and item_id = ?", [service, region, item_id]).fetchone()
-            self.db.execute(
+                "and item_id = ?", (service, region, item_id)).fetchone()
+            self.conn.execute(
                 "update items set status = ?, reason = ?, updated_at = ? "
                 "where service = ? and region = ? and item_id = ?",
-                [str(status), reason, to_text(now), service, region, item_id])
+                (str(status), reason, self._text(now), service, region, item_id))
             if before and before[0] == ItemKind.LOG \
                     and (before[1] in RESTORABLE) != (status in RESTORABLE):
                 _rebuild_runs(self.db, service, region)
@@ -285,23 +314,25 @@ class ItemsPart(RunsPart):
                       available_at: datetime) -> None:
         """Mark items (id, lag in seconds) available in a region, recording each lag."""
         pairs = list(published)
-        stamp = to_text(available_at)
-        with self.db.atomic():
+        if not pairs:
+            return  # nothing published by these completions
+        stamp = self._text(available_at)
+        with self._atomic():
             segments: list[Segment] = []
             for item_id, _ in pairs:
-                row = self.db.execute(
+                row = self.conn.execute(
                     "select kind, stream, seq, start_time, end_time from items where "
                     "service = ? and region = ? and item_id = ?",
-                    [service, region, item_id]).fetchone()
+                    (service, region, item_id)).fetchone()
                 if row and row[0] == ItemKind.LOG:
                     segments.append((row[1], row[2], row[3], row[4]))
-            self.db.conn.executemany(
+            self.conn.executemany(
                 "update items set status = ?, reason = '', available_at = ?, lag_seconds = ?, "
                 "updated_at = ? where service = ? and region = ? and item_id = ?",
                 [(str(ItemStatus.AVAILABLE), stamp, lag, stamp, service, region, item_id)
                  for item_id, lag in pairs])
             self._runs_add(service, region, segments)
-            self.db.conn.executemany(
+            self.conn.executemany(
                 "insert into lag_samples (service, region, item_id, at, lag_seconds) "
                 "values (?, ?, ?, ?, ?)",
                 [(service, region, item_id, stamp, lag) for item_id, lag in pairs])
@@ -315,15 +346,17 @@ class ItemsPart(RunsPart):
     def record_copies(self, service: str, region: str, records: Iterable[CopyRecord],
                       now: datetime) -> None:
         """Record copy attempts and their objects' resulting status, in one transaction."""
-        stamp = to_text(now)
         rows = list(records)
-        with self.db.atomic():
-            self.db.conn.executemany(
+        if not rows:
+            return
+        stamp = self._text(now)
+        with self._atomic():
+            self.conn.executemany(
                 "insert into copy_attempts (service, region, key, at, ok, method, verified_by, "
                 "error) values (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(service, region, r.key, stamp, int(r.ok), r.method, r.verified_by, r.error)
                  for r in rows])
-            self.db.conn.executemany(
+            self.conn.executemany(
                 "update objects set status = ?, method = ?, verified_by = ?, "
                 "attempts = attempts + 1, updated_at = ?, sha256 = coalesce(?, sha256), "
                 "digest = coalesce(nullif(?, ''), digest) "

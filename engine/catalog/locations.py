@@ -24,6 +24,11 @@ from engine.model import (
     ServiceType,
 )
 
+#: location rows made, by their columns: rows are frozen values, and the scheduler reads a
+#: service's few locations several times per pass (a cache by content is never stale)
+_LOCATION_ROWS: dict[tuple[Any, ...], LocationRow] = {}
+_ROWS_KEPT = 4096
+
 
 class LocationsPart(JournalPart):
     """Services, locations, reachability, listing cursors and copy marks."""
@@ -52,22 +57,23 @@ class LocationsPart(JournalPart):
 
     def note_reachable(self, service: str, region: str, now: datetime) -> None:
         """A listing or copy of ``region`` succeeded: it answers, any fault is over."""
-        self.db.execute(
+        self._write(
             "insert into reachability (service, region, ok_at, fault, reason, fault_since, "
             "fault_at) values (?, ?, ?, '', '', '', '') on conflict (service, region) do "
             "update set ok_at = excluded.ok_at, fault = '', reason = '', fault_since = ''",
-            [service, region, to_text(now)])
+            (service, region, self._text(now)))
 
     def note_fault(self, service: str, region: str, fault: str, reason: str,
                    now: datetime) -> None:
         """``region`` failed for ``service``; the fault's start is kept while it lasts."""
-        self.db.execute(
+        stamp = self._text(now)
+        self._write(
             "insert into reachability (service, region, ok_at, fault, reason, fault_since, "
             "fault_at) values (?, ?, '', ?, ?, ?, ?) on conflict (service, region) do update "
             "set fault = excluded.fault, reason = excluded.reason, fault_at = "
             "excluded.fault_at, fault_since = case when reachability.fault_since = '' then "
             "excluded.fault_since else reachability.fault_since end",
-            [service, region, fault, reason, to_text(now), to_text(now)])
+            (service, region, fault, reason, stamp, stamp))
 
     def reachability(self, service: str) -> dict[str, Reachability]:
         """Per region, what the replicator last saw of it for ``service``."""
@@ -98,7 +104,8 @@ class LocationsPart(JournalPart):
 
     def locations(self, service: str, *, region: str | None = None,
                   roles: Iterable[RegionRole] | None = None) -> list[LocationRow]:
-        sql = "select * from locations where service = ?"
+        # Plain tuples: the scheduler reads a service's locations a few times per pass.
+        sql = "select region, role, state, reason, since from locations where service = ?"
         params: list[Any] = [service]
         if region is not None:
             sql += " and region = ?"
@@ -108,43 +115,52 @@ class LocationsPart(JournalPart):
             sql += f" and role in ({','.join('?' * len(wanted))})"
             params.extend(wanted)
         sql += " order by since, region"
-        return [LocationRow(r["service"], r["region"], RegionRole(r["role"]),
-                            RegionState(r["state"]), r["reason"], from_text(r["since"]))
-                for r in self.db.query(sql, params)]
+        rows: list[LocationRow] = []
+        for found in self._read(sql, params):
+            key = (service, *found)
+            row = _LOCATION_ROWS.get(key)
+            if row is None:
+                region_, role, state, reason, since = found
+                row = LocationRow(service, region_, RegionRole(role), RegionState(state),
+                                  reason, from_text(since))
+                if len(_LOCATION_ROWS) >= _ROWS_KEPT:
+                    _LOCATION_ROWS.clear()
+                _LOCATION_ROWS[key] = row
+            rows.append(row)
+        return rows
 
     def listing_cursors(self, service: str) -> dict[str, str]:
         """Listing area -> the greatest key settled in it ("" for none yet)."""
-        return {area: cursor for area, cursor in self.db.execute(
-            "select area, cursor from listing_areas where service = ?", [service]).fetchall()}
+        return {area: cursor for area, cursor in self._read(
+            "select area, cursor from listing_areas where service = ?", (service,))}
 
     def save_listing_cursors(self, service: str, cursors: dict[str, str], *,
                              full_at: datetime | None) -> None:
         """Store cursors; after a full listing (``full_at``) they replace every area."""
-        with self.db.atomic():
+        with self._atomic():
             if full_at is not None:
-                self.db.execute("delete from listing_areas where service = ?", [service])
-                self.db.execute("insert or replace into full_listings (service, at) "
-                                "values (?, ?)", [service, to_text(full_at)])
-            self.db.conn.executemany(
+                self.conn.execute("delete from listing_areas where service = ?", (service,))
+                self.conn.execute("insert or replace into full_listings (service, at) "
+                                  "values (?, ?)", (service, self._text(full_at)))
+            self.conn.executemany(
                 "insert or replace into listing_areas (service, area, cursor) values (?, ?, ?)",
                 [(service, area, cursor) for area, cursor in cursors.items()])
 
     def last_full_listing(self, service: str) -> datetime | None:
-        row = self.db.execute("select at from full_listings where service = ?",
-                              [service]).fetchone()
-        return from_text(row[0]) if row else None
+        rows = self._read("select at from full_listings where service = ?", (service,))
+        return from_text(rows[0][0]) if rows else None
 
     def copy_mark(self, service: str, region: str) -> int:
         """The last source row that ``region`` was checked against (see add_missing)."""
-        row = self.db.execute("select primary_rowid from copy_marks where service = ? and "
-                              "region = ?", [service, region]).fetchone()
-        return int(row[0]) if row else 0
+        rows = self._read("select primary_rowid from copy_marks where service = ? and "
+                          "region = ?", (service, region))
+        return int(rows[0][0]) if rows else 0
 
     def set_copy_mark(self, service: str, region: str) -> None:
         """Every source row so far has been checked for ``region``."""
-        self.db.execute(
+        self._write(
             "insert or replace into copy_marks (service, region, primary_rowid) "
-            "values (?, ?, (select coalesce(max(rowid), 0) from items))", [service, region])
+            "values (?, ?, (select coalesce(max(rowid), 0) from items))", (service, region))
 
     def _reset_copy_mark(self, service: str, region: str) -> None:
         self.db.execute("delete from copy_marks where service = ? and region = ?",

@@ -18,7 +18,7 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from engine.errors import CorruptBackup
@@ -45,10 +45,10 @@ def name_time(moment: datetime) -> str:
 
 
 def _parse_name_time(text: str) -> datetime:
-    # By hand: every listing parses every segment name, and strptime is ~10x slower. The
-    # pattern already guaranteed the digits; datetime() refuses impossible dates.
-    return datetime(int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[9:11]),
-                    int(text[11:13]), int(text[13:15]), int(text[16:22]), tzinfo=UTC)
+    # Every full listing reads every segment name: fromisoformat takes this basic ISO form
+    # (the pattern guaranteed its digits) ~10x faster than slicing by hand, strptime ~100x;
+    # it refuses impossible dates alike, and its "Z" is datetime.UTC.
+    return datetime.fromisoformat(text)
 
 
 def segment_key(stream: str, seq: int, start: datetime, end: datetime, sha256: str) -> str:
@@ -99,33 +99,103 @@ def build_manifest(backup_id: str, start: datetime, end: datetime, stream: str,
     return json.dumps(document, indent=1, sort_keys=True).encode()
 
 
+class _Name:
+    """What a key's name says, parsed once (see NativeLayout._name): whether it is a
+    completion marker or a history, its listing areas, and for a log segment its stream and
+    seq and, when they are real times, its start and end. Lean (a few hundred bytes each):
+    the SHA-256 and the item id are cut from the key and made again when asked."""
+
+    __slots__ = ("areas", "end", "marker", "seq", "start", "stream")
+
+    def __init__(self, key: str) -> None:
+        self.areas = _areas_of(key)
+        self.marker = bool(_MARKER.match(key) or _HISTORY.match(key))
+        self.stream: str | None = None
+        self.seq = 0
+        self.start: datetime | None = None
+        self.end: datetime | None = None
+        match = None if self.marker else _SEGMENT.match(key)
+        if match is None:
+            return
+        # A listing holds few streams and many segments: share one string per stream.
+        self.stream, self.seq = sys.intern(match["stream"]), int(match["seq"])
+        try:
+            self.start, self.end = (_parse_name_time(match["start"]),
+                                    _parse_name_time(match["end"]))
+        except ValueError:
+            return  # shaped like a segment, but not a real time: not ours
+
+
+#: listing areas per stream, shared by every segment name of the stream
+_STREAM_AREAS: dict[str, tuple[str, ...]] = {}
+
+
+def _areas_of(key: str) -> tuple[str, ...]:
+    # A stream's history.json is written before its segments but sorts after them: in no
+    # area, so that no cursor passes the segments still to come (it is listed again by
+    # every pass of log/ until its stream's segments carry the cursor past it).
+    if key.startswith("base/"):
+        return ("base/",)
+    if key.startswith("log/"):
+        stream, _, name = key[4:].partition("/")
+        if name == HISTORY:
+            return ()
+        if name and "/" not in name:
+            areas = _STREAM_AREAS.get(stream)
+            if areas is None:
+                if len(_STREAM_AREAS) >= _NAMES_KEPT:
+                    _STREAM_AREAS.clear()
+                areas = _STREAM_AREAS[stream] = ("log/", f"log/{stream}/")
+            return areas
+        return ("log/",)
+    return ()
+
+
+#: names remembered at most (then forgotten all at once): a full listing sees every key of a
+#: service again, and parsing a name costs more than finding it
+_NAMES_KEPT = 65536
+
+
 class NativeLayout:
     """Reader of the native layout."""
 
     name = "native"
     root_areas: tuple[str, ...] = ("base/", "log/")
 
+    def __init__(self) -> None:
+        #: key (relative to a service prefix) -> what its name says; a pure function of the
+        #: key, so it holds whatever service listed it
+        self._names: dict[str, _Name] = {}
+
+    def _name(self, key: str) -> _Name:
+        names = self._names
+        found = names.get(key)
+        if found is None:
+            found = _Name(key)
+            if len(names) >= _NAMES_KEPT:
+                names.clear()
+            names[key] = found
+        return found
+
     def discover(self, objects: Iterable[ObjectInfo]) -> Discovery:
         markers: list[ObjectInfo] = []
         segments: list[BackupItem] = []
         for info in objects:
-            if _MARKER.match(info.key) or _HISTORY.match(info.key):
+            found = self._name(info.key)
+            if found.marker:
                 markers.append(info)
                 continue
-            match = _SEGMENT.match(info.key)
-            if match is None:
+            start, end, stream = found.start, found.end, found.stream
+            if start is None or end is None or stream is None:
                 continue  # payload, or something that is not ours
-            # A listing holds few streams and many segments: share one string per stream.
-            stream, seq = sys.intern(match["stream"]), int(match["seq"])
-            try:
-                start, end = _parse_name_time(match["start"]), _parse_name_time(match["end"])
-            except ValueError:
-                continue  # shaped like a segment, but not a real time: not ours
             if end < start:
                 continue
-            ref = ObjectRef(info.key, info.size, match["sha"])
+            seq = found.seq
+            # The key is log/<stream>/<seq:010d>_..._<sha256>.log: its id (log_item_id) and
+            # SHA-256 are slices of it.
+            ref = ObjectRef(info.key, info.size, info.key[-68:-4])
             segments.append(BackupItem(
-                kind=ItemKind.LOG, item_id=log_item_id(stream, seq),
+                kind=ItemKind.LOG, item_id=info.key[:len(stream) + 15],
                 start_time=start,
                 end_time=end,
                 stream=stream, seq=seq, payload=(), marker=ref,
@@ -134,23 +204,11 @@ class NativeLayout:
         return Discovery(tuple(markers), tuple(segments))
 
     def listing_areas(self, key: str) -> tuple[str, ...]:
-        # A stream's history.json is written before its segments but sorts after them: in no
-        # area, so that no cursor passes the segments still to come (it is listed again by
-        # every pass of log/ until its stream's segments carry the cursor past it).
-        if key.startswith("base/"):
-            return ("base/",)
-        if key.startswith("log/"):
-            stream, _, name = key[4:].partition("/")
-            if name == HISTORY:
-                return ()
-            if name and "/" not in name:
-                return ("log/", f"log/{stream}/")
-            return ("log/",)
-        return ()
+        return self._name(key).areas
 
     def log_position(self, key: str) -> tuple[str, int] | None:
-        match = _SEGMENT.match(key)
-        return (match["stream"], int(match["seq"])) if match else None
+        found = self._name(key)
+        return None if found.stream is None else (found.stream, found.seq)
 
     def item_id_of_marker(self, key: str) -> str:
         history = _HISTORY.match(key)
