@@ -18,8 +18,18 @@ from engine.errors import CorruptBackup
 from engine.formats import get_layout, layout_kind
 from engine.formats.base import BackupLayout
 from engine.formats.pgbackrest import wal_file_name
-from engine.model import Service, iso
-from engine.windows import ancestry, catalog_chains, chain_inputs, intervals_of, latest_timeline
+from engine.model import Service, TimeRange, iso
+from engine.windows import (
+    Chain,
+    ChainInputs,
+    Path,
+    ancestry,
+    chain_inputs,
+    chains,
+    intervals_of,
+    latest_timeline,
+    segment_end_of,
+)
 
 
 @dataclass(frozen=True)
@@ -72,18 +82,29 @@ def segment_name(service: Service, stream: str, seq: int) -> str:
 
 
 def holes(catalog: Catalog, service: Service, region: str,
-          refused: dict[str, str] | None = None) -> list[Hole]:
-    """The holes of ``region`` along the timeline recovery follows by default."""
-    _, runs, switches = chain_inputs(catalog, service.name, region)
-    found = catalog_chains(catalog, service.name, region)
-    window = intervals_of(found)
+          refused: dict[str, str] | None = None, inputs: ChainInputs | None = None,
+          found: list[Chain] | None = None) -> list[Hole]:
+    """The holes of ``region`` along the timeline recovery follows by default. ``inputs``
+    and ``found``: the region's chain_inputs and catalog_chains when already read (`btar
+    check` reads every region's at once, with the status)."""
+    if inputs is None:
+        inputs = chain_inputs(catalog, service.name, region)
+    bases, runs, switches = inputs
+    if found is None:
+        found = chains(bases, runs, switches, None,
+                       segment_end_of(catalog, service.name, region))
+    window: tuple[TimeRange, ...] | None = None  # only where a hole is found
     followed = latest_timeline(switches)
     last_known: dict[str, int] = {}
     for run in runs:
         last_known[run.stream] = max(last_known.get(run.stream, run.last_seq), run.last_seq)
     result: dict[tuple[str, int], Hole] = {}
+    paths: dict[str, Path] = {}  # per timeline followed: `btar check` walks every region
     for chain in found:
-        path = ancestry(followed or chain.base.stream, switches)
+        timeline = followed or chain.base.stream
+        path = paths.get(timeline)
+        if path is None:
+            path = paths[timeline] = ancestry(timeline, switches)
         streams = [step.stream for step in path]
         stream, seq = chain.base.stream, chain.base.log_start_seq
         if chain.pieces:
@@ -98,6 +119,8 @@ def holes(catalog: Catalog, service: Service, region: str,
             continue
         if catalog.item(service.name, region, item_id) is not None:
             continue  # there, not restorable yet (being copied, failed): backlog, not a hole
+        if window is None:
+            window = intervals_of(found)
         resume = next((r.start for r in window if r.start > chain.end), None)
         result[(stream, seq)] = Hole(service.name, region, stream, seq,
                                      segment_name(service, stream, seq), chain.end, resume,
@@ -110,9 +133,8 @@ def refusals(catalog: Catalog, service: Service, since: datetime | None) -> list
     and that are still not in the catalog, newest reason per item."""
     layout = get_layout(service.layout)
     found: dict[str, Refusal] = {}
-    for event in catalog.events(500, service.name):
-        if event.level != "error" or event.region != service.region:
-            continue
+    # the errors at the primary among the service's last 500 events
+    for event in catalog.recent_errors(service.name, service.region, 500):
         if since is not None and event.at < since:
             continue
         refusal = _refusal(layout, service, event)

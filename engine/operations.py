@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from engine.alerts import AlertsConfig, Level, Problem, ServiceHealth, evaluate
 from engine.api import Btar, ServiceStatus
+from engine.api.fleet_facts import FleetFacts
+from engine.catalog import MirrorRow
 from engine.cost import CostConfig, RegionCost, price
 from engine.gaps import Hole, Refusal, holes, refusals
 from engine.lag import PERIODS, Period
@@ -50,39 +53,69 @@ def check(app: Btar, alerts: AlertsConfig, now: datetime,
     """Every problem of every replicating service, worst first. Pass ``statuses`` when they
     were just read, so that they are not computed twice."""
     problems: list[Problem] = []
-    for status in app.status() if statuses is None else statuses:
+    # What the chains and mirrors of every service are judged from, read once for the fleet
+    # (with the status, when it is read here).
+    if statuses is None:
+        statuses, facts = app.status_and_facts()
+    else:
+        facts = FleetFacts.read(app.catalog)
+    fleet = FleetChains(facts, app.catalog.full_listings())
+    blocked = app.catalog.blocked_mirrors()
+    for status in statuses:
         problems += evaluate(service_health(app, status, now),
                              alerts.for_service(status.name), now)
-        problems += chain_problems(app, status.name)
-        problems += mirror_problems(app, status)
+        problems += chain_problems(app, status.name, fleet)
+        problems += mirror_problems(app, status, blocked.get(status.name, []))
     return sorted(problems, key=lambda p: (-p.level, p.service, p.check))
 
 
-def mirror_problems(app: Btar, status: ServiceStatus) -> list[Problem]:
+def mirror_problems(app: Btar, status: ServiceStatus,
+                    blocked: list[MirrorRow] | None = None) -> list[Problem]:
     """A file the backup tool rewrites in place (pgBackRest's backup.info) whose current
     version is not in the additional region, and why (engine.mirror): the tool restoring
-    from that region alone sees an older list of backups until it is."""
+    from that region alone sees an older list of backups until it is. ``blocked``: the
+    service's blocked rows, when already read (Catalog.blocked_mirrors)."""
     region = status.additional_region
     if region is None:
         return []
+    rows = app.catalog.mirror_rows(status.name, region) if blocked is None \
+        else [row for row in blocked if row.region == region]
     return [Problem(status.name, Level.WARNING, "mirror",
                     f"{status.name}: {row.key} is not mirrored to {region}: {row.blocked}")
-            for row in app.catalog.mirror_rows(status.name, region) if row.blocked]
+            for row in rows if row.blocked]
 
 
-def chain_findings(app: Btar, name: str,
-                   since: datetime | None = None) -> tuple[list[Hole], list[Refusal]]:
+@dataclass(frozen=True)
+class FleetChains:
+    """What `btar check` judges every service's chains from, read once: the status's facts
+    (locations, chain inputs and chains of each region) and each last full listing."""
+
+    facts: FleetFacts
+    full_listings: dict[str, datetime]
+
+
+def chain_findings(app: Btar, name: str, since: datetime | None = None,
+                   fleet: FleetChains | None = None) -> tuple[list[Hole], list[Refusal]]:
     """The holes of every region of a service (along the timeline recovery follows), and the
     markers its primary's reader refused since ``since`` (default: its last full listing)
-    that no hole already names."""
+    that no hole already names. ``fleet``: what was read for every service at once."""
     service = app.service(name)
     if service.type not in REPLICABLE_TYPES:
         return [], []
     catalog = app.catalog
-    refused = refusals(catalog, service, since or catalog.last_full_listing(name))
+    listed = catalog.last_full_listing(name) if fleet is None \
+        else fleet.full_listings.get(name)
+    refused = refusals(catalog, service, since or listed)
     reasons = {r.item_id: r.reason for r in refused}
-    found = [hole for loc in catalog.locations(name)
-             for hole in holes(catalog, service, loc.region, reasons)]
+    if fleet is None:
+        found = [hole for loc in catalog.locations(name)
+                 for hole in holes(catalog, service, loc.region, reasons)]
+    else:
+        facts = fleet.facts
+        found = [hole for loc in facts.locations.get(name, [])
+                 for hole in holes(catalog, service, loc.region, reasons,
+                                   facts.inputs(name, loc.region),
+                                   facts.chains(name, loc.region))]
     named = {f"log/{h.stream}/{h.seq:010d}" for h in found}
     return found, [r for r in refused if r.item_id not in named]
 
@@ -99,10 +132,10 @@ def findings_of(app: Btar, names: list[str],
     return holes, refused
 
 
-def chain_problems(app: Btar, name: str) -> list[Problem]:
+def chain_problems(app: Btar, name: str, fleet: FleetChains | None = None) -> list[Problem]:
     """A hole cuts a window: critical. A refused item that cuts none (an unreadable backup,
     a segment past the end of its chain) is a warning."""
-    found, refused = chain_findings(app, name)
+    found, refused = chain_findings(app, name, fleet=fleet)
     return [*(Problem(name, Level.CRITICAL, "hole", h.message) for h in found),
             *(Problem(name, Level.WARNING, "refused", r.message) for r in refused)]
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from engine.catalog import RESTORABLE, Catalog, LogRun
+from engine.catalog import RESTORABLE, Catalog, ChainMark, LogRun
 from engine.model import ItemKind, RegionRole, RestoreWindow, TimeRange
 
 #: Items that are really there and whole: published copies, and copies kept after a disable.
@@ -169,9 +169,12 @@ def follow_chain(base: BaseMark, runs: RunIndex, path: Path | None = None,
     base's own stream only). None when the base is not on the path: on another timeline, or
     on the part of an ancestor that the path leaves behind."""
     path = path or (PathStep(base.stream),)
-    index = next((i for i, step in enumerate(path) if step.stream == base.stream), None)
-    if index is None:
+    # the first step on the base's stream (no generator: this runs for every base of every
+    # region in `btar status`)
+    streams = [step.stream for step in path]
+    if base.stream not in streams:
         return None
+    index = streams.index(base.stream)
     until = path[index].until
     if until is not None and base.log_start_seq >= until:
         return None
@@ -240,8 +243,11 @@ def window_of(region: str, role: RegionRole, bases: Iterable[BaseMark],
                                                             timeline))
 
 
-def chain_inputs(catalog: Catalog, service: str,
-                 region: str) -> tuple[list[BaseMark], list[LogRun], list[StreamSwitch]]:
+#: what a region's chains are computed from: base backups, log runs, stream switches
+ChainInputs = tuple[list[BaseMark], list[LogRun], list[StreamSwitch]]
+
+
+def chain_inputs(catalog: Catalog, service: str, region: str) -> ChainInputs:
     """Base backups, log runs and stream switches restorable in a region, from the catalog."""
     bases: list[BaseMark] = []
     switches: list[StreamSwitch] = []
@@ -252,6 +258,19 @@ def chain_inputs(catalog: Catalog, service: str,
             else:
                 switches.append(StreamSwitch(row.stream, row.parent, row.seq, row.start_time))
     return bases, catalog.runs(service, region), switches
+
+
+def inputs_of_marks(marks: Iterable[ChainMark]) -> tuple[list[BaseMark], list[StreamSwitch]]:
+    """chain_inputs' bases and switches from the rows FleetPart.chain_marks read (the same
+    items, in the same order)."""
+    bases: list[BaseMark] = []
+    switches: list[StreamSwitch] = []
+    for mark in marks:
+        if mark.kind == ItemKind.BASE:
+            bases.append(BaseMark(mark.end_time, mark.stream, mark.seq, mark.item_id))
+        else:
+            switches.append(StreamSwitch(mark.stream, mark.parent, mark.seq, mark.start_time))
+    return bases, switches
 
 
 def segment_end_of(catalog: Catalog, service: str, region: str) -> SegmentEnd:

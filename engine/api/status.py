@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from engine.api.fleet_facts import NO_COUNTS, FleetFacts
 from engine.api.management import ManagementPart
 from engine.api.values import (
     DESTINATION_ROLES,
@@ -38,6 +39,10 @@ from engine.model import (
 from engine.regions import get_region
 from engine.timelines import TimelineView, timeline_view
 
+#: regions in a status: primary, secondary, previous, retained (as _ordered_locations)
+_ROLE_ORDER = {RegionRole.PRIMARY: 0, RegionRole.SECONDARY: 1, RegionRole.PREVIOUS: 2,
+               RegionRole.RETAINED: 3}
+
 
 class StatusPart(ManagementPart):
     """Status, windows, lag, backups and events."""
@@ -62,34 +67,47 @@ class StatusPart(ManagementPart):
         return 0.0 if self.catalog.status_counts(name, region) else None
 
     def status(self) -> list[ServiceStatus]:
+        return self.status_and_facts()[0]
+
+    def status_and_facts(self) -> tuple[list[ServiceStatus], FleetFacts]:
+        """The status of every service, and the catalog's facts it was made from (`btar
+        check` judges the chains from them too)."""
         now = self.driver.now()
-        return [self._service_status(s, now) for s in self.services()]
+        facts = FleetFacts.read(self.catalog)
+        return [self._service_status(s, now, facts) for s in self.services()], facts
 
     def status_of(self, name: str) -> ServiceStatus:
         """The status of one service."""
-        return self._service_status(self.service(name), self.driver.now())
+        service = self.service(name)
+        return self._service_status(service, self.driver.now(),
+                                    FleetFacts.read(self.catalog, name))
 
-    def _service_status(self, service: Service, now: datetime) -> ServiceStatus:
+    def _service_status(self, service: Service, now: datetime,
+                        facts: FleetFacts) -> ServiceStatus:
         regions: list[RegionStatus] = []
-        seen = self.catalog.reachability(service.name)
-        for loc in self._ordered_locations(service.name):
-            counts = self.catalog.status_counts(service.name, loc.region)
+        name = service.name
+        seen = facts.reachability.get(name, {})
+        locations = facts.locations.get(name, [])
+        for loc in sorted(locations, key=lambda loc: (_ROLE_ORDER[loc.role], loc.region)):
+            pair = (name, loc.region)
+            counts = facts.counts.get(pair, NO_COUNTS)
             backlog: dict[str, LaneBacklog] = {}
             if loc.role in DESTINATION_ROLES:
-                for kind, (items, size) in self.catalog.backlog(service.name,
-                                                                loc.region).items():
+                for kind, (items, size) in counts.backlog.items():
                     lane = str(lane_of(kind))
                     known = backlog.get(lane, LaneBacklog())
                     backlog[lane] = LaneBacklog(known.items + items, known.bytes + size)
             reach = seen.get(loc.region)
             fault = Fault(reach.fault, reach.reason, reach.fault_since) \
                 if reach is not None and reach.fault and reach.fault_since else None
-            regions.append(RegionStatus(loc.region, loc.role, loc.state, loc.reason, counts,
-                                        self.window(service.name, loc.region),
+            window = facts.window(name, loc.region, loc.role)
+            regions.append(RegionStatus(loc.region, loc.role, loc.state, loc.reason,
+                                        dict(counts.statuses), window,
                                         dict(sorted(backlog.items())), fault,
                                         reach.ok_at if reach is not None else None))
-        secondary = self.additional_region(service.name)
-        lag = self.current_lag(service.name, secondary, now) if secondary else None
+        secondary = next((loc.region for loc in locations if loc.role == RegionRole.SECONDARY),
+                         None)
+        lag = facts.current_lag(name, secondary, now) if secondary else None
         listed = seen[service.region].ok_at if service.region in seen else None
         staleness = max(0.0, (now - listed).total_seconds()) \
             if secondary and listed is not None else None
@@ -115,10 +133,9 @@ class StatusPart(ManagementPart):
             state = ServiceState.LAGGING
         elif lag:
             state = ServiceState.COPYING
-        return ServiceStatus(service.name, str(service.type),
-                             str(get_region(service.region).provider), service.region,
-                             secondary, state, lag,
-                             self.catalog.last_lag(service.name, secondary) if secondary else None,
+        return ServiceStatus(name, str(service.type), str(get_region(service.region).provider),
+                             service.region, secondary, state, lag,
+                             facts.last_lag.get((name, secondary)) if secondary else None,
                              regions, staleness, now, reason)
 
     def backups(self, name: str, region: str | None = None) -> list[ItemRow]:

@@ -9,6 +9,7 @@ events), locations (services, locations, reachability, listing cursors, copy mar
 (the chain summary of log segments) and items (items and their objects); store opens the file.
 """
 
+from engine.catalog.fleet import ChainMark, RegionCounts
 from engine.catalog.mirror import MirrorRow
 from engine.catalog.rows import (
     CopyRecord,
@@ -32,6 +33,6 @@ from engine.catalog.store import Catalog, CatalogLock
 from engine.errors import CatalogTooNew
 
 __all__ = ["MIGRATIONS", "RESTORABLE", "SCHEMA_VERSION", "Catalog", "CatalogLock",
-           "CatalogTooNew", "CopyRecord", "EventRow", "ItemRow", "LagRow", "LocationRow",
-           "LogRun", "MirrorRow", "ObjectRow", "Reachability", "_rebuild_runs", "from_text",
-           "to_text"]
+           "CatalogTooNew", "ChainMark", "CopyRecord", "EventRow", "ItemRow", "LagRow",
+           "LocationRow", "LogRun", "MirrorRow", "ObjectRow", "Reachability", "RegionCounts",
+           "_rebuild_runs", "from_text", "to_text"]

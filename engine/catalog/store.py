@@ -10,12 +10,14 @@ from pathlib import Path
 
 import sqlite_utils
 
+from engine.catalog.fleet import FleetPart
 from engine.catalog.items import ItemsPart
 from engine.catalog.mirror import MirrorPart
+from engine.catalog.plans import PlanPart
 from engine.errors import CatalogDamaged, SyncAlreadyRunning
 
 
-class Catalog(ItemsPart, MirrorPart):
+class Catalog(ItemsPart, MirrorPart, FleetPart, PlanPart):
     """All reads and writes of the catalog. Use from one thread at a time."""
 
     @classmethod

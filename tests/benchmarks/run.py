@@ -17,6 +17,9 @@ same server in the same run. Cases (--cases, comma separated; default all):
 - fleet: one `btar sync` daemon over 1,000 services on moto (--quick: 100), each writing a
   64 KiB segment a minute: worst service's lag p99, btar's CPU and peak RSS, requests per pass
   per idle service (harness/fleet.py).
+- catalog: the catalog at fleet size: 10,000,000 items over 1,000 services (--quick:
+  1,000,000) in a real SQLite file, kept in WORKDIR/catalog-cache: `btar status --json` and
+  `btar check` as commands, window and restore plan of one service (harness/catalog_scale.py).
 - twin: the twin-run scenario on the real runtime (local folders, a throttled link, 40 s of
   wall time) against the simulator: log lag p50/p99 per service, to agree within 10 %.
 
@@ -38,14 +41,23 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.benchmarks.harness import catchup, fleet, lag, noop, peers, planning, twin
+from tests.benchmarks.harness import (
+    catalog_scale,
+    catchup,
+    fleet,
+    lag,
+    noop,
+    peers,
+    planning,
+    twin,
+)
 from tests.benchmarks.harness.btar import BTAR, has_full_listing
 from tests.benchmarks.harness.proc import progress, run
 from tests.benchmarks.harness.results import Case, table, write_json
 from tests.benchmarks.harness.s3 import Moto, benchmark_environment, moto_server
 
 CASES = ("catchup-local", "catchup-s3", "noop-local", "noop-s3", "lag", "planning", "twin",
-         "fleet")
+         "fleet", "catalog")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -66,6 +78,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="segments (one a second) of the lag case (default 60, quick 15)")
     parser.add_argument("--planning-segments", type=int, default=planning.SEGMENTS,
                         help="log segments of the planning catalog (default 1,000,000)")
+    parser.add_argument("--catalog-items", type=int,
+                        help="items of the catalog case (default 10,000,000, quick 1,000,000)")
     parser.add_argument("--json", default="bench-results.json", metavar="FILE",
                         help="where to write the results (default bench-results.json)")
     parser.add_argument("--workdir", metavar="DIR",
@@ -145,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
                 elif name == "fleet":
                     case = fleet.run(folder, args.fleet_services, args.fleet_minutes,
                                      args.fleet_warmup, env)
+                elif name == "catalog":
+                    case = catalog_scale.run_default(work, args.quick, args.repeat, env,
+                                                     args.catalog_items)
                 elif name == "twin":
                     case = twin.run(folder)
                 else:

@@ -122,7 +122,7 @@ def test_v6_adds_the_mirrored_files_of_each_region(tmp_path: Path) -> None:
     db.close()
     cat = Catalog.open(path)
     try:
-        assert cat.schema_version == 6
+        assert cat.schema_version == SCHEMA_VERSION  # 6 and later
         assert cat.mirror_rows(SVC) == []
         cat.record_mirror_blocked(SVC, SECONDARY, "backup/main/backup.info", "it lists x", T0)
         assert [r.blocked for r in cat.mirror_rows(SVC, SECONDARY)] == ["it lists x"]

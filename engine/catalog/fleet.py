@@ -1,0 +1,173 @@
+"""Reads for every service at once (`btar status`, `btar check`): a handful of queries for
+the whole fleet instead of a dozen per service, each answered from a summary (item_counts,
+log_runs) or an index seek, never a scan of a region's items (schema v7)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, NamedTuple, TypeVar
+
+from engine.catalog.base import CatalogBase
+from engine.catalog.rows import LocationRow, LogRun, Reachability
+from engine.catalog.schema import _CHUNK, CHAIN_MARKS_WHERE, RESTORABLE, from_text
+from engine.model import UNFINISHED, ItemKind, RegionRole, RegionState
+
+#: (service, region)
+Pair = tuple[str, str]
+T = TypeVar("T")
+
+
+class ChainMark(NamedTuple):
+    """A restorable base backup or history item: what a window is computed from, besides
+    the log runs (engine.windows.chain_inputs reads the same from whole rows). A tuple:
+    thousands are read at once."""
+
+    kind: ItemKind
+    item_id: str
+    stream: str
+    seq: int
+    start_time: datetime
+    end_time: datetime
+    parent: str
+
+
+@dataclass
+class RegionCounts:
+    """Items per status, and the backlog (unfinished items and bytes) per kind, of one
+    (service, region), as ItemsPart.status_counts and ItemsPart.backlog give them."""
+
+    statuses: dict[str, int] = field(default_factory=dict)
+    backlog: dict[ItemKind, tuple[int, int]] = field(default_factory=dict)
+
+
+_KINDS = {str(kind): kind for kind in ItemKind}
+_ROLES = {str(role): role for role in RegionRole}
+_STATES = {str(state): state for state in RegionState}
+
+
+def _where(service: str | None, column: str = "service") -> tuple[str, list[str]]:
+    return (f" where {column} = ?", [service]) if service is not None else ("", [])
+
+
+class FleetPart(CatalogBase):
+    """Batched reads of every service (or of one, ``service``)."""
+
+    def locations_by_service(self, service: str | None = None) -> dict[str, list[LocationRow]]:
+        """Each service's locations, ordered as LocationsPart.locations orders them."""
+        where, args = _where(service)
+        found: dict[str, list[LocationRow]] = {}
+        for name, region, role, state, reason, since in self.db.conn.execute(
+                "select service, region, role, state, reason, since from locations"
+                f"{where} order by service, since, region", args):
+            found.setdefault(name, []).append(LocationRow(
+                name, region, _ROLES[role], _STATES[state], reason, from_text(since)))
+        return found
+
+    def reachability_by_service(self,
+                                service: str | None = None) -> dict[str, dict[str, Reachability]]:
+        """Per service and region, LocationsPart.reachability's rows."""
+        def moment(text: str) -> datetime | None:
+            return from_text(text) if text else None
+        where, args = _where(service)
+        found: dict[str, dict[str, Reachability]] = {}
+        for name, region, ok_at, fault, reason, since, at in self.db.conn.execute(
+                "select service, region, ok_at, fault, reason, fault_since, fault_at from "
+                f"reachability{where}", args):
+            found.setdefault(name, {})[region] = Reachability(
+                name, region, moment(ok_at), fault, reason, moment(since), moment(at))
+        return found
+
+    def region_counts(self, service: str | None = None) -> dict[Pair, RegionCounts]:
+        """Status counts and backlogs from item_counts (a few rows per region), summed by
+        SQLite. A row never goes below zero; one at zero (its items gone) is no status."""
+        where, args = _where(service)
+        unfinished = [str(s) for s in UNFINISHED]
+        marks = ",".join("?" * len(unfinished))
+        found: dict[Pair, RegionCounts] = {}
+        for name, region, status, items in self.db.conn.execute(
+                "select service, region, status, sum(items) from item_counts"
+                f"{where} group by service, region, status having sum(items) > 0 "
+                "order by service, region, status", args):
+            counts = found.get((name, region))
+            if counts is None:
+                counts = found[(name, region)] = RegionCounts()
+            counts.statuses[status] = items
+        for name, region, kind, items, size in self.db.conn.execute(
+                "select service, region, kind, sum(items), sum(bytes) from item_counts "
+                f"where status in ({marks}) and items > 0{where.replace(' where', ' and')} "
+                "group by service, region, kind order by service, region, kind",
+                [*unfinished, *args]):
+            found[(name, region)].backlog[_KINDS[kind]] = (items, size)
+        return found
+
+    def oldest_unfinished_of(self, pairs: Iterable[Pair]) -> dict[Pair, datetime]:
+        """ItemsPart.oldest_unfinished of each pair that has one: one seek per status on the
+        (service, region, status, completed_at) index, all pairs in one statement."""
+        statuses = [str(s) for s in UNFINISHED]
+        # min() of several arguments is NULL when any is: a status without items counts as
+        # '~', after every time (times are digits first).
+        seeks = ", ".join(
+            "coalesce((select min(completed_at) from items where service = p.service and "
+            "region = p.region and status = ?), '~')" for _ in statuses)
+        return self._per_pair(pairs, f"nullif(min({seeks}), '~')", statuses, from_text)
+
+    def last_lags(self, pairs: Iterable[Pair]) -> dict[Pair, float]:
+        """JournalPart.last_lag of each pair that has a sample, in one statement."""
+        return self._per_pair(
+            pairs, "(select lag_seconds from lag_samples where service = p.service and "
+            "region = p.region order by at desc, id desc limit 1)", [], float)
+
+    def _per_pair(self, pairs: Iterable[Pair], expression: str, args: list[str],
+                  convert: Callable[[Any], T]) -> dict[Pair, T]:
+        """``expression`` (a correlated subquery over ``p.service`` and ``p.region``) for
+        each pair, in one statement; pairs where it is NULL are left out."""
+        wanted = list(pairs)
+        found: dict[Pair, T] = {}
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start:start + _CHUNK]
+            values = ", ".join("(?, ?)" for _ in chunk)
+            for name, region, value in self.db.conn.execute(
+                    f"with p (service, region) as (values {values}) select p.service, "
+                    f"p.region, {expression} from p",
+                    [*(v for pair in chunk for v in pair), *args]):
+                if value is not None:
+                    found[(name, region)] = convert(value)
+        return found
+
+    def chain_marks(self, service: str | None = None) -> dict[Pair, list[ChainMark]]:
+        """The restorable base backups and histories of every located region: per region,
+        bases first, then histories, each oldest end time first (as chain_inputs reads
+        them), from their partial covering index alone (schema v7): a region without a
+        location is read too, and not asked for."""
+        where, args = _where(service, "service")
+        statuses = [str(s) for s in RESTORABLE]
+        found: dict[Pair, list[ChainMark]] = {}
+        for name, region, kind, item_id, stream, seq, start, end, parent in self.db.conn.execute(
+                "select service, region, kind, item_id, stream, seq, start_time, end_time, "
+                f"parent from items{where}{' and' if where else ' where'} {CHAIN_MARKS_WHERE} "
+                f"and status in ({','.join('?' * len(statuses))}) order by service, region, "
+                # kind is 'base' or 'history' here: by kind is bases first, as chain_inputs
+                "kind, end_time, item_id", [*args, *statuses]):
+            found.setdefault((name, region), []).append(ChainMark(
+                _KINDS[kind], item_id, stream, seq, from_text(start), from_text(end),
+                parent or ""))
+        return found
+
+    def runs_by_region(self, service: str | None = None) -> dict[Pair, list[LogRun]]:
+        """RunsPart.runs of every region."""
+        where, args = _where(service)
+        found: dict[Pair, list[LogRun]] = {}
+        for name, region, stream, first, last, start, end in self.db.conn.execute(
+                "select service, region, stream, first_seq, last_seq, first_start, last_end "
+                f"from log_runs{where} order by service, region, stream, first_seq", args):
+            found.setdefault((name, region), []).append(
+                LogRun(stream, first, last, from_text(start), from_text(end)))
+        return found
+
+    def full_listings(self) -> dict[str, datetime]:
+        """LocationsPart.last_full_listing of every service that had one."""
+        return {name: from_text(at) for name, at in self.db.conn.execute(
+            "select service, at from full_listings")}
+
