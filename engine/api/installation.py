@@ -59,12 +59,17 @@ class Installation:
         self._registry = registry
         self._lock = lock
         now = driver.now()
-        for service in self._services.values():
-            if self.catalog.service(service.name) != service:
-                self.catalog.upsert_service(service, now)
-            if self.catalog.location(service.name, service.region) is None:
-                self.catalog.set_location(service.name, service.region, RegionRole.PRIMARY,
-                                          RegionState.ACTIVE, now)
+        # Two reads for the whole configuration: a fleet of services opens at once.
+        known = self.catalog.known_services()
+        located = self.catalog.locations_by_service()
+        with self.catalog.transaction():
+            for service in self._services.values():
+                if known.get(service.name) != service:
+                    self.catalog.upsert_service(service, now)
+                if not any(row.region == service.region
+                           for row in located.get(service.name, [])):
+                    self.catalog.set_location(service.name, service.region,
+                                              RegionRole.PRIMARY, RegionState.ACTIVE, now)
 
     @classmethod
     def open(cls, loaded: LoadedConfig | str, *, actor: str = "cli",

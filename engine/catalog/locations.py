@@ -39,6 +39,11 @@ class LocationsPart(JournalPart):
              "layout": service.layout, "prefix": service.key_prefix,
              "updated_at": to_text(now)}, pk="name")
 
+    def known_services(self) -> dict[str, Service]:
+        """Every service the catalog knows, by name (one query for a whole fleet)."""
+        return {r[0]: Service(r[0], ServiceType(r[1]), r[2], r[3], r[4]) for r in self._read(
+            "select name, type, region, layout, prefix from services")}
+
     def service(self, name: str) -> Service | None:
         rows = list(self.db.query("select * from services where name = ?", [name]))
         if not rows:
