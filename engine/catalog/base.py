@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -149,11 +149,6 @@ class CatalogBase:
             raise
         if not was_open and conn.in_transaction:
             conn.execute("COMMIT")
-
-    def _write_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        """Many writes of one statement, in one transaction."""
-        with self.transaction():
-            self.conn.executemany(sql, rows)
 
     def _text(self, moment: datetime) -> str:
         """``to_text(moment)``, remembering the last one (a pass writes one now many times)."""

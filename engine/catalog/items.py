@@ -79,10 +79,6 @@ class ItemsPart(RunsPart):
             "select item_id from items where service = ? and region = ? and status = ?",
             (service, region, str(status)))}
 
-    def known_item_ids(self, service: str, region: str) -> set[str]:
-        return {r[0] for r in self.conn.execute(
-            "select item_id from items where service = ? and region = ?", (service, region))}
-
     def item_statuses(self, service: str, region: str) -> dict[str, str]:
         """Every item id of a region and its status (one scan, for a full listing)."""
         return dict(self.conn.execute(
