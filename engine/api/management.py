@@ -11,7 +11,7 @@ from engine.api.values import (
     DESTINATION_ROLES,
     DisableOutcome,
 )
-from engine.effects import DeleteBatch, Effect, Now
+from engine.effects import DeleteBatch, Effect, ListPage, Now
 from engine.errors import (
     RegionNotQualified,
     ReplicationNotEnabled,
@@ -44,6 +44,21 @@ class ManagementPart(Installation):
         self.catalog.reactivate_region(name, target.id, now)
         self.catalog.audit(now, self.actor, "enable", name, {"region": target.id})
         self.catalog.event(now, "info", name, target.id, "additional backup region enabled")
+
+    def location_problem(self, name: str, region: str) -> str:
+        """Why a service's location in ``region`` cannot be used right now, or "": one
+        listing of at most one key under its prefix, as a sync's idle look does. Replication
+        pauses there and resumes by itself either way; this lets a front warn at once."""
+        prefix = f"{self.service(name).key_prefix}/"
+
+        def look() -> Generator[Effect, Any, None]:
+            yield ListPage(region, prefix, None, 1)
+
+        try:
+            self.driver.run(look())
+        except StorageError as error:
+            return str(error)
+        return ""
 
     def change_region(self, name: str, region: str) -> None:
         """Move the additional region; the old one keeps replicating until the new one can

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TextIO
 
@@ -60,6 +61,7 @@ def cmd_enable(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     app.enable(args.service, args.region)
     out.write(f"{args.service}: backups now replicate to {args.region}; "
               "run `btar sync` to copy them\n")
+    _warn_if_unusable(app, args.service, args.region)
     return 0
 
 
@@ -68,7 +70,17 @@ def cmd_change(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     app.change_region(args.service, args.region)
     out.write(f"{args.service}: additional region is now {args.region}; {old} keeps "
               "replicating until it can restore\n")
+    _warn_if_unusable(app, args.service, args.region)
     return 0
+
+
+def _warn_if_unusable(app: Btar, service: str, region: str) -> None:
+    """Say at once when the new region's location cannot be used (the change stands:
+    its copies wait, and start by themselves once it can)."""
+    problem = app.location_problem(service, region)
+    if problem:
+        sys.stderr.write(f"btar: warning: {region} cannot be used now: {problem}. "
+                         f"{service}'s copies wait until it can; `btar status` shows it\n")
 
 
 def cmd_disable(app: Btar, args: argparse.Namespace, out: TextIO) -> int:

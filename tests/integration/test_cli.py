@@ -164,3 +164,23 @@ def test_demo_headless_runs_for_a_duration(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "orders in sync" in result.stdout or "orders copying" in result.stdout
     assert "window" in result.stdout
+
+
+def test_a_region_whose_location_cannot_be_used_is_changed_to_with_a_warning(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("init", "--demo", str(tmp_path))[0] == 0
+    config = str(tmp_path / "btar.toml")
+    spare = tmp_path / "regions" / "aws-eu-north-1"
+    assert spare.is_dir()
+    spare.rmdir()  # an unmounted volume, say
+    code, out, _ = run("--config", config, "change-region", "orders", "--region",
+                       "aws-eu-north-1")
+    assert code == 0, out
+    assert "additional region is now aws-eu-north-1" in out
+    warning = capsys.readouterr().err
+    assert "warning: aws-eu-north-1 cannot be used now" in warning
+    assert "the location folder does not exist" in warning
+    spare.mkdir()
+    assert run("--config", config, "disable", "inventory", "--keep")[0] == 0
+    assert run("--config", config, "enable", "inventory", "--region", "aws-eu-north-1")[0] == 0
+    assert "warning" not in capsys.readouterr().err
