@@ -43,6 +43,8 @@ SEGMENT = 64 * KIB
 #: btar's default poll interval (engine.config), which the lag target is stated against
 POLL_INTERVAL = 10.0
 IDLE_SECONDS = 60.0
+#: above this share of a core, the requests-per-pass figure is not judged (see run)
+SATURATED = 0.8
 SOURCE, DESTINATION = "fleet-primary", "fleet-secondary"
 
 
@@ -231,6 +233,11 @@ def run(work: Path, services: int, minutes: float, warmup: float,
     case.add(Row("fleet btar CPU (share of one core)", cpu_share * 100, unit="%",
                  target="<= 25 %", met=cpu_share <= 0.25))
     case.add(Row("fleet btar peak RSS", rss, unit="MiB", target="<= 300 MiB", met=rss <= 300))
+    # A replicator near a full core cannot list every service once per poll interval: it
+    # makes fewer passes than assumed, so the figure would understate and proves nothing.
+    saturated = cpu_share > SATURATED
     case.add(Row("fleet requests per pass per idle service", per_pass, unit="",
-                 target="<= 3", met=per_pass <= 3))
+                 target="<= 3", met=None if saturated else per_pass <= 3,
+                 note=f"not judged: btar used {cpu_share:.0%} of a core, so it made fewer "
+                      "passes than one per poll interval" if saturated else ""))
     return case
