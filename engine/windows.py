@@ -248,15 +248,9 @@ ChainInputs = tuple[list[BaseMark], list[LogRun], list[StreamSwitch]]
 
 
 def chain_inputs(catalog: Catalog, service: str, region: str) -> ChainInputs:
-    """Base backups, log runs and stream switches restorable in a region, from the catalog."""
-    bases: list[BaseMark] = []
-    switches: list[StreamSwitch] = []
-    for kind in (ItemKind.BASE, ItemKind.HISTORY):
-        for row in catalog.items(service, region, statuses=RESTORABLE, kind=kind):
-            if kind == ItemKind.BASE:
-                bases.append(BaseMark(row.end_time, row.stream, row.seq, row.item_id))
-            else:
-                switches.append(StreamSwitch(row.stream, row.parent, row.seq, row.start_time))
+    """Base backups, log runs and stream switches restorable in a region, from the catalog
+    (the region's part of the fleet read, FleetPart.chain_marks)."""
+    bases, switches = inputs_of_marks(catalog.chain_marks(service).get((service, region), []))
     return bases, catalog.runs(service, region), switches
 
 
