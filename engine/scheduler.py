@@ -22,9 +22,10 @@ Drivers: engine.runtime.LiveDriver and the simulator's SimInterpreter, the same 
 from __future__ import annotations
 
 import bisect
+import heapq
 import traceback
 from collections.abc import Generator, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from engine.catalog import Catalog, CopyRecord, LocationRow, ObjectRow
@@ -62,6 +63,10 @@ from engine.service_jobs import Hooks, ServiceJob, ServiceRun, next_wait
 
 #: items whose objects are read from the catalog in one query when the scheduler reaches them
 REFS_AHEAD = 256
+#: when a service never listed is due
+AT_ONCE = datetime.min.replace(tzinfo=UTC)
+
+
 class Scheduler:
     """The state of one replication run; ``run`` is its procedure."""
 
@@ -83,6 +88,13 @@ class Scheduler:
         #: service -> the regions it has queues for
         self.regions_of: dict[str, set[str]] = {}
         self.turn = dict.fromkeys(LANES, 0)
+        #: queue -> its index in ``order`` (None: to be counted again, ``order`` changed)
+        self.positions: dict[tuple[str, str], int] | None = None
+        #: per lane, every queue whose lane may hold items (a superset: _next drops the
+        #: empty ones). A wake looks at these, not at every queue of the fleet.
+        self.with_work: dict[Lane, set[tuple[str, str]]] = {lane: set() for lane in LANES}
+        #: queues a throttling pause was ever set on (a superset of those held now)
+        self.held: set[tuple[str, str]] = set()
         self.in_flight: dict[Lane, int] = dict.fromkeys(LANES, 0)
         #: (destination, full key) of each copy in flight -> its queue and lane
         self.flights: dict[tuple[str, str], tuple[tuple[str, str], Lane]] = {}
@@ -91,6 +103,10 @@ class Scheduler:
         self.outcomes: dict[str, PassOutcome] = {}
         #: the listing cycles under way, and which waits for which request
         self.listings: dict[str, Generator[Effect, Any, None]] = {}
+        #: (when listed next, service) of every service whose cycle is not under way: a cycle
+        #: ends before its service is pushed again, so each service has one entry or none
+        self.due: list[tuple[datetime, str]] = [(AT_ONCE, name) for name in self.services]
+        heapq.heapify(self.due)
         self.parked: dict[int, str] = {}
         self.tickets = 0
 
@@ -102,10 +118,9 @@ class Scheduler:
         while True:
             now: datetime = yield Now()
             if not self.stopping:
-                for name in sorted(self.services):
+                for name in self._due_now(now):
                     state = self.services[name]
-                    if name in self.listings or (self.once and state.cycles) or (
-                            state.next_listing is not None and state.next_listing > now):
+                    if self.once and state.cycles:
                         continue
                     self.listings[name] = self._guarded_cycle(state)
                     yield from self._advance(name, None, None)
@@ -183,6 +198,8 @@ class Scheduler:
                 effect = cycle.throw(error) if error is not None else cycle.send(value)
             except StopIteration:
                 del self.listings[name]
+                state = self.services[name]
+                heapq.heappush(self.due, (state.next_listing or AT_ONCE, name))
                 return
             value, error = None, None
             if isinstance(effect, ListPage | ReadObject | DeleteBatch):
@@ -303,6 +320,7 @@ class Scheduler:
                 known.in_flight = dropped.in_flight if dropped is not None else 0
                 if dropped is None:
                     bisect.insort(self.order, known.name)
+                    self.positions = None
                 self.queues[known.name] = known
                 self.regions_of.setdefault(service.name, set()).add(region)
             known.role = loc.role
@@ -314,6 +332,7 @@ class Scheduler:
         if queue.in_flight == 0:
             del self.queues[queue.name]
             self.order.remove(queue.name)
+            self.positions = None
             self.regions_of[queue.service.name].discard(queue.region)
 
     def _refill(self, queue: DestinationQueue, state: ServiceRun, *,
@@ -343,6 +362,7 @@ class Scheduler:
         if first:
             queue.add(catalog.items(service.name, region, statuses=UNFINISHED))
             queue.loaded = True
+            self._note_work(queue)
             return
         queue.add(catalog.items_by_id(service.name, region, added))
         failed = sorted((w.row for w in queue.items.values()
@@ -351,28 +371,45 @@ class Scheduler:
         for row in failed:  # given up before: one more try per listing, oldest first
             queue.items[row.item_id].row = with_status(row, ItemStatus.PENDING)
             queue.lanes[lane_of(row.kind)].appendleft(row.item_id)
+        self._note_work(queue)
 
     # -- choosing and starting copies ------------------------------------------------------------
 
+    def _note_work(self, queue: DestinationQueue) -> None:
+        """Items were queued (the only way into a lane): the queue is a candidate again."""
+        for lane in LANES:
+            if queue.lanes[lane]:
+                self.with_work[lane].add(queue.name)
+
     def _next(self, now: datetime) -> tuple[DestinationQueue, ItemCopies, ObjectRow] | None:
         """The next copy to start: a log lane's turn first; a base only while bases hold
-        fewer than their share of the streams."""
+        fewer than their share of the streams. Within a lane the queues take turns in
+        ``order``, from where the last turn ended."""
         if sum(self.in_flight.values()) >= self.settings.concurrency:
             return None
         for lane in LANES:
             if lane == Lane.BASE and self.in_flight[Lane.BASE] >= self.settings.base_stream_limit:
                 continue
-            count = len(self.order)
-            start = self.turn[lane]
-            for step in range(count):
-                index = (start + step) % count
-                queue = self.queues[self.order[index]]
-                if not queue.ready(now) or not queue.lanes[lane] \
-                        or self.services[queue.service.name].primary_down:
+            candidates = self.with_work[lane]
+            if not candidates:
+                continue
+            if self.positions is None:
+                self.positions = {name: index for index, name in enumerate(self.order)}
+            positions, count, start = self.positions, len(self.order), self.turn[lane]
+            turns: list[tuple[int, tuple[str, str]]] = []
+            for name in list(candidates):
+                queue = self.queues.get(name)
+                if queue is None or not queue.lanes[lane]:
+                    candidates.discard(name)
+                else:
+                    turns.append(((positions[name] - start) % count, name))
+            for _, name in sorted(turns):
+                queue = self.queues[name]
+                if not queue.ready(now) or self.services[queue.service.name].primary_down:
                     continue
                 found = self._take(queue, lane, now)
                 if found is not None:
-                    self.turn[lane] = (index + 1) % count
+                    self.turn[lane] = (positions[name] + 1) % count
                     return queue, found[0], found[1]
         return None
 
@@ -467,19 +504,42 @@ class Scheduler:
                    and queue.hold_until is not None and queue.hold_until > now
                    for queue in self.queues.values())
 
+    def _holds(self) -> list[DestinationQueue]:
+        """The queues under a throttling pause now."""
+        held = []
+        for name in list(self.held):
+            queue = self.queues.get(name)
+            if queue is None or queue.hold_until is None:
+                self.held.discard(name)
+            else:
+                held.append(queue)
+        return held
+
     def _lift_holds(self, until: datetime) -> None:
-        for queue in self.queues.values():
+        for queue in self._holds():
             if queue.hold_until is not None and queue.hold_until <= until:
                 queue.hold_until = None
+
+    def _due_now(self, now: datetime) -> list[str]:
+        """The services whose next listing is due, in name order (taken off ``due``)."""
+        due = self.due
+        names = []
+        while due and due[0][0] <= now:
+            names.append(heapq.heappop(due)[1])
+        return sorted(names)
 
     def _timeout(self, now: datetime) -> float | None:
         """Seconds until something is due without a completion: a listing, or the end of a
         throttling pause (None: only a completion can bring work)."""
-        moments = [q.hold_until for q in self.queues.values()
+        moments = [q.hold_until for q in self._holds()
                    if q.hold_until is not None and q.hold_until > now and q.items]
         if not self.once:
-            moments += [s.next_listing for s in self.services.values()
-                        if s.next_listing is not None]
+            # The next listing: the earliest waiting service, or one whose cycle is under way
+            # (it set its next listing when it began).
+            if self.due and self.due[0][0] != AT_ONCE:
+                moments.append(self.due[0][0])
+            moments += [listed for name in self.listings
+                        if (listed := self.services[name].next_listing) is not None]
         if not moments:
             return None if self.once else self.settings.poll_interval
         return max(0.0, (min(moments) - now).total_seconds())
@@ -579,6 +639,7 @@ class Scheduler:
         queue.throttled = queue.throttled + 1 if throttled else 0
         if throttled:
             queue.hold_until = now + timedelta(seconds=self._backoff(queue.throttled))
+            self.held.add(queue.name)
         if unverified:
             yield from self.faults.remove_unverified(queue, unverified, now)
         if down is not None:
