@@ -10,7 +10,8 @@ a gap once they are older than ``listing_settle`` seconds, and any other key set
 age. Whatever still slips behind a cursor (an upload slower than that, a backup id or a new
 stream that sorts before the existing ones) is found by the next full listing, which also
 notices objects gone from the primary. A no-op pass therefore costs one
-short request per area, whatever the size of the history.
+short request per area, whatever the size of the history, and one for a stream's area and
+``log/`` together while ``log/``'s cursor is not held back behind that stream's.
 
 This is sans I/O like engine.replication: it yields ListPage effects.
 """
@@ -69,6 +70,15 @@ def _cursors(catalog: Catalog, layout: BackupLayout, service: Service) -> dict[s
     return dict.fromkeys(layout.root_areas, "") | catalog.listing_cursors(service.name)
 
 
+def _covered(area: str, cursor: str, cursors: dict[str, str]) -> bool:
+    """Does an area that holds ``area`` list every key of it after ``cursor``? Then ``area``
+    costs no request of its own: with one stream, ``log/`` and ``log/<stream>/`` stand at the
+    same key, and one listing serves both. (Every key of an area sorts after its name.)"""
+    start = cursor or area
+    return any(outer != area and area.startswith(outer) and start >= outer_cursor
+               for outer, outer_cursor in cursors.items())
+
+
 def list_primary(catalog: Catalog, layout: BackupLayout, service: Service, *, full: bool,
                  page_size: int) -> Generator[Effect, Any, PrimaryListing]:
     """List the primary in full, or each listing area after its cursor."""
@@ -76,7 +86,7 @@ def list_primary(catalog: Catalog, layout: BackupLayout, service: Service, *, fu
     cursors = {} if full else _cursors(catalog, layout, service)
     ranges = [(prefix, None)] if full else [
         (prefix + area, prefix + cursor if cursor else None)
-        for area, cursor in sorted(cursors.items())]
+        for area, cursor in sorted(cursors.items()) if not _covered(area, cursor, cursors)]
     # Keys relative to the service prefix, page by page (a full listing can be millions).
     # Areas nest (log/ holds log/<stream>/): a key listed twice is one object.
     found: dict[str, ObjectInfo] = {}
