@@ -81,6 +81,7 @@ from engine.storage.s3_copy import (
 )
 from engine.storage.s3_errors import NOISY_LOGGERS, REDACTIONS, classify, describe
 from engine.storage.s3_errors import redact as redact  # where callers have found it
+from engine.storage.s3_wire import Wire, WireDeclined
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -106,6 +107,8 @@ CONNECT_ATTEMPTS = 3
 #: answer, so an endpoint that accepts connections and never answers is Unreachable after
 #: about 2 x READ_TIMEOUT (4 minutes), not max_attempts x READ_TIMEOUT (16 minutes).
 TIMEOUT_ATTEMPTS = 2
+#: Connections kept per client: the copy streams and the request pool of a replicator.
+POOL_CONNECTIONS = 32
 
 class _Reader:
     """A GetObject body that resumes with a ranged, If-Match GET after a broken connection."""
@@ -217,8 +220,12 @@ class S3Storage(RetriedRequests, Storage):
         self.timeouts = (CONNECT_TIMEOUT if connect_timeout is None else connect_timeout,
                          READ_TIMEOUT if read_timeout is None else read_timeout)
         REDACTIONS.install(NOISY_LOGGERS)
+        self._session: boto3.session.Session | None = None
         self.client: S3Client = client if client is not None else self._make_client(
             region, endpoint_url, profile, *self.timeouts)
+        #: listings without botocore's per-call cost (engine.storage.s3_wire): made at the
+        #: first listing; False where botocore sends them (a client given, a proxy, ...)
+        self._wire: Wire | bool | None = None if client is None else False
 
     def _make_client(self, region: str, endpoint_url: str | None, profile: str | None,
                      connect_timeout: float, read_timeout: float) -> S3Client:
@@ -231,7 +238,7 @@ class S3Storage(RetriedRequests, Storage):
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             retries={"total_max_attempts": 1, "mode": "standard"},  # we retry, see call()
-            max_pool_connections=32,
+            max_pool_connections=POOL_CONNECTIONS,
             # moto returns wrong CRCs on copies; integrity is checked with MD5/SHA-256 here.
             response_checksum_validation="when_required",
             request_checksum_calculation="when_required",
@@ -243,8 +250,21 @@ class S3Storage(RetriedRequests, Storage):
                 else boto3.session.Session()
         except ProfileNotFound:
             raise BadInput(f"{self.name}: AWS profile {profile!r} is not configured") from None
+        self._session = session
         return session.client("s3", region_name=region, endpoint_url=endpoint_url,
                               config=config)
+
+    def _wire_path(self) -> Wire | None:
+        """The lean listing path, or None where botocore must send (see s3_wire)."""
+        if self._wire is None:
+            assert self._session is not None
+            session = self._session
+            self._wire = Wire.for_client(
+                self.client, self.bucket, session.get_credentials(),
+                session._session.get_config_variable("ca_bundle"),
+                path_style=bool(self.endpoint_url), connect_timeout=self.timeouts[0],
+                read_timeout=self.timeouts[1], pool_size=POOL_CONNECTIONS) or False
+        return self._wire if isinstance(self._wire, Wire) else None
 
     @classmethod
     def from_location(
@@ -324,6 +344,12 @@ class S3Storage(RetriedRequests, Storage):
                 params["ContinuationToken"] = token
 
             def page(p: dict[str, Any] = params) -> Any:
+                wire = self._wire_path()
+                if wire is not None:
+                    try:
+                        return wire.list_objects_v2(p)
+                    except WireDeclined:
+                        self._wire = False  # a redirect: botocore follows it, from now on
                 return self.client.list_objects_v2(**p)
 
             response = self.call("", page)
