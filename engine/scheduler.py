@@ -533,13 +533,10 @@ class Scheduler:
         throttling pause (None: only a completion can bring work)."""
         moments = [q.hold_until for q in self._holds()
                    if q.hold_until is not None and q.hold_until > now and q.items]
-        if not self.once:
-            # The next listing: the earliest waiting service, or one whose cycle is under way
-            # (it set its next listing when it began).
-            if self.due and self.due[0][0] != AT_ONCE:
-                moments.append(self.due[0][0])
-            moments += [listed for name in self.listings
-                        if (listed := self.services[name].next_listing) is not None]
+        if not self.once and self.due and self.due[0][0] != AT_ONCE:
+            # The earliest waiting service. One whose cycle is under way is due only once its
+            # cycle ends, which a completion brings: waking for it earlier finds nothing.
+            moments.append(self.due[0][0])
         if not moments:
             return None if self.once else self.settings.poll_interval
         return max(0.0, (min(moments) - now).total_seconds())
