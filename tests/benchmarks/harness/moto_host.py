@@ -13,7 +13,8 @@ answers each with one JSON line:
 - ``{"op": "quit"}`` stops.
 
 One change to moto, for every client alike: a listing without a delimiter costs O(page), as on
-S3, instead of moto's sort of the whole bucket into FakeKey objects for every page (which makes
+S3 (a bisect in the bucket's names, sorted again after a write), instead of moto's sort of the
+whole bucket into FakeKey objects for every page (which makes
 a full listing of 100k objects quadratic, ~a minute, and would measure moto rather than the
 clients). Same results: key order, StartAfter, ContinuationToken/Marker, delete markers.
 With a delimiter, moto's own code runs. BENCH_MOTO_STOCK_LISTING=1 turns the change off.
@@ -36,17 +37,31 @@ import sys
 import threading
 from typing import Any
 
+#: bucket name -> its key names, sorted; emptied by every write (see RequestCounter.install
+#: and the seed command), so a listing bisects instead of sorting the bucket
+_SORTED_NAMES: dict[str, list[str]] = {}
+
+
+def _sorted_names(bucket: Any) -> list[str]:
+    names = _SORTED_NAMES.get(bucket.name)
+    if names is None:
+        names = _SORTED_NAMES[bucket.name] = sorted(dict.keys(bucket.keys))
+    return names
+
 
 def _page(backend: Any, bucket: Any, prefix: str | None, after: str | None,
           max_keys: int) -> tuple[list[Any], bool, str | None]:
     from moto.s3.models import FakeDeleteMarker
 
-    names = sorted(n for n in dict.keys(bucket.keys) if n.startswith(prefix or ""))
-    index = bisect.bisect_right(names, after) if after else 0
+    prefix = prefix or ""
+    names = _sorted_names(bucket)
+    index = bisect.bisect_left(names, prefix)
+    if after:
+        index = max(index, bisect.bisect_right(names, after))
     found: list[Any] = []
-    while index < len(names) and len(found) <= max_keys:
-        key = bucket.keys[names[index]]
-        if not isinstance(key, FakeDeleteMarker):
+    while index < len(names) and len(found) <= max_keys and names[index].startswith(prefix):
+        key = bucket.keys.get(names[index])
+        if key is not None and not isinstance(key, FakeDeleteMarker):
             found.append(key)
         index += 1
     keys, truncated, token = backend._truncate_result(found, max_keys)
@@ -112,6 +127,8 @@ class RequestCounter:
             with self._lock:
                 self.served += 1
                 self.kinds[kind] += 1
+            if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+                _SORTED_NAMES.clear()
             return stock(app, environ, start_response)
 
         DomainDispatcherApplication.__call__ = counted  # type: ignore[method-assign]
@@ -172,6 +189,7 @@ def main() -> None:
                     key, size, fill = spec[:3]
                     data = spec[3].encode() if len(spec) > 3 else payload(size, fill)
                     backend.put_object(bucket, key, data)
+                _SORTED_NAMES.clear()
                 print(json.dumps({"ok": len(command["objects"])}), flush=True)
             elif command["op"] == "requests":
                 print(json.dumps({"requests": counter.served, "kinds": counter.kinds}),
