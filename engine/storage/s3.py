@@ -266,6 +266,22 @@ class S3Storage(RetriedRequests, Storage):
                 read_timeout=self.timeouts[1], pool_size=POOL_CONNECTIONS) or False
         return self._wire if isinstance(self._wire, Wire) else None
 
+    def _lean(self, lean: Callable[[Wire], _T], botocore: Callable[[], _T]) -> _T:
+        """A request on the lean path where it applies, else (or after a redirect, from
+        then on) through botocore."""
+        wire = self._wire_path()
+        if wire is not None:
+            try:
+                return lean(wire)
+            except WireDeclined:
+                self._wire = False
+        return botocore()
+
+    def copy_object(self, **params: Any) -> Any:
+        """CopyObject into this bucket (botocore's parameters and answer)."""
+        return self._lean(lambda wire: wire.copy_object(params),
+                          lambda: self.client.copy_object(**params))
+
     @classmethod
     def from_location(
         cls,
@@ -344,13 +360,8 @@ class S3Storage(RetriedRequests, Storage):
                 params["ContinuationToken"] = token
 
             def page(p: dict[str, Any] = params) -> Any:
-                wire = self._wire_path()
-                if wire is not None:
-                    try:
-                        return wire.list_objects_v2(p)
-                    except WireDeclined:
-                        self._wire = False  # a redirect: botocore follows it, from now on
-                return self.client.list_objects_v2(**p)
+                return self._lean(lambda wire: wire.list_objects_v2(p),
+                                  lambda: self.client.list_objects_v2(**p))
 
             response = self.call("", page)
             for item in response.get("Contents", []):

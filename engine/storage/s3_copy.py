@@ -170,9 +170,9 @@ def _copy_checksummed(dest: S3Storage, key: str, full: str, copy_source: CopySou
 
     def copy() -> Any:
         try:
-            return dest.client.copy_object(
+            return dest.copy_object(
                 Bucket=dest.bucket, Key=full, CopySource=copy_source,
-                MetadataDirective="COPY", ChecksumAlgorithm=algorithm,  # type: ignore[arg-type]
+                MetadataDirective="COPY", ChecksumAlgorithm=algorithm,
                 **pin, **dest._sse())
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _NO_CHECKSUM_CODES:
@@ -206,7 +206,7 @@ def _copy_checksummed(dest: S3Storage, key: str, full: str, copy_source: CopySou
 def _copy_single(dest: S3Storage, key: str, full: str, copy_source: CopySourceTypeDef,
                  head: Any) -> CopyReport:
     source_etag: str = head["ETag"]
-    response = dest.call(key, lambda: dest.client.copy_object(
+    response = dest.call(key, lambda: dest.copy_object(
         Bucket=dest.bucket, Key=full, CopySource=copy_source,
         CopySourceIfMatch=source_etag, MetadataDirective="COPY",
         **dest._sse()))

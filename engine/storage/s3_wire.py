@@ -39,6 +39,12 @@ EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 #: environment settings under which botocore would send otherwise (proxies)
 BOTOCORE_ONLY_ENV = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY",
                      "all_proxy")
+#: CopyObject parameters (botocore's names) sent as headers
+COPY_HEADERS = {"MetadataDirective": "x-amz-metadata-directive",
+                "ChecksumAlgorithm": "x-amz-checksum-algorithm",
+                "CopySourceIfMatch": "x-amz-copy-source-if-match",
+                "ServerSideEncryption": "x-amz-server-side-encryption",
+                "SSEKMSKeyId": "x-amz-server-side-encryption-aws-kms-key-id"}
 #: answers that mean "ask again elsewhere", which botocore's S3 redirector handles
 REDIRECT_CODES = frozenset({"PermanentRedirect", "TemporaryRedirect",
                             "AuthorizationHeaderMalformed", "IllegalLocationConstraintException"})
@@ -64,6 +70,7 @@ class Wire:
             self._host, self._path = parts.netloc, "/" + _encode(bucket)
         else:
             self._host, self._path = f"{bucket}.{parts.netloc}", "/"
+        self._scheme = parts.scheme
         self._base = f"{parts.scheme}://{self._host}{self._path}"
         self._region = region
         self._credentials = credentials
@@ -110,21 +117,25 @@ class Wire:
             found = key
         return found
 
-    def signed_headers(self, method: str, query: Mapping[str, str],
-                       now: datetime) -> dict[str, str]:
-        """The headers of a signed request without a body (SigV4, header-based)."""
+    def signed_headers(self, method: str, query: Mapping[str, str], now: datetime, *,
+                       key: str | None = None,
+                       extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The headers of a signed request without a body (SigV4, header-based), to the
+        bucket or to its object ``key``; ``extra`` headers (x-amz-*) are signed too."""
         frozen = self._credentials.get_frozen_credentials()
         assert frozen.secret_key is not None, "resolved credentials have a secret"
         stamp = now.strftime("%Y%m%dT%H%M%SZ")
         day = stamp[:8]
         headers = {"host": self._host, "x-amz-content-sha256": EMPTY_SHA256,
                    "x-amz-date": stamp}
+        if extra:
+            headers.update(extra)
         if frozen.token:
             headers["x-amz-security-token"] = frozen.token
         names = sorted(headers)
         canonical = "\n".join((
             method,
-            self._path,
+            self._object_path(key) if key is not None else self._path,
             "&".join(f"{_encode(k)}={_encode(v)}" for k, v in sorted(query.items())),
             "".join(f"{name}:{headers[name].strip()}\n" for name in names),
             ";".join(names),
@@ -139,6 +150,10 @@ class Wire:
             f"AWS4-HMAC-SHA256 Credential={frozen.access_key}/{scope}, "
             f"SignedHeaders={';'.join(names)}, Signature={signature}")
         return headers
+
+    def _object_path(self, key: str) -> str:
+        """An object's path: S3 encodes each byte of the key once, '/' kept."""
+        return self._path.rstrip("/") + "/" + quote(key, safe="/-_.~")
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -155,12 +170,46 @@ class Wire:
         body = self._get(query, "ListObjectsV2")
         return parse_listing(body)
 
+    def copy_object(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """CopyObject within this bucket's endpoint, with botocore's parameter names (Key,
+        CopySource {Bucket, Key}, MetadataDirective, ChecksumAlgorithm, CopySourceIfMatch,
+        ServerSideEncryption, SSEKMSKeyId); answers CopyObjectResult (ETag, LastModified,
+        Checksum*) and ServerSideEncryption as botocore would."""
+        source = params["CopySource"]
+        extra = {"x-amz-copy-source":
+                 f"/{source['Bucket']}/{quote(source['Key'], safe='/-_.~')}"}
+        for name, header in COPY_HEADERS.items():
+            if params.get(name) is not None:
+                extra[header] = str(params[name])
+        answer = self._send("PUT", {}, "CopyObject", key=params["Key"], extra=extra)
+        root = ElementTree.fromstring(answer.data)
+        if _local(root.tag) == "Error":
+            # A copy can fail after S3 sent 200 (it answers while it copies): botocore reads
+            # this as a server error, and so do we.
+            raise _error(500, answer.data, dict(answer.headers), "CopyObject")
+        result: dict[str, Any] = {_local(child.tag): child.text or "" for child in root}
+        if "LastModified" in result:
+            result["LastModified"] = _timestamp(result["LastModified"])
+        copied: dict[str, Any] = {"CopyObjectResult": result}
+        encryption = answer.headers.get("x-amz-server-side-encryption")
+        if encryption:
+            copied["ServerSideEncryption"] = encryption
+        return copied
+
     def _get(self, query: Mapping[str, str], operation: str) -> bytes:
-        headers = self.signed_headers("GET", query, datetime.now(UTC))
-        url = self._base + "?" + "&".join(f"{_encode(k)}={_encode(v)}"
-                                          for k, v in sorted(query.items()))
+        return bytes(self._send("GET", query, operation).data)
+
+    def _send(self, method: str, query: Mapping[str, str], operation: str, *,
+              key: str | None = None,
+              extra: Mapping[str, str] | None = None) -> urllib3.BaseHTTPResponse:
+        """A signed request without a body; its answer when 200 (botocore's errors else)."""
+        headers = self.signed_headers(method, query, datetime.now(UTC), key=key, extra=extra)
+        url = self._url(key)
+        if query:
+            url += "?" + "&".join(f"{_encode(k)}={_encode(v)}"
+                                  for k, v in sorted(query.items()))
         try:
-            response = self._pool.request("GET", url, headers=headers, redirect=False,
+            response = self._pool.request(method, url, headers=headers, redirect=False,
                                           preload_content=True)
         except urllib3.exceptions.ConnectTimeoutError as error:
             raise ConnectTimeoutError(endpoint_url=self._base, error=error) from error
@@ -176,8 +225,12 @@ class Wire:
         except urllib3.exceptions.HTTPError as error:
             raise EndpointConnectionError(endpoint_url=self._base, error=error) from error
         if response.status == 200:
-            return bytes(response.data)
+            return response
         raise _error(response.status, bytes(response.data), dict(response.headers), operation)
+
+    def _url(self, key: str | None) -> str:
+        path = self._path if key is None else self._object_path(key)
+        return f"{self._scheme}://{self._host}{path}"
 
 
 def _error(status: int, body: bytes, headers: dict[str, str], operation: str) -> Exception:
@@ -196,6 +249,11 @@ def _error(status: int, body: bytes, headers: dict[str, str], operation: str) ->
     answer: Any = {"Error": {"Code": code, "Message": message},
                    "ResponseMetadata": {"HTTPStatusCode": status, "HTTPHeaders": headers}}
     return ClientError(answer, operation)
+
+
+def _local(tag: str) -> str:
+    """An XML tag without its namespace."""
+    return tag.rpartition("}")[2]
 
 
 def parse_listing(body: bytes) -> dict[str, Any]:
