@@ -145,6 +145,9 @@ class KeepAliveServer:
         # Threads enough for every client's pool (btar 32 + the request pool, rclone 64).
         self._server = wsgi.Server(("127.0.0.1", 0), app, numthreads=96,
                                    server_name="moto", timeout=60)
+        # cheroot keeps 10 idle connections by default and closes the others: every client
+        # with a larger pool would pay new connections after each pause.
+        self._server.keep_alive_conn_limit = 256
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
