@@ -99,7 +99,8 @@ def fast_listing() -> None:
 
 class RequestCounter:
     """Counts every HTTP request the server dispatches, in all and by kind (the method, a
-    bucket or an object, the query's parameter names: "GET object", "GET bucket list-type")."""
+    bucket (by name) or an object, the query's parameter names: "GET object",
+    "GET bucket b1 list-type")."""
 
     def __init__(self) -> None:
         self.served = 0
@@ -113,7 +114,7 @@ class RequestCounter:
                         for part in str(environ.get("QUERY_STRING", "")).split("&") if part}
                        - {"prefix", "start-after", "max-keys", "continuation-token",
                           "encoding-type", "delimiter", "marker", "fetch-owner"})
-        target = "object" if "/" in path else "bucket" if path else "service"
+        target = "object" if "/" in path else f"bucket {path}" if path else "service"
         copy = " copy" if environ.get("HTTP_X_AMZ_COPY_SOURCE") else ""
         return " ".join([str(environ.get("REQUEST_METHOD")), target + copy, *names])
 
