@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TextIO
 
 from engine.cli.commands import Command
-from engine.config import config_path
 
 
 def cmd_tui(args: argparse.Namespace, out: TextIO) -> int:
     from btar_tui.app import run_tui
+    from engine.config import config_path  # pydantic: not for building the parser
 
     return int(run_tui(config_path(args.config)))
 

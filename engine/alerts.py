@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
+from functools import lru_cache
 from typing import Any
 
 from pydantic import (
@@ -67,9 +68,23 @@ class AlertsConfig(Thresholds):
 
     def for_service(self, name: str) -> Thresholds:
         """The thresholds that apply to one service."""
-        base = Thresholds.model_fields.keys()
-        defaults = {key: getattr(self, key) for key in base}
-        return Thresholds.model_validate({**defaults, **self.services.get(name, {})})
+        defaults = tuple(getattr(self, key) for key in Thresholds.model_fields)
+        overrides = self.services.get(name)
+        if not overrides:
+            # `btar check` asks for each of a thousand services, most without a table of
+            # their own: validated once (a Thresholds is frozen, so it can be shared).
+            return _defaults(defaults)
+        return Thresholds.model_validate({**_named(defaults), **overrides})
+
+
+def _named(values: tuple[float, ...]) -> dict[str, float]:
+    return dict(zip(Thresholds.model_fields, values, strict=True))
+
+
+@lru_cache(maxsize=16)
+def _defaults(values: tuple[float, ...]) -> Thresholds:
+    """Thresholds with these values and no override (as for_service validates them)."""
+    return Thresholds.model_validate(_named(values))
 
 
 @dataclass(frozen=True)

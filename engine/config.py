@@ -27,7 +27,7 @@ import re
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -36,9 +36,14 @@ from engine.cost import CostConfig
 from engine.errors import ConfigError, UnknownName
 from engine.model import Service, ServiceType
 from engine.regions import get_region
-from engine.retention import RetentionPolicy
 from engine.storage.locations import LocationConfig
 from engine.units import parse_duration
+
+if TYPE_CHECKING:
+    # engine.retention reads the catalog (sqlite_utils and the chain code): a command that
+    # only reads its configuration, or the command line's parser (the fronts' commands
+    # import config_path), must not pay for it.
+    from engine.retention import RetentionPolicy
 
 DEFAULT_PATH = "btar.toml"
 ENV_VAR = "BTAR_CONFIG"
@@ -63,6 +68,8 @@ class RetentionConfig(_Strict):
         return None if value is None else parse_duration(value)
 
     def policy(self) -> RetentionPolicy:
+        from engine.retention import RetentionPolicy
+
         age = timedelta(seconds=self.keep_age) if self.keep_age is not None else None
         return RetentionPolicy(self.keep_count, age)
 

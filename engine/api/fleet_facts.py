@@ -43,6 +43,7 @@ class FleetFacts:
     oldest: dict[Pair, datetime]
     last_lag: dict[Pair, float]
     _chains: dict[Pair, list[Chain]] = field(default_factory=dict)
+    _inputs: dict[Pair, ChainInputs] = field(default_factory=dict)
 
     @classmethod
     def read(cls, catalog: Catalog, service: str | None = None) -> FleetFacts:
@@ -60,9 +61,14 @@ class FleetFacts:
                    catalog.oldest_unfinished_of(waiting), catalog.last_lags(secondaries))
 
     def inputs(self, name: str, region: str) -> ChainInputs:
-        """engine.windows.chain_inputs of a region, from what was read."""
-        bases, switches = inputs_of_marks(self.marks.get((name, region), ()))
-        return bases, self.runs.get((name, region), []), switches  # read, never changed
+        """engine.windows.chain_inputs of a region, from what was read, made once: `btar
+        check` asks for them again, beside the chains made from them."""
+        found = self._inputs.get((name, region))
+        if found is None:
+            bases, switches = inputs_of_marks(self.marks.get((name, region), ()))
+            found = self._inputs[(name, region)] = (
+                bases, self.runs.get((name, region), []), switches)  # read, never changed
+        return found
 
     def chains(self, name: str, region: str) -> list[Chain]:
         """engine.windows.catalog_chains of a region (the latest timeline), computed once."""

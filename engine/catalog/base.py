@@ -7,10 +7,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
-
-import sqlite_utils
-from sqlite_utils.db import Table
+from typing import TYPE_CHECKING, Any
 
 from engine.catalog.schema import (
     MIGRATIONS,
@@ -18,6 +15,10 @@ from engine.catalog.schema import (
     to_text,
 )
 from engine.errors import CatalogTooNew
+
+if TYPE_CHECKING:
+    import sqlite_utils
+    from sqlite_utils.db import Table
 
 
 def text_of(moment: datetime) -> str:
@@ -86,12 +87,15 @@ class Transaction:
 class CatalogBase:
     """The database and its schema; the parts add their reads and writes."""
 
-    def __init__(self, db: sqlite_utils.Database, *, name: str = "the catalog",
+    def __init__(self, conn: sqlite3.Connection, *, name: str = "the catalog",
                  path: Path | None = None) -> None:
-        self.db = db
         #: the plain connection, for the hot paths (sqlite_utils wraps each query in a
-        #: savepoint and parses its first keyword)
-        self.conn: sqlite3.Connection = db.conn
+        #: savepoint and parses its first keyword) and every read
+        self.conn = conn
+        # What sqlite_utils.Database sets on a connection it is given: the item_counts
+        # triggers run under it. The Database itself is made when first needed (db).
+        conn.execute("PRAGMA recursive_triggers = on")
+        self._db: sqlite_utils.Database | None = None
         #: savepoints open (nested transactions)
         self._savepoints = 0
         #: the last time written as text, and its text (a pass stamps many rows with one now)
@@ -101,12 +105,23 @@ class CatalogBase:
         self.path = path
         self._migrate()
 
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite_utils over the same connection, for the writes and migrations that use it.
+        Made (and sqlite_utils imported, with its plugins) on first use: reading the catalog
+        (`btar status`, `btar check`) needs neither."""
+        if self._db is None:
+            import sqlite_utils
+
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
+
     def close(self) -> None:
-        self.db.close()
+        self.conn.close()
 
     @property
     def schema_version(self) -> int:
-        row = self.db.execute("PRAGMA user_version").fetchone()
+        row = self.conn.execute("PRAGMA user_version").fetchone()
         return int(row[0])
 
     def _migrate(self) -> None:

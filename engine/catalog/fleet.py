@@ -58,7 +58,7 @@ class FleetPart(CatalogBase):
         """Each service's locations, ordered as LocationsPart.locations orders them."""
         where, args = _where(service)
         found: dict[str, list[LocationRow]] = {}
-        for name, region, role, state, reason, since in self.db.conn.execute(
+        for name, region, role, state, reason, since in self.conn.execute(
                 "select service, region, role, state, reason, since from locations"
                 f"{where} order by service, since, region", args):
             found.setdefault(name, []).append(LocationRow(
@@ -72,7 +72,7 @@ class FleetPart(CatalogBase):
             return from_text(text) if text else None
         where, args = _where(service)
         found: dict[str, dict[str, Reachability]] = {}
-        for name, region, ok_at, fault, reason, since, at in self.db.conn.execute(
+        for name, region, ok_at, fault, reason, since, at in self.conn.execute(
                 "select service, region, ok_at, fault, reason, fault_since, fault_at from "
                 f"reachability{where}", args):
             found.setdefault(name, {})[region] = Reachability(
@@ -86,7 +86,7 @@ class FleetPart(CatalogBase):
         unfinished = [str(s) for s in UNFINISHED]
         marks = ",".join("?" * len(unfinished))
         found: dict[Pair, RegionCounts] = {}
-        for name, region, status, items in self.db.conn.execute(
+        for name, region, status, items in self.conn.execute(
                 "select service, region, status, sum(items) from item_counts"
                 f"{where} group by service, region, status having sum(items) > 0 "
                 "order by service, region, status", args):
@@ -94,7 +94,7 @@ class FleetPart(CatalogBase):
             if counts is None:
                 counts = found[(name, region)] = RegionCounts()
             counts.statuses[status] = items
-        for name, region, kind, items, size in self.db.conn.execute(
+        for name, region, kind, items, size in self.conn.execute(
                 "select service, region, kind, sum(items), sum(bytes) from item_counts "
                 f"where status in ({marks}) and items > 0{where.replace(' where', ' and')} "
                 "group by service, region, kind order by service, region, kind",
@@ -128,7 +128,7 @@ class FleetPart(CatalogBase):
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start:start + _CHUNK]
             values = ", ".join("(?, ?)" for _ in chunk)
-            for name, region, value in self.db.conn.execute(
+            for name, region, value in self.conn.execute(
                     f"with p (service, region) as (values {values}) select p.service, "
                     f"p.region, {expression} from p",
                     [*(v for pair in chunk for v in pair), *args]):
@@ -144,22 +144,31 @@ class FleetPart(CatalogBase):
         where, args = _where(service, "service")
         statuses = [str(s) for s in RESTORABLE]
         found: dict[Pair, list[ChainMark]] = {}
-        for name, region, kind, item_id, stream, seq, start, end, parent in self.db.conn.execute(
+        # The fleet's bases and histories, some 10,000 rows: the rows come grouped by region
+        # (the order), so a region's list is looked up once; the tuples are made without
+        # ChainMark.__new__ (a Python function), and the times parsed as from_text parses
+        # them, without a call of its own each.
+        kinds, parse, make = _KINDS, datetime.fromisoformat, tuple.__new__
+        pair: Pair | None = None
+        marks: list[ChainMark] = []
+        for name, region, kind, item_id, stream, seq, start, end, parent in self.conn.execute(
                 "select service, region, kind, item_id, stream, seq, start_time, end_time, "
                 f"parent from items{where}{' and' if where else ' where'} {CHAIN_MARKS_WHERE} "
                 f"and status in ({','.join('?' * len(statuses))}) order by service, region, "
                 # kind is 'base' or 'history' here: by kind is bases first, as chain_inputs
                 "kind, end_time, item_id", [*args, *statuses]):
-            found.setdefault((name, region), []).append(ChainMark(
-                _KINDS[kind], item_id, stream, seq, from_text(start), from_text(end),
-                parent or ""))
+            if pair is None or pair[0] != name or pair[1] != region:
+                pair = (name, region)
+                marks = found[pair] = []
+            marks.append(make(ChainMark, (kinds[kind], item_id, stream, seq, parse(start),
+                                          parse(end), parent or "")))
         return found
 
     def runs_by_region(self, service: str | None = None) -> dict[Pair, list[LogRun]]:
         """RunsPart.runs of every region."""
         where, args = _where(service)
         found: dict[Pair, list[LogRun]] = {}
-        for name, region, stream, first, last, start, end in self.db.conn.execute(
+        for name, region, stream, first, last, start, end in self.conn.execute(
                 "select service, region, stream, first_seq, last_seq, first_start, last_end "
                 f"from log_runs{where} order by service, region, stream, first_seq", args):
             found.setdefault((name, region), []).append(
@@ -168,6 +177,6 @@ class FleetPart(CatalogBase):
 
     def full_listings(self) -> dict[str, datetime]:
         """LocationsPart.last_full_listing of every service that had one."""
-        return {name: from_text(at) for name, at in self.db.conn.execute(
+        return {name: from_text(at) for name, at in self.conn.execute(
             "select service, at from full_listings")}
 

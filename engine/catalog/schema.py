@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from engine.model import (
     ItemStatus,
     utc,
 )
+
+if TYPE_CHECKING:
+    import sqlite_utils  # migrations get a Database; reads need no sqlite_utils
 
 _TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
 

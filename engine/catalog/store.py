@@ -8,8 +8,6 @@ import sqlite3
 import time
 from pathlib import Path
 
-import sqlite_utils
-
 from engine.catalog.fleet import FleetPart
 from engine.catalog.items import ItemsPart
 from engine.catalog.mirror import MirrorPart
@@ -34,17 +32,25 @@ class Catalog(ItemsPart, MirrorPart, FleetPart, PlanPart):
         except (OSError, sqlite3.Error) as error:
             raise CatalogDamaged(str(path), _reason(error)) from None
         try:
-            db = sqlite_utils.Database(connection)
-            db.execute("PRAGMA busy_timeout = 5000")
-            db.enable_wal()
+            # Plain sqlite3 (what sqlite_utils' execute and enable_wal did): a command that
+            # only reads never imports sqlite_utils (CatalogBase.db).
+            connection.execute("PRAGMA busy_timeout = 5000")
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                # journal_mode cannot change inside a transaction: none is open yet
+                level = connection.isolation_level
+                connection.isolation_level = None
+                try:
+                    connection.execute("PRAGMA journal_mode=wal")
+                finally:
+                    connection.isolation_level = level
             # In WAL mode NORMAL never corrupts; a power cut may lose the last commits, which
             # only makes btar copy those objects again.
-            db.execute("PRAGMA synchronous = NORMAL")
-            catalog = cls(db, name=str(path), path=path)
+            connection.execute("PRAGMA synchronous = NORMAL")
+            catalog = cls(connection, name=str(path), path=path)
             # Reading every table's root page finds a file cut short before any command does.
-            for (table,) in db.execute(
+            for (table,) in connection.execute(
                     "select name from sqlite_master where type = 'table'").fetchall():
-                db.execute(f"select 1 from [{table}] limit 1").fetchall()
+                connection.execute(f"select 1 from [{table}] limit 1").fetchall()
             return catalog
         except BaseException as error:
             connection.close()
@@ -56,7 +62,7 @@ class Catalog(ItemsPart, MirrorPart, FleetPart, PlanPart):
 
     @classmethod
     def in_memory(cls) -> Catalog:
-        return cls(sqlite_utils.Database(memory=True))
+        return cls(sqlite3.connect(":memory:"))  # as sqlite_utils.Database(memory=True)
 
 
 class CatalogLock:

@@ -5,16 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from engine.api import Btar
 from engine.cli.commands import Command
 from engine.cli.output import json_flag, print_json, service_and_json, table
-from engine.config import config_path
 from engine.errors import BadInput
+
+if TYPE_CHECKING:  # each command imports what it runs on when it runs (engine.cli.program)
+    from engine.api import Btar
 
 
 def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
+    from engine.config import config_path
     from engine.demo import create_demo, write_starter_config
 
     target = config_path(args.config)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from engine.api import Btar, plan_as_json
 from engine.cli.commands import Command
 from engine.cli.output import duration, json_flag, print_json
-from engine.config import config_path
 from engine.errors import BadInput
 from engine.model import parse_iso
-from engine.restore_tools import ToolOptions
+
+if TYPE_CHECKING:  # each command imports what it runs on when it runs (engine.cli.program)
+    from engine.api import Btar
 
 
 def _target(args: argparse.Namespace) -> datetime | None:
@@ -26,6 +26,10 @@ def _target(args: argparse.Namespace) -> datetime | None:
 
 
 def cmd_fork(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
+    from engine.api.restoring import plan_as_json
+    from engine.config import config_path
+    from engine.restore_tools import ToolOptions
+
     target = _target(args)
     if args.dry_run:
         plan = app.plan_fork(args.service, args.region, target, source_region=args.source_region,

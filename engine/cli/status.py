@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 from collections.abc import Sequence
-from datetime import datetime
-from enum import Enum
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from engine.api import Btar, ServiceStatus
 from engine.cli.commands import Command
 from engine.cli.output import (
+    Record,
     duration,
     json_flag,
+    json_text,
     print_json,
     service_and_json,
     table,
@@ -22,32 +19,11 @@ from engine.cli.output import (
     when,
 )
 from engine.lag import LagBucket, Period
-from engine.model import RestoreWindow, iso
-from engine.timelines import view_as_json
+from engine.model import iso
 from engine.units import byte_size
 
-_PLAIN = (str, int, float, bool, type(None))
-#: field names per dataclass type, read once
-_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-def _jsonable(value: Any) -> Any:
-    """to_jsonable, the same values, with the common types dispatched by exact type and each
-    dataclass's fields looked up once: a fleet's status is some 100,000 values."""
-    kind = type(value)
-    if kind in _PLAIN:
-        return value
-    if kind is dict:
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if kind is list or kind is tuple:
-        return [_jsonable(v) for v in value]
-    names = _FIELDS.get(kind)
-    if names is None:
-        if isinstance(value, datetime | Enum | RestoreWindow | type) \
-                or not dataclasses.is_dataclass(value):
-            return to_jsonable(value)
-        names = _FIELDS[kind] = tuple(f.name for f in dataclasses.fields(value))
-    return {name: _jsonable(getattr(value, name)) for name in names}
+if TYPE_CHECKING:  # each command imports what it runs on when it runs (engine.cli.program)
+    from engine.api import Btar, ServiceStatus
 
 
 def cmd_status(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
@@ -55,14 +31,12 @@ def cmd_status(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     settings = app.settings
     streams = {"concurrency": settings.concurrency, "base_streams": settings.base_stream_limit}
     if args.json:
-        document = {"services": [{**_jsonable(s), "backlog": _jsonable(s.backlog),
-                                  "primary_fault": _jsonable(s.primary_fault),
-                                  "state_line": s.state_line}
-                                 for s in statuses], "streams": streams}
-        # print_json's output, made in one piece and written once: at a thousand services
-        # the document is some 250,000 values, which print_json would convert again and
-        # json.dump would write in as many pieces.
-        out.write(json.dumps(document, indent=2, sort_keys=False) + "\n")
+        # print_json's text, made by json_text in one pass and written once: at a thousand
+        # services the document is some 250,000 values.
+        out.write(json_text({"services": [
+            Record(s, {"backlog": s.backlog, "primary_fault": s.primary_fault,
+                       "state_line": s.state_line}) for s in statuses],
+            "streams": streams}) + "\n")
         return 0
     rows = [["SERVICE", "TYPE", "PRIMARY", "ADDITIONAL", "STATE", "LAG", "PRIMARY LISTED",
              "BACKLOG (LOG / BASE)", "WINDOW END (SECONDARY)"]]
@@ -198,6 +172,8 @@ def lag_chart(buckets: Sequence[LagBucket], width: int = 40) -> str:
 
 
 def cmd_window(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
+    from engine.timelines import view_as_json
+
     views = app.timeline_views(args.service)
     if args.json:
         print_json({"service": args.service,

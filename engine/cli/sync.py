@@ -6,13 +6,15 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Callable
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from engine.api import Btar
 from engine.cli.commands import Command
 from engine.cli.output import json_flag, print_json
 from engine.errors import RegionsUnreachable
-from engine.runtime import CopyProgress
+
+if TYPE_CHECKING:  # each command imports what it runs on when it runs (engine.cli.program)
+    from engine.api import Btar
+    from engine.runtime import CopyProgress
 
 
 def cmd_sync(app: Btar, args: argparse.Namespace, out: TextIO) -> int:

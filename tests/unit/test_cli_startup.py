@@ -1,0 +1,90 @@
+"""What starting `btar` costs is what it imports: the command line imports a command's
+modules, the engine and its libraries only when that command runs (issue 17, target 3: a
+command at fleet size is mostly Python starting). Checked by the modules loaded in a fresh
+interpreter, never by time."""
+
+from __future__ import annotations
+
+import gc
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.catalog import Catalog
+from engine.cli.program import main
+
+#: what no command needs before it runs: validation, the catalog's library, cloud SDKs, and
+#: the engine behind the application API
+HEAVY = ["pydantic", "sqlite_utils", "boto3", "botocore", "engine.api.btar", "engine.catalog",
+         "engine.config", "engine.scheduler", "engine.runtime"]
+
+
+def _loaded_after(code: str) -> list[str]:
+    """The modules (of HEAVY, and their submodules) a fresh interpreter holds after ``code``."""
+    probe = (f"import sys\n{code}\n"
+             "import json\n"
+             f"heavy = {HEAVY!r}\n"
+             "print(json.dumps(sorted(m for m in sys.modules\n"
+             "                        if any(m == h or m.startswith(h + '.') for h in heavy))))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    loaded: list[str] = json.loads(result.stdout)
+    return loaded
+
+
+def test_importing_the_command_line_imports_no_engine_part_and_no_library() -> None:
+    assert _loaded_after("import engine.cli.program") == []
+
+
+def test_the_application_api_imports_a_name_when_it_is_asked_for() -> None:
+    assert _loaded_after("import engine.api") == []
+    loaded = _loaded_after("from engine.api import ServiceState")
+    assert "engine.api.btar" not in loaded
+
+
+def test_the_application_api_still_has_every_name() -> None:
+    import engine.api
+
+    for name in engine.api.__all__:
+        assert getattr(engine.api, name) is not None
+    assert set(engine.api.__all__) <= set(dir(engine.api))
+
+
+def test_reading_the_catalog_makes_no_sqlite_utils_database(tmp_path: Path) -> None:
+    """sqlite_utils (and its plugins) serve writes and migrations; a command that reads
+    the fleet's status goes through the plain connection."""
+    Catalog.open(tmp_path / "btar.sqlite").close()  # created and migrated
+    catalog = Catalog.open(tmp_path / "btar.sqlite")
+    try:
+        catalog.locations_by_service()
+        catalog.reachability_by_service()
+        catalog.region_counts()
+        catalog.chain_marks()
+        catalog.runs_by_region()
+        assert catalog.schema_version > 0
+        assert catalog._db is None
+    finally:
+        catalog.close()
+
+
+def test_main_called_in_a_process_leaves_the_cycle_collector_as_it_was(tmp_path: Path) -> None:
+    """main() turns the collector off while a command sets up; a caller in its own process
+    (these tests) gets it back on, and nothing of its own frozen."""
+    frozen = gc.get_freeze_count()
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["completion", "bash"], out, err) == 0
+    assert main(["--config", str(tmp_path / "missing.toml"), "status"], out, err) != 0
+    with pytest.raises(SystemExit):
+        main(["--version"], out, err)
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
+    gc.disable()
+    try:
+        main(["completion", "bash"], out, err)
+        assert not gc.isenabled()  # off it was, off it stays
+    finally:
+        gc.enable()
