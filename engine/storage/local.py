@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import bisect
 import contextlib
-import ctypes
 import errno
 import hashlib
 import io
+import itertools
 import os
-import sys
+import stat
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -36,6 +36,7 @@ from engine.storage.base import (
     validate_key,
     validate_prefix,
 )
+from engine.storage.durability import FolderFlushes
 from engine.storage.file_copy import copy_then_hash
 
 #: Bytes per read and write when storing a file. Measured on ext4 (16 files of 64 MiB, 8
@@ -49,18 +50,23 @@ _LOCATION_FAULTS: dict[int, tuple[type[Unreachable], str]] = {
     errno.EACCES: (AccessDenied, "permission denied"),
     errno.EPERM: (AccessDenied, "operation not permitted"),
 }
-#: Deferred files committed together from which one syncfs of the filesystem replaces an
-#: fsync per file. On ext4 with 2,000 files of 64 KiB, syncfs twice per 256 files took 0.25 s
-#: against 0.4 s for an fsync per file; for a handful of files the fsyncs are cheaper than
-#: flushing whatever else the filesystem holds.
-SYNCFS_FROM = 16
+#: how a temporary file is created: new (never someone else's), read back after a kernel copy
+_CREATE = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+_READ = os.O_RDONLY | os.O_CLOEXEC
 
 
 class LocalStorage(Storage):
-    """Objects are files under ``root``; a write lands in a temporary file that is fsynced and
-    renamed into place (and the rename made durable), so a reader never sees a partial
-    object and a written object survives a crash. Deferred writes (see ``deferred``) wait
-    as temporary files until ``commit`` makes many of them durable at once."""
+    """Objects are files under ``root``; a write lands in a temporary file that is checked,
+    fsynced and renamed into place, and the rename made durable before the write returns, so
+    a reader never sees a partial object, a write that failed its check is never seen under
+    its name, and a written object survives a crash.
+
+    Writes on many threads at once are made durable together rather than one by one: each
+    thread fsyncs its own file (the file system commits the fsyncs in flight together), and
+    the threads that renamed files into one folder share one fsync of that folder
+    (engine.storage.durability). So a write is durable when it returns, as on every cloud,
+    and ``deferred``/``commit`` need nothing: the driver's own thread never waits for a
+    disk."""
 
     kind = "local"
 
@@ -83,17 +89,21 @@ class LocalStorage(Storage):
         self._listings: dict[Path, tuple[int, list[str], list[bool]]] = {}
         #: folders this process has cleared of temporary files left by a crash
         self._swept: set[Path] = set()
-        #: threads inside deferred(), and their writes waiting for commit(): key -> (temporary
-        #: file, final path)
-        self._deferring = threading.local()
-        self._staged: dict[str, tuple[Path, Path]] = {}
+        #: names of this instance's temporary files: a token and a serial number
+        self._token = f"{uuid.uuid4().hex[:16]}-"
+        self._serial = itertools.count()
+        #: one fsync of a folder for the renames into it that wait at once
+        self._folder_flushes = FolderFlushes()
 
-    def _path(self, key: str) -> Path:
+    def _path(self, key: str, *, final: bool = True) -> Path:
+        """The file of ``key``. With ``final``, a symlink as its last part is followed only
+        inside the root; without, the caller never follows one there (O_NOFOLLOW, or a
+        rename over it)."""
         validate_key(self.name, key)
         path = self.root.joinpath(*key.split("/"))
         # validate_key already refuses '..'; this also stops symlinks that point outside.
         # Resolving costs a system call per folder level, so a folder is checked once.
-        if path.parent not in self._safe_folders or path.is_symlink():
+        if path.parent not in self._safe_folders or (final and path.is_symlink()):
             if not path.resolve().is_relative_to(self.root):
                 raise ObjectNotFound(self.name, key, "resolves outside the location")
             if path.parent.is_dir() and path.parent.resolve() == path.parent:
@@ -240,12 +250,15 @@ class LocalStorage(Storage):
         # A file keeps no metadata (keeps_metadata is False): ``meta`` has nowhere to go.
         stream: BinaryIO = io.BytesIO(data) if isinstance(data, bytes) else data
 
-        def fill(out: BinaryIO) -> str:
-            digest = hashlib.sha256()
+        def fill(out: int) -> tuple[str, int]:
+            digest, length = hashlib.sha256(), 0
             while chunk := stream.read(WRITE_CHUNK):
                 digest.update(chunk)
-                out.write(chunk)
-            return digest.hexdigest()
+                length += len(chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(out, view):]
+            return digest.hexdigest(), length
 
         return self._store(key, fill, sha256)
 
@@ -257,118 +270,97 @@ class LocalStorage(Storage):
         if sha256 is None or not isinstance(source, LocalStorage):
             return super().copy_from(source, source_key, key, sha256=sha256, size=size,
                                      digest=digest)
-        with source._open(source_key) as handle:
-            def fill(out: BinaryIO) -> str:
-                out.flush()
-                return copy_then_hash(handle.fileno(), out.fileno())
-
-            info = self._store(key, fill, sha256)
+        handle, length = source._open_fd(source_key)
+        try:
+            info = self._store(key, lambda out: copy_then_hash(handle, out, length), sha256)
+        finally:
+            os.close(handle)
         return CopyReport(info=info, method="kernel", sha256=info.sha256,
                           verified_by="sha256-read-back")
 
-    def _store(self, key: str, fill: Callable[[BinaryIO], str],
+    def _open_fd(self, key: str) -> tuple[int, int]:
+        """A file descriptor open for reading an object (a copy's source), and its size."""
+        path = self._path(key, final=False)
+        try:
+            try:
+                # A symlink as the last part is looked at only when there is one (ELOOP):
+                # the common case costs no lstat.
+                handle = os.open(path, _READ | os.O_NOFOLLOW)
+            except OSError as error:
+                if error.errno != errno.ELOOP:
+                    raise
+                handle = os.open(self._path(key), _READ)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            self._require_root()
+            raise ObjectNotFound(self.name, key, "no such object") from None
+        except OSError as error:
+            raise self._fault(key, error) from None
+        st = os.fstat(handle)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(handle)
+            raise ObjectNotFound(self.name, key, "no such object")
+        return handle, st.st_size
+
+    def _store(self, key: str, fill: Callable[[int], tuple[str, int]],
                sha256: str | None) -> ObjectInfo:
-        """Fill a temporary file (``fill`` returns the SHA-256 of what it wrote), check it,
-        make it durable (now, or at commit when deferred) and rename it into place."""
-        path = self._path(key)
+        """Fill a temporary file (``fill`` returns the SHA-256 of what it wrote and its
+        length), check it, make its bytes durable, rename it into place and make the rename
+        durable."""
+        # The rename replaces whatever is at the final name, a symlink included, never
+        # following it: no lstat of that name is needed.
+        path = self._path(key, final=False)
+        folder = path.parent
         with self._lock:
-            sweep = path.parent not in self._swept
-            self._swept.add(path.parent)
-        temp = path.parent / f"{TEMP_MARKER}{uuid.uuid4().hex}"
+            sweep = folder not in self._swept
+            self._swept.add(folder)
+        # Unique across processes (the token) and threads (the counter), without the system
+        # call per name that uuid4 makes.
+        temp = folder / f"{TEMP_MARKER}{self._token}{next(self._serial)}"
+        renamed = False
         try:
             if sweep:
-                _remove_stale_temporaries(path.parent)
-            with self._create(temp, key) as out:
-                actual = fill(out)
-                out.flush()
-                deferred = getattr(self._deferring, "on", False)
-                if not deferred:
-                    os.fsync(out.fileno())
-                st = os.fstat(out.fileno())
-            check_sha256(self.name, key, sha256, actual)
-            if deferred:
-                with self._lock:
-                    replaced = self._staged.pop(key, None)
-                    self._staged[key] = (temp, path)
-                if replaced is not None:
-                    replaced[0].unlink(missing_ok=True)
-            else:
-                os.replace(temp, path)
-                _fsync_dir(path.parent)
+                _remove_stale_temporaries(folder)
+            out = self._create(temp, key)
+            try:
+                actual, length = fill(out)
+                # A mismatch never costs a flush, and is never renamed into place.
+                check_sha256(self.name, key, sha256, actual)
+                # On this thread, while the other copies in flight do the same: the file
+                # system commits the fsyncs that wait at once together. The descriptor was
+                # open since the file was made, so any error writing it back is reported.
+                os.fsync(out)
+                st = os.fstat(out)
+                if st.st_size != length:  # what was hashed must be all the file holds
+                    raise StorageError(self.name, key, f"the copy holds {st.st_size} bytes, "
+                                       f"{length} were written and hashed")
+            finally:
+                os.close(out)
+            os.replace(temp, path)
+            renamed = True
+            self._folder_flushes.wait(folder)
         except OSError as error:
-            _discard(temp)  # the write's own error is the one to report
-            raise self._fault(key, error) from None
+            # Nothing of a failed write stays visible: not even a whole copy whose name
+            # could not be made durable (its caller is told it failed).
+            _discard(path if renamed else temp)
+            raise self._fault(key, error) from None  # the write's own error is reported
         except BaseException:
-            _discard(temp)
+            _discard(path if renamed else temp)
             raise
         return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC), actual)
 
-    def _create(self, temp: Path, key: str) -> BinaryIO:
-        """Open a new temporary file; its folders are made only when missing, so that the
-        common case costs no extra system call."""
+    def _create(self, temp: Path, key: str) -> int:
+        """Open a new temporary file (for reading too: a kernel copy is read back to be
+        hashed); its folders are made only when missing, so that the common case costs no
+        extra system call."""
         try:
-            return temp.open("w+b")  # read too: a kernel copy is read back to be hashed
+            return os.open(temp, _CREATE, 0o666)
         except (FileNotFoundError, NotADirectoryError):
             self._require_root()  # a vanished location is unreachable, not to be recreated
         try:
-            temp.parent.mkdir(parents=True, exist_ok=True)
+            _make_folders(temp.parent)
         except (FileExistsError, NotADirectoryError):
             raise StorageError(self.name, key, "a parent of this key is an object") from None
-        return temp.open("w+b")
-
-    @contextlib.contextmanager
-    def _deferred(self) -> Iterator[None]:
-        self._deferring.on = True
-        try:
-            yield
-        finally:
-            self._deferring.on = False
-
-    def deferred(self) -> contextlib.AbstractContextManager[None]:
-        return self._deferred()
-
-    def commit(self, keys: Sequence[str]) -> None:
-        """Make deferred writes durable, then visible, then their names durable: a crash at
-        any point leaves each key absent or whole, never partial."""
-        with self._lock:
-            staged = [self._staged.pop(key) for key in keys if key in self._staged]
-        if not staged:
-            return
-        try:
-            bulk = len(staged) >= SYNCFS_FROM and _syncfs(self.root)
-            if not bulk:
-                for temp, _ in staged:
-                    _fsync_file(temp)
-            for temp, path in staged:
-                os.replace(temp, path)
-            if not (bulk and _syncfs(self.root)):
-                for folder in sorted({path.parent for _, path in staged}):
-                    _fsync_dir(folder)
-        except OSError as error:
-            for temp, _ in staged:
-                _discard(temp)
-            raise StorageError(self.name, "", f"cannot make new objects durable: "
-                                              f"{error.strerror}") from None
-
-    def sha256_of(self, key: str) -> str:
-        """The hash of an object's bytes, a deferred write's included (its verification
-        comes before its commit)."""
-        with self._lock:
-            staged = self._staged.get(key)
-        if staged is None:
-            return super().sha256_of(key)
-        digest = hashlib.sha256()
-        with staged[0].open("rb") as stream:
-            while chunk := stream.read(WRITE_CHUNK):
-                digest.update(chunk)
-        return digest.hexdigest()
-
-    def close(self) -> None:
-        """Deferred writes nobody committed are dropped."""
-        with self._lock:
-            staged, self._staged = list(self._staged.values()), {}
-        for temp, _ in staged:
-            _discard(temp)
+        return os.open(temp, _CREATE, 0o666)
 
     def delete(self, key: str) -> None:
         path = self._path(key)
@@ -412,27 +404,21 @@ def _discard(temp: Path) -> None:
         temp.unlink()
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
-
-
-def _syncfs(folder: Path) -> bool:
-    """Flush the whole filesystem that holds ``folder`` (Linux syncfs); False where there is
-    no syncfs, or it failed, so the caller fsyncs file by file instead."""
-    if _LIBC is None or not hasattr(_LIBC, "syncfs"):
-        return False
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        return int(_LIBC.syncfs(fd)) == 0
-    finally:
-        os.close(fd)
+def _make_folders(folder: Path) -> None:
+    """Make ``folder`` and its missing parents, each one's name made durable in its parent
+    (an object written into a folder that a crash then loses would be lost with it)."""
+    missing: list[Path] = []
+    while not folder.is_dir() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    for made in reversed(missing):
+        try:
+            made.mkdir()
+        except FileExistsError:
+            if not made.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(made)) from None
+            # made meanwhile by another write, whose flush of it may not have happened yet
+        _fsync_dir(made.parent)
 
 
 def _fsync_dir(folder: Path) -> None:

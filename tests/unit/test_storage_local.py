@@ -120,47 +120,6 @@ def test_temporaries_a_crash_left_are_removed_when_their_folder_is_written(
     assert fresh.exists()  # may belong to a write in progress
 
 
-def test_deferred_writes_appear_whole_at_commit(tmp_path: Path) -> None:
-    storage = LocalStorage(tmp_path / "s")
-    for count in (3, 40):  # an fsync per file, then one syncfs for many
-        keys = [f"log/{count}/{i:04d}" for i in range(count)]
-        with storage.deferred():
-            for i, key in enumerate(keys):
-                assert storage.write(key, b"x" * i, sha256=sha(b"x" * i)).size == i
-                assert storage.sha256_of(key) == sha(b"x" * i)  # verifiable before commit
-        assert not list(storage.iter_objects(f"log/{count}/"))  # nothing visible yet
-        storage.commit(keys)
-        assert [o.key for o in storage.iter_objects(f"log/{count}/")] == keys
-        assert storage.read_bytes(keys[-1]) == b"x" * (count - 1)
-    assert not temporaries(tmp_path)
-
-
-def test_deferred_writes_nobody_committed_leave_nothing(tmp_path: Path) -> None:
-    storage = LocalStorage(tmp_path / "s")
-    with storage.deferred():
-        storage.write("log/a", b"a")
-    storage.close()
-    assert not list(storage.iter_objects())
-    assert not temporaries(tmp_path)
-
-
-def test_a_commit_that_cannot_make_objects_durable_fails_and_shows_nothing(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    storage = LocalStorage(tmp_path / "s")
-    with storage.deferred():
-        storage.write("k/1", b"one")
-
-    def refuse(fd: int) -> None:
-        raise OSError(errno.EIO, "Input/output error")
-
-    monkeypatch.setattr(os, "fsync", refuse)
-    with pytest.raises(StorageError, match="durable"):
-        storage.commit(["k/1"])
-    monkeypatch.undo()
-    assert not list(storage.iter_objects())
-    assert not temporaries(tmp_path)
-
-
 @pytest.mark.parametrize(("code", "reason"), [(errno.ENOSPC, "no space left on the device"),
                                               (errno.EROFS, "read-only file system"),
                                               (errno.EACCES, "permission denied")])
@@ -240,14 +199,3 @@ def test_a_local_copy_falls_back_to_reads_and_writes_where_the_kernel_cannot(
     report = destination.copy_from(source, "svc/wal/1", "svc/wal/1", sha256=sha(data))
     assert report.sha256 == sha(data)
     assert destination.read_bytes("svc/wal/1") == data
-
-
-def test_a_deferred_local_copy_appears_at_commit(tmp_path: Path) -> None:
-    source, destination = _locations(tmp_path)
-    source.write("svc/wal/1", b"segment")
-    with destination.deferred():
-        destination.copy_from(source, "svc/wal/1", "svc/wal/1", sha256=sha(b"segment"))
-    with pytest.raises(ObjectNotFound):
-        destination.stat("svc/wal/1")
-    destination.commit(["svc/wal/1"])
-    assert destination.read_bytes("svc/wal/1") == b"segment"
