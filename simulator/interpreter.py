@@ -90,6 +90,10 @@ class _InFlight:
                            requests=tuple(r for r in done if isinstance(r, RequestDone)))
 
 
+#: the effects that take no virtual time (``SimInterpreter.at_once``)
+_AT_ONCE = (Now, StartCopy, StartRequest)
+
+
 class SimInterpreter:
     """Runs engine procedures inside SimPy processes."""
 
@@ -108,6 +112,7 @@ class SimInterpreter:
         copies = _InFlight(self.env)
         result: Any = None
         error: StorageError | None = None
+        at_once = self.at_once
         try:
             while True:
                 try:
@@ -116,6 +121,10 @@ class SimInterpreter:
                 except StopIteration as stop:
                     return stop.value  # type: ignore[no-any-return]
                 result, error = None, None
+                if isinstance(effect, _AT_ONCE):
+                    # most effects take no virtual time: no generator for them
+                    result = at_once(effect, copies)
+                    continue
                 try:
                     result = yield from self.perform(effect, copies)
                 except StorageError as failure:
@@ -128,15 +137,11 @@ class SimInterpreter:
         finally:
             procedure.close()
 
-    def perform(self, effect: Effect, copies: _InFlight) -> Generator[simpy.Event, Any, Any]:
-        """One effect as SimPy events; returns its result or raises StorageError."""
-        world = self.world
+    def at_once(self, effect: Now | StartCopy | StartRequest, copies: _InFlight) -> Any:
+        """An effect that takes no virtual time (it may start processes); its result."""
         match effect:
             case Now():
-                return world.now()
-            case ListPage() | ReadObject():
-                yield self.env.timeout(world.request_latency(effect.region))
-                return perform_request(world, effect)
+                return self.world.now()
             case StartCopy():
                 if self.stop_requested:
                     return False
@@ -146,6 +151,18 @@ class SimInterpreter:
             case StartRequest():
                 copies.start(self.env.process(self._request(effect)))
                 return None
+            case _:
+                assert_never(effect)
+
+    def perform(self, effect: Effect, copies: _InFlight) -> Generator[simpy.Event, Any, Any]:
+        """One effect as SimPy events; returns its result or raises StorageError."""
+        world = self.world
+        match effect:
+            case Now() | StartCopy() | StartRequest():
+                return self.at_once(effect, copies)
+            case ListPage() | ReadObject():
+                yield self.env.timeout(world.request_latency(effect.region))
+                return perform_request(world, effect)
             case NextCompletions():
                 done: Completions = yield from copies.next(effect.timeout)
                 return replace(done, stop_requested=self.stop_requested)

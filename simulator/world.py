@@ -8,17 +8,19 @@ decision about backups is the engine's.
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import simpy
+from simpy.core import EmptySchedule, StopSimulation
+from simpy.events import URGENT
 
 from engine.api import Btar
 from engine.catalog import Catalog
-from engine.errors import ObjectNotFound, StorageError, Throttled
+from engine.errors import StorageError, Throttled
 from engine.model import Service, TimeRange, iso
 from engine.replication import ReplicationSettings
 from engine.storage.faults import FaultyStorage
@@ -36,6 +38,39 @@ class CountingEnvironment(simpy.Environment):
     def step(self) -> None:
         self.events_processed += 1
         super().step()
+
+    def run(self, until: float | simpy.Event | None = None) -> Any:
+        """SimPy's ``run``, counting in its loop: one Python call fewer per event than
+        stepping through ``step`` above (the replay steps one event at a time with that)."""
+        if until is not None:
+            if not isinstance(until, simpy.Event):
+                at = until if isinstance(until, int) else float(until)
+                if at <= self.now:
+                    raise ValueError(
+                        f"until ({at}) must be greater than the current simulation time")
+                until = simpy.Event(self)
+                until._ok = True
+                until._value = None
+                self.schedule(until, URGENT, at - self.now)
+            elif until.callbacks is None:
+                return until.value
+            until.callbacks.append(StopSimulation.callback)
+        step = simpy.Environment.step
+        steps = 0
+        try:
+            while True:
+                steps += 1
+                step(self)
+        except StopSimulation as stop:
+            return stop.args[0]
+        except EmptySchedule:
+            if until is not None:
+                assert not until.triggered
+                raise RuntimeError(f'No scheduled events left but "until" event was not '
+                                   f"triggered: {until}") from None
+        finally:
+            self.events_processed += steps
+        return None
 
 
 @dataclass
@@ -91,6 +126,8 @@ class World:
     env: CountingEnvironment = field(init=False)
     journal: Journal = field(init=False)
     stores: dict[str, FaultyStorage] = field(init=False)
+    #: the memory behind each region's fault wrapper (ground truth, no fault applies)
+    memories: dict[str, MemoryStorage] = field(init=False)
     links: dict[tuple[str, str], Link] = field(init=False)
     services: dict[str, Service] = field(init=False)
     app: Btar = field(init=False)
@@ -105,6 +142,8 @@ class World:
     _next_flight: int = 0
     #: the virtual clock's last reading and its datetime (many effects ask at one moment)
     _now: tuple[float, datetime] = (-1.0, datetime.min)
+    #: region -> its request latency (the first region of an id, as a scan would find)
+    _latency: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from simulator.interpreter import SimDriver  # the driver needs a built world
@@ -112,11 +151,13 @@ class World:
         scenario = self.scenario
         self.env = CountingEnvironment()
         self.journal = Journal(lambda: float(self.env.now))
-        self.stores = {}
+        self.stores, self.memories = {}, {}
         for region in scenario.regions:
-            store = FaultyStorage(MemoryStorage(region.id, clock=self.now))
+            memory = MemoryStorage(region.id, clock=self.now)
+            store = FaultyStorage(memory)
             store.corrupt = self._corrupt_predicate(region.id)
-            self.stores[region.id] = store
+            self.stores[region.id], self.memories[region.id] = store, memory
+            self._latency.setdefault(region.id, region.request_latency)
         self.links = {}
         for spec in scenario.links:
             key = pair(*spec.between)
@@ -170,10 +211,7 @@ class World:
                                "no such region in the scenario") from None
 
     def request_latency(self, region: str) -> float:
-        for spec in self.scenario.regions:
-            if spec.id == region:
-                return spec.request_latency
-        return 0.0
+        return self._latency.get(region, 0.0)
 
     def check_throttle(self, region: str, key: str) -> None:
         """A share of requests to a throttled region is refused (retryable)."""
@@ -187,11 +225,8 @@ class World:
     def physical_sha256(self, region: str, key: str) -> str | None:
         """What an object really hashes to in a region, bypassing faults (the checker's
         ground truth)."""
-        try:
-            data = self.stores[region].inner.read_bytes(key)
-        except (ObjectNotFound, KeyError):
-            return None
-        return hashlib.sha256(data).hexdigest()
+        memory = self.memories.get(region)
+        return None if memory is None else memory.stored_sha256(key)
 
     # -- faults --------------------------------------------------------------------------------
 
