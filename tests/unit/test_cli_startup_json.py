@@ -78,7 +78,8 @@ def test_json_text_writes_what_print_json_writes(value: Any) -> None:
     assert json_text(value) == _printed(value)
 
 
-@pytest.mark.parametrize("value", [Inner, object(), {"nested": [{1, 2}]}], ids=repr)
+@pytest.mark.parametrize("value", [Inner, object(), {"nested": [{1, 2}]}],
+                         ids=["a class", "an object", "a set inside"])
 def test_json_text_refuses_what_json_dumps_refuses(value: Any) -> None:
     with pytest.raises(TypeError, match="is not JSON serializable"):
         _printed(value)
