@@ -533,10 +533,11 @@ class Scheduler:
         throttling pause (None: only a completion can bring work)."""
         moments = [q.hold_until for q in self._holds()
                    if q.hold_until is not None and q.hold_until > now and q.items]
-        if not self.once and self.due and self.due[0][0] != AT_ONCE:
-            # The earliest waiting service. One whose cycle is under way is due only once its
-            # cycle ends, which a completion brings: waking for it earlier finds nothing.
-            moments.append(self.due[0][0])
+        if not self.once and self.due:
+            # The earliest waiting service (a service never listed is due now). One whose
+            # cycle is under way is due only once its cycle ends, which a completion brings:
+            # waking for it earlier finds nothing.
+            moments.append(max(self.due[0][0], now))
         if not moments:
             return None if self.once else self.settings.poll_interval
         return max(0.0, (min(moments) - now).total_seconds())
