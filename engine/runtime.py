@@ -229,10 +229,7 @@ class LiveDriver:
 
         def copy() -> None:
             try:
-                # Made durable with the others that finish by the next look (see
-                # _make_durable): one flush for many files on a local disk.
-                with destination.deferred():
-                    result = execute_copy(source, destination, task)
+                result = execute_copy(source, destination, task)
             except Exception as error:  # a backend's bug must come back as a failed copy
                 result = CopyResult(task, ok=False, error=f"{type(error).__name__}: {error}",
                                     error_kind=ErrorKind.OTHER, failed_side=Side.DESTINATION)
@@ -301,7 +298,7 @@ class LiveDriver:
         self._in_flight -= len(finished)
         if self._crashed is not None:
             raise self._crashed
-        results = self._make_durable([r for r in finished if isinstance(r, CopyResult)])
+        results = [r for r in finished if isinstance(r, CopyResult)]
         for result in results:
             progress = self._progress
             self._progress = replace(progress, done=progress.done + 1, last=result,
@@ -310,27 +307,6 @@ class LiveDriver:
                 self.on_copy(self._progress)
         return Completions(tuple(results), self.stop_requested.is_set(),
                            tuple(r for r in finished if isinstance(r, RequestDone)))
-
-    def _make_durable(self, results: list[CopyResult]) -> list[CopyResult]:
-        """Commit the copies that landed, per destination; those that cannot be made durable
-        come back failed (nothing of theirs is visible)."""
-        landed: dict[str, list[str]] = {}
-        for result in results:
-            if result.ok:
-                landed.setdefault(result.task.destination, []).append(result.task.key)
-        refused: dict[str, StorageError] = {}
-        for region, keys in sorted(landed.items()):
-            try:
-                self._storage_for(region).commit(keys)
-            except StorageError as error:
-                refused[region] = error
-        if not refused:
-            return results
-        return [CopyResult(r.task, ok=False, error=str(refused[r.task.destination]),
-                           error_kind=error_kind(refused[r.task.destination]),
-                           failed_side=Side.DESTINATION, fault=refused[r.task.destination].fault,
-                           reason=refused[r.task.destination].message)
-                if r.ok and r.task.destination in refused else r for r in results]
 
     def _fetch_batch(self, batch: FetchBatch) -> tuple[FetchResult, ...]:
         workers = max(1, min(self._concurrency, len(batch.tasks)))

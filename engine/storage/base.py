@@ -295,15 +295,5 @@ class Storage(ABC):
         with self.open_read(key) as stream:
             return hash_stream(stream, algorithms)
 
-    def deferred(self) -> AbstractContextManager[None]:
-        """Writes this thread makes inside become visible and durable only with commit(), so
-        that many of them can be made durable together. Backends whose writes are durable on
-        return (every cloud provider) need nothing more than this default."""
-        return contextlib.nullcontext()
-
-    def commit(self, keys: Sequence[str]) -> None:  # noqa: B027 - optional hook
-        """Make the deferred writes of ``keys`` durable and visible (StorageError if they
-        cannot be; then none of them is visible)."""
-
     def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
         """Release clients and connections."""

@@ -10,7 +10,7 @@ import contextlib
 import io
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import BinaryIO
 
@@ -148,11 +148,6 @@ class FaultyStorage(Storage):
         self._check(key)
         self.inner.delete(key)
 
-    def deferred(self) -> AbstractContextManager[None]:
-        return self.inner.deferred()
-
-    def commit(self, keys: Sequence[str]) -> None:
-        self.inner.commit(keys)
 
     def close(self) -> None:
         self.inner.close()

@@ -65,8 +65,7 @@ class LocalStorage(Storage):
     thread fsyncs its own file (the file system commits the fsyncs in flight together), and
     the threads that renamed files into one folder share one fsync of that folder
     (engine.storage.durability). So a write is durable when it returns, as on every cloud,
-    and ``deferred``/``commit`` need nothing: the driver's own thread never waits for a
-    disk."""
+    and the driver's own thread never waits for a disk."""
 
     kind = "local"
 

@@ -168,8 +168,7 @@ class Wire:
             query["start-after"] = params["StartAfter"]
         if params.get("ContinuationToken") is not None:
             query["continuation-token"] = params["ContinuationToken"]
-        body = self._get(query, "ListObjectsV2")
-        return parse_listing(body)
+        return parse_listing(bytes(self._send("GET", query, "ListObjectsV2").data))
 
     def copy_object(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """CopyObject within this bucket's endpoint, with botocore's parameter names (Key,
@@ -196,9 +195,6 @@ class Wire:
         if encryption:
             copied["ServerSideEncryption"] = encryption
         return copied
-
-    def _get(self, query: Mapping[str, str], operation: str) -> bytes:
-        return bytes(self._send("GET", query, operation).data)
 
     def _send(self, method: str, query: Mapping[str, str], operation: str, *,
               key: str | None = None,

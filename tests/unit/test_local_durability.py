@@ -142,16 +142,13 @@ def test_a_copy_is_flushed_then_renamed_then_its_name_flushed(
     assert journal == [("fsync", "file"), ("rename", "2"), ("fsync", "folder")]
 
 
-def test_writes_inside_deferred_are_whole_and_durable_on_return(tmp_path: Path) -> None:
-    """The driver makes copies inside deferred() and commits them at its next look: on this
-    backend each one is durable when it returns, and the commit has nothing left to do."""
+def test_writes_are_whole_and_durable_on_return(tmp_path: Path) -> None:
+    """Each write is durable and visible when it returns: there is nothing to commit."""
     storage = LocalStorage(tmp_path / "s")
     keys = [f"log/{i:04d}" for i in range(40)]
-    with storage.deferred():
-        for i, key in enumerate(keys):
-            assert storage.write(key, b"x" * i, sha256=sha(b"x" * i)).size == i
-            assert storage.read_bytes(key) == b"x" * i
-    storage.commit(keys)
+    for i, key in enumerate(keys):
+        assert storage.write(key, b"x" * i, sha256=sha(b"x" * i)).size == i
+        assert storage.read_bytes(key) == b"x" * i
     storage.close()
     assert [o.key for o in storage.iter_objects("log/")] == keys
     assert not temporaries(tmp_path)
