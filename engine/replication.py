@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Generator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -175,8 +176,12 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
     (engine.mirror). Returns how many items were new."""
     listing = yield from list_primary(catalog, layout, service, full=full,
                                       page_size=settings.list_page_size)
+    # A full listing reads every id's status once: what is known (the layout need not
+    # describe those again), and what _reconcile judges (the rows this pass adds are available
+    # and present, so they change neither of its sets).
+    statuses = catalog.item_statuses(service.name, service.region) if listing.full else None
     try:
-        found = layout.discover(listing.objects)
+        found = layout.discover(listing.objects, statuses or frozenset())
         marker_ids = {marker.key: layout.item_id_of_marker(marker.key)
                       for marker in found.markers}
     except Exception as error:  # a reader's bug on a hostile listing must not crash the pass
@@ -187,10 +192,8 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
     if on_mirrored is not None and listing.full:
         on_mirrored(service.name, found.mirrored)
     present = {segment.item_id for segment in found.segments} | set(marker_ids.values())
-    # A full listing reads every id's status once: what is known, and what _reconcile judges
-    # (the rows this pass adds are available and present, so they change neither of its sets).
-    statuses = catalog.item_statuses(service.name, service.region) if listing.full else None
-    known = set(statuses) if statuses is not None \
+    present.update(found.known_segments)
+    known: AbstractSet[str] = statuses.keys() if statuses is not None \
         else catalog.known_among(service.name, service.region, present)
     now: datetime = yield Now()
     with catalog.transaction():
@@ -228,13 +231,16 @@ def _reconcile(catalog: Catalog, service: Service, present: set[str],
                                 ItemStatus.FAILED, now, "no longer in the primary")
     # Those failed just above are not present: only the ones failed before can be listed again.
     gone = {item_id for item_id, status in statuses.items() if status == ItemStatus.FAILED}
-    for item_id in sorted(gone & present):
+    again = sorted(gone & present)
+    for item_id in again:
         # Listed again: a listing that missed it once (eventual consistency, a flaky
         # page) must not drop it from replication for good.
         catalog.set_item_status(service.name, service.region, item_id,
                                 ItemStatus.AVAILABLE, now)
         catalog.event(now, "info", service.name, service.region,
                       f"{item_id} is listed in the primary again")
+    if again:  # the destinations that lack them queue them as new (add_missing)
+        catalog.recheck_copies(service.name, service.region, again)
 
 
 def retire_previous(catalog: Catalog,

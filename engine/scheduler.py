@@ -257,7 +257,7 @@ class Scheduler:
         catalog.note_reachable(service.name, service.region, now)
         state.retention_due = state.retention_due or full
         for queue in destinations:
-            yield from self._refill(queue, state, full=full)
+            yield from self._refill(queue, state)
         if not self.once:
             yield from self._maintain(state)
 
@@ -335,8 +335,8 @@ class Scheduler:
             self.positions = None
             self.regions_of[queue.service.name].discard(queue.region)
 
-    def _refill(self, queue: DestinationQueue, state: ServiceRun, *,
-                full: bool) -> Generator[Effect, Any, None]:
+    def _refill(self, queue: DestinationQueue,
+                state: ServiceRun) -> Generator[Effect, Any, None]:
         """Queue what the destination lacks: on the first look (or after a pause) every
         unfinished item, later only what the listing added; items given up are tried again."""
         catalog, service, region = self.catalog, state.job.service, queue.region
@@ -346,8 +346,10 @@ class Scheduler:
         now: datetime = yield Now()
         with catalog.transaction():
             self.faults.judge(queue, now)  # its reachability write shares this commit
-            # Known to be missing there even while the region is paused (its backlog).
-            since = 0 if full or first else catalog.copy_mark(service.name, region)
+            # Known to be missing there even while the region is paused (its backlog). Past
+            # the first look, only the source rows after the mark (what was listed since, and
+            # what a full listing found again: see recheck_copies).
+            since = 0 if first else catalog.copy_mark(service.name, region)
             added = catalog.add_missing(service.name, service.region, region, now,
                                         since_rowid=since)
             catalog.set_copy_mark(service.name, region)

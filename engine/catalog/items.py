@@ -300,6 +300,7 @@ class ItemsPart(RunsPart):
                     "(select item_id from items where service = ? and region = ? "
                     "and status != ?)",
                     [service, region, service, region, str(ItemStatus.RETAINED)])
+            self._cap_copy_marks()
 
     def publish_item(self, service: str, region: str, item_id: str, available_at: datetime,
                      lag_seconds: float) -> None:
@@ -437,3 +438,4 @@ class ItemsPart(RunsPart):
             for table in ("items", "objects", "log_runs"):
                 self.db.execute(f"delete from {table} where service = ? and region = ?",
                                 [service, region])
+            self._cap_copy_marks()

@@ -3,7 +3,7 @@ and copy marks of a service."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -170,3 +170,22 @@ class LocationsPart(JournalPart):
     def _reset_copy_mark(self, service: str, region: str) -> None:
         self.db.execute("delete from copy_marks where service = ? and region = ?",
                         [service, region])
+
+    def _cap_copy_marks(self) -> None:
+        """After items rows are deleted: SQLite gives a new row the largest rowid left plus
+        one, so a mark above that would pass over the rows added next."""
+        self.db.execute("update copy_marks set primary_rowid = (select coalesce(max(rowid), 0) "
+                        "from items) where primary_rowid > (select coalesce(max(rowid), 0) "
+                        "from items)")
+
+    def recheck_copies(self, service: str, region: str, item_ids: Collection[str]) -> None:
+        """Items of ``region`` to check against every destination of the service again (they
+        are available again): each copy mark goes back to just before the oldest of them."""
+        ids = sorted(item_ids)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            self._write(
+                "update copy_marks set primary_rowid = min(primary_rowid, coalesce((select "
+                "min(rowid) - 1 from items where service = ? and region = ? and item_id in "
+                f"({','.join('?' * len(chunk))})), primary_rowid)) where service = ?",
+                (service, region, *chunk, service))

@@ -36,7 +36,7 @@ import contextlib
 import functools
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -189,7 +189,8 @@ class BarmanCloudLayout:
     def for_server(self, server: str) -> BarmanCloudLayout:
         return self if server == self.server else _layout_for(server)
 
-    def discover(self, objects: Iterable[ObjectInfo]) -> Discovery:
+    def discover(self, objects: Iterable[ObjectInfo],
+                 known: Container[str] = frozenset()) -> Discovery:
         infos: dict[str, ObjectInfo] = {}
         folders: dict[str, list[ObjectInfo]] = {}
         histories: dict[int, ObjectInfo] = {}

@@ -39,6 +39,8 @@ class Discovery:
     #: listed files the backup tool rewrites in place, which a destination must hold as the
     #: primary does (see MirroredFiles); never items
     mirrored: tuple[ObjectInfo, ...] = ()
+    #: ids of listed log segments left out of ``segments`` because the caller knows them
+    known_segments: tuple[str, ...] = ()
 
 
 class BackupLayout(Protocol):
@@ -47,8 +49,12 @@ class BackupLayout(Protocol):
     #: layout that is listed in full every pass (see engine.listing)
     root_areas: tuple[str, ...]
 
-    def discover(self, objects: Iterable[ObjectInfo]) -> Discovery:
-        """Sort a listing (keys relative to the service prefix) into complete items."""
+    def discover(self, objects: Iterable[ObjectInfo],
+                 known: Container[str] = frozenset()) -> Discovery:
+        """Sort a listing (keys relative to the service prefix) into complete items. A log
+        segment whose id is in ``known`` may be named in ``known_segments`` instead of being
+        described (a full listing sees every segment again, and describing one costs more
+        than naming it)."""
         ...
 
     def item_id_of_marker(self, key: str) -> str:

@@ -17,7 +17,7 @@ import hashlib
 import json
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -177,9 +177,11 @@ class NativeLayout:
             names[key] = found
         return found
 
-    def discover(self, objects: Iterable[ObjectInfo]) -> Discovery:
+    def discover(self, objects: Iterable[ObjectInfo],
+                 known: Container[str] = frozenset()) -> Discovery:
         markers: list[ObjectInfo] = []
         segments: list[BackupItem] = []
+        known_segments: list[str] = []
         for info in objects:
             found = self._name(info.key)
             if found.marker:
@@ -190,18 +192,21 @@ class NativeLayout:
                 continue  # payload, or something that is not ours
             if end < start:
                 continue
-            seq = found.seq
             # The key is log/<stream>/<seq:010d>_..._<sha256>.log: its id (log_item_id) and
             # SHA-256 are slices of it.
+            item_id = info.key[:len(stream) + 15]
+            if item_id in known:
+                known_segments.append(item_id)
+                continue
             ref = ObjectRef(info.key, info.size, info.key[-68:-4])
             segments.append(BackupItem(
-                kind=ItemKind.LOG, item_id=info.key[:len(stream) + 15],
+                kind=ItemKind.LOG, item_id=item_id,
                 start_time=start,
                 end_time=end,
-                stream=stream, seq=seq, payload=(), marker=ref,
+                stream=stream, seq=found.seq, payload=(), marker=ref,
                 completed_at=info.last_modified,
             ))
-        return Discovery(tuple(markers), tuple(segments))
+        return Discovery(tuple(markers), tuple(segments), known_segments=tuple(known_segments))
 
     def listing_areas(self, key: str) -> tuple[str, ...]:
         return self._name(key).areas

@@ -258,7 +258,8 @@ class PgBackRestLayout:
     def for_stanza(self, stanza: str) -> PgBackRestLayout:
         return self if stanza == self.stanza else _layout_for(stanza)
 
-    def discover(self, objects: Iterable[ObjectInfo]) -> Discovery:
+    def discover(self, objects: Iterable[ObjectInfo],
+                 known: Container[str] = frozenset()) -> Discovery:
         seals: dict[str, ObjectInfo] = {}
         folders: dict[str, list[ObjectInfo]] = {}
         kept: dict[str, ObjectInfo] = {}

@@ -11,7 +11,9 @@ import json
 from datetime import timedelta
 
 from engine.api import ServiceState
+from engine.formats import get_layout
 from engine.model import ItemStatus, RegionState
+from engine.replication import ReplicationSettings, discover_primary
 from tests.worlds import World
 
 PRIMARY, SECONDARY = "aws-eu-west-1", "aws-eu-central-1"
@@ -228,6 +230,53 @@ def test_a_listing_that_omits_a_known_key_once_does_not_drop_it_for_good() -> No
     assert item.status == ItemStatus.AVAILABLE
     everything_copied(world)
     assert len(world.app.window("orders", SECONDARY).intervals) == 1  # no hole
+
+
+def lacking(world: World, region: str) -> list[str]:
+    """What a long-running replicator's next look at ``region`` queues: the available primary
+    rows past the region's copy mark that it has no row of (as Scheduler._refill asks)."""
+    catalog = world.catalog
+    return catalog.add_missing("orders", PRIMARY, region, world.clock.now(),
+                               since_rowid=catalog.copy_mark("orders", region))
+
+
+def look(world: World, region: str) -> None:
+    """A first look at ``region``: every available primary row is queued there."""
+    world.catalog.add_missing("orders", PRIMARY, region, world.clock.now())
+    world.catalog.set_copy_mark("orders", region)
+
+
+def test_a_key_listed_again_is_queued_where_no_row_of_it_exists() -> None:
+    """A region that first looked while an item seemed gone has no row of it, and past its
+    first look only rows after its copy mark are checked: the relisting must take the mark
+    back (Catalog.recheck_copies), or that region would never copy the item."""
+    world = started()
+    world.app.sync(["orders"])
+    segment = next(k for k in objects(world, PRIMARY) if "/log/1/0000000004_" in k)
+    world.stores[PRIMARY].omit_once = {segment}
+    world.app.sync(["orders"], full_listing=True)  # the listing misses it: it looks gone
+    third = "aws-eu-north-1"
+    look(world, third)
+    assert world.catalog.item("orders", third, "log/1/0000000004") is None
+    world.app.sync(["orders"], full_listing=True)  # listed again
+    assert lacking(world, third) == ["log/1/0000000004"]
+
+
+def test_new_rows_after_a_region_is_forgotten_are_not_passed_over() -> None:
+    """SQLite gives a new row the largest rowid left plus one: once the newest rows are
+    deleted, a copy mark above that must come down, or the next primary rows would sit at or
+    below it and no incremental look would queue them."""
+    world = started()
+    world.app.sync(["orders"])
+    catalog, third = world.catalog, "aws-eu-north-1"
+    look(world, third)  # rows of another region, newer than SECONDARY's mark
+    look(world, SECONDARY)
+    catalog.forget_region("orders", third)
+    world.produce("orders", 1)
+    world.driver.run(discover_primary(catalog, get_layout("native"),
+                                      world.app.service("orders"), ReplicationSettings(),
+                                      full=False))
+    assert lacking(world, SECONDARY) == ["log/1/0000000007"]
 
 
 def test_a_region_unreachable_for_a_while_pauses_then_catches_up() -> None:

@@ -135,8 +135,8 @@ def test_the_simulator_never_writes_decisions_itself() -> None:
                for path in (ROOT / "simulator").glob("*.py")}
     writers = {"publish_item", "publish_items", "set_item_status", "record_copy",
                "record_copies", "add_item", "add_items", "add_missing", "mark_copying",
-               "set_copy_mark", "save_listing_cursors", "withdraw_items", "expire_items",
-               "set_location",
+               "set_copy_mark", "recheck_copies", "save_listing_cursors", "withdraw_items",
+               "expire_items", "set_location",
                "retain_region", "forget_region", "remove_location", "reactivate_region",
                "check_target_in_window", "check_deletion_safe", "check_enable", "check_change"}
     for name, source in sources.items():

@@ -201,6 +201,16 @@ def test_discover_sorts_markers_and_segments() -> None:
     )
 
 
+def test_discover_names_known_segments_without_describing_them() -> None:
+    listing = [info(manifest_key("b1"), 200, T0), info(SEG_0, 16, T1),
+               info(SEG_1, 32, T1 + timedelta(minutes=1)), info(BAD_TIMES["end-before-start"])]
+    everything = LAYOUT.discover(listing)
+    found = LAYOUT.discover(listing, {log_item_id("s1", 0), "base/b1"})
+    assert found.known_segments == (log_item_id("s1", 0),)
+    assert found.segments == everything.segments[1:]
+    assert found.markers == everything.markers  # a known marker is the caller's to skip
+
+
 def test_discover_of_an_empty_listing() -> None:
     found = LAYOUT.discover([])
     assert found.markers == ()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -192,9 +192,11 @@ class WithoutSha256:
     def __getattr__(self, name: str) -> object:
         return getattr(self.inner, name)
 
-    def discover(self, objects: Iterable[ObjectInfo]) -> Discovery:
-        found = self.inner.discover(objects)
-        return Discovery(found.markers, tuple(strip(s) for s in found.segments))
+    def discover(self, objects: Iterable[ObjectInfo],
+                 known: Container[str] = frozenset()) -> Discovery:
+        found = self.inner.discover(objects, known)
+        return Discovery(found.markers, tuple(strip(s) for s in found.segments),
+                         known_segments=found.known_segments)
 
     def parse_marker(self, marker: ObjectInfo, data: bytes) -> BackupItem:
         return strip(self.inner.parse_marker(marker, data))
