@@ -38,19 +38,40 @@ def fault_of(error: Exception) -> str:
 class FaultBook:
     """The fault bookkeeping of the scheduler's locations, in the catalog."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, *, fresh: float) -> None:
         self.catalog = catalog
+        #: seconds a region's answer to one service stands for the others (see look_at)
+        self.fresh = fresh
+        #: region -> when it last answered a look or took a copy, for whichever service
+        self.heard_at: dict[str, datetime] = {}
 
-    def look_at(self, queue: DestinationQueue,
-                 state: ServiceRun) -> Generator[Effect, Any, None]:
+    def heard(self, region: str, now: datetime) -> None:
+        """``region`` answered (a look, a copy that landed)."""
+        self.heard_at[region] = now
+
+    def look_at(self, queue: DestinationQueue, state: ServiceRun,
+                now: datetime) -> Generator[Effect, Any, None]:
         """One small listing of a destination: a paused one resumes by itself once it answers
         again; one that no copy reached since the last listing is looked at, so that an
-        outage is known before there is something to copy (one request per idle listing)."""
+        outage is known before there is something to copy. A region that answered any
+        service within ``fresh`` seconds, or that an active service is looking at, needs no
+        look for another one without a fault of its own: the services replicating there share
+        one request per ``fresh`` seconds instead of making one each per idle listing
+        (thousands of services, one destination). A look that fails ends that sharing, so
+        each service then looks for itself (and pauses) at its next listing at the latest."""
         catalog, service, region = self.catalog, state.job.service, queue.region
+        heard = self.heard_at.get(region)
+        if not queue.paused and not queue.fault and heard is not None \
+                and (now - heard).total_seconds() < self.fresh:
+            queue.answered = True
+            return
+        if not queue.paused:  # a paused one's probe would mostly vouch for an outage
+            self.heard(region, now)
         try:
             yield ListPage(region, f"{service.key_prefix}/", None, 1)
         except StorageError as error:
-            now: datetime = yield Now()
+            self.heard_at.pop(region, None)
+            now = yield Now()
             if queue.paused and isinstance(error, Unreachable):
                 # Still unusable: the pause says why as of now (the first reason may have
                 # been a connection cut, the lasting one a hang).
@@ -72,6 +93,7 @@ class FaultBook:
         # A listing proves the region answers, not that it takes writes again (a full or
         # read-only disk lists): such a fault ends with the first copy that lands.
         queue.answered = queue.fault not in WRITE_FAULTS
+        self.heard(region, now)
         if queue.paused:
             now = yield Now()
             self.resume(queue, now)
@@ -122,6 +144,7 @@ class FaultBook:
                 self.catalog.note_fault(service.name, side, fault, short, now)
                 self.catalog.event(now, "error", service.name, service.region, reason)
             return
+        self.heard_at.pop(queue.region, None)
         if queue.paused:
             return  # copies that were in flight when it paused
         if queue.fault != fault:

@@ -74,7 +74,7 @@ class Scheduler:
                  settings: ReplicationSettings, *, once: bool, full_listing: bool = False,
                  hooks: Hooks | None = None) -> None:
         self.catalog = catalog
-        self.faults = FaultBook(catalog)
+        self.faults = FaultBook(catalog, fresh=settings.poll_interval)
         self.mirror = Mirror(catalog)
         self.settings = settings
         self.once = once
@@ -340,10 +340,11 @@ class Scheduler:
         """Queue what the destination lacks: on the first look (or after a pause) every
         unfinished item, later only what the listing added; items given up are tried again."""
         catalog, service, region = self.catalog, state.job.service, queue.region
-        if queue.paused or not (queue.answered or queue.failed):
-            yield from self.faults.look_at(queue, state)
-        first = not queue.loaded
         now: datetime = yield Now()
+        if queue.paused or not (queue.answered or queue.failed):
+            yield from self.faults.look_at(queue, state, now)
+            now = yield Now()
+        first = not queue.loaded
         with catalog.transaction():
             self.faults.judge(queue, now)  # its reachability write shares this commit
             # Known to be missing there even while the region is paused (its backlog). Past
@@ -634,7 +635,9 @@ class Scheduler:
                 self.hooks.on_publish(service.name, region, item_id, now, lag)
         if fault is not None:
             self.faults.copies_failed(queue, *fault, now)
-        queue.answered = queue.answered or any(r.ok for r in records)
+        if any(r.ok for r in records):
+            queue.answered = True
+            self.faults.heard(region, now)
         queue.busy = queue.busy or bool(published)
         queue.throttled = queue.throttled + 1 if throttled else 0
         if throttled:

@@ -134,3 +134,44 @@ def test_an_area_gets_a_request_of_its_own_only_when_its_holder_would_miss_keys(
     moved = {"log/": "log/2/0008", "log/1/": "log/1/0005", "log/2/": "log/2/0008"}
     assert not _covered("log/1/", moved["log/1/"], moved)
     assert _covered("log/2/", moved["log/2/"], moved)
+
+
+def destination_looks(world: World, names: list[str]) -> tuple[list[str], list[Any]]:
+    """One listing cycle of the named services (the scheduler run once): the services whose
+    destination (SECONDARY) was listed, in order, and the outcomes."""
+    looked: list[str] = []
+    driver = world.driver
+    real = driver._perform
+
+    def perform(effect: Effect) -> Any:
+        if isinstance(effect, ListPage) and effect.region == SECONDARY:
+            looked.append(effect.prefix.split("/")[0])
+        return real(effect)
+
+    jobs = [ServiceJob(world.app.service(n), get_layout(world.app.service(n).layout))
+            for n in names]
+    driver._perform = perform  # type: ignore[method-assign]
+    try:
+        outcomes = driver.run(replicate(world.catalog, jobs, world.app.settings, once=True))
+    finally:
+        del driver._perform
+    return looked, outcomes
+
+
+def test_idle_services_share_one_look_at_their_destination() -> None:
+    world = World()
+    for name in ("orders", "shop"):
+        world.produce(name, 3, base_first=True)
+        world.app.enable(name, SECONDARY)
+    world.app.sync()
+    world.clock.advance(60)
+    looked, _ = destination_looks(world, ["orders", "shop"])
+    assert len(looked) == 1  # the other's idle pass takes its answer
+    # A look that fails ends the sharing: each service then looks for itself, and pauses, at
+    # its next pass at the latest (the other may have taken the failing look's word).
+    world.stores[SECONDARY].unreachable = True
+    for _ in range(2):
+        world.clock.advance(60)
+        looked, outcomes = destination_looks(world, ["orders", "shop"])
+    assert sorted(looked) == ["orders", "shop"]
+    assert all(SECONDARY in outcome.paused for outcome in outcomes)

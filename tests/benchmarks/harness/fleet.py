@@ -15,7 +15,8 @@ Measured:
 - requests per pass per idle service: after the producer stops, everything is published and
   the back-off after work has run out, the requests moto serves during IDLE_SECONDS (counted
   inside moto, by kind and bucket), divided by the passes btar made in that time, counted by
-  their one look each at the destination bucket.
+  their one listing each of the service's base/ area in the primary bucket (the destination
+  is looked at once per poll interval for all the services replicating there).
 """
 
 from __future__ import annotations
@@ -213,9 +214,9 @@ def run(work: Path, services: int, minutes: float, warmup: float,
     worst = max((percentile(v, 0.99), s) for s, v in lags.items()) if lags else (None, "-")
     every = [lag for values in lags.values() for lag in values]
     cpu_share = cpu / wall
-    # Each idle pass of a service looks at its destination once (engine.location_faults):
-    # those listings count the passes, whatever pace btar kept.
-    passes = idle_kinds.get(f"GET bucket {DESTINATION} list-type", 0)
+    # Each idle pass of a service lists its base/ area once (engine.listing): those
+    # listings count the passes, whatever pace btar kept.
+    passes = idle_kinds.get(f"GET bucket {SOURCE} list-type base/", 0)
     per_pass = idle_requests / passes if passes else float("inf")
     rss = rss_kib / 1024
     case.details.update({
@@ -248,7 +249,7 @@ def run(work: Path, services: int, minutes: float, warmup: float,
     case.add(Row("fleet btar peak RSS", rss, unit="MiB", target="<= 300 MiB", met=rss <= 300))
     case.add(Row("fleet requests per pass per idle service", per_pass, unit="",
                  target="<= 3", met=per_pass <= 3,
-                 note=f"{passes} idle passes counted (destination looks), "
+                 note=f"{passes} idle passes counted (listings of base/), "
                       f"{passes / services / (IDLE_SECONDS / POLL_INTERVAL):.2f} per service "
                       "per poll interval"))
     return case

@@ -35,6 +35,7 @@ import logging
 import os
 import sys
 import threading
+import urllib.parse
 from typing import Any
 
 #: bucket name -> its key names, sorted; emptied by every write (see RequestCounter.install
@@ -99,8 +100,9 @@ def fast_listing() -> None:
 
 class RequestCounter:
     """Counts every HTTP request the server dispatches, in all and by kind (the method, a
-    bucket (by name) or an object, the query's parameter names: "GET object",
-    "GET bucket b1 list-type")."""
+    bucket (by name) or an object, the query's parameter names, and whether a listing's
+    prefix ends in base/: "GET object", "GET bucket b1 list-type", "GET bucket b1 list-type
+    base/")."""
 
     def __init__(self) -> None:
         self.served = 0
@@ -116,7 +118,11 @@ class RequestCounter:
                           "encoding-type", "delimiter", "marker", "fetch-owner"})
         target = "object" if "/" in path else f"bucket {path}" if path else "service"
         copy = " copy" if environ.get("HTTP_X_AMZ_COPY_SOURCE") else ""
-        return " ".join([str(environ.get("REQUEST_METHOD")), target + copy, *names])
+        # A listing of a native layout's base/ area: one per pass of a service (the fleet
+        # case counts passes with it).
+        prefix = urllib.parse.parse_qs(str(environ.get("QUERY_STRING", ""))).get("prefix", [""])
+        area = ["base/"] if prefix[0].endswith("/base/") else []
+        return " ".join([str(environ.get("REQUEST_METHOD")), target + copy, *names, *area])
 
     def install(self) -> None:
         from moto.server import DomainDispatcherApplication
