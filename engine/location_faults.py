@@ -54,19 +54,17 @@ class FaultBook:
         """One small listing of a destination: a paused one resumes by itself once it answers
         again; one that no copy reached since the last listing is looked at, so that an
         outage is known before there is something to copy. A region that answered any
-        service within ``fresh`` seconds, or that an active service is looking at, needs no
-        look for another one without a fault of its own: the services replicating there share
-        one request per ``fresh`` seconds instead of making one each per idle listing
-        (thousands of services, one destination). A look that fails ends that sharing, so
-        each service then looks for itself (and pauses) at its next listing at the latest."""
+        service within ``fresh`` seconds needs no look for another one without a fault of its
+        own: the services replicating there share one request per ``fresh`` seconds instead
+        of making one each per idle listing (thousands of services, one destination). Only an
+        answer vouches, never a look still under way (a `sync --once` must pause every
+        service a missing destination stops), and a look that fails ends the sharing."""
         catalog, service, region = self.catalog, state.job.service, queue.region
         heard = self.heard_at.get(region)
         if not queue.paused and not queue.fault and heard is not None \
                 and (now - heard).total_seconds() < self.fresh:
             queue.answered = True
             return
-        if not queue.paused:  # a paused one's probe would mostly vouch for an outage
-            self.heard(region, now)
         try:
             yield ListPage(region, f"{service.key_prefix}/", None, 1)
         except StorageError as error:

@@ -3,16 +3,23 @@ listing requests whatever the history, and nothing new is missed."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from engine.copy_queue import DestinationQueue
 from engine.effects import Effect, ListPage
+from engine.errors import Unreachable
 from engine.formats import get_layout
 from engine.formats.native import write_stream_history
+from engine.location_faults import FaultBook
+from engine.model import RegionRole
+from engine.replication import PassOutcome
 from engine.scheduler import replicate
-from engine.service_jobs import ServiceJob
-from tests.worlds import World
+from engine.service_jobs import ServiceJob, ServiceRun
+from engine.storage.base import ListPage as ListPageResult
+from tests.worlds import T0, World
 
 PRIMARY, SECONDARY = "aws-eu-west-1", "aws-eu-central-1"
 
@@ -136,42 +143,45 @@ def test_an_area_gets_a_request_of_its_own_only_when_its_holder_would_miss_keys(
     assert _covered("log/2/", moved["log/2/"], moved)
 
 
-def destination_looks(world: World, names: list[str]) -> tuple[list[str], list[Any]]:
-    """One listing cycle of the named services (the scheduler run once): the services whose
-    destination (SECONDARY) was listed, in order, and the outcomes."""
-    looked: list[str] = []
-    driver = world.driver
-    real = driver._perform
 
-    def perform(effect: Effect) -> Any:
-        if isinstance(effect, ListPage) and effect.region == SECONDARY:
-            looked.append(effect.prefix.split("/")[0])
-        return real(effect)
-
-    jobs = [ServiceJob(world.app.service(n), get_layout(world.app.service(n).layout))
-            for n in names]
-    driver._perform = perform  # type: ignore[method-assign]
-    try:
-        outcomes = driver.run(replicate(world.catalog, jobs, world.app.settings, once=True))
-    finally:
-        del driver._perform
-    return looked, outcomes
-
-
-def test_idle_services_share_one_look_at_their_destination() -> None:
+def test_idle_services_share_the_answer_of_their_destination() -> None:
+    """FaultBook.look_at, stepped by hand: an answer stands for every service replicating to
+    that region for one poll interval; a look under way or a failed one vouches for none."""
     world = World()
-    for name in ("orders", "shop"):
-        world.produce(name, 3, base_first=True)
-        world.app.enable(name, SECONDARY)
-    world.app.sync()
-    world.clock.advance(60)
-    looked, _ = destination_looks(world, ["orders", "shop"])
-    assert len(looked) == 1  # the other's idle pass takes its answer
-    # A look that fails ends the sharing: each service then looks for itself, and pauses, at
-    # its next pass at the latest (the other may have taken the failing look's word).
-    world.stores[SECONDARY].unreachable = True
-    for _ in range(2):
-        world.clock.advance(60)
-        looked, outcomes = destination_looks(world, ["orders", "shop"])
-    assert sorted(looked) == ["orders", "shop"]
-    assert all(SECONDARY in outcome.paused for outcome in outcomes)
+    book = FaultBook(world.catalog, fresh=10)
+    runs = {name: ServiceRun(ServiceJob(world.app.service(name), get_layout("native")),
+                             PassOutcome(name)) for name in ("orders", "shop", "cache")}
+    queues = {name: DestinationQueue(run.job.service, SECONDARY, RegionRole.SECONDARY)
+              for name, run in runs.items()}
+
+    def look(name: str, at: float, answer: Exception | None = None) -> bool:
+        """Did ``name`` make its own request?"""
+        steps = book.look_at(queues[name], runs[name], T0 + timedelta(seconds=at))
+        try:
+            effect = next(steps)
+        except StopIteration:
+            return False
+        assert isinstance(effect, ListPage)
+        assert effect.region == SECONDARY
+        try:
+            effect = steps.throw(answer) if answer else steps.send(ListPageResult((), None))
+            steps.send(T0 + timedelta(seconds=at))  # the time, asked for after a failure
+        except StopIteration:
+            pass
+        return True
+
+    assert look("orders", 0)
+    assert not look("shop", 5)  # orders' answer stands
+    assert queues["shop"].answered
+    assert look("cache", 11)  # too old by then
+    queues["shop"].fault = "throttled"  # a fault of its own: it looks for itself
+    assert look("shop", 12)
+    queues["shop"].fault = ""
+    assert look("orders", 30, Unreachable(SECONDARY, "", "down"))
+    assert queues["orders"].paused
+    assert look("shop", 31, Unreachable(SECONDARY, "", "down"))  # a failed look vouches
+    assert queues["shop"].paused                                    # for no one
+    steps = book.look_at(queues["cache"], runs["cache"], T0 + timedelta(seconds=32))
+    assert isinstance(next(steps), ListPage)
+    queues["shop"] = DestinationQueue(runs["shop"].job.service, SECONDARY, RegionRole.SECONDARY)
+    assert look("shop", 33)  # a look under way vouches for no one either
