@@ -74,7 +74,10 @@ class Scheduler:
                  settings: ReplicationSettings, *, once: bool, full_listing: bool = False,
                  hooks: Hooks | None = None) -> None:
         self.catalog = catalog
-        self.faults = FaultBook(catalog, fresh=settings.poll_interval)
+        # A run that goes on shares its destinations' answers for a poll interval; a single
+        # pass (`sync --once`) judges each service by its own look, and so makes the same
+        # requests whatever the timing of the answers.
+        self.faults = FaultBook(catalog, fresh=0.0 if once else settings.poll_interval)
         self.mirror = Mirror(catalog)
         self.settings = settings
         self.once = once
