@@ -1,5 +1,4 @@
-"""The configuration file (TOML), validated with pydantic. Every error names the file, the key
-and what is wrong.
+"""The configuration file (TOML). Every error names the file, the key and what is wrong.
 
 Example::
 
@@ -17,198 +16,148 @@ Example::
     name = "orders"
     type = "postgresql"
     region = "aws-eu-west-1"
+
+The rules are pydantic models (engine.config_schema). Importing pydantic and building those
+models is some 100 ms, validating a thousand services some 25 ms more: most of what `btar
+status` of a fleet used to cost beyond reading its catalog. So a file is first read
+without them (``_plain``): a configuration of the plain kind (the keys above with their
+plain values, and no [alerts] or [cost] table, no retention, no layout option) is checked
+here against the same rules, and validated by the models only when a command asks for what
+the plain reading does not give (``LoadedConfig.config``: locations, thresholds, prices).
+Anything else, or anything doubtful, is validated by the models at once, as before: the
+plain reading never accepts what they refuse (tests/unit/test_config_plain.py).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import re
 import tomllib
-from datetime import timedelta
+from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-from engine.alerts import AlertsConfig
-from engine.cost import CostConfig
 from engine.errors import ConfigError, UnknownName
 from engine.model import Service, ServiceType
-from engine.regions import get_region
-from engine.storage.locations import LocationConfig
-from engine.units import parse_duration
 
 if TYPE_CHECKING:
-    # engine.retention reads the catalog (sqlite_utils and the chain code): a command that
-    # only reads its configuration, or the command line's parser (the fronts' commands
-    # import config_path), must not pay for it.
+    # the schema's models, under the names engine.config has always given them (__getattr__)
+    from engine.config_schema import Config as Config
+    from engine.config_schema import ReplicationConfig as ReplicationConfig
+    from engine.config_schema import RetentionConfig as RetentionConfig
+    from engine.config_schema import ServiceConfig as ServiceConfig
     from engine.retention import RetentionPolicy
 
 DEFAULT_PATH = "btar.toml"
 ENV_VAR = "BTAR_CONFIG"
 
+#: what the schema's patterns match, whole (pydantic's rust regex anchors ``^...$`` at the
+#: ends of the text; Python's ``$`` would also match before a final newline: fullmatch)
+SERVICE_NAME_PATTERN = r"[a-z0-9][a-z0-9-]{0,62}"
+PREFIX_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._/-]{0,255}"
+STANZA_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RetentionConfig(_Strict):
-    """How long the additional region keeps old backups (it never deletes what its window
-    needs, nor the only restorable copy of a point in time)."""
-
-    #: base backups always kept, newest first
-    keep_count: int = Field(ge=1, le=100_000)
-    #: and every base backup younger than this (a duration such as "14d"), if set
-    keep_age: float | None = None
-
-    @field_validator("keep_age", mode="before")
-    @classmethod
-    def _duration(cls, value: Any) -> float | None:
-        return None if value is None else parse_duration(value)
-
-    def policy(self) -> RetentionPolicy:
-        from engine.retention import RetentionPolicy
-
-        age = timedelta(seconds=self.keep_age) if self.keep_age is not None else None
-        return RetentionPolicy(self.keep_count, age)
+#: the schema's models, by the name engine.config has always given them
+_SCHEMA_NAMES = frozenset({"Config", "ReplicationConfig", "RetentionConfig", "ServiceConfig"})
 
 
-class ServiceConfig(_Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    type: ServiceType
-    region: str
-    #: "native" (docs/native-layout.md), "pgbackrest" (docs/pgbackrest-layout.md: the
-    #: prefix is the repository root, one stanza is read) or "barman-cloud"
-    #: (docs/barman-cloud-layout.md: the prefix is barman-cloud's URL path, one server is read)
-    layout: Literal["native", "pgbackrest", "barman-cloud"] = "native"
-    prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,255}$")
-    #: the pgBackRest stanza of this service (layout = "pgbackrest" only, and required there)
-    stanza: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-    #: the Barman server name (layout = "barman-cloud" only, and required there)
-    server: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-    #: retention in the additional region; without it btar never deletes there by itself
-    retention: RetentionConfig | None = None
+def __getattr__(name: str) -> object:
+    """The schema's models, imported (with pydantic) when first asked for."""
+    if name not in _SCHEMA_NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import engine.config_schema as schema
 
-    @field_validator("prefix")
-    @classmethod
-    def _no_escape(cls, value: str | None) -> str | None:
-        if value is not None and (".." in value.split("/") or value.endswith("/")):
-            raise ValueError("a prefix has no '..' segment and no trailing '/'")
-        return value
-
-    @model_validator(mode="after")
-    def _layout_fits(self) -> ServiceConfig:
-        if self.layout == "pgbackrest":
-            if self.type != ServiceType.POSTGRESQL:
-                raise ValueError("layout: a pgbackrest repository holds PostgreSQL backups; "
-                                 f"a {self.type.value} service uses layout = \"native\"")
-            if self.stanza is None:
-                raise ValueError("stanza: layout = \"pgbackrest\" needs the stanza to read, "
-                                 'e.g. stanza = "main"')
-        elif self.stanza is not None:
-            raise ValueError('stanza: only a service with layout = "pgbackrest" has a stanza')
-        if self.layout == "barman-cloud":
-            if self.type != ServiceType.POSTGRESQL:
-                raise ValueError("layout: Barman Cloud holds PostgreSQL backups; a "
-                                 f"{self.type.value} service uses layout = \"native\"")
-            if self.server is None:
-                raise ValueError('server: layout = "barman-cloud" needs the Barman server name '
-                                 'given to barman-cloud-backup, e.g. server = "pg"')
-        elif self.server is not None:
-            raise ValueError('server: only a service with layout = "barman-cloud" has a server')
-        return self
-
-    def to_service(self) -> Service:
-        # The layout name carries its option ("pgbackrest:<stanza>"): see engine.formats.
-        layout = f"pgbackrest:{self.stanza}" if self.layout == "pgbackrest" else self.layout
-        if self.layout == "barman-cloud":
-            layout = f"barman-cloud:{self.server}"
-        return Service(self.name, self.type, self.region, layout, self.prefix or self.name)
+    value = getattr(schema, name)
+    globals()[name] = value
+    return value
 
 
-class ReplicationConfig(_Strict):
-    #: copies in flight at once
-    concurrency: int = Field(default=8, ge=1, le=256)
-    #: longest wait in seconds between two listings of a service by `btar sync` (when idle)
-    poll_interval: float = Field(default=10.0, gt=0)
-    #: wait after a listing that found work; the wait doubles after each idle listing
-    busy_poll_interval: float = Field(default=0.5, gt=0)
-    #: streams base backups may hold at once (default: all but a quarter of concurrency, at
-    #: least one kept): the rest stay free for log segments, so WAL never waits behind a base
-    base_streams: int | None = Field(default=None, ge=1, le=256)
-    #: accepted from files written when copies went in batches; copies are now scheduled one
-    #: by one, so it has no effect
-    batch_size: int | None = Field(default=None, ge=1, le=10_000)
-    #: attempts per object between two listings of its service, then the item is failed
-    max_attempts: int = Field(default=3, ge=1, le=100)
-    #: seconds between full listings of a primary (0: every pass); passes in between list
-    #: only what is new since the last look
-    full_listing_interval: float = Field(default=600.0, ge=0)
-    #: seconds after which a new key of the primary counts as settled (see engine.listing)
-    listing_settle: float = Field(default=60.0, ge=0)
+def service_of(name: str, kind: ServiceType, region: str, layout: str, prefix: str | None,
+               stanza: str | None, server: str | None) -> Service:
+    """The service a validated [[services]] entry declares."""
+    # The layout name carries its option ("pgbackrest:<stanza>"): see engine.formats.
+    named = f"pgbackrest:{stanza}" if layout == "pgbackrest" else layout
+    if layout == "barman-cloud":
+        named = f"barman-cloud:{server}"
+    return Service(name, kind, region, named, prefix or name)
 
 
-class Config(_Strict):
-    catalog: str = "btar.sqlite"
-    replication: ReplicationConfig = ReplicationConfig()
-    regions: dict[str, LocationConfig]
-    services: list[ServiceConfig] = []
-    alerts: AlertsConfig = AlertsConfig()
-    cost: CostConfig = CostConfig()
+def nested_prefix(prefixes: Iterable[str]) -> tuple[str, str] | None:
+    """Two service prefixes of which the second lies inside the first, if any."""
+    ordered = sorted(prefix + "/" for prefix in prefixes)
+    for shorter, longer in itertools.pairwise(ordered):
+        if longer.startswith(shorter):
+            return shorter[:-1], longer[:-1]
+    return None
 
-    @field_validator("regions", mode="before")
-    @classmethod
-    def _url_shorthand(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: {"url": v} if isinstance(v, str) else v for k, v in value.items()}
-        return value
 
-    @field_validator("regions")
-    @classmethod
-    def _known_regions(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for region_id in value:
-            try:
-                get_region(region_id)
-            except UnknownName as error:
-                raise ValueError(str(error)) from None
-        return value
+class _Plain:
+    """What a configuration of the plain kind says, checked without the models."""
 
-    @model_validator(mode="after")
-    def _services_fit(self) -> Config:
-        seen: set[str] = set()
-        for index, service in enumerate(self.services):
-            if service.name in seen:
-                raise ValueError(f"services[{index}]: service {service.name!r} is declared twice")
-            seen.add(service.name)
-            if service.region not in self.regions:
-                raise ValueError(
-                    f"services[{index}].region: {service.region!r} has no location in [regions]")
-        prefixes = sorted((s.prefix or s.name) + "/" for s in self.services)
-        for shorter, longer in itertools.pairwise(prefixes):
-            if longer.startswith(shorter):
-                # Shared prefixes would let one service's copies or deletions touch another's.
-                raise ValueError(f"services: prefix {longer[:-1]!r} lies inside {shorter[:-1]!r}")
-        return self
+    __slots__ = ("catalog", "regions", "replication", "services")
+
+    def __init__(self, catalog: str, regions: tuple[str, ...],
+                 replication: dict[str, Any], services: dict[str, Service]) -> None:
+        self.catalog = catalog
+        self.regions = regions
+        #: every field of ReplicationConfig, as the model would hold it
+        self.replication = replication
+        self.services = services
 
 
 class LoadedConfig:
-    """A validated configuration plus where it came from (relative paths resolve there)."""
+    """A valid configuration plus where it came from (relative paths resolve there)."""
 
-    def __init__(self, config: Config, path: Path) -> None:
-        self.config = config
+    def __init__(self, config: Config | None, path: Path, *,
+                 plain: _Plain | None = None, raw: dict[str, Any] | None = None,
+                 source: str = "") -> None:
+        if config is None and (plain is None or raw is None):
+            raise ValueError("a LoadedConfig holds a validated configuration, or a plain one")
+        self._config = config
+        self._plain = plain
+        self._raw = raw
+        self._source = source
         self.path = path
 
     @property
+    def config(self) -> Config:
+        """The configuration as the schema's models hold it (validated now if it was read
+        plain: it passes, the plain reading having checked the same rules)."""
+        if self._config is None:
+            assert self._raw is not None
+            self._config = parse_config(self._raw, self._source)
+            self._raw = None
+        return self._config
+
+    @property
     def catalog_path(self) -> Path:
-        catalog = Path(self.config.catalog)
+        catalog = Path(self._plain.catalog if self._plain is not None else self.config.catalog)
         return catalog if catalog.is_absolute() else self.path.parent / catalog
 
     def services(self) -> dict[str, Service]:
+        if self._plain is not None:
+            return dict(self._plain.services)
         return {s.name: s.to_service() for s in self.config.services}
+
+    def region_names(self) -> tuple[str, ...]:
+        """The regions [regions] gives a location."""
+        if self._plain is not None:
+            return self._plain.regions
+        return tuple(self.config.regions)
+
+    def replication(self) -> dict[str, Any]:
+        """Every setting of [replication], defaults included."""
+        if self._plain is not None:
+            return dict(self._plain.replication)
+        return self.config.replication.model_dump()
 
     def retention(self) -> dict[str, RetentionPolicy]:
         """The retention policy of each service that has one."""
+        if self._plain is not None:
+            return {}  # a plain configuration sets none
         return {s.name: s.retention.policy() for s in self.config.services if s.retention}
 
 
@@ -230,11 +179,18 @@ def load_config(path: Path) -> LoadedConfig:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(shown, "", f"not valid TOML: {error}") from None
+    plain = _plain(raw)
+    if plain is not None:
+        return LoadedConfig(None, path.resolve(), plain=plain, raw=raw, source=shown)
     return LoadedConfig(parse_config(raw, shown), path.resolve())
 
 
 def parse_config(raw: dict[str, Any], source: str) -> Config:
     """Validate a parsed document; the first error becomes a ConfigError."""
+    from pydantic import ValidationError
+
+    from engine.config_schema import Config
+
     try:
         return Config.model_validate(raw)
     except ValidationError as error:
@@ -265,3 +221,120 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
         else:
             text += f".{part}" if text else str(part)
     return text
+
+
+# The plain reading. Each check below is one rule of engine.config_schema, for the values
+# it accepts; anything it does not accept (a value of another type the models would
+# convert, a key it does not know) makes the whole file go to the models instead.
+
+_SERVICE_NAME = re.compile(SERVICE_NAME_PATTERN)
+_PREFIX = re.compile(PREFIX_PATTERN)
+_SERVICE_TYPES = {str(kind): kind for kind in ServiceType}
+_SERVICE_KEYS = frozenset({"name", "type", "region", "layout", "prefix"})
+_TOP_KEYS = frozenset({"catalog", "replication", "regions", "services"})
+_LOCATION_SCHEMES = frozenset({"file", "memory", "s3", "gs", "az"})
+
+#: ReplicationConfig's fields: (type, lowest, whether the lowest is allowed, highest,
+#: default); a float field takes an int as the same float, as the model does
+REPLICATION_RULES: dict[str, tuple[type, float, bool, float | None, Any]] = {
+    "concurrency": (int, 1, True, 256, 8),
+    "poll_interval": (float, 0, False, None, 10.0),
+    "busy_poll_interval": (float, 0, False, None, 0.5),
+    "base_streams": (int, 1, True, 256, None),
+    "batch_size": (int, 1, True, 10_000, None),
+    "max_attempts": (int, 1, True, 100, 3),
+    "full_listing_interval": (float, 0, True, None, 600.0),
+    "listing_settle": (float, 0, True, None, 60.0),
+}
+
+
+def _plain(raw: dict[str, Any]) -> _Plain | None:
+    """The configuration ``raw`` describes when it is of the plain kind and valid, else
+    None (the models decide)."""
+    if not raw.keys() <= _TOP_KEYS or "regions" not in raw:
+        return None
+    catalog = raw.get("catalog", "btar.sqlite")
+    replication = _plain_replication(raw.get("replication", {}))
+    regions = _plain_regions(raw["regions"])
+    if type(catalog) is not str or replication is None or regions is None:
+        return None
+    services = _plain_services(raw.get("services", []), regions)
+    if services is None:
+        return None
+    return _Plain(catalog, regions, replication, services)
+
+
+def _plain_replication(table: Any) -> dict[str, Any] | None:
+    if type(table) is not dict or not table.keys() <= REPLICATION_RULES.keys():
+        return None
+    values: dict[str, Any] = {}
+    for key, (kind, lowest, inclusive, highest, default) in REPLICATION_RULES.items():
+        value = table.get(key, default)
+        if key in table:
+            if kind is int and type(value) is not int:
+                return None
+            if kind is float:
+                if type(value) not in (int, float) or not math.isfinite(value):
+                    return None
+                value = float(value)
+            if value < lowest or (value == lowest and not inclusive) \
+                    or (highest is not None and value > highest):
+                return None
+        values[key] = value
+    return values
+
+
+def _plain_regions(table: Any) -> tuple[str, ...] | None:
+    from engine.regions import get_region
+
+    if type(table) is not dict:
+        return None
+    for region, location in table.items():
+        url = location if type(location) is str else None
+        if type(location) is dict and location.keys() == {"url"}:
+            url = location["url"]
+        if type(url) is not str or not _plain_url(url):
+            return None
+        try:
+            get_region(region)
+        except UnknownName:
+            return None
+    return tuple(table)
+
+
+def _plain_url(url: str) -> bool:
+    """A location URL its model accepts: a known scheme, no credentials in it, and a local
+    one absolute (engine.storage.locations)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    if parts.scheme not in _LOCATION_SCHEMES or "@" in parts.netloc or parts.query \
+            or parts.fragment or url.rstrip().endswith(("?", "#")):
+        return False
+    return parts.scheme != "file" or (parts.netloc in ("", "localhost")
+                                      and unquote(parts.path).startswith("/"))
+
+
+def _plain_services(entries: Any, regions: tuple[str, ...]) -> dict[str, Service] | None:
+    if type(entries) is not list:
+        return None
+    located = set(regions)
+    services: dict[str, Service] = {}
+    for entry in entries:
+        if type(entry) is not dict or not entry.keys() <= _SERVICE_KEYS:
+            return None
+        name, kind, region = entry.get("name"), entry.get("type"), entry.get("region")
+        layout, prefix = entry.get("layout", "native"), entry.get("prefix")
+        if type(name) is not str or not _SERVICE_NAME.fullmatch(name) or name in services \
+                or type(kind) is not str or kind not in _SERVICE_TYPES \
+                or type(region) is not str or region not in located or layout != "native":
+            return None
+        if prefix is not None and (type(prefix) is not str or not _PREFIX.fullmatch(prefix)
+                                   or ".." in prefix.split("/") or prefix.endswith("/")):
+            return None
+        services[name] = service_of(name, _SERVICE_TYPES[kind], region, "native", prefix,
+                                    None, None)
+    if nested_prefix(service.key_prefix for service in services.values()) is not None:
+        return None
+    return services

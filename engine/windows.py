@@ -169,17 +169,25 @@ def follow_chain(base: BaseMark, runs: RunIndex, path: Path | None = None,
     base's own stream only). None when the base is not on the path: on another timeline, or
     on the part of an ancestor that the path leaves behind."""
     path = path or (PathStep(base.stream),)
+    pieces: list[ChainPiece] = []
+    end = _walk(base.stream, base.log_start_seq, base.end_time, runs, path, segment_end, pieces)
+    return Chain(base, end, tuple(pieces), path[-1].stream) if end is not None else None
+
+
+def _walk(stream: str, seq: int, end: datetime, runs: RunIndex, path: Path,
+          segment_end: SegmentEnd | None, pieces: list[ChainPiece] | None) -> datetime | None:
+    """follow_chain's walk from a base backup on ``stream``, replayed from ``seq``,
+    consistent at ``end``: the end of its chain (None: the base is not on the path), its
+    pieces appended to ``pieces`` when given (a window needs only the end)."""
     # the first step on the base's stream (no generator: this runs for every base of every
     # region in `btar status`)
     streams = [step.stream for step in path]
-    if base.stream not in streams:
+    if stream not in streams:
         return None
-    index = streams.index(base.stream)
+    index = streams.index(stream)
     until = path[index].until
-    if until is not None and base.log_start_seq >= until:
+    if until is not None and seq >= until:
         return None
-    stream, seq, end = base.stream, base.log_start_seq, base.end_time
-    pieces: list[ChainPiece] = []
     while True:
         step = path[index]
         run = runs.containing(stream, seq)
@@ -188,17 +196,19 @@ def follow_chain(base: BaseMark, runs: RunIndex, path: Path | None = None,
         if step.until is not None and run.last_seq >= step.until - 1:
             last = step.until - 1
             if last >= seq:
-                pieces.append(ChainPiece(stream, seq, last))
+                if pieces is not None:
+                    pieces.append(ChainPiece(stream, seq, last))
                 known = run.last_end if last == run.last_seq else (
                     segment_end(stream, last) if segment_end is not None else None)
                 end = max(end, known) if known is not None else end
             index += 1
             stream, seq = path[index].stream, step.until
             continue
-        pieces.append(ChainPiece(stream, seq, run.last_seq))
+        if pieces is not None:
+            pieces.append(ChainPiece(stream, seq, run.last_seq))
         end = max(end, run.last_end)
         break
-    return Chain(base, end, tuple(pieces), path[-1].stream)
+    return end
 
 
 def chains(bases: Iterable[BaseMark], runs: Iterable[LogRun],
@@ -214,15 +224,51 @@ def chains(bases: Iterable[BaseMark], runs: Iterable[LogRun],
     return [c for c in found if c is not None]
 
 
-def merge_intervals(pieces: Iterable[TimeRange]) -> tuple[TimeRange, ...]:
-    merged: list[TimeRange] = []
-    for piece in sorted(pieces, key=lambda r: (r.start, r.end)):
-        if merged and piece.start <= merged[-1].end:
-            if piece.end > merged[-1].end:
-                merged[-1] = TimeRange(merged[-1].start, piece.end)
+def marks_intervals(marks: Iterable[ChainMark], runs: Iterable[LogRun],
+                    segment_end: SegmentEnd | None = None) -> tuple[TimeRange, ...]:
+    """``intervals_of(chains(*inputs_of_marks(marks), ...))`` along the latest timeline,
+    straight from the rows FleetPart.chain_marks read: without a BaseMark per base, nor a
+    chain, its pieces and a range per base (`btar status` makes two thousand windows; those
+    objects were most of what they cost). A window needs only where each chain ends."""
+    bases: list[ChainMark] = []
+    switches: list[StreamSwitch] = []
+    for mark in marks:
+        if mark.kind == ItemKind.BASE:
+            bases.append(mark)
         else:
-            merged.append(piece)
-    return tuple(merged)
+            switches.append(StreamSwitch(mark.stream, mark.parent, mark.seq, mark.start_time))
+    index = RunIndex(runs)
+    target = latest_timeline(switches) if switches else None
+    path = ancestry(target, switches) if target is not None else None
+    #: without a history, each base follows its own stream (as follow_chain): one path each
+    own: dict[str, Path] = {}
+    found: list[tuple[datetime, datetime]] = []
+    for base in bases:  # in any order: merging sorts them
+        followed = path or own.get(base.stream)
+        if followed is None:
+            followed = own[base.stream] = (PathStep(base.stream),)
+        end = _walk(base.stream, base.seq, base.end_time, index, followed, segment_end, None)
+        if end is not None:
+            found.append((base.end_time, end))
+    return _merged(found)
+
+
+def merge_intervals(pieces: Iterable[TimeRange]) -> tuple[TimeRange, ...]:
+    return _merged([(piece.start, piece.end) for piece in pieces])
+
+
+def _merged(pieces: list[tuple[datetime, datetime]]) -> tuple[TimeRange, ...]:
+    """merge_intervals of (start, end) pairs: a TimeRange is made per merged interval
+    only."""
+    pieces.sort()  # by start, then end
+    merged: list[tuple[datetime, datetime]] = []
+    for start, end in pieces:
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return tuple(TimeRange(start, end) for start, end in merged)
 
 
 def restorable_intervals(bases: Iterable[BaseMark], segments: Iterable[SegmentMark],
@@ -291,4 +337,4 @@ def window_from_catalog(catalog: Catalog, service: str, region: str, role: Regio
 
 
 def intervals_of(found: Iterable[Chain]) -> tuple[TimeRange, ...]:
-    return merge_intervals(TimeRange(c.base.end_time, c.end) for c in found)
+    return _merged([(c.base.end_time, c.end) for c in found])

@@ -22,6 +22,7 @@ from engine.windows import (
     chains,
     inputs_of_marks,
     intervals_of,
+    marks_intervals,
     segment_end_of,
 )
 
@@ -42,11 +43,15 @@ class FleetFacts:
     runs: dict[Pair, list[LogRun]]
     oldest: dict[Pair, datetime]
     last_lag: dict[Pair, float]
+    #: windows are made from the chains (which are kept, for who judges them next), not
+    #: without them
+    chained: bool = False
     _chains: dict[Pair, list[Chain]] = field(default_factory=dict)
     _inputs: dict[Pair, ChainInputs] = field(default_factory=dict)
 
     @classmethod
-    def read(cls, catalog: Catalog, service: str | None = None) -> FleetFacts:
+    def read(cls, catalog: Catalog, service: str | None = None, *,
+             chained: bool = False) -> FleetFacts:
         locations = catalog.locations_by_service(service)
         counts = catalog.region_counts(service)
         # the additional region of each service: its first secondary, as additional_region
@@ -58,7 +63,8 @@ class FleetFacts:
         waiting = [pair for pair in secondaries if pair in counts and counts[pair].backlog]
         return cls(catalog, locations, catalog.reachability_by_service(service), counts,
                    catalog.chain_marks(service), catalog.runs_by_region(service),
-                   catalog.oldest_unfinished_of(waiting), catalog.last_lags(secondaries))
+                   catalog.oldest_unfinished_of(waiting), catalog.last_lags(secondaries),
+                   chained)
 
     def inputs(self, name: str, region: str) -> ChainInputs:
         """engine.windows.chain_inputs of a region, from what was read, made once: `btar
@@ -80,8 +86,14 @@ class FleetFacts:
         return found
 
     def window(self, name: str, region: str, role: RegionRole) -> RestoreWindow:
-        """window_from_catalog of a region along the latest timeline, from what was read."""
-        return RestoreWindow(region, role, intervals_of(self.chains(name, region)))
+        """window_from_catalog of a region along the latest timeline, from what was read:
+        from its chains when they are wanted or made (`btar check`), else without them."""
+        made = self._chains.get((name, region))
+        if made is not None or self.chained:
+            return RestoreWindow(region, role, intervals_of(self.chains(name, region)))
+        return RestoreWindow(region, role, marks_intervals(
+            self.marks.get((name, region), ()), self.runs.get((name, region), []),
+            segment_end_of(self.catalog, name, region)))
 
     def current_lag(self, name: str, region: str, now: datetime) -> float | None:
         """StatusPart.current_lag from what was read."""

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from engine import rules
-from engine.alerts import AlertsConfig
 from engine.api.values import (
     Driver,
 )
 from engine.catalog import Catalog, CatalogLock
 from engine.config import LoadedConfig, load_config
-from engine.cost import CostConfig
-from engine.effects import FetchResult
 from engine.errors import (
     BadInput,
     UnknownName,
@@ -27,35 +24,65 @@ from engine.model import (
     Service,
 )
 from engine.replication import ReplicationSettings
-from engine.retention import RetentionPolicy
 from engine.runtime import Clock, CopyProgress, LiveDriver, StorageRegistry
-from engine.storage.base import Storage
-from engine.storage.locations import LocationConfig, open_location
 from engine.windows import window_from_catalog
+
+if TYPE_CHECKING:
+    # The thresholds, the prices and the locations' settings are pydantic models (see
+    # engine.config): made when a command first asks for them, which `btar status` never
+    # does.
+    from engine.alerts import AlertsConfig
+    from engine.cost import CostConfig
+    from engine.effects import FetchResult
+    from engine.retention import RetentionPolicy
+    from engine.storage.base import Storage
+    from engine.storage.locations import LocationConfig
+
+
+class _Locations(Mapping[str, "LocationConfig"]):
+    """The locations of a configuration's regions: the names known at once, each location's
+    settings validated when first read."""
+
+    def __init__(self, loaded: LoadedConfig) -> None:
+        self._loaded = loaded
+        self._names = frozenset(loaded.region_names())
+
+    def __getitem__(self, region: str) -> LocationConfig:
+        return self._loaded.config.regions[region]
+
+    def __contains__(self, region: object) -> bool:
+        return region in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._loaded.region_names())
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 class Installation:
     """One btar installation: its configuration, catalog and driver."""
 
-    def __init__(self, services: Iterable[Service], locations: dict[str, LocationConfig],
+    def __init__(self, services: Iterable[Service], locations: Mapping[str, LocationConfig],
                  catalog: Catalog, driver: Driver, *,
                  settings: ReplicationSettings | None = None, actor: str = "cli",
                  alerts: AlertsConfig | None = None,
                  prices: CostConfig | None = None,
                  retention: dict[str, RetentionPolicy] | None = None,
                  registry: StorageRegistry | None = None,
-                 lock: CatalogLock | None = None) -> None:
+                 lock: CatalogLock | None = None,
+                 loaded: LoadedConfig | None = None) -> None:
         self._services = {s.name: s for s in services}
         self._locations = locations
         self.catalog = catalog
         self.driver = driver
         self.settings = settings or ReplicationSettings()
         self.actor = actor
-        #: thresholds for `btar check` and prices for `btar cost` (from the configuration)
-        self.alerts = alerts or AlertsConfig()
-        self.prices = prices or CostConfig()
-        #: retention policy per service (none: btar never deletes by itself)
-        self.retention = retention or {}
+        self._alerts = alerts
+        self._prices = prices
+        self._retention = retention
+        #: where the thresholds, prices and retention not given come from (else defaults)
+        self._loaded = loaded
         self._registry = registry
         self._lock = lock
         now = driver.now()
@@ -83,28 +110,75 @@ class Installation:
             loaded = load_config(Path(loaded))
         lock = CatalogLock(loaded.catalog_path) if exclusive else None
         try:
-            config = loaded.config
-            registry = StorageRegistry(
-                lambda region: open_location(config.regions[region], region))
-            driver = LiveDriver(registry, concurrency=config.replication.concurrency,
+            locations = _Locations(loaded)
+
+            def open_region(region: str) -> Storage:
+                from engine.storage.locations import open_location
+
+                return open_location(locations[region], region)
+
+            registry = StorageRegistry(open_region)
+            replication = loaded.replication()
+            driver = LiveDriver(registry, concurrency=replication["concurrency"],
                                 on_copy=on_copy, on_fetch=on_fetch, clock=clock)
             settings = ReplicationSettings(
-                concurrency=config.replication.concurrency,
-                base_streams=config.replication.base_streams,
-                max_attempts=config.replication.max_attempts,
-                poll_interval=config.replication.poll_interval,
-                busy_poll_interval=config.replication.busy_poll_interval,
-                full_listing_interval=config.replication.full_listing_interval,
-                listing_settle=config.replication.listing_settle)
-            return cls(loaded.services().values(), dict(config.regions),
+                concurrency=replication["concurrency"],
+                base_streams=replication["base_streams"],
+                max_attempts=replication["max_attempts"],
+                poll_interval=replication["poll_interval"],
+                busy_poll_interval=replication["busy_poll_interval"],
+                full_listing_interval=replication["full_listing_interval"],
+                listing_settle=replication["listing_settle"])
+            return cls(loaded.services().values(), locations,
                        Catalog.open(loaded.catalog_path), driver, settings=settings,
-                       actor=actor,
-                       alerts=config.alerts, prices=config.cost, retention=loaded.retention(),
-                       registry=registry, lock=lock)
+                       actor=actor, registry=registry, lock=lock, loaded=loaded)
         except BaseException:
             if lock is not None:
                 lock.release()
             raise
+
+    @property
+    def alerts(self) -> AlertsConfig:
+        """Thresholds for `btar check` (from the configuration)."""
+        if self._alerts is None:
+            if self._loaded is not None:
+                self._alerts = self._loaded.config.alerts
+            else:
+                from engine.alerts import AlertsConfig
+
+                self._alerts = AlertsConfig()
+        return self._alerts
+
+    @alerts.setter
+    def alerts(self, alerts: AlertsConfig) -> None:
+        self._alerts = alerts
+
+    @property
+    def prices(self) -> CostConfig:
+        """Prices for `btar cost` (from the configuration)."""
+        if self._prices is None:
+            if self._loaded is not None:
+                self._prices = self._loaded.config.cost
+            else:
+                from engine.cost import CostConfig
+
+                self._prices = CostConfig()
+        return self._prices
+
+    @prices.setter
+    def prices(self, prices: CostConfig) -> None:
+        self._prices = prices
+
+    @property
+    def retention(self) -> dict[str, RetentionPolicy]:
+        """The retention policy per service (none: btar never deletes by itself)."""
+        if self._retention is None:
+            self._retention = self._loaded.retention() if self._loaded is not None else {}
+        return self._retention
+
+    @retention.setter
+    def retention(self, retention: dict[str, RetentionPolicy]) -> None:
+        self._retention = retention
 
     def close(self) -> None:
         if self._registry is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Generator, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import rules
 from engine.api.installation import Installation
@@ -11,24 +11,25 @@ from engine.api.values import (
     DESTINATION_ROLES,
     DisableOutcome,
 )
-from engine.effects import DeleteBatch, Effect, ListPage, Now
 from engine.errors import (
     RegionNotQualified,
     ReplicationNotEnabled,
     StorageError,
 )
-from engine.formats import get_layout
-from engine.listing import list_all
 from engine.model import (
     REPLICABLE_TYPES,
     RegionRole,
     RegionState,
     Service,
 )
-from engine.replication import PassOutcome, discover_primary
-from engine.scheduler import replicate
-from engine.service_jobs import Hooks, ServiceJob
-from engine.timelines import known_timelines
+
+if TYPE_CHECKING:
+    # Imported where they run: `btar status` and `btar check` open the whole API and use
+    # none of replication's machinery (the formats, the listing, the scheduler), which is
+    # tens of milliseconds of imports, mostly dataclasses made at import time.
+    from engine.effects import Effect
+    from engine.replication import PassOutcome
+    from engine.service_jobs import Hooks
 
 
 class ManagementPart(Installation):
@@ -49,6 +50,8 @@ class ManagementPart(Installation):
         """Why a service's location in ``region`` cannot be used right now, or "": one
         listing of at most one key under its prefix, as a sync's idle look does. Replication
         pauses there and resumes by itself either way; this lets a front warn at once."""
+        from engine.effects import ListPage
+
         prefix = f"{self.service(name).key_prefix}/"
 
         def look() -> Generator[Effect, Any, None]:
@@ -95,6 +98,10 @@ class ManagementPart(Installation):
             self.catalog.audit(now, self.actor, "disable", name,
                                {"mode": "keep", "regions": regions})
             return DisableOutcome(name, regions, "keep", 0)
+        from engine.formats import get_layout
+        from engine.replication import discover_primary
+        from engine.timelines import known_timelines
+
         # Refresh what the primary really holds before judging what else covers each point.
         self.driver.run(discover_primary(self.catalog, get_layout(service.layout), service,
                                          self.settings, full=True))
@@ -153,6 +160,9 @@ class ManagementPart(Installation):
         this service, and nothing else (a foreign object under the same prefix stays).
         Completion markers go first, so that an interrupted deletion never leaves a marker
         without its payload. Returns (objects deleted, objects left in place)."""
+        from engine.effects import DeleteBatch, Now
+        from engine.listing import list_all
+
         prefix = f"{service.key_prefix}/"
         keys = [prefix + key for key in self.catalog.object_keys(service.name, region)]
         listing = yield from list_all(region, prefix, self.settings.list_page_size)
@@ -177,6 +187,10 @@ class ManagementPart(Installation):
         a driver to run: ``once`` lists each service once and finishes its work, else it
         goes on until the driver is asked to stop. ``full_listing`` lists every primary in
         full first even when a full listing is not due."""
+        from engine.formats import get_layout
+        from engine.scheduler import replicate
+        from engine.service_jobs import ServiceJob
+
         wanted = list(names or [])
         chosen = [self.service(n) for n in wanted] if wanted else self.services()
         jobs = []

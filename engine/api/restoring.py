@@ -8,11 +8,10 @@ from collections.abc import Generator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import rules
 from engine.api.status import StatusPart
-from engine.effects import Effect, FetchBatch, FetchResult, FetchTask
 from engine.errors import (
     BadInput,
     BtarError,
@@ -20,30 +19,17 @@ from engine.errors import (
     ObjectNotFound,
     StorageError,
 )
-from engine.fork import (
-    ForkIncomplete,
-    consistency_wal,
-    fetch_plan,
-    lay_out,
-    next_steps,
-    run_restore_tools,
-    write_plan_file,
-)
-from engine.formats import get_layout
-from engine.formats.base import WalFiles
 from engine.model import (
     ItemStatus,
     iso,
 )
-from engine.replication import discover_primary
-from engine.restore import (
-    PlanChanged,
-    RestorePlan,
-    plan_problem,
-    plan_restore,
-    supplement_consistency,
-)
-from engine.restore_tools import ToolOptions, ToolRun
+
+if TYPE_CHECKING:
+    # Imported where they run (see engine.api.management): a fork's machinery is no part
+    # of the commands that only read the catalog.
+    from engine.effects import Effect, FetchResult, FetchTask
+    from engine.restore import RestorePlan
+    from engine.restore_tools import ToolOptions, ToolRun
 
 #: used for estimates until a fork has been measured
 ASSUMED_FORK_THROUGHPUT = 100 * 1024 * 1024
@@ -59,6 +45,10 @@ class RestorePart(StatusPart):
         along ``timeline`` (None: the latest timeline, as recovery follows it).
         Refused outside the region's window (rule 5) or from another region (rule 6).
         ``refresh_primary`` lists the primary first to measure the data loss of "latest"."""
+        from engine.formats import get_layout
+        from engine.replication import discover_primary
+        from engine.restore import plan_restore
+
         service = self.service(name)
         rules.check_replicable(service)
         if refresh_primary and target is None and region != service.region:
@@ -87,6 +77,8 @@ class RestorePart(StatusPart):
         """A plan made earlier for this request, if it still holds against the catalog (it is
         then returned unchanged, even if the window grew since); otherwise PlanChanged, with
         what planning the request now gives."""
+        from engine.restore import PlanChanged, plan_problem
+
         if (plan.service, plan.region, plan.target) != (name, region, target):
             wanted = iso(target) if target else "the latest point"
             planned = iso(plan.target) if plan.target else "the latest point"
@@ -122,6 +114,18 @@ class RestorePart(StatusPart):
         catalog first and then run exactly, to its own point; if it no longer holds,
         PlanChanged is raised before anything is written (never another plan run instead).
         Without it the fork is planned now."""
+        from engine.fork import (
+            ForkIncomplete,
+            consistency_wal,
+            fetch_plan,
+            lay_out,
+            next_steps,
+            run_restore_tools,
+            write_plan_file,
+        )
+        from engine.restore import supplement_consistency
+        from engine.restore_tools import ToolOptions
+
         if plan is None:
             # No listing of the primary first: during an outage its retries would only add
             # to the RTO; the data loss is measured against the catalog's last view of it.
@@ -191,6 +195,10 @@ class RestorePart(StatusPart):
         """Fetch one log segment (native ``STREAM/SEQ``, or a WAL file name for a layout of
         PostgreSQL WAL files) from the copy in ``region`` to ``destination``, verified and
         as PostgreSQL's restore_command must deliver it (decompressed)."""
+        from engine.effects import FetchTask
+        from engine.formats import get_layout
+        from engine.formats.base import WalFiles
+
         service = self.service(name)
         layout = get_layout(service.layout)
         wal = layout if isinstance(layout, WalFiles) else None
@@ -247,6 +255,8 @@ class ForkOutcome:
 
 
 def _fetch_one(task: FetchTask) -> Generator[Effect, Any, tuple[FetchResult, ...]]:
+    from engine.effects import FetchBatch
+
     results: tuple[FetchResult, ...] = yield FetchBatch((task,))
     return results
 

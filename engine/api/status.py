@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from engine.api.fleet_facts import NO_COUNTS, FleetFacts
 from engine.api.management import ManagementPart
@@ -22,13 +23,6 @@ from engine.errors import (
     ReplicationNotEnabled,
     UnknownName,
 )
-from engine.lag import (
-    PERIODS,
-    Period,
-    bucketize,
-    lag_items,
-    summarize,
-)
 from engine.model import (
     REPLICABLE_TYPES,
     RegionRole,
@@ -37,7 +31,11 @@ from engine.model import (
     Service,
 )
 from engine.regions import get_region
-from engine.timelines import TimelineView, timeline_view
+
+if TYPE_CHECKING:
+    # Imported where they run: a status of the fleet needs neither.
+    from engine.lag import Period
+    from engine.timelines import TimelineView
 
 #: regions in a status: primary, secondary, previous, retained (as _ordered_locations)
 _ROLE_ORDER = {RegionRole.PRIMARY: 0, RegionRole.SECONDARY: 1, RegionRole.PREVIOUS: 2,
@@ -55,6 +53,8 @@ class StatusPart(ManagementPart):
     def timeline_views(self, name: str) -> list[TimelineView]:
         """Per region: the window along the followed timeline, the timeline of each of its
         stretches, and every branch with its own window."""
+        from engine.timelines import timeline_view
+
         self.service(name)
         return [timeline_view(self.catalog, name, loc.region, loc.role)
                 for loc in self._ordered_locations(name)]
@@ -67,14 +67,18 @@ class StatusPart(ManagementPart):
         return 0.0 if self.catalog.status_counts(name, region) else None
 
     def status(self) -> list[ServiceStatus]:
-        return self.status_and_facts()[0]
+        return self._statuses(FleetFacts.read(self.catalog))
 
     def status_and_facts(self) -> tuple[list[ServiceStatus], FleetFacts]:
         """The status of every service, and the catalog's facts it was made from (`btar
-        check` judges the chains from them too)."""
+        check` judges the chains from them too: its windows are made from the chains, made
+        once for both)."""
+        facts = FleetFacts.read(self.catalog, chained=True)
+        return self._statuses(facts), facts
+
+    def _statuses(self, facts: FleetFacts) -> list[ServiceStatus]:
         now = self.driver.now()
-        facts = FleetFacts.read(self.catalog)
-        return [self._service_status(s, now, facts) for s in self.services()], facts
+        return [self._service_status(s, now, facts) for s in self.services()]
 
     def status_of(self, name: str) -> ServiceStatus:
         """The status of one service."""
@@ -150,6 +154,8 @@ class StatusPart(ManagementPart):
 
     def lag(self, name: str, period: Period, region: str | None = None) -> LagReport:
         """Replication lag of a service's additional region over a period."""
+        from engine.lag import PERIODS, bucketize, lag_items, summarize
+
         self.service(name)
         region = region or self.additional_region(name)
         if region is None:

@@ -6,17 +6,10 @@ from collections.abc import Generator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from engine.effects import Effect
 from engine.errors import (
     UNREACHABLE_FAULTS,
-)
-from engine.lag import (
-    LagBucket,
-    LagItem,
-    LagStats,
-    Period,
 )
 from engine.model import (
     RegionRole,
@@ -24,6 +17,16 @@ from engine.model import (
     RestoreWindow,
 )
 from engine.units import short_duration
+
+if TYPE_CHECKING:
+    # In annotations only: the effects and the lag's statistics are no part of a status.
+    from engine.effects import Effect
+    from engine.lag import (
+        LagBucket,
+        LagItem,
+        LagStats,
+        Period,
+    )
 
 T = TypeVar("T")
 

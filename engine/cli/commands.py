@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
@@ -50,6 +49,11 @@ class Command:
     exclusive: Callable[[argparse.Namespace], bool] = lambda args: False
     #: copy progress is shown on a terminal
     shows_progress: bool = False
+    #: what the command reads of the configuration is its services, its catalog and its
+    #: replication settings, which engine.config reads without the models: the rest (the
+    #: locations, thresholds and prices) is validated only if it is asked for. Otherwise
+    #: the whole configuration is validated while the command sets up.
+    reads_catalog_only: bool = False
 
     def __post_init__(self) -> None:
         runners = [r for r in (self.with_app, self.standalone, self.own_parser) if r]
@@ -59,6 +63,10 @@ class Command:
 
 def contributed() -> list[Command]:
     """The commands that installed packages contribute through the entry-point group."""
+    # Imported here: importlib.metadata, and the scan of every installed distribution's
+    # entry points, are for a line that names no engine command (see program.main).
+    from importlib.metadata import entry_points
+
     found: list[Command] = []
     for point in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda p: p.name):
         provide: Callable[[], Sequence[Any]] = point.load()

@@ -55,8 +55,6 @@ class Record:
 _encode_str = json.encoder.encode_basestring_ascii  # what json.dumps uses (ensure_ascii)
 #: the line break and indent before an entry at each depth (grown by _break)
 _BREAKS = ["\n" + "  " * depth for depth in range(16)]
-#: per dataclass type, its fields and the text of each key ('"name": '), found once
-_KEYS: dict[type, tuple[tuple[str, str], ...]] = {}
 
 
 def _break(depth: int) -> str:
@@ -84,13 +82,32 @@ def json_text(value: Any) -> str:
     return "".join(parts)
 
 
+#: the JSON text of a datetime, by its instant (equal instants have one UTC text): a status
+#: names the same few moments thousands of times, and iso() is a conversion and two copies
+_MOMENTS: dict[datetime, str] = {}
+_MOMENTS_KEPT = 8192
+
+
+def _moment_text(moment: datetime) -> str:
+    text = _MOMENTS.get(moment)
+    if text is None:
+        text = _encode_str(iso(moment))
+        if len(_MOMENTS) >= _MOMENTS_KEPT:
+            _MOMENTS.clear()
+        _MOMENTS[moment] = text
+    return text
+
+
 #: the JSON text of a plain value, by its exact type (as to_jsonable leaves it): C functions
-#: but for floats, so that the loops below call no Python function for most values
+#: but for floats and datetimes, so that the loops below call no Python function for most
+#: values
 _SCALARS: dict[type, Callable[[Any], str]] = {
     str: _encode_str, int: int.__repr__, float: _float_text,
     bool: {True: "true", False: "false"}.__getitem__, type(None): {None: "null"}.__getitem__,
-    datetime: lambda moment: str(_encode_str(iso(moment))),
+    datetime: _moment_text,
 }
+
+Writer = Callable[[Any, int, list[str]], None]
 
 
 def _enum_scalar(kind: type[Enum]) -> Callable[[Any], str] | None:
@@ -112,19 +129,24 @@ def _write(value: Any, depth: int, parts: list[str]) -> None:
     scalar = _SCALARS.get(kind)
     if scalar is not None:
         parts.append(scalar(value))
+        return
+    writer = _WRITERS.get(kind)
+    if writer is not None:
+        writer(value, depth, parts)
     elif kind is dict:
         _write_pairs([(_encode_str(str(k)) + ": ", v) for k, v in value.items()], depth, parts)
     elif kind is list or kind is tuple:
         _write_items(value, depth, parts)
     elif kind is Record:
-        pairs = _pairs_of(value.value)
-        assert pairs is not None, "a Record holds a dataclass"
-        _write_pairs([*pairs, *((_encode_str(k) + ": ", v) for k, v in value.extra.items())],
-                     depth, parts)
+        names = _names_of(type(value.value))
+        assert names is not None, "a Record holds a dataclass"
+        extra = tuple(value.extra)
+        _write_fields(value.value, names, (*names, *extra), depth, parts, value.extra)
     else:
-        pairs = _pairs_of(value)
-        if pairs is not None:
-            _write_pairs(pairs, depth, parts)
+        names = _names_of(kind)
+        if names is not None:
+            _WRITERS[kind] = writer = _fields_writer(names)
+            writer(value, depth, parts)
             return
         scalar = _enum_scalar(kind) if isinstance(value, Enum) else None
         if scalar is not None:
@@ -140,17 +162,102 @@ def _write(value: Any, depth: int, parts: list[str]) -> None:
             raise TypeError(f"Object of type {kind.__name__} is not JSON serializable")
 
 
-def _pairs_of(value: Any) -> list[tuple[str, Any]] | None:
-    """The (key text, value) of a dataclass's fields; None for a value to_jsonable turns into
-    something else (datetimes, enums, windows, ...)."""
-    keys = _KEYS.get(type(value))
-    if keys is None:
-        if isinstance(value, datetime | Enum | RestoreWindow | type) \
-                or not dataclasses.is_dataclass(value):
+def _names_of(kind: type) -> tuple[str, ...] | None:
+    """The fields of a dataclass; None for a type to_jsonable turns into something else
+    (datetimes, enums, windows, ...)."""
+    names = _NAMES.get(kind)
+    if names is None:
+        if issubclass(kind, datetime | Enum | RestoreWindow | type) \
+                or not dataclasses.is_dataclass(kind):
             return None
-        keys = _KEYS[type(value)] = tuple((f.name, _encode_str(f.name) + ": ")
-                                          for f in dataclasses.fields(value))
-    return [(key, getattr(value, name)) for name, key in keys]
+        names = _NAMES[kind] = tuple(f.name for f in dataclasses.fields(kind))
+    return names
+
+
+#: per dataclass type, its fields' names, found once
+_NAMES: dict[type, tuple[str, ...]] = {}
+#: per (keys of an object, depth): the text before each value ('{' or ',', the line break
+#: and indent, the key)
+_HEADS: dict[tuple[tuple[str, ...], int], tuple[str, ...]] = {}
+
+
+def _heads(keys: tuple[str, ...], depth: int) -> tuple[str, ...]:
+    heads = _HEADS.get((keys, depth))
+    if heads is None:
+        inner = _break(depth + 1)
+        heads = _HEADS[(keys, depth)] = tuple(
+            ("{" if index == 0 else ",") + inner + _encode_str(key) + ": "
+            for index, key in enumerate(keys))
+    return heads
+
+
+def _fields_writer(names: tuple[str, ...]) -> Writer:
+    def write(value: Any, depth: int, parts: list[str]) -> None:
+        _write_fields(value, names, names, depth, parts, None)
+    return write
+
+
+def _write_fields(value: Any, names: tuple[str, ...], keys: tuple[str, ...], depth: int,
+                  parts: list[str], extra: dict[str, Any] | None) -> None:
+    """A dataclass's fields, then ``extra``'s entries (``keys``: the names of both), without
+    a dict or a list of pairs made for it."""
+    if not keys:
+        parts.append("{}")
+        return
+    heads = _heads(keys, depth)
+    scalars = _SCALARS
+    index = 0
+    for name in names:
+        item = getattr(value, name)
+        scalar = scalars.get(type(item))
+        if scalar is not None:
+            parts.append(heads[index] + scalar(item))
+        else:
+            parts.append(heads[index])
+            _write(item, depth + 1, parts)
+        index += 1
+    if extra:
+        for item in extra.values():
+            scalar = scalars.get(type(item))
+            if scalar is not None:
+                parts.append(heads[index] + scalar(item))
+            else:
+                parts.append(heads[index])
+                _write(item, depth + 1, parts)
+            index += 1
+    parts.append(_BREAKS[depth] + "}")
+
+
+_WINDOW_KEYS = ("region", "role", "start", "end", "intervals")
+_RANGE_KEYS = ("start", "end")
+
+
+def _write_window(window: RestoreWindow, depth: int, parts: list[str]) -> None:
+    """to_jsonable's RestoreWindow, written without its dict: a status holds a window per
+    region."""
+    heads = _heads(_WINDOW_KEYS, depth)
+    start, end = window.start, window.end
+    parts.append(heads[0] + _encode_str(window.region) + heads[1]
+                 + _encode_str(window.role.value) + heads[2]
+                 + (_moment_text(start) if start else "null") + heads[3]
+                 + (_moment_text(end) if end else "null") + heads[4])
+    intervals = window.intervals
+    if not intervals:
+        parts.append("[]" + _BREAKS[depth] + "}")
+        return
+    inner = _break(depth + 2)
+    ranges = _heads(_RANGE_KEYS, depth + 2)
+    close = _BREAKS[depth + 2] + "}"
+    lead = "[" + inner
+    for piece in intervals:
+        parts.append(lead + ranges[0] + _moment_text(piece.start) + ranges[1]
+                     + _moment_text(piece.end) + close)
+        lead = "," + inner
+    parts.append(_BREAKS[depth + 1] + "]" + _BREAKS[depth] + "}")
+
+
+#: the writer of a type met before, by its exact type: dataclasses (their fields), windows
+_WRITERS: dict[type, Writer] = {RestoreWindow: _write_window}
 
 
 def _write_pairs(pairs: list[tuple[str, Any]], depth: int, parts: list[str]) -> None:

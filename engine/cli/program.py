@@ -40,11 +40,29 @@ COMPLETION = Command("completion", "print a shell completion script",
                      standalone=cmd_completion)
 
 
+def engine_commands() -> list[Command]:
+    """The engine's own commands, in the order --help lists them."""
+    return [*manage.COMMANDS[:1], *status.COMMANDS[:2], *manage.COMMANDS[1:],
+            *sync.COMMANDS, *status.COMMANDS[2:], *restore.COMMANDS, COMPLETION]
+
+
 def commands() -> list[Command]:
     """Every command, in the order --help lists them: the engine's, then the fronts'."""
-    return [*manage.COMMANDS[:1], *status.COMMANDS[:2], *manage.COMMANDS[1:],
-            *sync.COMMANDS, *status.COMMANDS[2:], *restore.COMMANDS, *contributed(),
-            COMPLETION]
+    own = engine_commands()
+    return [*own[:-1], *contributed(), own[-1]]
+
+
+def commands_for(argv: Sequence[str]) -> list[Command]:
+    """The commands the parser of this line needs: the engine's alone when the line names
+    one of them (a front cannot contribute a command of the same name: argparse refuses a
+    second sub-command of a name), else every command. Looking up the fronts' entry points
+    (importlib.metadata, every installed distribution's metadata read) is some 30 ms of a
+    `btar status` that needs none of them."""
+    own = engine_commands()
+    name = _command_word(argv)
+    if name is not None and any(command.name == name for command in own):
+        return own
+    return commands()
 
 
 def build_parser(available: Sequence[Command] | None = None) -> argparse.ArgumentParser:
@@ -117,7 +135,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     setting_up = _SetUp(the_program=argv is None)
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        available = commands()
+        available = commands_for(argv)
         handed = _own_parser_call(argv, available)
         if handed is not None:
             command, rest = handed
@@ -140,6 +158,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
         except UnicodeDecodeError as error:  # load_config reads text; not every file is
             raise ConfigError(str(config_path(args.config)), "",
                               f"not UTF-8 text ({error.reason} at byte {error.start})") from None
+        if not command.reads_catalog_only:
+            # Validated here, with the cycle collector off (_SetUp), rather than when the
+            # command first asks for its thresholds, prices or locations.
+            loaded.config  # noqa: B018
         on_copy = sync.progress_printer(err) if command.shows_progress else None
         app = Btar.open(loaded, on_copy=on_copy, exclusive=command.exclusive(args))
         setting_up.done()
@@ -191,15 +213,26 @@ def _one_line(text: str) -> str:
     return " ".join(text.splitlines())
 
 
-def _own_parser_call(argv: list[str],
-                     available: Sequence[Command]) -> tuple[Command, list[str]] | None:
-    """The command with its own parser named on this line, and everything after it,
-    untouched: its flags (--help, --swarm ...) belong to that parser."""
+def _command_index(argv: Sequence[str]) -> int:
+    """Where the command's name stands on the line: after the global --config, if given."""
     index = 0
     while index < len(argv) and argv[index] in ("--config",):
         index += 2
     if index < len(argv) and argv[index].startswith("--config="):
         index += 1
+    return index
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    index = _command_index(argv)
+    return argv[index] if index < len(argv) else None
+
+
+def _own_parser_call(argv: list[str],
+                     available: Sequence[Command]) -> tuple[Command, list[str]] | None:
+    """The command with its own parser named on this line, and everything after it,
+    untouched: its flags (--help, --swarm ...) belong to that parser."""
+    index = _command_index(argv)
     if index < len(argv):
         for command in available:
             if command.own_parser is not None and argv[index] == command.name:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from engine.cli.commands import Command
@@ -18,12 +18,26 @@ from engine.cli.output import (
     to_jsonable,
     when,
 )
-from engine.lag import LagBucket, Period
 from engine.model import iso
 from engine.units import byte_size
 
 if TYPE_CHECKING:  # each command imports what it runs on when it runs (engine.cli.program)
     from engine.api import Btar, ServiceStatus
+    from engine.lag import LagBucket
+
+
+class _Periods:
+    """The names of engine.lag's periods, the choices of --period: looked up when argparse
+    checks or shows them, so that building the parser (every command) imports no lag
+    statistics."""
+
+    def __iter__(self) -> Iterator[str]:
+        from engine.lag import Period
+
+        return iter([period.value for period in Period])
+
+    def __contains__(self, name: object) -> bool:
+        return name in list(self)
 
 
 def cmd_status(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
@@ -106,6 +120,7 @@ def cmd_check(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_cost(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
+    from engine.lag import Period
     from engine.operations import cost_report
 
     rows_ = cost_report(app, app.prices, Period(args.period), app.driver.now())
@@ -127,6 +142,8 @@ def cmd_cost(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_lag(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
+    from engine.lag import Period
+
     report = app.lag(args.service, Period(args.period), args.region)
     if args.json:
         # The items are the chart's input: a year of one-minute WAL is half a million of them.
@@ -217,14 +234,14 @@ def _backups_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _cost_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--period", choices=[x.value for x in Period], default="month",
+    p.add_argument("--period", choices=_Periods(), default="month",
                    help="period for the bytes copied (default month)")
     json_flag(p)
 
 
 def _lag_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("service")
-    p.add_argument("--period", choices=[x.value for x in Period], default="day")
+    p.add_argument("--period", choices=_Periods(), default="day")
     p.add_argument("--region", help="default: the additional region")
     json_flag(p)
     p.add_argument("--csv", action="store_true", help="print one CSV row per bucket")
@@ -239,20 +256,22 @@ def _events_arguments(p: argparse.ArgumentParser) -> None:
 COMMANDS = [
     Command("status", "services, their regions, state, lag and window",
             "btar status --json | jq '.services[] | {name, state}'", json_flag,
-            with_app=cmd_status),
+            with_app=cmd_status, reads_catalog_only=True),
     Command("backups", "base backups and log segments of a service per region",
             "btar backups orders --region aws-eu-central-1", _backups_arguments,
-            with_app=cmd_backups),
+            with_app=cmd_backups, reads_catalog_only=True),
     Command("check", "health against the [alerts] thresholds: exit 0 ok, 1 warning, "
             "2 critical, one line per problem (for cron, probes and monitoring)",
             "btar check || echo 'paged'", json_flag, with_app=cmd_check),
     Command("cost", "bytes stored and copied per additional region, priced",
             "btar cost --period month", _cost_arguments, with_app=cmd_cost),
     Command("lag", "replication lag of a service over a period",
-            "btar lag orders --period week --csv > lag.csv", _lag_arguments, with_app=cmd_lag),
+            "btar lag orders --period week --csv > lag.csv", _lag_arguments, with_app=cmd_lag,
+            reads_catalog_only=True),
     Command("window", "the restorable window of each region of a service",
-            "btar window orders --json", service_and_json, with_app=cmd_window),
+            "btar window orders --json", service_and_json, with_app=cmd_window,
+            reads_catalog_only=True),
     Command("events", "recent replication events and management actions",
             "btar events --service orders --limit 20", _events_arguments,
-            with_app=cmd_events),
+            with_app=cmd_events, reads_catalog_only=True),
 ]

@@ -88,3 +88,37 @@ def test_main_called_in_a_process_leaves_the_cycle_collector_as_it_was(tmp_path:
         assert not gc.isenabled()  # off it was, off it stays
     finally:
         gc.enable()
+
+
+def test_status_of_a_plain_configuration_imports_no_validation_and_no_fronts(
+        tmp_path: Path) -> None:
+    """`btar status` reads its catalog: pydantic (the configuration's models), the fronts'
+    entry points (importlib.metadata), sqlite_utils and what forks, schedules and checks
+    are no part of it (once the catalog exists: creating it is a write)."""
+    folder = tmp_path / "west"
+    folder.mkdir()
+    config = tmp_path / "btar.toml"
+    config.write_text(f'[regions]\naws-eu-west-1 = "file://{folder}"\n\n[[services]]\n'
+                      'name = "orders"\ntype = "postgresql"\nregion = "aws-eu-west-1"\n')
+    assert main(["--config", str(config), "status"], io.StringIO(), io.StringIO()) == 0
+    probe = ("import io, sys\nfrom engine.cli.program import main\n"
+             f"code = main(['--config', {str(config)!r}, 'status', '--json'], io.StringIO(), "
+             "io.StringIO())\n"
+             "print(code, sorted(m for m in ('pydantic', 'importlib.metadata', "
+             "'sqlite_utils', 'engine.scheduler', 'engine.fork', 'engine.restore', "
+             "'engine.alerts', 'engine.storage.locations') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "0 []"
+
+
+def test_a_line_naming_an_engine_command_builds_the_engine_commands_only() -> None:
+    from engine.cli.program import commands, commands_for, engine_commands
+
+    own = [c.name for c in engine_commands()]
+    assert [c.name for c in commands_for(["--config", "x.toml", "status"])] == own
+    assert [c.name for c in commands_for(["--config=x.toml", "check", "--json"])] == own
+    every = [c.name for c in commands()]
+    assert set(own) < set(every)  # the fronts contribute theirs (tui, demo, simulate)
+    for line in ([], ["--version"], ["--help"], ["tui"], ["--config", "x.toml", "demo"]):
+        assert [c.name for c in commands_for(line)] == every
