@@ -44,6 +44,8 @@ class FaultBook:
         self.fresh = fresh
         #: region -> when it last answered a look or took a copy, for whichever service
         self.heard_at: dict[str, datetime] = {}
+        #: regions a look is under way at, by a service that is not paused
+        self.renewing: set[str] = set()
 
     def heard(self, region: str, now: datetime) -> None:
         """``region`` answered (a look, a copy that landed)."""
@@ -58,15 +60,25 @@ class FaultBook:
         own: the services replicating there share one request per ``fresh`` seconds instead
         of making one each per idle listing (thousands of services, one destination). Only an
         answer vouches, never a look still under way (a `sync --once` must pause every
-        service a missing destination stops), and a look that fails ends the sharing."""
+        service a missing destination stops), and a look that fails ends the sharing. The
+        answer is renewed by one look once half its time is gone, so that it does not run
+        out while a look is waiting for its turn (every service passing then would look)."""
         catalog, service, region = self.catalog, state.job.service, queue.region
         heard = self.heard_at.get(region)
-        if not queue.paused and not queue.fault and heard is not None \
-                and (now - heard).total_seconds() < self.fresh:
-            queue.answered = True
-            return
+        if not queue.paused and not queue.fault and heard is not None:
+            age = (now - heard).total_seconds()
+            if age < self.fresh and (age < self.fresh / 2 or region in self.renewing):
+                queue.answered = True
+                return
+        looking = not queue.paused and region not in self.renewing
+        if looking:
+            self.renewing.add(region)
         try:
-            yield ListPage(region, f"{service.key_prefix}/", None, 1)
+            try:
+                yield ListPage(region, f"{service.key_prefix}/", None, 1)
+            finally:  # answered, refused, or the cycle closed
+                if looking:
+                    self.renewing.discard(region)
         except StorageError as error:
             self.heard_at.pop(region, None)
             now = yield Now()

@@ -23,7 +23,7 @@ from engine.model import (
     RestoreWindow,
     Service,
 )
-from engine.replication import ReplicationSettings
+from engine.replication_settings import ReplicationSettings
 from engine.runtime import Clock, CopyProgress, LiveDriver, StorageRegistry
 from engine.windows import window_from_catalog
 

@@ -171,11 +171,18 @@ def test_idle_services_share_the_answer_of_their_destination() -> None:
         return True
 
     assert look("orders", 0)
-    assert not look("shop", 5)  # orders' answer stands
+    assert not look("shop", 4)  # orders' answer stands
     assert queues["shop"].answered
-    assert look("cache", 11)  # too old by then
+    # Past half its time, one look renews it while the others still take it.
+    renewal = book.look_at(queues["cache"], runs["cache"], T0 + timedelta(seconds=6))
+    assert isinstance(next(renewal), ListPage)
+    assert not look("shop", 7)
+    with pytest.raises(StopIteration):
+        renewal.send(ListPageResult((), None))
+    assert not look("shop", 10)  # the renewed answer (of second 6) stands
+    assert look("cache", 17)  # both too old by then
     queues["shop"].fault = "throttled"  # a fault of its own: it looks for itself
-    assert look("shop", 12)
+    assert look("shop", 18)
     queues["shop"].fault = ""
     assert look("orders", 30, Unreachable(SECONDARY, "", "down"))
     assert queues["orders"].paused
