@@ -4,8 +4,8 @@ A replicator lists each service's primary a few times a minute. Through botocore
 listing costs about 1.8 ms of CPU (its event hooks, endpoint rules, request and response
 objects), and each listed object another 0.14 ms (dateutil parses LastModified): at a
 thousand services that was most of btar's CPU. Here a listing is signed (Signature Version 4)
-and sent on a urllib3 pool (the library botocore sends with), and its XML is read with
-ElementTree.
+and sent on keep-alive connections of the standard library (engine.storage.http_connections),
+and its XML is read with ElementTree.
 
 botocore stays the reference: the credentials are its (refreshed as it refreshes them), the
 endpoint is the one its client resolved, and errors are raised as its exception types, so
@@ -26,7 +26,6 @@ from typing import Any
 from urllib.parse import quote, unquote_plus, urlsplit
 from xml.etree import ElementTree
 
-import urllib3
 from botocore.credentials import Credentials
 from botocore.exceptions import (
     ClientError,
@@ -34,6 +33,8 @@ from botocore.exceptions import (
     EndpointConnectionError,
     ReadTimeoutError,
 )
+
+from engine.storage.http_connections import Answer, ConnectError, Connections, ExchangeError
 
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 #: environment settings under which botocore would send otherwise (proxies)
@@ -76,13 +77,10 @@ class Wire:
         self._scope_tail = f"/{region}/s3/aws4_request"
         #: the signing key of the day (and secret) last used
         self._keys: dict[tuple[str, str], bytes] = {}
-        # One host, so one connection pool and no PoolManager: it would parse every URL
-        # again to find the pool (a fifth of a listing's CPU).
-        tls: dict[str, Any] = ({"cert_reqs": "CERT_REQUIRED", "ca_certs": ca_certs}
-                               if parts.scheme == "https" else {})
-        self._pool = urllib3.connection_from_url(
-            f"{parts.scheme}://{self._host}", maxsize=pool_size, block=False, retries=False,
-            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout), **tls)
+        self._connections = Connections(parts.scheme, self._host,
+                                        connect_timeout=connect_timeout,
+                                        read_timeout=read_timeout, kept=pool_size,
+                                        ca_certs=ca_certs if parts.scheme == "https" else None)
 
     @classmethod
     def for_client(cls, client: Any, bucket: str, credentials: Credentials | None,
@@ -168,7 +166,7 @@ class Wire:
             query["start-after"] = params["StartAfter"]
         if params.get("ContinuationToken") is not None:
             query["continuation-token"] = params["ContinuationToken"]
-        return parse_listing(bytes(self._send("GET", query, "ListObjectsV2").data))
+        return parse_listing(self._send("GET", query, "ListObjectsV2").body)
 
     def copy_object(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """CopyObject within this bucket's endpoint, with botocore's parameter names (Key,
@@ -182,11 +180,11 @@ class Wire:
             if params.get(name) is not None:
                 extra[header] = str(params[name])
         answer = self._send("PUT", {}, "CopyObject", key=params["Key"], extra=extra)
-        root = ElementTree.fromstring(answer.data)
+        root = ElementTree.fromstring(answer.body)
         if _local(root.tag) == "Error":
             # A copy can fail after S3 sent 200 (it answers while it copies): botocore reads
             # this as a server error, and so do we.
-            raise _error(500, answer.data, dict(answer.headers), "CopyObject")
+            raise _error(500, answer.body, answer.headers, "CopyObject")
         result: dict[str, Any] = {_local(child.tag): child.text or "" for child in root}
         if "LastModified" in result:
             result["LastModified"] = _timestamp(result["LastModified"])
@@ -198,7 +196,7 @@ class Wire:
 
     def _send(self, method: str, query: Mapping[str, str], operation: str, *,
               key: str | None = None,
-              extra: Mapping[str, str] | None = None) -> urllib3.BaseHTTPResponse:
+              extra: Mapping[str, str] | None = None) -> Answer:
         """A signed request without a body; its answer when 200 (botocore's errors else)."""
         headers = self.signed_headers(method, query, datetime.now(UTC), key=key, extra=extra)
         target = self._path if key is None else self._object_path(key)
@@ -206,24 +204,18 @@ class Wire:
             target += "?" + "&".join(f"{_encode(k)}={_encode(v)}"
                                      for k, v in sorted(query.items()))
         try:
-            response = self._pool.urlopen(method, target, headers=headers, redirect=False,
-                                          retries=False, preload_content=True)
-        except urllib3.exceptions.ConnectTimeoutError as error:
-            raise ConnectTimeoutError(endpoint_url=self._base, error=error) from error
-        except urllib3.exceptions.ReadTimeoutError as error:
-            raise ReadTimeoutError(endpoint_url=self._base, error=error) from error
-        except urllib3.exceptions.MaxRetryError as error:
-            reason = error.reason
-            if isinstance(reason, urllib3.exceptions.ConnectTimeoutError):
-                raise ConnectTimeoutError(endpoint_url=self._base, error=reason) from error
-            if isinstance(reason, urllib3.exceptions.ReadTimeoutError):
-                raise ReadTimeoutError(endpoint_url=self._base, error=reason) from error
+            answer = self._connections.request(method, target, headers)
+        except ConnectError as error:
+            if error.timed_out:
+                raise ConnectTimeoutError(endpoint_url=self._base, error=error) from error
             raise EndpointConnectionError(endpoint_url=self._base, error=error) from error
-        except urllib3.exceptions.HTTPError as error:
+        except ExchangeError as error:
+            if error.timed_out:
+                raise ReadTimeoutError(endpoint_url=self._base, error=error) from error
             raise EndpointConnectionError(endpoint_url=self._base, error=error) from error
-        if response.status == 200:
-            return response
-        raise _error(response.status, bytes(response.data), dict(response.headers), operation)
+        if answer.status == 200:
+            return answer
+        raise _error(answer.status, answer.body, answer.headers, operation)
 
 
 def _error(status: int, body: bytes, headers: dict[str, str], operation: str) -> Exception:
