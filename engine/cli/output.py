@@ -206,25 +206,16 @@ def _write_fields(value: Any, names: tuple[str, ...], keys: tuple[str, ...], dep
         return
     heads = _heads(keys, depth)
     scalars = _SCALARS
-    index = 0
-    for name in names:
-        item = getattr(value, name)
+    items = [getattr(value, name) for name in names]
+    if extra:
+        items.extend(extra.values())
+    for head, item in zip(heads, items, strict=True):
         scalar = scalars.get(type(item))
         if scalar is not None:
-            parts.append(heads[index] + scalar(item))
+            parts.append(head + scalar(item))
         else:
-            parts.append(heads[index])
+            parts.append(head)
             _write(item, depth + 1, parts)
-        index += 1
-    if extra:
-        for item in extra.values():
-            scalar = scalars.get(type(item))
-            if scalar is not None:
-                parts.append(heads[index] + scalar(item))
-            else:
-                parts.append(heads[index])
-                _write(item, depth + 1, parts)
-            index += 1
     parts.append(_BREAKS[depth] + "}")
 
 
