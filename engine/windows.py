@@ -216,9 +216,7 @@ def chains(bases: Iterable[BaseMark], runs: Iterable[LogRun],
            segment_end: SegmentEnd | None = None) -> list[Chain]:
     """The chain of every base backup on the history of ``timeline`` (default: the latest),
     in order of base end time."""
-    index, switch_list = RunIndex(runs), list(switches)
-    target = timeline or latest_timeline(switch_list)
-    path = ancestry(target, switch_list) if target is not None else None
+    index, path = RunIndex(runs), _path_to(list(switches), timeline)
     ordered = sorted(bases, key=lambda b: (b.end_time, b.stream, b.log_start_seq, b.item_id))
     found = (follow_chain(base, index, path, segment_end) for base in ordered)
     return [c for c in found if c is not None]
@@ -230,16 +228,8 @@ def marks_intervals(marks: Iterable[ChainMark], runs: Iterable[LogRun],
     straight from the rows FleetPart.chain_marks read: without a BaseMark per base, nor a
     chain, its pieces and a range per base (`btar status` makes two thousand windows; those
     objects were most of what they cost). A window needs only where each chain ends."""
-    bases: list[ChainMark] = []
-    switches: list[StreamSwitch] = []
-    for mark in marks:
-        if mark.kind == ItemKind.BASE:
-            bases.append(mark)
-        else:
-            switches.append(StreamSwitch(mark.stream, mark.parent, mark.seq, mark.start_time))
-    index = RunIndex(runs)
-    target = latest_timeline(switches) if switches else None
-    path = ancestry(target, switches) if target is not None else None
+    bases, switches = _split_marks(marks)
+    index, path = RunIndex(runs), _path_to(switches)
     #: without a history, each base follows its own stream (as follow_chain): one path each
     own: dict[str, Path] = {}
     found: list[tuple[datetime, datetime]] = []
@@ -251,6 +241,12 @@ def marks_intervals(marks: Iterable[ChainMark], runs: Iterable[LogRun],
         if end is not None:
             found.append((base.end_time, end))
     return _merged(found)
+
+
+def _path_to(switches: list[StreamSwitch], timeline: str | None = None) -> Path | None:
+    """The history of ``timeline`` (default: the latest); None without stream switches."""
+    target = timeline or latest_timeline(switches)
+    return ancestry(target, switches) if target is not None else None
 
 
 def merge_intervals(pieces: Iterable[TimeRange]) -> tuple[TimeRange, ...]:
@@ -303,11 +299,17 @@ def chain_inputs(catalog: Catalog, service: str, region: str) -> ChainInputs:
 def inputs_of_marks(marks: Iterable[ChainMark]) -> tuple[list[BaseMark], list[StreamSwitch]]:
     """chain_inputs' bases and switches from the rows FleetPart.chain_marks read (the same
     items, in the same order)."""
-    bases: list[BaseMark] = []
+    marked, switches = _split_marks(marks)
+    return [BaseMark(m.end_time, m.stream, m.seq, m.item_id) for m in marked], switches
+
+
+def _split_marks(marks: Iterable[ChainMark]) -> tuple[list[ChainMark], list[StreamSwitch]]:
+    """The base backups' rows, and the stream switches the histories' rows describe."""
+    bases: list[ChainMark] = []
     switches: list[StreamSwitch] = []
     for mark in marks:
         if mark.kind == ItemKind.BASE:
-            bases.append(BaseMark(mark.end_time, mark.stream, mark.seq, mark.item_id))
+            bases.append(mark)
         else:
             switches.append(StreamSwitch(mark.stream, mark.parent, mark.seq, mark.start_time))
     return bases, switches

@@ -13,6 +13,7 @@ from engine.catalog.rows import (
     Reachability,
 )
 from engine.catalog.schema import (
+    _CHUNK,
     from_text,
     to_text,
 )
@@ -182,8 +183,8 @@ class LocationsPart(JournalPart):
         """Items of ``region`` to check against every destination of the service again (they
         are available again): each copy mark goes back to just before the oldest of them."""
         ids = sorted(item_ids)
-        for start in range(0, len(ids), 500):
-            chunk = ids[start:start + 500]
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start:start + _CHUNK]
             self._write(
                 "update copy_marks set primary_rowid = min(primary_rowid, coalesce((select "
                 "min(rowid) - 1 from items where service = ? and region = ? and item_id in "

@@ -98,12 +98,10 @@ class Connections:
             raise ExchangeError(self._host, error) from error
         answer = Answer(response.status, {k.lower(): v for k, v in response.getheaders()},
                         body)
-        if response.will_close:
-            connection.close()
-        else:
+        if not response.will_close:
             with self._lock:
                 if len(self._idle) < self._kept:
                     self._idle.append(connection)
                     return answer
-            connection.close()
+        connection.close()
         return answer

@@ -9,8 +9,8 @@ and its XML is read with ElementTree.
 
 botocore stays the reference: the credentials are its (refreshed as it refreshes them), the
 endpoint is the one its client resolved, and errors are raised as its exception types, so
-engine.storage.s3_errors classifies both paths alike. What this path does not do as botocore
-would (a proxy, a custom CA bundle, a redirect to another region) is left to botocore:
+engine.storage.s3_errors classifies both paths alike (the CA bundle is its too). What this
+path does not do as botocore would (a proxy, a redirect to another region) is left to botocore:
 ``Wire.for_client`` answers None when the path does not apply, and a redirect raises
 :class:`WireDeclined` so that the caller asks botocore, which follows it.
 """
