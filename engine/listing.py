@@ -18,9 +18,12 @@ This is sans I/O like engine.replication: it yields ListPage effects.
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import bisect
+import itertools
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from operator import attrgetter, itemgetter
 from typing import Any
 
 from engine.catalog import Catalog
@@ -29,6 +32,8 @@ from engine.formats.base import BackupLayout
 from engine.model import ObjectInfo, Service
 from engine.storage.base import ListPage as ListPageResult
 
+_KEY = attrgetter("key")
+_AREAS = itemgetter(0)
 #: where a stream without a history item starts (native segments and binlogs count from 1)
 FIRST_SEQ = 1
 
@@ -109,53 +114,88 @@ def advance_cursors(catalog: Catalog, layout: BackupLayout, service: Service,
                     listing: PrimaryListing, now: datetime, settle: float) -> None:
     """Move each area's cursor over the keys of ``listing`` that are settled, stopping at the
     first that is not; call it once the listing's items are in the catalog."""
-    stored = listing.cursors
-    pending: dict[str, list[ObjectInfo]] = {}
-    areas_of = layout.listing_areas
-    for info in listing.objects:
-        for area in areas_of(info.key):
-            if area in pending:
-                pending[area].append(info)
-            else:
-                pending[area] = [info]
+    settled_before = now - timedelta(seconds=settle)
+    known = _KnownSegments(catalog, service)
     cursors: dict[str, str] = {}
-    starts: dict[str, int] = {}
-    #: (stream, seq) -> is that segment in the catalog: log/ and log/<stream>/ ask alike, and
-    #: nothing writes the catalog while this runs
-    held: dict[tuple[str, int], bool] = {}
-    for area, objects in pending.items():
-        cursor = stored.get(area, "")
-        previous: tuple[str, int] | None = None
-        for info in objects:
-            if info.key <= cursor:
-                continue
-            position = layout.log_position(info.key)
-            if position is None:
-                settled = (now - info.last_modified).total_seconds() >= settle
-            else:
-                # A segment settles once its predecessor is known (the key just before in
-                # this listing, or the catalog), or when it starts its stream. A gap is passed
-                # only by a full listing and only once old, so a segment that never comes
-                # holds no cursor for long.
-                stream, seq = position
-                if stream not in starts:
-                    starts[stream] = catalog.stream_start(service.name, service.region,
-                                                          stream) or FIRST_SEQ
-                settled = previous == (stream, seq - 1) or seq == starts[stream] \
-                    or (listing.full
-                        and (now - info.last_modified).total_seconds() >= settle)
-                if not settled:
-                    before = (stream, seq - 1)
-                    if before not in held:
-                        held[before] = catalog.has_log_segment(service.name, service.region,
-                                                               stream, seq - 1)
-                    settled = held[before]
-            if not settled:
-                break
-            cursor, previous = info.key, position
-        if cursor != stored.get(area):
+    for area, members in _members_by_area(layout, listing.objects).items():
+        stored = listing.cursors.get(area)
+        cursor = _walk(layout, members, stored or "", full=listing.full,
+                       settled_before=settled_before, known=known)
+        if cursor != stored:
             cursors[area] = cursor
     if listing.full:
         catalog.save_listing_cursors(service.name, cursors, full_at=now)
     elif cursors:
         catalog.save_listing_cursors(service.name, cursors, full_at=None)
+
+
+def _members_by_area(layout: BackupLayout,
+                     objects: Sequence[ObjectInfo]) -> dict[str, list[ObjectInfo]]:
+    """Each listing area's keys, in key order. Neighbouring keys mostly share their areas, so
+    they are grouped in runs (a full listing has a key per segment of the whole history)."""
+    members: dict[str, list[ObjectInfo]] = {}
+    areas_of = map(layout.listing_areas, map(_KEY, objects))
+    runs = itertools.groupby(zip(areas_of, objects, strict=True), key=_AREAS)
+    for areas, run in runs:
+        if areas:
+            infos = [info for _, info in run]
+            for area in areas:
+                members.setdefault(area, []).extend(infos)
+    return members
+
+
+def _walk(layout: BackupLayout, members: list[ObjectInfo], cursor: str, *, full: bool,
+          settled_before: datetime, known: _KnownSegments) -> str:
+    """The greatest key of an area after ``cursor`` up to which every key is settled (or
+    ``cursor`` when the first is not). In a full listing every key older than the settling
+    time is settled, so only the younger ones are looked at: a pass costs the same whatever
+    the length of the history before them."""
+    start = bisect.bisect_right(members, cursor, key=_KEY)
+    if start == len(members):
+        return cursor
+    candidates: Iterable[int] = range(start, len(members))
+    if full:
+        candidates = [index for index in candidates
+                      if members[index].last_modified > settled_before]
+    for index in candidates:
+        info = members[index]
+        position = layout.log_position(info.key)
+        old = info.last_modified <= settled_before
+        if position is None:
+            settled = old
+        else:
+            # A segment settles once its predecessor is known (the key just before in this
+            # listing, or the catalog), or when it starts its stream. A gap is passed only
+            # by a full listing and only once old, so a segment that never comes holds no
+            # cursor for long.
+            stream, seq = position
+            previous = layout.log_position(members[index - 1].key) if index > start else None
+            settled = (full and old) or previous == (stream, seq - 1) \
+                or seq == known.start(stream) or known.has(stream, seq - 1)
+        if not settled:
+            return members[index - 1].key if index > start else cursor
+    return members[-1].key
+
+
+class _KnownSegments:
+    """What the catalog says of a service's streams, each asked once per walk (nothing
+    writes the catalog while it runs)."""
+
+    def __init__(self, catalog: Catalog, service: Service) -> None:
+        self.catalog, self.service = catalog, service
+        self.starts: dict[str, int] = {}
+        self.held: dict[tuple[str, int], bool] = {}
+
+    def start(self, stream: str) -> int:
+        """Where ``stream`` starts (where its history says it branches off, else 1)."""
+        if stream not in self.starts:
+            self.starts[stream] = self.catalog.stream_start(
+                self.service.name, self.service.region, stream) or FIRST_SEQ
+        return self.starts[stream]
+
+    def has(self, stream: str, seq: int) -> bool:
+        """Is that segment in the catalog?"""
+        if (stream, seq) not in self.held:
+            self.held[(stream, seq)] = self.catalog.has_log_segment(
+                self.service.name, self.service.region, stream, seq)
+        return self.held[(stream, seq)]
