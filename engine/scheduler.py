@@ -233,8 +233,11 @@ class Scheduler:
         for queue in self._queues_of(service.name):
             queue.busy = False
         now: datetime = yield Now()
+        since = None if state.worked_at is None else (now - state.worked_at).total_seconds()
         state.wait = next_wait(state.wait, busy, busy_interval=self.settings.busy_poll_interval,
-                               interval=self.settings.poll_interval)
+                               interval=self.settings.poll_interval, since_work=since)
+        if busy:
+            state.worked_at = now
         state.next_listing = now + timedelta(seconds=state.wait)
         destinations = self._sync_destinations(state)
         if not destinations:

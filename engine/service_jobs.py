@@ -13,11 +13,17 @@ from engine.replication import PassOutcome
 from engine.retention import RetentionPolicy
 
 
-def next_wait(previous: float, busy: bool, *, busy_interval: float, interval: float) -> float:
-    """Seconds before a service's next listing: soon after one that found work (backups tend
-    to come in streams, and an incremental listing costs a few requests), then twice as long
-    after each idle one, up to ``interval``."""
-    if busy:
+def next_wait(previous: float, busy: bool, *, busy_interval: float, interval: float,
+              since_work: float | None = None) -> float:
+    """Seconds before a service's next listing: soon after one that found work while work
+    keeps coming (backups tend to come in streams, and an incremental listing costs a few
+    requests), then twice as long after each idle one, up to ``interval``.
+
+    ``since_work``: seconds since the listing before that found work (None: none did). Work
+    that comes alone, more than ``interval`` after the last (a log segment a minute), starts
+    no stream: listing it again at the busy pace would find nothing five times over, and the
+    next listing at ``interval`` still meets the lag a poll interval promises."""
+    if busy and (since_work is None or since_work <= interval):
         return min(busy_interval, interval)
     return min(interval, max(previous, busy_interval) * 2)
 
@@ -50,6 +56,8 @@ class ServiceRun:
     outcome: PassOutcome
     next_listing: datetime | None = None
     wait: float = 0.0
+    #: when a cycle last began after one that found work (see next_wait)
+    worked_at: datetime | None = None
     #: the primary could not be read: its copies wait for the next listing
     primary_down: bool = False
     cycles: int = 0
