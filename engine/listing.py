@@ -148,8 +148,8 @@ def _walk(layout: BackupLayout, members: list[ObjectInfo], cursor: str, *, full:
           settled_before: datetime, known: _KnownSegments) -> str:
     """The greatest key of an area after ``cursor`` up to which every key is settled (or
     ``cursor`` when the first is not). In a full listing every key older than the settling
-    time is settled, so only the younger ones are looked at: a pass costs the same whatever
-    the length of the history before them."""
+    time is settled, so only the younger ones are judged one by one (a full listing holds
+    every segment of the history; a few are young)."""
     start = bisect.bisect_right(members, cursor, key=_KEY)
     if start == len(members):
         return cursor
