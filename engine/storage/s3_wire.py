@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -57,7 +58,16 @@ class WireDeclined(Exception):
 
 def _encode(text: str) -> str:
     """URI-encode as SigV4 wants it: every byte but the unreserved characters."""
-    return quote(text, safe="-_.~")
+    # Most query values are unreserved already ("2", "url", "1000"): no quote() for those.
+    return text if _UNRESERVED(text) else quote(text, safe="-_.~")
+
+
+_UNRESERVED = re.compile(r"[A-Za-z0-9\-_.~]*\Z").match
+
+
+def canonical_query(query: Mapping[str, str]) -> str:
+    """A query string as SigV4 signs it (and as it is sent): names sorted, all encoded."""
+    return "&".join(f"{_encode(k)}={_encode(v)}" for k, v in sorted(query.items()))
 
 
 class Wire:
@@ -116,11 +126,12 @@ class Wire:
             found = key
         return found
 
-    def signed_headers(self, method: str, query: Mapping[str, str], now: datetime, *,
+    def signed_headers(self, method: str, query: Mapping[str, str] | str, now: datetime, *,
                        key: str | None = None,
                        extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The headers of a signed request without a body (SigV4, header-based), to the
-        bucket or to its object ``key``; ``extra`` headers (x-amz-*) are signed too."""
+        bucket or to its object ``key``; ``query``: its parameters, or their
+        canonical_query; ``extra`` headers (x-amz-*) are signed too."""
         frozen = self._credentials.get_frozen_credentials()
         assert frozen.secret_key is not None, "resolved credentials have a secret"
         stamp = now.strftime("%Y%m%dT%H%M%SZ")
@@ -135,7 +146,7 @@ class Wire:
         canonical = "\n".join((
             method,
             self._object_path(key) if key is not None else self._path,
-            "&".join(f"{_encode(k)}={_encode(v)}" for k, v in sorted(query.items())),
+            query if isinstance(query, str) else canonical_query(query),
             "".join(f"{name}:{headers[name].strip()}\n" for name in names),
             ";".join(names),
             EMPTY_SHA256,
@@ -198,11 +209,11 @@ class Wire:
               key: str | None = None,
               extra: Mapping[str, str] | None = None) -> Answer:
         """A signed request without a body; its answer when 200 (botocore's errors else)."""
-        headers = self.signed_headers(method, query, datetime.now(UTC), key=key, extra=extra)
+        encoded = canonical_query(query)
+        headers = self.signed_headers(method, encoded, datetime.now(UTC), key=key, extra=extra)
         target = self._path if key is None else self._object_path(key)
-        if query:
-            target += "?" + "&".join(f"{_encode(k)}={_encode(v)}"
-                                     for k, v in sorted(query.items()))
+        if encoded:
+            target += "?" + encoded
         try:
             answer = self._connections.request(method, target, headers)
         except ConnectError as error:
