@@ -1,8 +1,11 @@
 """The region catalogue: the cloud regions btar knows, and how far apart they are.
 
-The data lives in ``region_catalogue.toml`` next to this module. It is read and validated once,
-on first use; a malformed catalogue is a packaging bug, so it raises ``ValueError`` rather than
-one of btar's user-facing errors.
+The data lives in ``region_catalogue.toml`` next to this module, validated by
+``parse_catalogue``; a malformed catalogue is a packaging bug, so it raises ``ValueError``
+rather than one of btar's user-facing errors. Commands read it from ``region_table.py``, the
+same regions as Python data made from the file (``python -m engine.regions`` writes it;
+tests/unit/test_regions.py checks that it is the file's): loaded with the engine's compiled
+code, where parsing the TOML was some 8 ms of every command that names a region.
 """
 
 from __future__ import annotations
@@ -11,9 +14,8 @@ import difflib
 import math
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+from pathlib import Path
 
 from engine.errors import UnknownName
 from engine.model import Provider, Region
@@ -27,10 +29,15 @@ _MAX_HINTS = 5
 _HINT_CUTOFF = 0.6  # difflib's default
 
 
-@dataclass(frozen=True)
 class _Catalogue:
-    regions: tuple[Region, ...]
-    by_id: Mapping[str, Region]
+    """The regions, sorted by id, and each by its id (a plain class: a dataclass is some
+    0.7 ms of code generation at import, and this one is read only here)."""
+
+    __slots__ = ("by_id", "regions")
+
+    def __init__(self, regions: tuple[Region, ...]) -> None:
+        self.regions = regions
+        self.by_id: Mapping[str, Region] = {r.id: r for r in regions}
 
 
 def parse_catalogue(text: str, source: str = _CATALOGUE_FILE) -> tuple[Region, ...]:
@@ -97,11 +104,34 @@ def _coordinate(value: object, limit: float, where: str) -> float:
     return number
 
 
+def catalogue_file_regions() -> tuple[Region, ...]:
+    """The regions of ``region_catalogue.toml``, parsed and validated."""
+    # Beside this module, read as a file: the engine is installed unpacked, and
+    # importlib.resources (tempfile, shutil and the archive modules behind it) is some 5 ms.
+    text = Path(__file__).with_name(_CATALOGUE_FILE).read_text(encoding="utf-8")
+    return parse_catalogue(text, f"engine/{_CATALOGUE_FILE}")
+
+
+def table_source(regions: Iterable[Region]) -> str:
+    """The text of ``region_table.py`` holding ``regions``."""
+    import json  # a string's JSON text is its Python literal, in the project's quotes
+
+    rows = "".join(f"    ({json.dumps(r.id)}, {json.dumps(r.provider.value)}, "
+                   f"{json.dumps(r.name, ensure_ascii=False)}, {r.latitude!r}, "
+                   f"{r.longitude!r}),\n" for r in regions)
+    return (f'"""The regions of {_CATALOGUE_FILE}, made from it by `python -m engine.regions`: '
+            "do not edit\n(engine.regions says why it exists).\"\"\"\n\n"
+            "#: (id, provider, name, latitude, longitude), by id\n"
+            f"REGIONS: tuple[tuple[str, str, str, float, float], ...] = (\n{rows})\n")
+
+
 @cache
 def _catalogue() -> _Catalogue:
-    resource = resources.files("engine").joinpath(_CATALOGUE_FILE)
-    regions = parse_catalogue(resource.read_text(encoding="utf-8"), f"engine/{_CATALOGUE_FILE}")
-    return _Catalogue(regions, {r.id: r for r in regions})
+    from engine.region_table import REGIONS
+
+    regions = tuple(Region(region_id, Provider(provider), name, latitude, longitude)
+                    for region_id, provider, name, latitude, longitude in REGIONS)
+    return _Catalogue(regions)
 
 
 def all_regions() -> tuple[Region, ...]:
@@ -157,3 +187,8 @@ def qualifying_regions(primary: Region) -> tuple[Region, ...]:
     """
     candidates = (r for r in regions_of(primary.provider) if r.id != primary.id)
     return tuple(sorted(candidates, key=lambda r: (-distance_km(primary, r), r.id)))
+
+
+if __name__ == "__main__":
+    Path(__file__).with_name("region_table.py").write_text(
+        table_source(catalogue_file_regions()), encoding="utf-8")

@@ -1,5 +1,5 @@
 """The real driver: carries out the engine's effects with the wall clock, a bounded thread
-pool and real storage backends."""
+pool and real storage backends. Its clock is engine.clock's (named here too, as before)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import time
 from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar, assert_never
+from datetime import datetime
+from typing import Any, TypeVar, assert_never
 
+from engine.clock import Clock, WallClock
 from engine.effects import (
     Completions,
     CopyResult,
@@ -57,22 +58,6 @@ class StopRequested(BtarError):
 
     def __init__(self) -> None:
         super().__init__("stopped between two batches; run again to continue")
-
-
-class Clock(Protocol):
-    def now(self) -> datetime: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class WallClock:
-    """The real clock."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ the number of base backups, gaps and switches, not in the number of segments.
 from __future__ import annotations
 
 import bisect
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -75,13 +76,21 @@ class Chain:
     timeline: str = ""
 
 
+_FIRST_SEQ = operator.attrgetter("first_seq")
+
+
 class RunIndex:
     """Runs per stream, searchable by sequence number."""
 
     def __init__(self, runs: Iterable[LogRun]) -> None:
         self._runs: dict[str, list[LogRun]] = {}
-        for run in sorted(runs, key=lambda r: (r.stream, r.first_seq)):
+        for run in runs:
             self._runs.setdefault(run.stream, []).append(run)
+        for listed in self._runs.values():
+            # `btar status` makes an index per region, of a run or two each: a stream of one
+            # run is in order as it is (the catalog's runs come in order anyway)
+            if len(listed) > 1:
+                listed.sort(key=_FIRST_SEQ)
         self._firsts = {s: [r.first_seq for r in rs] for s, rs in self._runs.items()}
 
     def containing(self, stream: str, seq: int) -> LogRun | None:
@@ -229,17 +238,46 @@ def marks_intervals(marks: Iterable[ChainMark], runs: Iterable[LogRun],
     chain, its pieces and a range per base (`btar status` makes two thousand windows; those
     objects were most of what they cost). A window needs only where each chain ends."""
     bases, switches = _split_marks(marks)
-    index, path = RunIndex(runs), _path_to(switches)
-    #: without a history, each base follows its own stream (as follow_chain): one path each
-    own: dict[str, Path] = {}
+    if not switches:
+        return _own_stream_intervals(bases, runs)
+    index = RunIndex(runs)
     found: list[tuple[datetime, datetime]] = []
+    path = _path_to(switches)  # a history always has a latest timeline
     for base in bases:  # in any order: merging sorts them
-        followed = path or own.get(base.stream)
-        if followed is None:
-            followed = own[base.stream] = (PathStep(base.stream),)
+        followed = path or (PathStep(base.stream),)
         end = _walk(base.stream, base.seq, base.end_time, index, followed, segment_end, None)
         if end is not None:
             found.append((base.end_time, end))
+    return _merged(found)
+
+
+#: runs looked through one by one rather than indexed (RunIndex)
+_FEW_RUNS = 8
+
+
+def _own_stream_intervals(bases: list[ChainMark],
+                          runs: Iterable[LogRun]) -> tuple[TimeRange, ...]:
+    """marks_intervals without a history: each base follows its own stream (as
+    follow_chain), to the end of the run that holds the first segment it replays (_walk's
+    answer on a path of one step). Most regions of a fleet are so, with a run or two: they
+    are looked through, not indexed."""
+    listed = runs if isinstance(runs, list) else list(runs)
+    found: list[tuple[datetime, datetime]] = []
+    if len(listed) > _FEW_RUNS:
+        index = RunIndex(listed)
+        for base in bases:
+            run = index.containing(base.stream, base.seq)
+            found.append((base.end_time, base.end_time if run is None
+                          else max(base.end_time, run.last_end)))
+        return _merged(found)
+    for base in bases:
+        stream, seq, end = base.stream, base.seq, base.end_time
+        for run in listed:
+            if run.stream == stream and run.first_seq <= seq <= run.last_seq:
+                if run.last_end > end:
+                    end = run.last_end
+                break
+        found.append((base.end_time, end))
     return _merged(found)
 
 
@@ -264,7 +302,7 @@ def _merged(pieces: list[tuple[datetime, datetime]]) -> tuple[TimeRange, ...]:
                 merged[-1] = (merged[-1][0], end)
         else:
             merged.append((start, end))
-    return tuple(TimeRange(start, end) for start, end in merged)
+    return tuple([TimeRange(start, end) for start, end in merged])
 
 
 def restorable_intervals(bases: Iterable[BaseMark], segments: Iterable[SegmentMark],

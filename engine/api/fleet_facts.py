@@ -63,7 +63,7 @@ class FleetFacts:
         waiting = [pair for pair in secondaries if pair in counts and counts[pair].backlog]
         return cls(catalog, locations, catalog.reachability_by_service(service), counts,
                    catalog.chain_marks(service), catalog.runs_by_region(service),
-                   catalog.oldest_unfinished_of(waiting), catalog.last_lags(secondaries),
+                   catalog.oldest_unfinished_of(waiting, counts), catalog.last_lags(secondaries),
                    chained)
 
     def inputs(self, name: str, region: str) -> ChainInputs:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 from engine import rules
+from engine.api.live import LiveParts
 from engine.api.values import (
     Driver,
 )
@@ -24,7 +26,6 @@ from engine.model import (
     Service,
 )
 from engine.replication_settings import ReplicationSettings
-from engine.runtime import Clock, CopyProgress, LiveDriver, StorageRegistry
 from engine.windows import window_from_catalog
 
 if TYPE_CHECKING:
@@ -32,9 +33,11 @@ if TYPE_CHECKING:
     # engine.config): made when a command first asks for them, which `btar status` never
     # does.
     from engine.alerts import AlertsConfig
+    from engine.clock import Clock
     from engine.cost import CostConfig
     from engine.effects import FetchResult
     from engine.retention import RetentionPolicy
+    from engine.runtime import CopyProgress
     from engine.storage.base import Storage
     from engine.storage.locations import LocationConfig
 
@@ -64,18 +67,23 @@ class Installation:
     """One btar installation: its configuration, catalog and driver."""
 
     def __init__(self, services: Iterable[Service], locations: Mapping[str, LocationConfig],
-                 catalog: Catalog, driver: Driver, *,
+                 catalog: Catalog, driver: Driver | None = None, *,
                  settings: ReplicationSettings | None = None, actor: str = "cli",
                  alerts: AlertsConfig | None = None,
                  prices: CostConfig | None = None,
                  retention: dict[str, RetentionPolicy] | None = None,
-                 registry: StorageRegistry | None = None,
+                 live: LiveParts | None = None,
                  lock: CatalogLock | None = None,
                  loaded: LoadedConfig | None = None) -> None:
+        """``driver`` runs the procedures (a simulator's, a test's); without one, ``live``
+        makes the live driver when it is first asked for."""
+        if (driver is None) == (live is None):
+            raise ValueError("an installation runs with a driver, or with live parts")
         self._services = {s.name: s for s in services}
         self._locations = locations
         self.catalog = catalog
-        self.driver = driver
+        self._driver = driver
+        self._live = live
         self.settings = settings or ReplicationSettings()
         self.actor = actor
         self._alerts = alerts
@@ -83,18 +91,16 @@ class Installation:
         self._retention = retention
         #: where the thresholds, prices and retention not given come from (else defaults)
         self._loaded = loaded
-        self._registry = registry
         self._lock = lock
-        now = driver.now()
+        now = self.now()
         # Two reads for the whole configuration: a fleet of services opens at once.
         known = self.catalog.known_services()
-        located = self.catalog.locations_by_service()
+        located = self.catalog.located()
         with self.catalog.transaction():
             for service in self._services.values():
                 if known.get(service.name) != service:
                     self.catalog.upsert_service(service, now)
-                if not any(row.region == service.region
-                           for row in located.get(service.name, [])):
+                if (service.name, service.region) not in located:
                     self.catalog.set_location(service.name, service.region,
                                               RegionRole.PRIMARY, RegionState.ACTIVE, now)
 
@@ -117,10 +123,9 @@ class Installation:
 
                 return open_location(locations[region], region)
 
-            registry = StorageRegistry(open_region)
             replication = loaded.replication()
-            driver = LiveDriver(registry, concurrency=replication["concurrency"],
-                                on_copy=on_copy, on_fetch=on_fetch, clock=clock)
+            live = LiveParts(open_region, concurrency=replication["concurrency"],
+                             on_copy=on_copy, on_fetch=on_fetch, clock=clock)
             settings = ReplicationSettings(
                 concurrency=replication["concurrency"],
                 base_streams=replication["base_streams"],
@@ -130,12 +135,32 @@ class Installation:
                 full_listing_interval=replication["full_listing_interval"],
                 listing_settle=replication["listing_settle"])
             return cls(loaded.services().values(), locations,
-                       Catalog.open(loaded.catalog_path), driver, settings=settings,
-                       actor=actor, registry=registry, lock=lock, loaded=loaded)
+                       Catalog.open(loaded.catalog_path), settings=settings,
+                       actor=actor, live=live, lock=lock, loaded=loaded)
         except BaseException:
             if lock is not None:
                 lock.release()
             raise
+
+    @property
+    def driver(self) -> Driver:
+        """What runs the procedures: the one given, else the live driver, made now if it
+        was not yet."""
+        if self._driver is None:
+            assert self._live is not None
+            self._driver = self._live.driver()
+        return self._driver
+
+    @driver.setter
+    def driver(self, driver: Driver) -> None:
+        self._driver = driver
+
+    def now(self) -> datetime:
+        """The driver's time; before a live driver is made, the clock it will be made with
+        (a command that only reads the catalog never makes one)."""
+        if self._driver is None and self._live is not None:
+            return self._live.clock.now()
+        return self.driver.now()
 
     @property
     def alerts(self) -> AlertsConfig:
@@ -181,8 +206,8 @@ class Installation:
         self._retention = retention
 
     def close(self) -> None:
-        if self._registry is not None:
-            self._registry.close()
+        if self._live is not None:
+            self._live.close()
         self.catalog.close()
         if self._lock is not None:
             self._lock.release()
@@ -202,9 +227,9 @@ class Installation:
 
     def storage(self, region: str) -> Storage:
         """The storage of a configured region (for drivers and tools, not front ends)."""
-        if self._registry is None:
+        if self._live is None:
             raise BadInput("this btar has no live storage")
-        return self._registry(region)
+        return self._live.registry()(region)
 
     def services(self) -> list[Service]:
         return [self._services[name] for name in sorted(self._services)]

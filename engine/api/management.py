@@ -40,7 +40,7 @@ class ManagementPart(Installation):
         service = self.service(name)
         target = rules.check_enable(service, region, self.additional_region(name))
         self._require_location(target.id)
-        now = self.driver.now()
+        now = self.now()
         self.catalog.set_location(name, target.id, RegionRole.SECONDARY, RegionState.ACTIVE, now)
         self.catalog.reactivate_region(name, target.id, now)
         self.catalog.audit(now, self.actor, "enable", name, {"region": target.id})
@@ -71,7 +71,7 @@ class ManagementPart(Installation):
         target = rules.check_change(service, region, current)
         self._require_location(target.id)
         assert current is not None  # check_change refused otherwise
-        now = self.driver.now()
+        now = self.now()
         self.catalog.set_location(name, current, RegionRole.PREVIOUS, RegionState.ACTIVE, now)
         self.catalog.set_location(name, target.id, RegionRole.SECONDARY, RegionState.ACTIVE, now)
         self.catalog.reactivate_region(name, target.id, now)
@@ -88,7 +88,7 @@ class ManagementPart(Installation):
         targets = self.catalog.locations(name, roles=DESTINATION_ROLES)
         if not targets:
             raise ReplicationNotEnabled(name)
-        now = self.driver.now()
+        now = self.now()
         regions = [t.region for t in targets]
         if keep:
             for region in regions:

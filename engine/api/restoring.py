@@ -57,7 +57,7 @@ class RestorePart(StatusPart):
             with contextlib.suppress(StorageError):
                 self.driver.run(discover_primary(self.catalog, get_layout(service.layout),
                                                  service, self.settings, full=False))
-        return plan_restore(self.catalog, service, region, target, self.driver.now(),
+        return plan_restore(self.catalog, service, region, target, self.now(),
                             source_region=source_region, timeline=timeline)
 
     def fork_throughput(self) -> tuple[float, bool]:
@@ -169,7 +169,7 @@ class RestorePart(StatusPart):
         except BtarError:
             write_plan_file(plan_json, into, "restore failed")
             raise
-        now = self.driver.now()
+        now = self.now()
         details: dict[str, Any] = {
             "region": region, "target": iso(plan.target) if plan.target else "latest",
             "effective_target": iso(plan.effective_target), "base": plan.base_id,

@@ -17,7 +17,7 @@ from engine.api.values import (
     ServiceState,
     ServiceStatus,
 )
-from engine.catalog import EventRow, ItemRow
+from engine.catalog import EventRow, ItemRow, LocationRow
 from engine.copy_queue import lane_of
 from engine.errors import (
     ReplicationNotEnabled,
@@ -40,6 +40,10 @@ if TYPE_CHECKING:
 #: regions in a status: primary, secondary, previous, retained (as _ordered_locations)
 _ROLE_ORDER = {RegionRole.PRIMARY: 0, RegionRole.SECONDARY: 1, RegionRole.PREVIOUS: 2,
                RegionRole.RETAINED: 3}
+
+
+def _shown_order(location: LocationRow) -> tuple[int, str]:
+    return _ROLE_ORDER[location.role], location.region
 
 
 class StatusPart(ManagementPart):
@@ -77,13 +81,13 @@ class StatusPart(ManagementPart):
         return self._statuses(facts), facts
 
     def _statuses(self, facts: FleetFacts) -> list[ServiceStatus]:
-        now = self.driver.now()
+        now = self.now()
         return [self._service_status(s, now, facts) for s in self.services()]
 
     def status_of(self, name: str) -> ServiceStatus:
         """The status of one service."""
         service = self.service(name)
-        return self._service_status(service, self.driver.now(),
+        return self._service_status(service, self.now(),
                                     FleetFacts.read(self.catalog, name))
 
     def _service_status(self, service: Service, now: datetime,
@@ -92,22 +96,24 @@ class StatusPart(ManagementPart):
         name = service.name
         seen = facts.reachability.get(name, {})
         locations = facts.locations.get(name, [])
-        for loc in sorted(locations, key=lambda loc: (_ROLE_ORDER[loc.role], loc.region)):
+        for loc in sorted(locations, key=_shown_order):
             pair = (name, loc.region)
             counts = facts.counts.get(pair, NO_COUNTS)
             backlog: dict[str, LaneBacklog] = {}
-            if loc.role in DESTINATION_ROLES:
+            if counts.backlog and loc.role in DESTINATION_ROLES:
                 for kind, (items, size) in counts.backlog.items():
                     lane = str(lane_of(kind))
-                    known = backlog.get(lane, LaneBacklog())
-                    backlog[lane] = LaneBacklog(known.items + items, known.bytes + size)
+                    known = backlog.get(lane)
+                    backlog[lane] = LaneBacklog(items, size) if known is None \
+                        else LaneBacklog(known.items + items, known.bytes + size)
             reach = seen.get(loc.region)
             fault = Fault(reach.fault, reach.reason, reach.fault_since) \
                 if reach is not None and reach.fault and reach.fault_since else None
             window = facts.window(name, loc.region, loc.role)
             regions.append(RegionStatus(loc.region, loc.role, loc.state, loc.reason,
                                         dict(counts.statuses), window,
-                                        dict(sorted(backlog.items())), fault,
+                                        dict(sorted(backlog.items())) if len(backlog) > 1
+                                        else backlog, fault,
                                         reach.ok_at if reach is not None else None))
         secondary = next((loc.region for loc in locations if loc.role == RegionRole.SECONDARY),
                          None)
@@ -160,7 +166,7 @@ class StatusPart(ManagementPart):
         region = region or self.additional_region(name)
         if region is None:
             raise ReplicationNotEnabled(name)
-        now = self.driver.now()
+        now = self.now()
         start, buckets = bucketize(
             self.catalog.lag_samples(name, region, now - PERIODS[period][0], now), period, now)
         values = [lag for _, lag in self.catalog.lag_samples(name, region, start, now)]

@@ -4,7 +4,7 @@ log_runs) or an index seek, never a scan of a region's items (schema v7)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
@@ -43,8 +43,14 @@ class RegionCounts:
 
 
 _KINDS = {str(kind): kind for kind in ItemKind}
+_UNFINISHED_ORDER = [str(status) for status in UNFINISHED]
+_UNFINISHED = frozenset(_UNFINISHED_ORDER)
 _ROLES = {str(role): role for role in RegionRole}
 _STATES = {str(state): state for state in RegionState}
+
+
+#: the counts of a region without items
+_NO_COUNTS = RegionCounts()
 
 
 def _where(service: str | None, column: str = "service") -> tuple[str, list[str]]:
@@ -58,60 +64,85 @@ class FleetPart(CatalogBase):
         """Each service's locations, ordered as LocationsPart.locations orders them."""
         where, args = _where(service)
         found: dict[str, list[LocationRow]] = {}
+        roles, states, parse = _ROLES, _STATES, datetime.fromisoformat  # as from_text parses
         for name, region, role, state, reason, since in self.conn.execute(
                 "select service, region, role, state, reason, since from locations"
                 f"{where} order by service, since, region", args):
             found.setdefault(name, []).append(LocationRow(
-                name, region, _ROLES[role], _STATES[state], reason, from_text(since)))
+                name, region, roles[role], states[state], reason, parse(since)))
         return found
+
+    def located(self) -> set[Pair]:
+        """Every (service, region) that has a location, whatever its role: what opening an
+        installation looks up for each service's primary (without a LocationRow each)."""
+        return set(self.conn.execute("select service, region from locations").fetchall())
 
     def reachability_by_service(self,
                                 service: str | None = None) -> dict[str, dict[str, Reachability]]:
         """Per service and region, LocationsPart.reachability's rows."""
-        def moment(text: str) -> datetime | None:
-            return from_text(text) if text else None
         where, args = _where(service)
         found: dict[str, dict[str, Reachability]] = {}
+        parse = datetime.fromisoformat  # as from_text parses; "" is no moment
         for name, region, ok_at, fault, reason, since, at in self.conn.execute(
                 "select service, region, ok_at, fault, reason, fault_since, fault_at from "
                 f"reachability{where}", args):
             found.setdefault(name, {})[region] = Reachability(
-                name, region, moment(ok_at), fault, reason, moment(since), moment(at))
+                name, region, parse(ok_at) if ok_at else None, fault, reason,
+                parse(since) if since else None, parse(at) if at else None)
         return found
 
     def region_counts(self, service: str | None = None) -> dict[Pair, RegionCounts]:
-        """Status counts and backlogs from item_counts (a few rows per region), summed by
-        SQLite. A row never goes below zero; one at zero (its items gone) is no status."""
+        """Status counts and backlogs from item_counts (a few rows per region), summed here
+        from one ordered read of its rows rather than by two grouping queries: a row never
+        goes below zero, so a status with items is one with a row above zero."""
         where, args = _where(service)
-        unfinished = [str(s) for s in UNFINISHED]
-        marks = ",".join("?" * len(unfinished))
         found: dict[Pair, RegionCounts] = {}
-        for name, region, status, items in self.conn.execute(
-                "select service, region, status, sum(items) from item_counts"
-                f"{where} group by service, region, status having sum(items) > 0 "
-                "order by service, region, status", args):
-            counts = found.get((name, region))
-            if counts is None:
-                counts = found[(name, region)] = RegionCounts()
-            counts.statuses[status] = items
-        for name, region, kind, items, size in self.conn.execute(
-                "select service, region, kind, sum(items), sum(bytes) from item_counts "
-                f"where status in ({marks}) and items > 0{where.replace(' where', ' and')} "
-                "group by service, region, kind order by service, region, kind",
-                [*unfinished, *args]):
-            found[(name, region)].backlog[_KINDS[kind]] = (items, size)
+        pair: Pair | None = None
+        counts = RegionCounts()
+        for name, region, status, kind, items, size in self.conn.execute(
+                "select service, region, status, kind, items, bytes from item_counts where "
+                f"items > 0{where.replace(' where', ' and')} order by service, region, status, "
+                "kind", args):
+            if pair is None or pair[0] != name or pair[1] != region:
+                pair = (name, region)
+                counts = found[pair] = RegionCounts()
+            statuses = counts.statuses
+            statuses[status] = statuses.get(status, 0) + items
+            if status in _UNFINISHED:
+                backlog, of = counts.backlog, _KINDS[kind]
+                known = backlog.get(of)
+                backlog[of] = (items, size) if known is None \
+                    else (known[0] + items, known[1] + size)
+        for counts in found.values():
+            if len(counts.backlog) > 1:  # in order of kind, as ItemsPart.backlog gives it
+                counts.backlog = dict(sorted(counts.backlog.items()))
         return found
 
-    def oldest_unfinished_of(self, pairs: Iterable[Pair]) -> dict[Pair, datetime]:
-        """ItemsPart.oldest_unfinished of each pair that has one: one seek per status on the
-        (service, region, status, completed_at) index, all pairs in one statement."""
-        statuses = [str(s) for s in UNFINISHED]
-        # min() of several arguments is NULL when any is: a status without items counts as
-        # '~', after every time (times are digits first).
-        seeks = ", ".join(
-            "coalesce((select min(completed_at) from items where service = p.service and "
-            "region = p.region and status = ?), '~')" for _ in statuses)
-        return self._per_pair(pairs, f"nullif(min({seeks}), '~')", statuses, from_text)
+    def oldest_unfinished_of(self, pairs: Iterable[Pair],
+                             counts: Mapping[Pair, RegionCounts] | None = None
+                             ) -> dict[Pair, datetime]:
+        """ItemsPart.oldest_unfinished of each pair that has one: one seek per unfinished
+        status on the (service, region, status, completed_at) index, all pairs in one
+        statement. Given the pairs' ``counts`` (region_counts), only the statuses that have
+        items are sought: a fleet's backlog is mostly pending, and three seeks in four found
+        nothing."""
+        seeks = [(name, region, status) for name, region in pairs
+                 for status in (_UNFINISHED_ORDER if counts is None else
+                                [s for s in counts.get((name, region), _NO_COUNTS).statuses
+                                 if s in _UNFINISHED])]
+        oldest: dict[Pair, str] = {}
+        for start in range(0, len(seeks), _CHUNK):
+            chunk = seeks[start:start + _CHUNK]
+            values = ", ".join("(?, ?, ?)" for _ in chunk)
+            for name, region, text in self.conn.execute(
+                    f"with p (service, region, status) as (values {values}) select p.service, "
+                    "p.region, (select min(completed_at) from items where service = p.service "
+                    "and region = p.region and status = p.status) from p",
+                    [v for seek in chunk for v in seek]):
+                # times are compared as their text, as SQLite's min() compares them
+                if text is not None and text < oldest.get((name, region), "~"):
+                    oldest[(name, region)] = text
+        return {pair: from_text(text) for pair, text in oldest.items()}
 
     def last_lags(self, pairs: Iterable[Pair]) -> dict[Pair, float]:
         """JournalPart.last_lag of each pair that has a sample, in one statement."""
@@ -168,11 +199,12 @@ class FleetPart(CatalogBase):
         """RunsPart.runs of every region."""
         where, args = _where(service)
         found: dict[Pair, list[LogRun]] = {}
+        parse = datetime.fromisoformat  # as from_text parses
         for name, region, stream, first, last, start, end in self.conn.execute(
                 "select service, region, stream, first_seq, last_seq, first_start, last_end "
                 f"from log_runs{where} order by service, region, stream, first_seq", args):
             found.setdefault((name, region), []).append(
-                LogRun(stream, first, last, from_text(start), from_text(end)))
+                LogRun(stream, first, last, parse(start), parse(end)))
         return found
 
     def full_listings(self) -> dict[str, datetime]:

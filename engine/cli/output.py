@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
+import operator
 from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
@@ -53,14 +55,18 @@ class Record:
 
 
 _encode_str = json.encoder.encode_basestring_ascii  # what json.dumps uses (ensure_ascii)
-#: the line break and indent before an entry at each depth (grown by _break)
-_BREAKS = ["\n" + "  " * depth for depth in range(16)]
 
 
-def _break(depth: int) -> str:
-    while depth >= len(_BREAKS):
-        _BREAKS.append("\n" + "  " * len(_BREAKS))
-    return _BREAKS[depth]
+class _Breaks(dict[int, str]):
+    """The line break and indent before an entry at each depth, made when first asked for
+    (a lookup is then a dict's, in C)."""
+
+    def __missing__(self, depth: int) -> str:
+        text = self[depth] = "\n" + "  " * depth
+        return text
+
+
+_BREAKS = _Breaks()
 
 
 def _float_text(value: float) -> str:
@@ -76,31 +82,34 @@ def json_text(value: Any) -> str:
     """``json.dumps(to_jsonable(value), indent=2)``, the same text, made in one pass without
     the intermediate dicts. json.dumps uses its C encoder only without an indent; its Python
     one spends some 10 µs per value, and `btar status --json` of a thousand services is
-    250,000 values. Plain values are written where they are met, not through a call each."""
+    60,000 values. Plain values are written where they are met, not through a call each,
+    and what is made once (a datetime's text, an object's keys with their indent) is
+    looked up in a dict that makes it when it is missing: a hit costs no Python call."""
     parts: list[str] = []
     _write(value, 0, parts)
     return "".join(parts)
 
 
-#: the JSON text of a datetime, by its instant (equal instants have one UTC text): a status
-#: names the same few moments thousands of times, and iso() is a conversion and two copies
-_MOMENTS: dict[datetime, str] = {}
+class _Moments(dict[datetime, str]):
+    """The JSON text of a datetime, by its instant (equal instants have one UTC text): a
+    status names the same few moments thousands of times, and iso() is a conversion and two
+    copies. At most _MOMENTS_KEPT are kept."""
+
+    def __missing__(self, moment: datetime) -> str:
+        if len(self) >= _MOMENTS_KEPT:
+            self.clear()
+        text = self[moment] = _encode_str(iso(moment))
+        return text
+
+
 _MOMENTS_KEPT = 8192
-
-
-def _moment_text(moment: datetime) -> str:
-    text = _MOMENTS.get(moment)
-    if text is None:
-        text = _encode_str(iso(moment))
-        if len(_MOMENTS) >= _MOMENTS_KEPT:
-            _MOMENTS.clear()
-        _MOMENTS[moment] = text
-    return text
-
+_MOMENTS = _Moments()
+_moment_text = _MOMENTS.__getitem__
+#: a datetime's JSON text, as json_text writes it (made once per instant)
+moment_text: Callable[[datetime], str] = _moment_text
 
 #: the JSON text of a plain value, by its exact type (as to_jsonable leaves it): C functions
-#: but for floats and datetimes, so that the loops below call no Python function for most
-#: values
+#: but for floats, so that the loops below call no Python function for most values
 _SCALARS: dict[type, Callable[[Any], str]] = {
     str: _encode_str, int: int.__repr__, float: _float_text,
     bool: {True: "true", False: "false"}.__getitem__, type(None): {None: "null"}.__getitem__,
@@ -134,18 +143,21 @@ def _write(value: Any, depth: int, parts: list[str]) -> None:
     if writer is not None:
         writer(value, depth, parts)
     elif kind is dict:
-        _write_pairs([(_encode_str(str(k)) + ": ", v) for k, v in value.items()], depth, parts)
+        _write_pairs(value, depth, parts)
     elif kind is list or kind is tuple:
         _write_items(value, depth, parts)
     elif kind is Record:
-        names = _names_of(type(value.value))
-        assert names is not None, "a Record holds a dataclass"
-        extra = tuple(value.extra)
-        _write_fields(value.value, names, (*names, *extra), depth, parts, value.extra)
+        fields = _fields_of(type(value.value))
+        assert fields is not None, "a Record holds a dataclass"
+        names, read = fields
+        extra = value.extra
+        _write_fields(value.value, depth, parts, keys=(*names, *extra), read=read,
+                      extra=extra)
     else:
-        names = _names_of(kind)
-        if names is not None:
-            _WRITERS[kind] = writer = _fields_writer(names)
+        fields = _fields_of(kind)
+        if fields is not None:
+            names, read = fields
+            _WRITERS[kind] = writer = functools.partial(_write_fields, keys=names, read=read)
             writer(value, depth, parts)
             return
         scalar = _enum_scalar(kind) if isinstance(value, Enum) else None
@@ -162,54 +174,62 @@ def _write(value: Any, depth: int, parts: list[str]) -> None:
             raise TypeError(f"Object of type {kind.__name__} is not JSON serializable")
 
 
-def _names_of(kind: type) -> tuple[str, ...] | None:
+#: a dataclass's fields' names, and what reads their values as one tuple
+Fields = tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]
+
+
+def _fields_of(kind: type) -> Fields | None:
     """The fields of a dataclass; None for a type to_jsonable turns into something else
     (datetimes, enums, windows, ...)."""
-    names = _NAMES.get(kind)
-    if names is None:
+    fields = _FIELDS.get(kind)
+    if fields is None:
         if issubclass(kind, datetime | Enum | RestoreWindow | type) \
                 or not dataclasses.is_dataclass(kind):
             return None
-        names = _NAMES[kind] = tuple(f.name for f in dataclasses.fields(kind))
-    return names
+        names = tuple(f.name for f in dataclasses.fields(kind))
+        fields = _FIELDS[kind] = (names, _reader(names))
+    return fields
 
 
-#: per dataclass type, its fields' names, found once
-_NAMES: dict[type, tuple[str, ...]] = {}
-#: per (keys of an object, depth): the text before each value ('{' or ',', the line break
-#: and indent, the key)
-_HEADS: dict[tuple[tuple[str, ...], int], tuple[str, ...]] = {}
+def _reader(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    """The values of these attributes as one tuple: read in C (attrgetter) for several."""
+    if len(names) > 1:
+        return operator.attrgetter(*names)
+    return lambda value: tuple(getattr(value, name) for name in names)
 
 
-def _heads(keys: tuple[str, ...], depth: int) -> tuple[str, ...]:
-    heads = _HEADS.get((keys, depth))
-    if heads is None:
-        inner = _break(depth + 1)
-        heads = _HEADS[(keys, depth)] = tuple(
-            ("{" if index == 0 else ",") + inner + _encode_str(key) + ": "
-            for index, key in enumerate(keys))
-    return heads
+#: per dataclass type, its fields, found once
+_FIELDS: dict[type, Fields] = {}
 
 
-def _fields_writer(names: tuple[str, ...]) -> Writer:
-    def write(value: Any, depth: int, parts: list[str]) -> None:
-        _write_fields(value, names, names, depth, parts, None)
-    return write
+class _Heads(dict[tuple[tuple[str, ...], int], tuple[str, ...]]):
+    """Per (keys of an object, depth): the text before each value ('{' or ',', the line
+    break and indent, the key), made when first asked for."""
+
+    def __missing__(self, key: tuple[tuple[str, ...], int]) -> tuple[str, ...]:
+        keys, depth = key
+        inner = _BREAKS[depth + 1]
+        heads = self[key] = tuple(("{" if index == 0 else ",") + inner + _encode_str(name)
+                                  + ": " for index, name in enumerate(keys))
+        return heads
 
 
-def _write_fields(value: Any, names: tuple[str, ...], keys: tuple[str, ...], depth: int,
-                  parts: list[str], extra: dict[str, Any] | None) -> None:
-    """A dataclass's fields, then ``extra``'s entries (``keys``: the names of both), without
-    a dict or a list of pairs made for it."""
+_HEADS = _Heads()
+
+
+def _write_fields(value: Any, depth: int, parts: list[str], *, keys: tuple[str, ...],
+                  read: Callable[[Any], tuple[Any, ...]],
+                  extra: dict[str, Any] | None = None) -> None:
+    """A dataclass's fields (``read``), then ``extra``'s entries (``keys``: the names of
+    both), without a dict or a list of pairs made for it."""
     if not keys:
         parts.append("{}")
         return
-    heads = _heads(keys, depth)
     scalars = _SCALARS
-    items = [getattr(value, name) for name in names]
+    items = read(value)
     if extra:
-        items.extend(extra.values())
-    for head, item in zip(heads, items, strict=True):
+        items = (*items, *extra.values())
+    for head, item in zip(_HEADS[(keys, depth)], items, strict=True):
         scalar = scalars.get(type(item))
         if scalar is not None:
             parts.append(head + scalar(item))
@@ -226,18 +246,18 @@ _RANGE_KEYS = ("start", "end")
 def _write_window(window: RestoreWindow, depth: int, parts: list[str]) -> None:
     """to_jsonable's RestoreWindow, written without its dict: a status holds a window per
     region."""
-    heads = _heads(_WINDOW_KEYS, depth)
-    start, end = window.start, window.end
-    parts.append(heads[0] + _encode_str(window.region) + heads[1]
-                 + _encode_str(window.role.value) + heads[2]
-                 + (_moment_text(start) if start else "null") + heads[3]
-                 + (_moment_text(end) if end else "null") + heads[4])
+    heads = _HEADS[(_WINDOW_KEYS, depth)]
     intervals = window.intervals
+    # the role's _value_ (what .value gives, without the enum property's Python call)
+    parts.append(heads[0] + _encode_str(window.region) + heads[1]
+                 + _encode_str(window.role._value_) + heads[2]
+                 + (_moment_text(intervals[0].start) if intervals else "null") + heads[3]
+                 + (_moment_text(intervals[-1].end) if intervals else "null") + heads[4])
     if not intervals:
         parts.append("[]" + _BREAKS[depth] + "}")
         return
-    inner = _break(depth + 2)
-    ranges = _heads(_RANGE_KEYS, depth + 2)
+    inner = _BREAKS[depth + 2]
+    ranges = _HEADS[(_RANGE_KEYS, depth + 2)]
     close = _BREAKS[depth + 2] + "}"
     lead = "[" + inner
     for piece in intervals:
@@ -251,19 +271,20 @@ def _write_window(window: RestoreWindow, depth: int, parts: list[str]) -> None:
 _WRITERS: dict[type, Writer] = {RestoreWindow: _write_window}
 
 
-def _write_pairs(pairs: list[tuple[str, Any]], depth: int, parts: list[str]) -> None:
+def _write_pairs(pairs: dict[Any, Any], depth: int, parts: list[str]) -> None:
     if not pairs:
         parts.append("{}")
         return
-    inner = _break(depth + 1)
+    inner = _BREAKS[depth + 1]
     lead = "{" + inner
     scalars = _SCALARS
-    for key, item in pairs:
+    for key, item in pairs.items():
+        head = lead + _encode_str(str(key)) + ": "
         scalar = scalars.get(type(item))
         if scalar is not None:
-            parts.append(lead + key + scalar(item))
+            parts.append(head + scalar(item))
         else:
-            parts.append(lead + key)
+            parts.append(head)
             _write(item, depth + 1, parts)
         lead = "," + inner
     parts.append(_BREAKS[depth] + "}")
@@ -273,7 +294,7 @@ def _write_items(items: list[Any] | tuple[Any, ...], depth: int, parts: list[str
     if not items:
         parts.append("[]")
         return
-    inner = _break(depth + 1)
+    inner = _BREAKS[depth + 1]
     lead = "[" + inner
     scalars = _SCALARS
     for item in items:

@@ -65,7 +65,12 @@ def commands_for(argv: Sequence[str]) -> list[Command]:
     return commands()
 
 
-def build_parser(available: Sequence[Command] | None = None) -> argparse.ArgumentParser:
+def build_parser(available: Sequence[Command] | None = None,
+                 only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command (``available``, default all); with ``only``, the name
+    the line gives, that command's arguments alone are built, the others listed by name and
+    help as --help shows them: some fifty arguments, each with a help formatter made for it
+    by argparse, are no part of `btar status`."""
     parser = _Parser(prog="btar", description=(
         "Copy database backups to an additional region of the same cloud, keep a catalog of "
         "what is where, measure the lag and know what each region can restore."))
@@ -75,8 +80,9 @@ def build_parser(available: Sequence[Command] | None = None) -> argparse.Argumen
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for command in available if available is not None else commands():
-        if command.own_parser is not None:
-            # Listed for --help only: main() hands the rest of the line to it untouched.
+        if command.own_parser is not None or (only is not None and command.name != only):
+            # Listed for --help only: main() hands the rest of the line to a command with
+            # its own parser untouched, and a line names one command.
             sub.add_parser(command.name, help=command.help)
             continue
         p = sub.add_parser(command.name, help=command.help, description=command.help,
@@ -142,7 +148,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
             assert command.own_parser is not None
             setting_up.done()
             return int(command.own_parser(rest, out, err))
-        args = build_parser(available).parse_args(argv)
+        args = build_parser(available, only=_command_word(argv)).parse_args(argv)
         command = args.spec
         if command.standalone is not None:
             setting_up.done()
@@ -164,7 +170,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
             loaded.config  # noqa: B018
         on_copy = sync.progress_printer(err) if command.shows_progress else None
         app = Btar.open(loaded, on_copy=on_copy, exclusive=command.exclusive(args))
-        setting_up.done()
+        setting_up.done(ends_after=command.reads_and_ends)
         return int(command.with_app(app, args, out))
     except BtarError as error:
         err.write(f"btar: {_one_line(str(error))}\n")
@@ -193,19 +199,28 @@ class _SetUp:
     over them and frees nothing (measured: `btar status --json` and `btar check` at a
     thousand services take some 8 % less CPU without it). It is on again, as it was, for the
     command's own work; run as the program, what was set up is also frozen (gc.freeze: left
-    out of every later collection), which a caller of main() in its own process, a test, is
-    spared."""
+    out of every later collection), and a command that reads, prints and ends
+    (Command.reads_and_ends) keeps it off to its end. A caller of main() in its own
+    process, a test, is spared both."""
 
     def __init__(self, *, the_program: bool) -> None:
         self._the_program = the_program
         self._collecting = gc.isenabled()
+        self._setting_up = True
         gc.disable()
 
-    def done(self) -> None:
-        if self._collecting and not gc.isenabled():
-            gc.enable()
-            if self._the_program:
-                gc.freeze()
+    def done(self, *, ends_after: bool = False) -> None:
+        """Set up: the collector as it was (``ends_after``: off, run as the program)."""
+        if not self._setting_up:
+            return
+        self._setting_up = False
+        if not self._collecting:
+            return
+        if self._the_program:
+            gc.freeze()
+            if ends_after:
+                return
+        gc.enable()
 
 
 def _one_line(text: str) -> str:

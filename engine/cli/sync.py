@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # each command imports what it runs on when it runs (engine.c
 def cmd_sync(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
     if not args.once:
         return _sync_daemon(app, args)
-    started = app.driver.now()
+    started = app.now()
     outcomes = app.sync(args.services or None, full_listing=args.full_listing)
     failed = False
     unreachable: dict[str, list[str]] = {}

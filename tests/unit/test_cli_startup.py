@@ -93,8 +93,9 @@ def test_main_called_in_a_process_leaves_the_cycle_collector_as_it_was(tmp_path:
 def test_status_of_a_plain_configuration_imports_no_validation_and_no_fronts(
         tmp_path: Path) -> None:
     """`btar status` reads its catalog: pydantic (the configuration's models), the fronts'
-    entry points (importlib.metadata), sqlite_utils and what forks, schedules and checks
-    are no part of it (once the catalog exists: creating it is a write)."""
+    entry points (importlib.metadata), sqlite_utils, what forks, schedules and checks, and
+    the live driver (it reads only the time: engine.api.live) are no part of it (once the
+    catalog exists: creating it is a write)."""
     folder = tmp_path / "west"
     folder.mkdir()
     config = tmp_path / "btar.toml"
@@ -106,7 +107,8 @@ def test_status_of_a_plain_configuration_imports_no_validation_and_no_fronts(
              "io.StringIO())\n"
              "print(code, sorted(m for m in ('pydantic', 'importlib.metadata', "
              "'sqlite_utils', 'engine.scheduler', 'engine.fork', 'engine.restore', "
-             "'engine.alerts', 'engine.storage.locations') if m in sys.modules))")
+             "'engine.alerts', 'engine.storage.locations', 'engine.runtime', "
+             "'engine.effects', 'engine.lag', 'importlib.resources') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "0 []"
@@ -122,3 +124,15 @@ def test_a_line_naming_an_engine_command_builds_the_engine_commands_only() -> No
     assert set(own) < set(every)  # the fronts contribute theirs (tui, demo, simulate)
     for line in ([], ["--version"], ["--help"], ["tui"], ["--config", "x.toml", "demo"]):
         assert [c.name for c in commands_for(line)] == every
+
+
+def test_a_parser_built_for_the_command_named_helps_and_parses_as_the_whole_one() -> None:
+    """main() builds the arguments of the command a line names only: the others are listed
+    by name and help, which is all that --help shows of them."""
+    from engine.cli.program import build_parser, engine_commands
+
+    own = engine_commands()
+    assert build_parser(own, only="status").format_help() == build_parser(own).format_help()
+    line = ["--config", "x.toml", "lag", "orders", "--period", "week", "--csv"]
+    assert vars(build_parser(own, only="lag").parse_args(line)) \
+        == vars(build_parser(own).parse_args(line))

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
+import engine.regions
 from engine.errors import BadInput, UnknownName
 from engine.model import Provider, Region
 from engine.regions import (
     all_regions,
+    catalogue_file_regions,
     distance_km,
     get_region,
     parse_catalogue,
     qualifying_regions,
     regions_of,
+    table_source,
 )
 
 # (south, north, west, east) boxes generous enough for the whole country
@@ -212,6 +216,15 @@ def test_qualifying_regions_ties_are_ordered_by_id(monkeypatch: pytest.MonkeyPat
         lambda provider: tuple(r for r in fake if r.provider is provider),
     )
     assert [r.id for r in qualifying_regions(primary)] == ["aws-twin-a", "aws-twin-b", "aws-near"]
+
+
+def test_the_regions_commands_read_are_the_catalogue_file_s() -> None:
+    """engine/region_table.py is made from region_catalogue.toml: after a change to the
+    file, `python -m engine.regions` writes it again."""
+    assert all_regions() == catalogue_file_regions()
+    table = Path(engine.regions.__file__).with_name("region_table.py")
+    assert table.read_text(encoding="utf-8") == table_source(catalogue_file_regions()), \
+        "engine/region_table.py is not region_catalogue.toml's: run python -m engine.regions"
 
 
 # --- validation of the catalogue file ---------------------------------------------------------

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from engine import windows
 from engine.catalog import ChainMark
 from engine.model import ItemKind, TimeRange
 from engine.windows import (
@@ -45,6 +47,23 @@ segments_st = st.dictionaries(
 def test_the_window_of_the_marks_is_the_window_of_the_chains(
         bases: list[ChainMark], histories: list[ChainMark],
         segments: dict[tuple[str, int], int]) -> None:
+    _same_window(bases, histories, segments)
+
+
+@pytest.mark.parametrize("few", [0, 1000], ids=["runs indexed", "runs looked through"])
+@given(bases=st.lists(base_st, max_size=8), segments=segments_st)
+def test_without_a_history_the_runs_looked_through_or_indexed_give_the_chains_window(
+        few: int, bases: list[ChainMark], segments: dict[tuple[str, int], int]) -> None:
+    kept = windows._FEW_RUNS
+    windows._FEW_RUNS = few
+    try:
+        _same_window(bases, [], segments)
+    finally:
+        windows._FEW_RUNS = kept
+
+
+def _same_window(bases: list[ChainMark], histories: list[ChainMark],
+                 segments: dict[tuple[str, int], int]) -> None:
     listed = [SegmentMark(stream, seq, t(end)) for (stream, seq), end in segments.items()]
     ends = {(s.stream, s.seq): s.end_time for s in listed}
 
