@@ -15,6 +15,9 @@ finds little left to wait for.
 System calls are counted too, since a catch-up of small files makes thousands of copies: a
 file of one piece takes one call to copy and one to read back (the size is known, so no call
 is spent finding the end), into one buffer per copy.
+
+Small copies in numbers are made by the copy helper, a process of its own
+(engine.storage.copy_helper), with this same copy.
 """
 
 from __future__ import annotations
@@ -35,14 +38,15 @@ PIECE = 4 * 1024 * 1024
 #: files are flushed whole by their fsync, where one more system call per file would cost
 #: more than the overlap it buys.
 START_WRITING_FROM = 2 * PIECE
+#: the cores this process may run on
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
+    else os.cpu_count() or 2
 #: Large copies made at once, whatever the number of copies in flight: as many as there are
 #: cores (at least 2). More only take turns on the same cores, and the file system then
 #: allocates and writes back many files at once, which costs it more: 16 copies of 64 MiB on
 #: 2 cores took 1.4 CPU seconds and 0.70-0.85 s two at a time, 1.7-1.9 s and 0.9-1.0 s all
 #: at once, and as much with a limit per piece instead of per file. Small copies never wait.
-_LARGE_COPIES = threading.BoundedSemaphore(max(2, len(os.sched_getaffinity(0))
-                                               if hasattr(os, "sched_getaffinity")
-                                               else os.cpu_count() or 2))
+_LARGE_COPIES = threading.BoundedSemaphore(max(2, CORES))
 #: errno of a copy_file_range the kernel or file system cannot do: read and write instead
 _UNSUPPORTED = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP}
 #: sync_file_range(2)'s flag that starts writing back the dirty pages of a range, no waiting
@@ -132,3 +136,4 @@ def _hash_back(handle: int, view: memoryview, offset: int, length: int,
             raise OSError(errno.EIO, "the copy is shorter than what was written to it")
         digest.update(view[:count])
         done += count
+

@@ -8,11 +8,14 @@ import errno
 import hashlib
 import io
 import itertools
+import logging
 import os
 import stat
+import sys
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +23,7 @@ from typing import BinaryIO
 
 from engine.errors import (
     AccessDenied,
+    ChecksumMismatch,
     LocationMissing,
     LocationUnusable,
     ObjectNotFound,
@@ -36,9 +40,11 @@ from engine.storage.base import (
     validate_key,
     validate_prefix,
 )
+from engine.storage.copy_helper import HELPER_FROM, CopyHelper
 from engine.storage.durability import FolderFlushes
-from engine.storage.file_copy import copy_then_hash
+from engine.storage.file_copy import START_WRITING_FROM, copy_then_hash
 
+_log = logging.getLogger("btar.storage.local")
 #: Bytes per read and write when storing a file. Measured on ext4 (16 files of 64 MiB, 8
 #: threads): 1 MiB pieces took 1.3 to 3.1 s, mostly in the kernel; 4 MiB pieces 0.8 s.
 WRITE_CHUNK = 4 * 1024 * 1024
@@ -65,7 +71,11 @@ class LocalStorage(Storage):
     thread fsyncs its own file (the file system commits the fsyncs in flight together), and
     the threads that renamed files into one folder share one fsync of that folder
     (engine.storage.durability). So a write is durable when it returns, as on every cloud,
-    and the driver's own thread never waits for a disk."""
+    and the driver's own thread never waits for a disk.
+
+    Small copies from another local location, once they come in numbers (a catch-up), are
+    made by a helper process (CopyHelper), which commits many at once in the same order:
+    checked, bytes durable, renamed, name durable, and only then the copy returns."""
 
     kind = "local"
 
@@ -84,15 +94,28 @@ class LocalStorage(Storage):
         self._lock = threading.Lock()
         #: folders known to exist inside the root, without symlinks (checked once each)
         self._safe_folders: set[Path] = {self.root}
+        #: the same folders as keys' folder parts ("" for the root), and the root as text:
+        #: a copy thread names a file by joining text, without pathlib's cost per call
+        self._safe_keys: set[str] = {""}
+        self._root_text = str(self.root).rstrip("/")  # "" for the file system's root
         #: recent folder scans: folder -> (mtime_ns, sorted names, which are folders)
         self._listings: dict[Path, tuple[int, list[str], list[bool]]] = {}
         #: folders this process has cleared of temporary files left by a crash
-        self._swept: set[Path] = set()
+        self._swept: set[str] = set()
         #: names of this instance's temporary files: a token and a serial number
         self._token = f"{uuid.uuid4().hex[:16]}-"
         self._serial = itertools.count()
         #: one fsync of a folder for the renames into it that wait at once
         self._folder_flushes = FolderFlushes()
+        #: the process that makes small copies from other local locations, once one is made
+        self._helper: CopyHelper | None = None
+        self._helper_lock = threading.Lock()
+        #: small copies asked of this location while it had no helper ready
+        self._small_copies = 0
+        #: why this location makes every copy on the callers' threads (no helper can run
+        #: here), if so
+        self._no_helper = "" if sys.platform == "linux" and sys.executable \
+            else "the copy helper runs on Linux only, from a Python interpreter"
 
     def _path(self, key: str, *, final: bool = True) -> Path:
         """The file of ``key``. With ``final``, a symlink as its last part is followed only
@@ -108,7 +131,16 @@ class LocalStorage(Storage):
             if path.parent.is_dir() and path.parent.resolve() == path.parent:
                 with self._lock:
                     self._safe_folders.add(path.parent)
+                    self._safe_keys.add(key.rpartition("/")[0])
         return path
+
+    def _file(self, key: str) -> str:
+        """``_path(key, final=False)`` as text, for the copy helper: once the key's folder
+        is known to be safe, a check of the key and a join."""
+        if key.rpartition("/")[0] in self._safe_keys:
+            validate_key(self.name, key)
+            return f"{self._root_text}/{key}"
+        return str(self._path(key, final=False))
 
     def _fault(self, key: str, error: OSError) -> StorageError:
         """A file-system error as a storage error: a location that cannot take any write
@@ -269,6 +301,10 @@ class LocalStorage(Storage):
         if sha256 is None or not isinstance(source, LocalStorage):
             return super().copy_from(source, source_key, key, sha256=sha256, size=size,
                                      digest=digest)
+        if size is not None and size < START_WRITING_FROM:
+            report = self._copy_in_helper(source, source_key, key, sha256)
+            if report is not None:
+                return report
         handle, length = source._open_fd(source_key)
         try:
             info = self._store(key, lambda out: copy_then_hash(handle, out, length), sha256)
@@ -276,6 +312,83 @@ class LocalStorage(Storage):
             os.close(handle)
         return CopyReport(info=info, method="kernel", sha256=info.sha256,
                           verified_by="sha256-read-back")
+
+    def _copy_in_helper(self, source: LocalStorage, source_key: str, key: str,
+                        sha256: str) -> CopyReport | None:
+        """A small copy made by the copy helper; None when this thread is to make it (the
+        helper declined it, or there is none)."""
+        helper = self._copy_helper()
+        if helper is None:
+            return None
+        final = self._file(key)
+        folder = final.rpartition("/")[0] or "/"
+        answer = helper.copy(source._file(source_key), self._temporary(folder), final, sha256)
+        if answer[0] == -1:
+            return None  # it ended before it was asked: nothing was tried
+        match answer[1]:
+            case "ok":
+                _, _, actual, length, mtime = answer
+                info = ObjectInfo(key, length, datetime.fromtimestamp(mtime, UTC), actual)
+                return CopyReport(info=info, method="kernel", sha256=actual,
+                                  verified_by="sha256-read-back")
+            case "declined":
+                return None
+            case "mismatch":
+                raise ChecksumMismatch(self.name, key, sha256, answer[2])
+            case "short":
+                raise StorageError(self.name, key, f"the copy holds {answer[2]} bytes, "
+                                   f"{answer[3]} were written and hashed")
+            case "error":
+                raise self._fault(key, OSError(answer[2], answer[3])) from None
+            case _:
+                raise StorageError(self.name, key, f"the copy helper process: {answer[2]}")
+
+    def _copy_helper(self) -> CopyHelper | None:
+        """This location's copy helper when it is ready for requests (None: make the copy on
+        this thread). It is started once small copies come in numbers, and again if it
+        ended; starting it costs tens of milliseconds, which a few copies do not repay."""
+        helper = self._helper
+        if self._no_helper:
+            return None
+        if helper is not None and helper.ready and helper.ended is None:
+            return helper
+        with self._helper_lock:
+            self._small_copies += 1
+            if self._small_copies < HELPER_FROM:
+                return None
+            helper = self._helper
+            if helper is not None and helper.ended is not None:
+                helper.close()
+                if not helper.ready:  # it never started: this installation cannot run one
+                    self._no_helper = f"the copy helper {helper.ended}"
+                    _log.warning("%s: %s; small copies are made on btar's own threads",
+                                 self.name, self._no_helper)
+                    return None
+                helper = None
+            if helper is None:
+                self._helper = CopyHelper()
+                weakref.finalize(self, self._helper.close)
+        return None
+
+    def close(self) -> None:
+        """End the copy helper, once it has committed what it holds."""
+        with self._helper_lock:
+            helper, self._helper = self._helper, None
+        if helper is not None:
+            helper.close()
+
+    def _temporary(self, folder: str) -> str:
+        """A new temporary file's name in ``folder``; the first time this process writes
+        there, what crashed writers left is removed."""
+        with self._lock:
+            sweep = folder not in self._swept
+            self._swept.add(folder)
+        if sweep:
+            with contextlib.suppress(OSError):  # best effort: a folder we cannot read
+                _remove_stale_temporaries(Path(folder))  # fails the write that follows
+        # Unique across processes (the token) and threads (the counter), without the system
+        # call per name that uuid4 makes.
+        return f"{folder}/{TEMP_MARKER}{self._token}{next(self._serial)}"
 
     def _open_fd(self, key: str) -> tuple[int, int]:
         """A file descriptor open for reading an object (a copy's source), and its size."""
@@ -309,16 +422,9 @@ class LocalStorage(Storage):
         # following it: no lstat of that name is needed.
         path = self._path(key, final=False)
         folder = path.parent
-        with self._lock:
-            sweep = folder not in self._swept
-            self._swept.add(folder)
-        # Unique across processes (the token) and threads (the counter), without the system
-        # call per name that uuid4 makes.
-        temp = folder / f"{TEMP_MARKER}{self._token}{next(self._serial)}"
         renamed = False
+        temp = Path(self._temporary(str(folder)))
         try:
-            if sweep:
-                _remove_stale_temporaries(folder)
             out = self._create(temp, key)
             try:
                 actual, length = fill(out)
@@ -378,6 +484,7 @@ class LocalStorage(Storage):
                 break
             with self._lock:
                 self._safe_folders.discard(parent)
+                self._safe_keys.discard(parent.relative_to(self.root).as_posix())
             parent = parent.parent
 
 

@@ -153,6 +153,8 @@ def _os_error(region: str, code: int, under: str = "") -> Callable[
         if code not in (errno.ENOSPC, errno.EROFS):  # those let listings through
             monkeypatch.setattr(storage, "_entries", entries)
         monkeypatch.setattr(storage, "_create", create)
+        # Copies too: on btar's own threads, where _create is (not in the copy helper).
+        monkeypatch.setattr(storage, "_no_helper", "faults are injected")
         return monkeypatch.undo
     return inject
 
