@@ -261,7 +261,7 @@ _HELPER_CODE = ("import sys; sys.path.insert(0, sys.argv[1]); "
 
 class CopyHelper:
     """The process that lands and commits this location's small copies between local
-    locations (engine.storage.file_copy explains why). Copy threads hand it a request and
+    locations (the module's docstring says why). Copy threads hand it a request and
     wait for its answer. One thread of this process starts it (the kernel kills it when that
     thread ends) and reads its answers; it takes requests once it said it is ready, and
     until then the callers make their copies themselves."""
@@ -318,7 +318,7 @@ class CopyHelper:
                 reply.put((ident, "ended", self.ended))
 
     def copy(self, source: str, temp: str, final: str, sha256: str) -> Answer:
-        """Ask for one copy and wait for its answer (see engine.storage.file_copy)."""
+        """Ask for one copy and wait for its answer (the frames are in the module's docstring)."""
         reply: queue.SimpleQueue[Answer] | None = getattr(self._replies, "queue", None)
         if reply is None:
             reply = self._replies.queue = queue.SimpleQueue()

@@ -7,7 +7,7 @@ began after its rename: while one flush runs, the threads arriving meanwhile wai
 for the next one, so the flushes per second stay near the disk's limit however many copies
 are in flight, and no copy waits for more than two.
 
-The local copy helper (engine.storage.file_copy) commits the copies it landed in rounds
+The local copy helper (engine.storage.copy_helper) commits the copies it landed in rounds
 instead (commit_together): the bytes of many files made durable by one write-back of their
 file system, then renamed, then their folders flushed.
 """
@@ -110,7 +110,7 @@ class FolderFlushes:
         group.wait()
 
 
-# -- group commit of many landed copies (the local copy helper, engine.storage.file_copy) -------
+# -- group commit of many landed copies (the local copy helper, engine.storage.copy_helper) -----
 
 #: Copies in one commit from which one syncfs per file system replaces an fsync per file. A
 #: lone copy is flushed by its own fsync, which writes back nothing else the file system

@@ -56,13 +56,14 @@ class WireDeclined(Exception):
     """This request is botocore's to make (a redirect to another region)."""
 
 
+#: a text of SigV4's unreserved characters only, which URI-encoding leaves as it is
+_UNRESERVED = re.compile(r"[A-Za-z0-9\-_.~]*\Z").match
+
+
 def _encode(text: str) -> str:
     """URI-encode as SigV4 wants it: every byte but the unreserved characters."""
     # Most query values are unreserved already ("2", "url", "1000"): no quote() for those.
     return text if _UNRESERVED(text) else quote(text, safe="-_.~")
-
-
-_UNRESERVED = re.compile(r"[A-Za-z0-9\-_.~]*\Z").match
 
 
 def canonical_query(query: Mapping[str, str]) -> str:
