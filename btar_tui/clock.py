@@ -1,13 +1,28 @@
-"""Clocks the TUI can be given: the wall clock (engine.clock's), or a fixed one for tests and
-snapshots."""
+"""Clocks the TUI can be given: the wall clock, or a fixed one for tests and snapshots."""
 
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Protocol
 
-from engine.clock import Clock as Clock
-from engine.clock import WallClock as WallClock
+
+class Clock(Protocol):
+    """What the engine's live driver needs from a clock (same shape as engine.runtime)."""
+
+    def now(self) -> datetime: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class WallClock:
+    """The real clock, in UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
 
 
 class FixedClock:
