@@ -150,11 +150,14 @@ def _os_error(region: str, code: int, under: str = "") -> Callable[
             check(temp)
             return real_create(temp, key)
 
+        # Copies too: on btar's own threads, where _create is, not in the copy helper. The
+        # copies the helper holds already land first (on a real full or read-only disk they
+        # would fail there too): one landing after the fault would clear it for a moment.
+        monkeypatch.setattr(storage, "_no_helper", "faults are injected")
+        storage.close()
         if code not in (errno.ENOSPC, errno.EROFS):  # those let listings through
             monkeypatch.setattr(storage, "_entries", entries)
         monkeypatch.setattr(storage, "_create", create)
-        # Copies too: on btar's own threads, where _create is (not in the copy helper).
-        monkeypatch.setattr(storage, "_no_helper", "faults are injected")
         return monkeypatch.undo
     return inject
 
