@@ -1,28 +1,13 @@
-"""Clocks the TUI can be given: the wall clock, or a fixed one for tests and snapshots."""
+"""Clocks the TUI can be given: the wall clock (the application API's), or a fixed one for
+tests and snapshots."""
 
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
-from typing import Protocol
+from datetime import datetime
 
-
-class Clock(Protocol):
-    """What the engine's live driver needs from a clock (same shape as engine.runtime)."""
-
-    def now(self) -> datetime: ...
-
-    def sleep(self, seconds: float) -> None: ...
-
-
-class WallClock:
-    """The real clock, in UTC."""
-
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
+from engine.api import Clock as Clock
+from engine.api import WallClock as WallClock
 
 
 class FixedClock:

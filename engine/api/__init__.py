@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         state_text,
     )
     from engine.catalog import EventRow, ItemRow
+    from engine.clock import Clock, WallClock
     from engine.replication import PassOutcome
     from engine.restore import PlanChanged, RestorePlan
     from engine.runtime import CopyProgress
@@ -44,6 +45,7 @@ _HOMES = {
                      "LaneBacklog", "RegionStatus", "ServiceState", "ServiceStatus",
                      "state_text"], "engine.api.values"),
     **dict.fromkeys(["EventRow", "ItemRow"], "engine.catalog"),
+    **dict.fromkeys(["Clock", "WallClock"], "engine.clock"),
     "PassOutcome": "engine.replication",
     **dict.fromkeys(["PlanChanged", "RestorePlan"], "engine.restore"),
     "CopyProgress": "engine.runtime",
@@ -51,10 +53,10 @@ _HOMES = {
 }
 
 __all__ = [
-    "REASONED_STATES", "Branch", "Btar", "CopyProgress", "DisableOutcome", "Driver", "EventRow",
-    "Fault", "ForkOutcome", "ItemRow", "LagReport", "LaneBacklog", "PassOutcome", "PlanChanged",
-    "RegionStatus", "RestorePlan", "ServiceState", "ServiceStatus", "TimelineView",
-    "parse_segment_name", "plan_as_json", "state_text",
+    "REASONED_STATES", "Branch", "Btar", "Clock", "CopyProgress", "DisableOutcome", "Driver",
+    "EventRow", "Fault", "ForkOutcome", "ItemRow", "LagReport", "LaneBacklog", "PassOutcome",
+    "PlanChanged", "RegionStatus", "RestorePlan", "ServiceState", "ServiceStatus",
+    "TimelineView", "WallClock", "parse_segment_name", "plan_as_json", "state_text",
 ]
 
 
