@@ -1,10 +1,16 @@
 """What the scheduler (engine.scheduler) keeps per destination: the lanes, and per item the
-objects still to copy, in flight and verified."""
+objects still to copy, in flight and verified.
+
+A lane holds, in copy order, the items that may have an object to start. An item whose
+every object is in flight or verified is set aside (``park``) when the scheduler meets it at
+the head of its lane, and put back in its place when a copy of it fails or its completion
+marker becomes due (``finish``): choosing the next copy never walks past the copies in
+flight, however many there are."""
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -44,6 +50,10 @@ class ItemCopies:
     #: completion markers not yet verified
     markers: list[str] = field(default_factory=list)
     in_flight: set[str] = field(default_factory=set)
+    #: its place in its lane's order (smaller first)
+    seq: int = 0
+    #: set aside from its lane: nothing of it can start until a copy of it ends
+    parked: bool = False
 
     def load(self, refs: list[ObjectRow]) -> None:
         self.refs = {ref.key: ref for ref in refs}
@@ -93,7 +103,12 @@ class DestinationQueue:
         self.region = region
         self.role = role
         self.items: dict[str, ItemCopies] = {}
+        #: per lane, its items in copy order (ascending ``ItemCopies.seq``), but for those
+        #: parked
         self.lanes: dict[Lane, deque[str]] = {lane: deque() for lane in LANES}
+        #: the seq given to the next item put at the front, and at the back, of a lane
+        self._front = 0
+        self._back = 0
         #: object key -> attempts since the service's last listing
         self.attempts: dict[str, int] = {}
         #: object key -> the item it belongs to
@@ -130,12 +145,59 @@ class DestinationQueue:
                 continue
             if row.status == ItemStatus.FAILED:
                 row = with_status(row, ItemStatus.PENDING)
-            self.items[row.item_id] = ItemCopies(row)
-            lane = self.lanes[lane_of(row.kind)]
+            work = self.items[row.item_id] = ItemCopies(row)
             if row.kind == ItemKind.HISTORY:
-                lane.appendleft(row.item_id)
+                self.put_first(work)
             else:
-                lane.append(row.item_id)
+                self._back += 1
+                work.seq = self._back
+                self.lanes[lane_of(row.kind)].append(row.item_id)
+
+    def put_first(self, work: ItemCopies) -> None:
+        """Put an item at the front of its lane (ahead of what was put there before)."""
+        self._front -= 1
+        work.seq = self._front
+        self.lanes[lane_of(work.row.kind)].appendleft(work.row.item_id)
+
+    def head(self, lane: Lane,
+             load: Callable[[ItemCopies], None]) -> tuple[ItemCopies, str] | None:
+        """The first item of ``lane`` with an object to start, and that object. Items met
+        before it with nothing to start are parked; ``load`` reads an item's objects when
+        they are not known yet."""
+        items = self.lanes[lane]
+        while items:
+            work = self.items[items[0]]
+            if work.refs is None:
+                load(work)
+            key = work.next_key()
+            if key is not None:
+                return work, key
+            items.popleft()
+            work.parked = True
+        return None
+
+    def finish(self, work: ItemCopies, key: str, ok: bool) -> None:
+        """A copy of ``key`` ended: a parked item that can start again goes back to its place
+        (near the head: it was parked from there)."""
+        work.finish(key, ok)
+        if work.parked and not work.complete and work.next_key() is not None:
+            self._unpark(work)
+
+    def unstart(self, work: ItemCopies, key: str) -> None:
+        """A copy the driver refused to start: the item can start it again."""
+        work.unstart(key)
+        if work.parked:
+            self._unpark(work)
+
+    def _unpark(self, work: ItemCopies) -> None:
+        work.parked = False
+        lane = self.lanes[lane_of(work.row.kind)]
+        place = 0
+        for item_id in lane:
+            if self.items[item_id].seq > work.seq:
+                break
+            place += 1
+        lane.insert(place, work.row.item_id)
 
     def clear(self) -> None:
         self.items.clear()
@@ -144,13 +206,21 @@ class DestinationQueue:
         for lane in self.lanes.values():
             lane.clear()
 
-    def remove(self, item_id: str) -> None:
-        work = self.items.pop(item_id)
+    def take_out(self, work: ItemCopies) -> None:
+        """Take an item out of its lane (it stays queued)."""
+        if work.parked:
+            work.parked = False
+            return
         lane = self.lanes[lane_of(work.row.kind)]
+        item_id = work.row.item_id
         if lane and lane[0] == item_id:
             lane.popleft()
         elif item_id in lane:
             lane.remove(item_id)
+
+    def remove(self, item_id: str) -> None:
+        work = self.items.pop(item_id)
+        self.take_out(work)
         for key in work.refs or ():
             self.owner.pop(key, None)
             self.attempts.pop(key, None)

@@ -378,8 +378,9 @@ class Scheduler:
                          if w.row.status == ItemStatus.FAILED),
                         key=lambda r: (r.end_time, r.item_id), reverse=True)
         for row in failed:  # given up before: one more try per listing, oldest first
-            queue.items[row.item_id].row = with_status(row, ItemStatus.PENDING)
-            queue.lanes[lane_of(row.kind)].appendleft(row.item_id)
+            work = queue.items[row.item_id]
+            work.row = with_status(row, ItemStatus.PENDING)
+            queue.put_first(work)
         self._note_work(queue)
 
     # -- choosing and starting copies ------------------------------------------------------------
@@ -426,48 +427,36 @@ class Scheduler:
               now: datetime) -> tuple[ItemCopies, ObjectRow] | None:
         """The oldest object of this lane that can start: payload first, the completion
         marker once every payload object verified."""
-        given_up: list[tuple[str, str]] = []
-        found: tuple[ItemCopies, ObjectRow] | None = None
-        for item_id in queue.lanes[lane]:
-            work = queue.items[item_id]
-            refs = self._refs(queue, lane, work)
-            key = work.next_key()
-            if key is None:
-                continue
+        while (found := queue.head(lane, lambda work: self._load(queue, lane, work))) \
+                is not None:
+            work, key = found
             tries = queue.attempts.get(key, 0)
-            if tries >= self.settings.max_attempts:
-                given_up.append((item_id, f"{key} failed {tries} times"))
-                continue
-            found = work, refs[key]
-            break
-        for item_id, reason in given_up:
-            self._give_up(queue, item_id, reason, now)
-        return found
+            if tries < self.settings.max_attempts:
+                assert work.refs is not None
+                return work, work.refs[key]
+            self._give_up(queue, work.row.item_id, f"{key} failed {tries} times", now)
+        return None
 
-    def _refs(self, queue: DestinationQueue, lane: Lane, work: ItemCopies) -> dict[str, ObjectRow]:
-        if work.refs is None:
-            # Read ahead: the items after this one in its lane are next (one query for many).
-            ids = [work.row.item_id]
-            for item_id in queue.lanes[lane]:
-                if len(ids) >= REFS_AHEAD:
-                    break
-                if queue.items[item_id].refs is None and item_id != ids[0]:
-                    ids.append(item_id)
-            found = self.catalog.items_refs(queue.service.name, queue.region, ids)
-            for item_id in ids:
-                refs = found.get(item_id, [])
-                queue.items[item_id].load(refs)
-                queue.owner.update((ref.key, item_id) for ref in refs)
-        assert work.refs is not None
-        return work.refs
+    def _load(self, queue: DestinationQueue, lane: Lane, work: ItemCopies) -> None:
+        """Read an item's objects, and those of the items after it in its lane (they are
+        next: one query for many)."""
+        ids = [work.row.item_id]
+        for item_id in queue.lanes[lane]:
+            if len(ids) >= REFS_AHEAD:
+                break
+            if queue.items[item_id].refs is None and item_id != ids[0]:
+                ids.append(item_id)
+        found = self.catalog.items_refs(queue.service.name, queue.region, ids)
+        for item_id in ids:
+            refs = found.get(item_id, [])
+            queue.items[item_id].load(refs)
+            queue.owner.update((ref.key, item_id) for ref in refs)
 
     def _give_up(self, queue: DestinationQueue, item_id: str, reason: str, now: datetime) -> None:
         """An object failed max_attempts times: the item is failed until the next listing."""
         work = queue.items[item_id]
         work.row = with_status(work.row, ItemStatus.FAILED)
-        lane = queue.lanes[lane_of(work.row.kind)]
-        if item_id in lane:
-            lane.remove(item_id)
+        queue.take_out(work)
         queue.busy = True
         service = queue.service.name
         self.catalog.set_item_status(service, queue.region, item_id, ItemStatus.FAILED, now,
@@ -501,7 +490,7 @@ class Scheduler:
 
     def _unstart(self, queue: DestinationQueue, work: ItemCopies, task: CopyTask) -> None:
         """The driver refused to start a copy (it is stopping)."""
-        work.unstart(task.key[len(queue.service.key_prefix) + 1:])
+        queue.unstart(work, task.key[len(queue.service.key_prefix) + 1:])
         queue.in_flight -= 1
         _, lane = self.flights.pop((task.destination, task.key))
         self.in_flight[lane] -= 1
@@ -596,7 +585,7 @@ class Scheduler:
                 continue
             queue.attempts[key] = queue.attempts.get(key, 0) + 1
             ok, how = verify(result, result.task.sha256)
-            work.finish(key, ok)
+            queue.finish(work, key, ok)
             error = "" if ok else (result.error or how)
             records.append(CopyRecord(key, ok, result.method, how if ok else "", error,
                                       *established(result)))
@@ -617,6 +606,7 @@ class Scheduler:
                         result.error, result.fault or "unreachable", result.reason or result.error)
             elif result.error_kind == ErrorKind.MISSING and result.failed_side == Side.SOURCE:
                 queue.attempts[key] = self.settings.max_attempts  # retrying cannot help
+        self._note_work(queue)  # a failed copy, or a marker now due, unparked its item
         published = [(item_id, (now - work.row.completed_at).total_seconds())
                      for item_id, work in sorted(touched.items()) if work.complete]
         # (A failed item stays failed: it waits for the next listing, see _refill.)
