@@ -18,7 +18,6 @@ from engine.errors import CatalogTooNew
 
 if TYPE_CHECKING:
     import sqlite_utils
-    from sqlite_utils.db import Table
 
 
 def text_of(moment: datetime) -> str:
@@ -107,9 +106,9 @@ class CatalogBase:
 
     @property
     def db(self) -> sqlite_utils.Database:
-        """sqlite_utils over the same connection, for the writes and migrations that use it.
-        Made (and sqlite_utils imported, with its plugins) on first use: reading the catalog
-        (`btar status`, `btar check`) needs neither."""
+        """sqlite_utils over the same connection, for the migrations. Made (and sqlite_utils
+        imported, with its plugins: some 0.1 s) on first use: the catalog's own reads and
+        writes go through the plain connection, so that no command pays for it."""
         if self._db is None:
             import sqlite_utils
 
@@ -144,8 +143,26 @@ class CatalogBase:
         pass makes several)."""
         return Transaction(self, savepoint=False)
 
-    def _t(self, name: str) -> Table:
-        return self.db.table(name)
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """The rows of a query, as dicts by column name (what sqlite_utils' ``query``
+        gives, without importing it)."""
+        cursor = self.conn.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def _insert(self, table: str, record: dict[str, Any]) -> None:
+        """Insert one row (committed at once unless a transaction is open)."""
+        self._write(f"insert into {table} ({', '.join(record)}) "
+                    f"values ({', '.join('?' * len(record))})", list(record.values()))
+
+    def _upsert(self, table: str, record: dict[str, Any], pk: tuple[str, ...]) -> None:
+        """Insert a row, or set the columns ``record`` names on the row with its key (as
+        sqlite_utils' ``upsert``: the other columns keep their values)."""
+        updates = ", ".join(f"{c} = excluded.{c}" for c in record if c not in pk)
+        self._write(f"insert into {table} ({', '.join(record)}) "
+                    f"values ({', '.join('?' * len(record))}) "
+                    f"on conflict ({', '.join(pk)}) do update set {updates}",
+                    list(record.values()))
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """The rows of a query, as tuples (a plain read opens no transaction)."""

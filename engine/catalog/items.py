@@ -36,14 +36,14 @@ class ItemsPart(RunsPart):
 
     def status_counts(self, service: str, region: str) -> dict[str, int]:
         """How many items of each status a region holds (counted by SQLite, nothing decoded)."""
-        return {status: count for status, count in self.db.execute(
+        return {status: count for status, count in self.conn.execute(
             "select status, count(*) from items where service = ? and region = ? "
             "group by status order by status", [service, region]).fetchall()}
 
     def backlog(self, service: str, region: str) -> dict[ItemKind, tuple[int, int]]:
         """Items not yet published in a region, per kind: (how many, their bytes)."""
         unfinished = [str(s) for s in UNFINISHED]
-        return {ItemKind(kind): (count, int(size or 0)) for kind, count, size in self.db.execute(
+        return {ItemKind(kind): (count, int(size or 0)) for kind, count, size in self.conn.execute(
             "select kind, count(*), sum(size) from items where service = ? and region = ? "
             f"and status in ({','.join('?' * len(unfinished))}) group by kind order by kind",
             [service, region, *unfinished]).fetchall()}
@@ -53,7 +53,7 @@ class ItemsPart(RunsPart):
         (SQLite finds it; times are stored in one fixed-width format, so text order is
         time order)."""
         unfinished = [str(s) for s in UNFINISHED]
-        row = self.db.execute(
+        row = self.conn.execute(
             "select min(completed_at) from items where service = ? and region = ? and "
             f"status in ({','.join('?' * len(unfinished))})",
             [service, region, *unfinished]).fetchone()
@@ -67,7 +67,7 @@ class ItemsPart(RunsPart):
         unfinished = [str(s) for s in UNFINISHED]
         marks = ",".join("?" * len(unfinished))
         return [LagRow(status, from_text(done), from_text(available) if available else None)
-                for status, done, available in self.db.execute(
+                for status, done, available in self.conn.execute(
                     "select status, completed_at, available_at from items where service = ? "
                     f"and region = ? and completed_at <= ? and (status in ({marks}) "
                     "or available_at >= ?)",
@@ -282,20 +282,20 @@ class ItemsPart(RunsPart):
                 (str(status), reason, self._text(now), service, region, item_id))
             if before and before[0] == ItemKind.LOG \
                     and (before[1] in RESTORABLE) != (status in RESTORABLE):
-                _rebuild_runs(self.db, service, region)
+                _rebuild_runs(self.conn, service, region)
 
     def retain_region(self, service: str, region: str, now: datetime) -> None:
         """Replication to ``region`` stopped: its published items are retained; items that
         never completed there are dropped, since they were never restorable."""
-        with self.db.atomic():
-            self.db.execute(
+        with self.transaction():
+            self._write(
                 "update items set status = ?, reason = 'replication stopped', updated_at = ? "
                 "where service = ? and region = ? and status = ?",
                 [str(ItemStatus.RETAINED), to_text(now), service, region,
                  str(ItemStatus.AVAILABLE)])
             self._reset_copy_mark(service, region)
             for table in ("objects", "items"):
-                self.db.execute(
+                self._write(
                     f"delete from {table} where service = ? and region = ? and item_id in "
                     "(select item_id from items where service = ? and region = ? "
                     "and status != ?)",
@@ -316,13 +316,12 @@ class ItemsPart(RunsPart):
         stamp = self._text(available_at)
         with self._atomic():
             segments: list[Segment] = []
-            for item_id, _ in pairs:
-                row = self.conn.execute(
-                    "select kind, stream, seq, start_time, end_time from items where "
-                    "service = ? and region = ? and item_id = ?",
-                    (service, region, item_id)).fetchone()
-                if row and row[0] == ItemKind.LOG:
-                    segments.append((row[1], row[2], row[3], row[4]))
+            for start in range(0, len(pairs), 500):
+                chunk = [item_id for item_id, _ in pairs[start:start + 500]]
+                segments += self.conn.execute(
+                    "select stream, seq, start_time, end_time from items where service = ? "
+                    f"and region = ? and item_id in ({','.join('?' * len(chunk))}) "
+                    "and kind = ?", (service, region, *chunk, str(ItemKind.LOG))).fetchall()
             self.conn.executemany(
                 "update items set status = ?, reason = '', available_at = ?, lag_seconds = ?, "
                 "updated_at = ? where service = ? and region = ? and item_id = ?",
@@ -371,33 +370,33 @@ class ItemsPart(RunsPart):
         if not pairs:
             return
         # per region, so that each update is a primary-key lookup, not a scan
-        regions = [r[0] for r in self.db.execute(
+        regions = [r[0] for r in self.conn.execute(
             "select region from locations where service = ? union "
             "select region from services where name = ?", [service, service]).fetchall()]
-        self.db.conn.executemany(
+        self.conn.executemany(
             "update objects set sha256 = ? where service = ? and region = ? and key = ? "
             "and sha256 is null",
             [(sha256, service, region, key) for key, sha256 in pairs for region in regions])
 
     def copy_attempts(self, service: str, region: str) -> list[dict[str, Any]]:
-        return list(self.db.query(
+        return list(self._query(
             "select * from copy_attempts where service = ? and region = ? order by id",
             [service, region]))
 
     def withdraw_region(self, service: str, region: str, now: datetime, reason: str) -> None:
         """Nothing in ``region`` counts as restorable any more (its copies are being
         deleted); the objects stay recorded until forget_region."""
-        with self.db.atomic():
-            self.db.execute(
+        with self.transaction():
+            self._write(
                 "update items set status = ?, reason = ?, updated_at = ? "
                 "where service = ? and region = ?",
                 [str(ItemStatus.FAILED), reason, to_text(now), service, region])
-            _rebuild_runs(self.db, service, region)
+            _rebuild_runs(self.conn, service, region)
 
     def object_keys(self, service: str, region: str) -> list[str]:
         """Every object key recorded for a service in a region (relative to the service
         prefix), completion markers first."""
-        return [r[0] for r in self.db.execute(
+        return [r[0] for r in self.conn.execute(
             "select key from objects where service = ? and region = ? "
             "order by is_marker desc, key", [service, region]).fetchall()]
 
@@ -406,36 +405,36 @@ class ItemsPart(RunsPart):
         """Stop counting items as restorable before their copies are deleted, so that an
         interrupted deletion never leaves a published item with missing objects."""
         ids = sorted(item_ids)
-        with self.db.atomic():
+        with self.transaction():
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
-                self.db.execute(
+                self._write(
                     "update items set status = ?, reason = ?, updated_at = ? where service = ? "
                     f"and region = ? and item_id in ({','.join('?' * len(chunk))})",
                     [str(ItemStatus.DELETING), reason, to_text(now), service, region, *chunk])
-            _rebuild_runs(self.db, service, region)
+            _rebuild_runs(self.conn, service, region)
 
     def expire_items(self, service: str, region: str, item_ids: Iterable[str],
                      now: datetime) -> None:
         """Items whose copies retention deleted: their objects are forgotten, the items stay
         as expired so that no later pass copies them again."""
         ids = sorted(item_ids)
-        with self.db.atomic():
+        with self.transaction():
             for start in range(0, len(ids), 500):
                 chunk = ids[start:start + 500]
                 marks = ",".join("?" * len(chunk))
-                self.db.execute(f"delete from objects where service = ? and region = ? "
+                self._write(f"delete from objects where service = ? and region = ? "
                                 f"and item_id in ({marks})", [service, region, *chunk])
-                self.db.execute(
+                self._write(
                     f"update items set status = ?, updated_at = ? where service = ? and "
                     f"region = ? and item_id in ({marks})",
                     [str(ItemStatus.EXPIRED), to_text(now), service, region, *chunk])
 
     def forget_region(self, service: str, region: str) -> None:
         """Drop a region's items and objects (after its copies were deleted)."""
-        with self.db.atomic():
+        with self.transaction():
             self._reset_copy_mark(service, region)
             for table in ("items", "objects", "log_runs"):
-                self.db.execute(f"delete from {table} where service = ? and region = ?",
+                self._write(f"delete from {table} where service = ? and region = ?",
                                 [service, region])
             self._cap_copy_marks()

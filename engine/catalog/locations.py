@@ -35,10 +35,10 @@ class LocationsPart(JournalPart):
     """Services, locations, reachability, listing cursors and copy marks."""
 
     def upsert_service(self, service: Service, now: datetime) -> None:
-        self._t("services").upsert(
-            {"name": service.name, "type": str(service.type), "region": service.region,
-             "layout": service.layout, "prefix": service.key_prefix,
-             "updated_at": to_text(now)}, pk="name")
+        self._upsert(
+            "services", {"name": service.name, "type": str(service.type),
+                         "region": service.region, "layout": service.layout,
+                         "prefix": service.key_prefix, "updated_at": to_text(now)}, ("name",))
 
     def known_services(self) -> dict[str, Service]:
         """Every service the catalog knows, by name (one query for a whole fleet)."""
@@ -46,7 +46,7 @@ class LocationsPart(JournalPart):
             "select name, type, region, layout, prefix from services")}
 
     def service(self, name: str) -> Service | None:
-        rows = list(self.db.query("select * from services where name = ?", [name]))
+        rows = list(self._query("select * from services where name = ?", [name]))
         if not rows:
             return None
         r = rows[0]
@@ -56,10 +56,10 @@ class LocationsPart(JournalPart):
                      now: datetime, reason: str = "") -> None:
         existing = self.location(service, region)
         since = existing.since if existing and existing.role == role else now
-        self._t("locations").upsert(
-            {"service": service, "region": region, "role": str(role), "state": str(state),
-             "reason": reason, "since": to_text(since), "updated_at": to_text(now)},
-            pk=("service", "region"))
+        self._upsert(
+            "locations", {"service": service, "region": region, "role": str(role),
+                          "state": str(state), "reason": reason, "since": to_text(since),
+                          "updated_at": to_text(now)}, ("service", "region"))
 
     def note_reachable(self, service: str, region: str, now: datetime) -> None:
         """A listing or copy of ``region`` succeeded: it answers, any fault is over."""
@@ -88,12 +88,12 @@ class LocationsPart(JournalPart):
         return {r["region"]: Reachability(service, r["region"], moment(r["ok_at"]), r["fault"],
                                           r["reason"], moment(r["fault_since"]),
                                           moment(r["fault_at"]))
-                for r in self.db.query("select * from reachability where service = ?",
+                for r in self._query("select * from reachability where service = ?",
                                        [service])}
 
     def reactivate_region(self, service: str, region: str, now: datetime) -> None:
         """A region replicates again: its retained copies count as published again."""
-        self.db.execute(
+        self._write(
             "update items set status = ?, reason = '', updated_at = ? "
             "where service = ? and region = ? and status = ?",
             [str(ItemStatus.AVAILABLE), to_text(now), service, region,
@@ -101,7 +101,7 @@ class LocationsPart(JournalPart):
 
     def remove_location(self, service: str, region: str) -> None:
         for table in ("locations", "reachability"):
-            self.db.execute(f"delete from {table} where service = ? and region = ?",
+            self._write(f"delete from {table} where service = ? and region = ?",
                             [service, region])
 
     def location(self, service: str, region: str) -> LocationRow | None:
@@ -169,13 +169,13 @@ class LocationsPart(JournalPart):
             "values (?, ?, (select coalesce(max(rowid), 0) from items))", (service, region))
 
     def _reset_copy_mark(self, service: str, region: str) -> None:
-        self.db.execute("delete from copy_marks where service = ? and region = ?",
+        self._write("delete from copy_marks where service = ? and region = ?",
                         [service, region])
 
     def _cap_copy_marks(self) -> None:
         """After items rows are deleted: SQLite gives a new row the largest rowid left plus
         one, so a mark above that would pass over the rows added next."""
-        self.db.execute("update copy_marks set primary_rowid = (select coalesce(max(rowid), 0) "
+        self._write("update copy_marks set primary_rowid = (select coalesce(max(rowid), 0) "
                         "from items) where primary_rowid > (select coalesce(max(rowid), 0) "
                         "from items)")
 

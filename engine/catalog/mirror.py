@@ -36,14 +36,14 @@ class MirrorPart(CatalogBase):
         if region is not None:
             where, args = f"{where} and region = ?", [service, region]
         return [_mirror_row(r)
-                for r in self._t("mirrored_files").rows_where(where, args,
-                                                              order_by="region, key")]
+                for r in self._query(f"select * from mirrored_files where {where} "
+                                     "order by region, key", args)]
 
     def blocked_mirrors(self) -> dict[str, list[MirrorRow]]:
         """Per service, its rows with a version kept out (``blocked``), ordered as
         mirror_rows orders them: one query for every service (`btar check`)."""
         found: dict[str, list[MirrorRow]] = {}
-        for r in self.db.query("select * from mirrored_files where blocked != '' "
+        for r in self._query("select * from mirrored_files where blocked != '' "
                                "order by service, region, key"):
             found.setdefault(r["service"], []).append(_mirror_row(r))
         return found
@@ -51,23 +51,25 @@ class MirrorPart(CatalogBase):
     def record_mirrored(self, service: str, region: str, key: str, sha256: str, size: int,
                         source_size: int, source_modified: datetime, now: datetime) -> None:
         """A version verified in the region: what a later pass compares the primary with."""
-        self._t("mirrored_files").upsert(
+        self._upsert(
+            "mirrored_files",
             {"service": service, "region": region, "key": key, "sha256": sha256, "size": size,
              "source_size": source_size, "source_modified": to_text(source_modified),
              "blocked": "", "mirrored_at": to_text(now), "updated_at": to_text(now)},
-            pk=("service", "region", "key"))
+            ("service", "region", "key"))
 
     def record_mirror_blocked(self, service: str, region: str, key: str, blocked: str,
                               now: datetime) -> None:
         """The current version was not written (``blocked``: why; '' clears it); the row keeps
         the version written before."""
-        self._t("mirrored_files").upsert(
-            {"service": service, "region": region, "key": key, "blocked": blocked,
-             "updated_at": to_text(now)}, pk=("service", "region", "key"))
+        self._upsert(
+            "mirrored_files", {"service": service, "region": region, "key": key,
+                               "blocked": blocked, "updated_at": to_text(now)},
+            ("service", "region", "key"))
 
     def forget_mirrored(self, service: str, region: str, key: str) -> None:
         """The region no longer holds a version btar wrote (its copy was removed)."""
-        self.db.execute("delete from mirrored_files where service = ? and region = ? and "
+        self._write("delete from mirrored_files where service = ? and region = ? and "
                         "key = ?", [service, region, key])
 
     def mirrored_refs(self, service: str, region: str) -> list[ObjectRef]:

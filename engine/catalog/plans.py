@@ -23,7 +23,7 @@ class PlanPart(CatalogBase):
         only the columns a plan keeps."""
         statuses = [str(s) for s in RESTORABLE]
         return [(item_id, found, seq, from_text(start), from_text(end))
-                for item_id, found, seq, start, end in self.db.conn.execute(
+                for item_id, found, seq, start, end in self.conn.execute(
                     "select item_id, stream, seq, start_time, end_time from items where "
                     "service = ? and region = ? and kind = 'log' and stream = ? and seq "
                     f"between ? and ? and status in ({','.join('?' * len(statuses))}) "
@@ -39,7 +39,7 @@ class PlanPart(CatalogBase):
         markers: dict[str, ObjectRef] = {}
         for start in range(0, len(wanted), _CHUNK):
             chunk = wanted[start:start + _CHUNK]
-            for item_id, key, size, sha256, is_marker, digest in self.db.conn.execute(
+            for item_id, key, size, sha256, is_marker, digest in self.conn.execute(
                     "select item_id, key, size, sha256, is_marker, digest from objects where "
                     f"service = ? and region = ? and item_id in ({','.join('?' * len(chunk))}) "
                     "order by item_id, is_marker, key", [service, region, *chunk]):

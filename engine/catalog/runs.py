@@ -50,7 +50,7 @@ class RunsPart(LocationsPart):
             (*key, last + 1, first - 1)).fetchall()
         if any(run_first <= last and run_last >= first for run_first, run_last, _, _ in near):
             # Only part of the piece is new (or the runs are stale): recount them all.
-            _rebuild_runs(self.db, service, region)
+            _rebuild_runs(self.conn, service, region)
             return
         before = next((run for run in near if run[1] == first - 1), None)
         after = next((run for run in near if run[0] == last + 1), None)

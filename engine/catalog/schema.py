@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -78,7 +79,7 @@ def _v2(db: sqlite_utils.Database) -> None:
     db.table("items").create_index(["service", "region", "kind", "status", "end_time"])
     pairs = db.execute("select distinct service, region from items").fetchall()
     for service, region in pairs:
-        _rebuild_runs(db, service, region)
+        _rebuild_runs(db.conn, service, region)
 
 
 def _v3(db: sqlite_utils.Database) -> None:
@@ -186,21 +187,20 @@ RESTORABLE = (ItemStatus.AVAILABLE, ItemStatus.RETAINED)
 _RESTORABLE_SQL = f"status in ('{RESTORABLE[0]}', '{RESTORABLE[1]}')"
 
 
-def _rebuild_runs(db: sqlite_utils.Database, service: str, region: str) -> None:
-    db.execute("delete from log_runs where service = ? and region = ?", [service, region])
-    runs: list[dict[str, Any]] = []
-    for stream, seq, start, end in db.execute(
+def _rebuild_runs(conn: sqlite3.Connection, service: str, region: str) -> None:
+    conn.execute("delete from log_runs where service = ? and region = ?", [service, region])
+    runs: list[list[Any]] = []
+    for stream, seq, start, end in conn.execute(
             "select stream, seq, start_time, end_time from items where service = ? and "
             f"region = ? and kind = 'log' and {_RESTORABLE_SQL} order by stream, seq",
             [service, region]).fetchall():
         last = runs[-1] if runs else None
-        if last and last["stream"] == stream and last["last_seq"] == seq - 1:
-            last["last_seq"], last["last_end"] = seq, max(end, last["last_end"])
+        if last and last[2] == stream and last[4] == seq - 1:
+            last[4], last[6] = seq, max(end, last[6])
         else:
-            runs.append({"service": service, "region": region, "stream": stream,
-                         "first_seq": seq, "last_seq": seq, "first_start": start,
-                         "last_end": end})
-    db.table("log_runs").insert_all(runs, pk=("service", "region", "stream", "first_seq"))
+            runs.append([service, region, stream, seq, seq, start, end])
+    conn.executemany("insert into log_runs (service, region, stream, first_seq, last_seq, "
+                     "first_start, last_end) values (?, ?, ?, ?, ?, ?, ?)", runs)
 
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -49,7 +49,7 @@ def build(catalog: Catalog, service: Service, region: str, segments: int) -> Non
                 "method": "", "verified_by": "", "attempts": 1, "updated_at": now}
                for r in rows]
     catalog.db.table("objects").insert_all(objects, batch_size=20_000)
-    _rebuild_runs(catalog.db, service.name, region)
+    _rebuild_runs(catalog.conn, service.name, region)
 
 
 def naive_window(catalog: Catalog, service: str, region: str) -> int:
