@@ -26,7 +26,7 @@ from engine.cost import CostConfig
 from engine.errors import UnknownName
 from engine.model import Service, ServiceType
 from engine.regions import get_region
-from engine.storage.locations import LocationConfig
+from engine.storage.location_schema import Location
 from engine.units import parse_duration
 
 if TYPE_CHECKING:
@@ -136,7 +136,8 @@ class ReplicationConfig(_Strict):
 class Config(_Strict):
     catalog: str = "btar.sqlite"
     replication: ReplicationConfig = ReplicationConfig()
-    regions: dict[str, LocationConfig]
+    #: each region's location, as the storages take it (its rules: engine.storage.location_schema)
+    regions: dict[str, Location]
     services: list[ServiceConfig] = []
     alerts: AlertsConfig = AlertsConfig()
     cost: CostConfig = CostConfig()

@@ -1,5 +1,9 @@
-"""Backup location settings per backend (a pydantic union keyed by URL scheme) and the factory
-that opens them. Cloud SDKs are imported only when a location of theirs is opened.
+"""Backup location settings per backend (one frozen value per URL scheme) and the factory
+that opens them. Cloud SDKs are imported only when a location of theirs is opened, and
+pydantic never: a configuration's [regions] are checked by the rules of
+engine.storage.location_schema (pydantic models that give these values), or, for a plain
+file, by engine.config's reading without them (`btar sync` of a plain file never imports
+pydantic). A value made here directly (a test, the simulator) is not checked.
 
 Credentials never live here: they come from the environment or the provider's standard chain,
 and settings only name the environment variables that hold them.
@@ -7,13 +11,13 @@ and settings only name the environment variables that hold them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
-
-from engine.storage.base import Storage
+if TYPE_CHECKING:
+    from engine.storage.base import Storage
 
 
 def refuse_credentials(url: str) -> str:
@@ -34,18 +38,12 @@ def refuse_credentials(url: str) -> str:
     return url
 
 
-class _Location(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Location:
     url: str
     #: "auto" uses a server-side copy where the provider can; "stream" always streams bytes
     #: through btar (for providers that refuse server-side copies between the two regions).
     copy_mode: Literal["auto", "stream"] = "auto"
-
-    @field_validator("url")
-    @classmethod
-    def _no_credentials(cls, value: str) -> str:
-        return refuse_credentials(value)
 
     def display(self) -> str:
         """The location for messages: the URL without any query string or user info."""
@@ -54,40 +52,31 @@ class _Location(BaseModel):
         return f"{parts.scheme}://{host}{parts.path}"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LocalLocation(_Location):
-    scheme: Literal["file"] = "file"
-
-    @field_validator("url")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
-            raise ValueError("a local location is file:///absolute/path")
-        if not unquote(parts.path).startswith("/"):
-            raise ValueError("a local location needs an absolute path: file:///absolute/path")
-        return value
+    """file:///absolute/path"""
 
     @property
     def path(self) -> Path:
         return Path(unquote(urlsplit(self.url).path))
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MemoryLocation(_Location):
     """memory://name: an in-process store, shared by name within one process (tests, demos)."""
 
-    scheme: Literal["memory"] = "memory"
 
-
+@dataclass(frozen=True, slots=True, kw_only=True)
 class _CloudLocation(_Location):
     #: seconds a request may wait for an answer before it counts as lost (default: the
     #: backend's, see engine/storage/<backend>.py for why)
-    read_timeout: float | None = Field(default=None, gt=0)
+    read_timeout: float | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class S3Location(_CloudLocation):
     """s3://bucket/prefix"""
 
-    scheme: Literal["s3"] = "s3"
     #: AWS region name (eu-west-1); by default derived from the btar region id (aws-eu-west-1).
     region: str | None = None
     #: for S3-compatible services and emulators
@@ -95,38 +84,28 @@ class S3Location(_CloudLocation):
     #: a named profile of the standard AWS config; otherwise the default credential chain
     profile: str | None = None
     sse_kms_key_id: str | None = None
-    multipart_threshold: int = Field(default=5 * 1024**3, ge=5 * 1024**2, le=5 * 1024**3)
-    part_size: int = Field(default=512 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
-    max_attempts: int = Field(default=8, ge=1, le=50)
-
-    @field_validator("endpoint_url")
-    @classmethod
-    def _plain_endpoint(cls, value: str | None) -> str | None:
-        return None if value is None else refuse_credentials(value)
+    multipart_threshold: int = 5 * 1024**3
+    part_size: int = 512 * 1024**2
+    max_attempts: int = 8
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class GcsLocation(_CloudLocation):
     """gs://bucket/prefix"""
 
-    scheme: Literal["gs"] = "gs"
     project: str | None = None
     #: e.g. http://127.0.0.1:4443 for fake-gcs-server; else STORAGE_EMULATOR_HOST or real GCS
     emulator_host: str | None = None
     kms_key_name: str | None = None
     #: bytes per rewrite call (GCS maxBytesRewrittenPerCall); None lets the service choose
-    rewrite_chunk_bytes: int | None = Field(default=None, ge=1024**2)
-    max_attempts: int | None = Field(default=None, ge=1, le=50)
-
-    @field_validator("emulator_host")
-    @classmethod
-    def _plain_host(cls, value: str | None) -> str | None:
-        return None if value is None else refuse_credentials(value)
+    rewrite_chunk_bytes: int | None = None
+    max_attempts: int | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AzureLocation(_CloudLocation):
     """az://account/container/prefix"""
 
-    scheme: Literal["az"] = "az"
     #: e.g. http://127.0.0.1:10000/acct1 for Azurite; default https://<account>.blob.core.windows.net
     account_url: str | None = None
     #: names of environment variables holding a shared key or a SAS token (never the values)
@@ -136,37 +115,23 @@ class AzureLocation(_CloudLocation):
     #: pin the service API version (Azurite may refuse the SDK's newest)
     api_version: str | None = None
     #: a server-side copy may take this long per GiB (plus a minute) before it is abandoned
-    copy_timeout_per_gib: float = Field(default=600.0, gt=0)
-    max_attempts: int | None = Field(default=None, ge=1, le=50)
-
-    @field_validator("account_url")
-    @classmethod
-    def _plain_account_url(cls, value: str | None) -> str | None:
-        return None if value is None else refuse_credentials(value)
+    copy_timeout_per_gib: float = 600.0
+    max_attempts: int | None = None
 
 
-def _scheme_of(value: Any) -> str:
-    url = value.get("url", "") if isinstance(value, dict) else getattr(value, "url", "")
-    try:
-        return urlsplit(str(url)).scheme or "missing"
-    except ValueError:  # e.g. an unbalanced "[": the union's own error explains it
-        return "invalid"
+LocationConfig = LocalLocation | MemoryLocation | S3Location | GcsLocation | AzureLocation
+
+#: the value of each scheme a location's URL may have
+BY_SCHEME: dict[str, type[LocationConfig]] = {
+    "file": LocalLocation, "memory": MemoryLocation, "s3": S3Location, "gs": GcsLocation,
+    "az": AzureLocation}
 
 
-LocationConfig = Annotated[
-    Annotated[LocalLocation, Tag("file")]
-    | Annotated[MemoryLocation, Tag("memory")]
-    | Annotated[S3Location, Tag("s3")]
-    | Annotated[GcsLocation, Tag("gs")]
-    | Annotated[AzureLocation, Tag("az")],
-    Discriminator(
-        _scheme_of,
-        custom_error_type="location_scheme",
-        custom_error_message="a location URL starts with file://, s3://, gs:// or az://",
-    ),
-]
+def location_of(settings: dict[str, Any]) -> LocationConfig:
+    """The location a checked table of [regions] gives (``url`` and the settings written):
+    its URL's scheme names the backend."""
+    return BY_SCHEME[urlsplit(settings["url"]).scheme](**settings)
 
-SCHEMES = ("file", "memory", "s3", "gs", "az")
 
 _MEMORY: dict[str, Storage] = {}
 

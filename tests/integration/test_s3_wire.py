@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -41,8 +42,8 @@ def test_the_lean_path_lists_what_botocore_lists(moto_auth: MotoAuth, tmp_path: 
         assert mine == theirs, (prefix, start_after, limit)
     assert isinstance(lean._wire, Wire)  # moto checked its signatures, and let it list
     # Copies, awkward keys included, on the lean path: the same bytes, verified.
-    target = S3Storage.from_location(location.model_copy(
-        update={"url": f"s3://{moto_auth.bucket('aws-eu-central-1')}/w-{uuid.uuid4().hex[:8]}"}),
+    target = S3Storage.from_location(replace(
+        location, url=f"s3://{moto_auth.bucket('aws-eu-central-1')}/w-{uuid.uuid4().hex[:8]}"),
         "aws-eu-central-1")
     for key in KEYS:
         report = target.copy_from(lean, key, key, size=len(key.encode()),
@@ -51,7 +52,7 @@ def test_the_lean_path_lists_what_botocore_lists(moto_auth: MotoAuth, tmp_path: 
         assert report.verified_by is not None, key
         assert target.read_bytes(key) == key.encode()
     assert isinstance(target._wire, Wire)
-    wrong = S3Storage.from_location(location.model_copy(update={"profile": "bad"}),
+    wrong = S3Storage.from_location(replace(location, profile="bad"),
                                     "aws-eu-west-1", sleep=lambda _: None)
     with pytest.raises(AccessDenied, match="SignatureDoesNotMatch"):
         wrong.list_page("", None, 10)

@@ -245,7 +245,7 @@ def test_emulator_host_from_the_environment(fake_gcs: FakeGcs, prefix: str,
 @pytest.mark.parametrize("url", ["gs:///nobucket", "s3://b/p"])
 def test_bad_urls_are_refused(url: str) -> None:
     with pytest.raises(BadInput):
-        GcsStorage.from_location(GcsLocation.model_construct(url=url, emulator_host="x"), "r")
+        GcsStorage.from_location(GcsLocation(url=url, emulator_host="x"), "r")
 
 
 def test_rewrite_chunk_must_be_whole_mebibytes(fake_gcs: FakeGcs) -> None:

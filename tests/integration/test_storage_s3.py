@@ -10,6 +10,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -122,7 +123,7 @@ def test_from_location_derives_region_bucket_and_prefix(moto_s3: MotoS3) -> None
                                                            "eu-west-1")
     assert store.client.meta.region_name == "eu-west-1"
     assert store.name == "s3://btar-primary-eu-west-1/svc/base"
-    pinned = S3Storage.from_location(loc.model_copy(update={"region": "us-east-2"}), PRIMARY)
+    pinned = S3Storage.from_location(replace(loc, region="us-east-2"), PRIMARY)
     assert pinned.client.meta.region_name == "us-east-2"
     with pytest.raises(BadInput):
         S3Storage.from_location(loc, "google-europe-west1")
