@@ -17,15 +17,21 @@ Example::
     type = "postgresql"
     region = "aws-eu-west-1"
 
-The rules are pydantic models (engine.config_schema). Importing pydantic and building those
-models is some 100 ms, validating a thousand services some 25 ms more: most of what `btar
-status` of a fleet used to cost beyond reading its catalog. So a file is first read
-without them (``_plain``): a configuration of the plain kind (the keys above with their
-plain values, and no [alerts] or [cost] table, no retention, no layout option) is checked
-here against the same rules, and validated by the models only when a command asks for what
-the plain reading does not give (``LoadedConfig.config``: locations, thresholds, prices).
-Anything else, or anything doubtful, is validated by the models at once, as before: the
-plain reading never accepts what they refuse (tests/unit/test_config_plain.py).
+The rules are pydantic models (engine.config_schema, and engine.storage.location_schema
+for a location). Importing pydantic and building those models is some 100 ms, validating a
+thousand services some 25 ms more: most of what `btar status` of a fleet used to cost beyond
+reading its catalog, and of a small `btar sync --once`. So a file is first read without them
+(``_plain``): a configuration of the plain kind (the keys above with their plain values, each
+location a URL or a table of its backend's settings, and no [alerts] or [cost] table, no
+retention, no layout option) is checked here against the same rules, and validated by the
+models only when a command asks for what the plain reading does not give
+(``LoadedConfig.config``: thresholds, prices). Its locations are made from what was checked
+when first asked for (``LoadedConfig.location``), without pydantic: `btar status` and `btar
+sync` of a plain file never import it. Anything else, or anything doubtful (a value of
+another type the models would convert, a key the reading does not know), is validated by the
+models at once, as before: the plain reading never accepts what they refuse
+(tests/unit/test_config_plain.py). Either way a file is valid once loaded: a command that
+asks for the models later cannot fail on them.
 """
 
 from __future__ import annotations
@@ -35,9 +41,9 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from engine.errors import ConfigError, UnknownName
@@ -50,6 +56,7 @@ if TYPE_CHECKING:
     from engine.config_schema import RetentionConfig as RetentionConfig
     from engine.config_schema import ServiceConfig as ServiceConfig
     from engine.retention import RetentionPolicy
+    from engine.storage.locations import LocationConfig
 
 DEFAULT_PATH = "btar.toml"
 ENV_VAR = "BTAR_CONFIG"
@@ -59,6 +66,12 @@ ENV_VAR = "BTAR_CONFIG"
 SERVICE_NAME_PATTERN = r"[a-z0-9][a-z0-9-]{0,62}"
 PREFIX_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._/-]{0,255}"
 STANZA_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+
+#: what a command may read of its configuration beyond its services, catalog and replication
+#: settings (engine.cli.commands.Command.config_parts, LoadedConfig.prepare)
+ConfigPart = Literal["locations", "retention", "thresholds", "prices"]
+#: the parts a configuration read plain gives without the models
+_PLAIN_PARTS: frozenset[ConfigPart] = frozenset({"locations", "retention"})
 
 #: the schema's models, by the name engine.config has always given them
 _SCHEMA_NAMES = frozenset({"Config", "ReplicationConfig", "RetentionConfig", "ServiceConfig"})
@@ -99,9 +112,11 @@ class _Plain:
 
     __slots__ = ("catalog", "regions", "replication", "services")
 
-    def __init__(self, catalog: str, regions: tuple[str, ...],
+    def __init__(self, catalog: str, regions: dict[str, dict[str, Any]],
                  replication: dict[str, Any], services: dict[str, Service]) -> None:
         self.catalog = catalog
+        #: each region's location: its url and the settings written, as the model would
+        #: hold them (engine.storage.locations.location_of makes the value)
         self.regions = regions
         #: every field of ReplicationConfig, as the model would hold it
         self.replication = replication
@@ -132,6 +147,12 @@ class LoadedConfig:
             self._raw = None
         return self._config
 
+    def prepare(self, parts: Collection[ConfigPart]) -> None:
+        """Build the models now if the plain reading does not give all of ``parts`` (a
+        command asks while it sets up, with the cycle collector off: engine.cli.program)."""
+        if self._config is None and not _PLAIN_PARTS.issuperset(parts):
+            self.config  # noqa: B018
+
     @property
     def catalog_path(self) -> Path:
         catalog = Path(self._plain.catalog if self._plain is not None else self.config.catalog)
@@ -145,8 +166,17 @@ class LoadedConfig:
     def region_names(self) -> tuple[str, ...]:
         """The regions [regions] gives a location."""
         if self._plain is not None:
-            return self._plain.regions
+            return tuple(self._plain.regions)
         return tuple(self.config.regions)
+
+    def location(self, region: str) -> LocationConfig:
+        """The location [regions] gives ``region`` (KeyError if none), as the storages take
+        it; made without the models from a file read plain."""
+        if self._plain is not None:
+            from engine.storage.locations import location_of
+
+            return location_of(self._plain.regions[region])
+        return self.config.regions[region]
 
     def replication(self) -> dict[str, Any]:
         """Every setting of [replication], defaults included."""
@@ -232,10 +262,13 @@ _PREFIX = re.compile(PREFIX_PATTERN)
 _SERVICE_TYPES = {str(kind): kind for kind in ServiceType}
 _SERVICE_KEYS = frozenset({"name", "type", "region", "layout", "prefix"})
 _TOP_KEYS = frozenset({"catalog", "replication", "regions", "services"})
-_LOCATION_SCHEMES = frozenset({"file", "memory", "s3", "gs", "az"})
 
-#: ReplicationConfig's fields: (type, lowest, whether the lowest is allowed, highest,
-#: default); a float field takes an int as the same float, as the model does
+_MIB, _GIB = 1024**2, 1024**3
+#: a numeric field's rule: (type, lowest, whether the lowest is allowed, highest); a float
+#: field takes an int as the same float, as the model does
+_Number = tuple[type, float, bool, float | None]
+
+#: ReplicationConfig's fields: their rule and default
 REPLICATION_RULES: dict[str, tuple[type, float, bool, float | None, Any]] = {
     "concurrency": (int, 1, True, 256, 8),
     "poll_interval": (float, 0, False, None, 10.0),
@@ -246,6 +279,29 @@ REPLICATION_RULES: dict[str, tuple[type, float, bool, float | None, Any]] = {
     "full_listing_interval": (float, 0, True, None, 600.0),
     "listing_settle": (float, 0, True, None, 60.0),
 }
+
+#: a text field of a location (any text)
+_TEXT = "text"
+#: a text field that is a URL, which carries no credentials (refuse_credentials)
+_URL = "url"
+#: each scheme's location model (engine.storage.location_schema): the fields besides url,
+#: copy_mode and the scheme's tag, each with its rule
+LOCATION_RULES: dict[str, dict[str, str | _Number]] = {
+    "file": {},
+    "memory": {},
+    "s3": {"read_timeout": (float, 0, False, None), "region": _TEXT, "endpoint_url": _URL,
+           "profile": _TEXT, "sse_kms_key_id": _TEXT,
+           "multipart_threshold": (int, 5 * _MIB, True, 5 * _GIB),
+           "part_size": (int, 5 * _MIB, True, 5 * _GIB), "max_attempts": (int, 1, True, 50)},
+    "gs": {"read_timeout": (float, 0, False, None), "project": _TEXT, "emulator_host": _URL,
+           "kms_key_name": _TEXT, "rewrite_chunk_bytes": (int, _MIB, True, None),
+           "max_attempts": (int, 1, True, 50)},
+    "az": {"read_timeout": (float, 0, False, None), "account_url": _URL,
+           "account_key_env": _TEXT, "sas_token_env": _TEXT, "encryption_scope": _TEXT,
+           "api_version": _TEXT, "copy_timeout_per_gib": (float, 0, False, None),
+           "max_attempts": (int, 1, True, 50)},
+}
+_COPY_MODES = ("auto", "stream")
 
 
 def _plain(raw: dict[str, Any]) -> _Plain | None:
@@ -264,59 +320,108 @@ def _plain(raw: dict[str, Any]) -> _Plain | None:
     return _Plain(catalog, regions, replication, services)
 
 
+def _plain_number(rule: _Number, value: Any) -> int | float | None:
+    """``value`` as the model holds it if it keeps ``rule``, else None."""
+    kind, lowest, inclusive, highest = rule
+    if kind is int and type(value) is not int:
+        return None
+    if kind is float and (type(value) not in (int, float) or not math.isfinite(value)):
+        return None
+    number: int | float = float(value) if kind is float else value
+    if number < lowest or (number == lowest and not inclusive) \
+            or (highest is not None and number > highest):
+        return None
+    return number
+
+
 def _plain_replication(table: Any) -> dict[str, Any] | None:
     if type(table) is not dict or not table.keys() <= REPLICATION_RULES.keys():
         return None
     values: dict[str, Any] = {}
     for key, (kind, lowest, inclusive, highest, default) in REPLICATION_RULES.items():
-        value = table.get(key, default)
+        value = default
         if key in table:
-            if kind is int and type(value) is not int:
-                return None
-            if kind is float:
-                if type(value) not in (int, float) or not math.isfinite(value):
-                    return None
-                value = float(value)
-            if value < lowest or (value == lowest and not inclusive) \
-                    or (highest is not None and value > highest):
+            value = _plain_number((kind, lowest, inclusive, highest), table[key])
+            if value is None:
                 return None
         values[key] = value
     return values
 
 
-def _plain_regions(table: Any) -> tuple[str, ...] | None:
+def _plain_regions(table: Any) -> dict[str, dict[str, Any]] | None:
     from engine.regions import get_region
 
     if type(table) is not dict:
         return None
+    regions: dict[str, dict[str, Any]] = {}
     for region, location in table.items():
-        url = location if type(location) is str else None
-        if type(location) is dict and location.keys() == {"url"}:
-            url = location["url"]
-        if type(url) is not str or not _plain_url(url):
+        settings = _plain_location(location)
+        if settings is None:
             return None
         try:
             get_region(region)
         except UnknownName:
             return None
-    return tuple(table)
+        regions[region] = settings
+    return regions
 
 
-def _plain_url(url: str) -> bool:
-    """A location URL its model accepts: a known scheme, no credentials in it, and a local
-    one absolute (engine.storage.locations)."""
+def _plain_location(location: Any) -> dict[str, Any] | None:
+    """A location's url and settings as its model holds them, if it accepts them."""
+    table = {"url": location} if type(location) is str else location
+    if type(table) is not dict:
+        return None
+    url = table.get("url")
+    scheme = _plain_scheme(url) if type(url) is str else None
+    if scheme is None:
+        return None
+    rules = LOCATION_RULES[scheme]
+    settings: dict[str, Any] = {}
+    for key, value in table.items():
+        rule = rules.get(key)
+        if key == "url":
+            pass
+        elif key == "copy_mode":
+            if type(value) is not str or value not in _COPY_MODES:
+                return None
+        elif rule is None:
+            return None  # the scheme's tag, or a key the models refuse
+        elif isinstance(rule, str):
+            if type(value) is not str or (rule == _URL and not _no_credentials(value)):
+                return None
+        else:
+            value = _plain_number(rule, value)
+            if value is None:
+                return None
+        settings[key] = value
+    return settings
+
+
+def _no_credentials(url: str) -> bool:
+    """A URL refuse_credentials (engine.storage.locations) lets through."""
     try:
         parts = urlsplit(url)
     except ValueError:
         return False
-    if parts.scheme not in _LOCATION_SCHEMES or "@" in parts.netloc or parts.query \
-            or parts.fragment or url.rstrip().endswith(("?", "#")):
-        return False
-    return parts.scheme != "file" or (parts.netloc in ("", "localhost")
-                                      and unquote(parts.path).startswith("/"))
+    return not ("@" in parts.netloc or parts.query or parts.fragment
+                or url.rstrip().endswith(("?", "#")))
 
 
-def _plain_services(entries: Any, regions: tuple[str, ...]) -> dict[str, Service] | None:
+def _plain_scheme(url: str) -> str | None:
+    """The scheme of a location URL its model accepts (a known scheme, no credentials in
+    it, and a local one absolute: engine.storage.location_schema), else None."""
+    if not _no_credentials(url):
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in LOCATION_RULES:
+        return None
+    if parts.scheme == "file" and (parts.netloc not in ("", "localhost")
+                                   or not unquote(parts.path).startswith("/")):
+        return None
+    return parts.scheme
+
+
+def _plain_services(entries: Any, regions: Collection[str]) -> dict[str, Service] | None:
     if type(entries) is not list:
         return None
     located = set(regions)

@@ -230,7 +230,7 @@ def demo_producers(root: Path, config: Path | None = None) -> list[DemoProducer]
     producers = []
     for service in loaded.services().values():
         if service.type in (ServiceType.POSTGRESQL, ServiceType.MYSQL):
-            location = loaded.config.regions[service.region]
+            location = loaded.location(service.region)
             producers.append(DemoProducer(open_location(location, service.region, create=True),
                                           service))
     return producers

@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     service = loaded.services().get(args.service)
     if service is None or service.layout != "native" or service.type.value != "mysql":
         parser.error(f"{args.service} is not a mysql service with the native layout")
-    storage = open_location(loaded.config.regions[service.region], service.region, create=True)
+    storage = open_location(loaded.location(service.region), service.region, create=True)
     try:
         if args.command == "backup":
             backup_id = backup(storage, service.key_prefix, args.defaults_file, args.extra)

@@ -29,9 +29,8 @@ from engine.replication_settings import ReplicationSettings
 from engine.windows import window_from_catalog
 
 if TYPE_CHECKING:
-    # The thresholds, the prices and the locations' settings are pydantic models (see
-    # engine.config): made when a command first asks for them, which `btar status` never
-    # does.
+    # The thresholds and the prices are pydantic models (see engine.config): made when a
+    # command first asks for them, which `btar status` and `btar sync` never do.
     from engine.alerts import AlertsConfig
     from engine.clock import Clock
     from engine.cost import CostConfig
@@ -43,15 +42,15 @@ if TYPE_CHECKING:
 
 
 class _Locations(Mapping[str, "LocationConfig"]):
-    """The locations of a configuration's regions: the names known at once, each location's
-    settings validated when first read."""
+    """The locations of a configuration's regions: the names known at once, each location
+    made when read (without pydantic from a file read plain: engine.config)."""
 
     def __init__(self, loaded: LoadedConfig) -> None:
         self._loaded = loaded
         self._names = frozenset(loaded.region_names())
 
     def __getitem__(self, region: str) -> LocationConfig:
-        return self._loaded.config.regions[region]
+        return self._loaded.location(region)
 
     def __contains__(self, region: object) -> bool:
         return region in self._names

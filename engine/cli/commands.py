@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from engine.api import Btar
+    from engine.config import ConfigPart
 
 ENTRY_POINT_GROUP = "btar.commands"
 
@@ -49,11 +50,14 @@ class Command:
     exclusive: Callable[[argparse.Namespace], bool] = lambda args: False
     #: copy progress is shown on a terminal
     shows_progress: bool = False
-    #: what the command reads of the configuration is its services, its catalog and its
-    #: replication settings, which engine.config reads without the models: the rest (the
-    #: locations, thresholds and prices) is validated only if it is asked for. Otherwise
-    #: the whole configuration is validated while the command sets up.
-    reads_catalog_only: bool = False
+    #: what the command reads of its configuration beyond its services, catalog and
+    #: replication settings (engine.config.ConfigPart; a command of the fronts is taken to
+    #: read all of it). Those engine.config reads a plain file without the models for (the
+    #: locations, the retention) cost nothing; for the others (thresholds, prices) the
+    #: models are built while the command sets up, with the cycle collector off
+    #: (engine.config.LoadedConfig.prepare). A file is valid once loaded, whatever is read.
+    config_parts: frozenset[ConfigPart] = frozenset(
+        {"locations", "retention", "thresholds", "prices"})
     #: the command reads, prints once and ends: run as the program, it runs with Python's
     #: cycle collector off (engine.cli.program._SetUp), since all it makes lives until it
     #: prints (`btar status` at a thousand services: some 90 collections, 12 ms, nothing freed)

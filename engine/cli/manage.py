@@ -13,6 +13,7 @@ from engine.errors import BadInput
 
 if TYPE_CHECKING:  # each command imports what it runs on when it runs (engine.cli.program)
     from engine.api import Btar
+    from engine.config import ConfigPart
 
 
 def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
@@ -125,21 +126,26 @@ def _disable_arguments(p: argparse.ArgumentParser) -> None:
     json_flag(p)
 
 
+#: what changing a service's regions reads of the configuration
+_MANAGES: frozenset[ConfigPart] = frozenset({"locations", "retention"})
+
 COMMANDS = [
     Command("init", "write a starter configuration, or a local demo world",
             "btar init --demo ./demo && export BTAR_CONFIG=./demo/btar.toml",
             _init_arguments, standalone=cmd_init),
     Command("regions", "the regions that qualify as a service's additional region",
-            "btar regions orders", service_and_json, with_app=cmd_regions),
+            "btar regions orders", service_and_json, with_app=cmd_regions,
+            config_parts=frozenset({"locations"})),
     Command("enable", "replicate a service's backups to an additional region",
             "btar enable orders --region aws-eu-central-1", _service_and_region,
-            with_app=cmd_enable),
+            with_app=cmd_enable, config_parts=_MANAGES),
     Command("change-region", "move a service's additional region",
             "btar change-region orders --region aws-eu-north-1", _service_and_region,
-            with_app=cmd_change),
+            with_app=cmd_change, config_parts=_MANAGES),
     # A deletion waits for no sync either: copies into a region being deleted would be left
     # behind.
     Command("disable", "stop replication; keep or delete the copies",
             "btar disable orders --keep      # or: --delete --yes", _disable_arguments,
-            with_app=cmd_disable, exclusive=lambda args: bool(args.delete)),
+            with_app=cmd_disable, exclusive=lambda args: bool(args.delete),
+            config_parts=_MANAGES),
 ]

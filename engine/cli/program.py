@@ -164,10 +164,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
         except UnicodeDecodeError as error:  # load_config reads text; not every file is
             raise ConfigError(str(config_path(args.config)), "",
                               f"not UTF-8 text ({error.reason} at byte {error.start})") from None
-        if not command.reads_catalog_only:
-            # Validated here, with the cycle collector off (_SetUp), rather than when the
-            # command first asks for its thresholds, prices or locations.
-            loaded.config  # noqa: B018
+        # The models, if the command reads what a file read plain does not give: made
+        # here, with the cycle collector off (_SetUp), rather than when first asked for.
+        loaded.prepare(command.config_parts)
         on_copy = sync.progress_printer(err) if command.shows_progress else None
         app = Btar.open(loaded, on_copy=on_copy, exclusive=command.exclusive(args))
         setting_up.done(ends_after=command.reads_and_ends)

@@ -151,9 +151,11 @@ COMMANDS = [
     Command("fork", "restore a service from the copy in a region, to the latest "
             "point or a point in time inside that region's window",
             "btar fork orders --region aws-eu-central-1 --target-time 2026-11-26T08:00Z "
-            "--into ./fork --dry-run", _fork_arguments, with_app=cmd_fork),
+            "--into ./fork --dry-run", _fork_arguments, with_app=cmd_fork,
+            config_parts=frozenset({"locations"})),
     Command("wal-fetch", "fetch one log segment from a region's copy "
             "(the restore_command of a fork)",
             "btar wal-fetch orders --region aws-eu-central-1 1/42 /tmp/segment",
-            _wal_fetch_arguments, with_app=cmd_wal_fetch),
+            _wal_fetch_arguments, with_app=cmd_wal_fetch,
+            config_parts=frozenset({"locations"})),
 ]

@@ -119,5 +119,5 @@ COMMANDS = [
     Command("sync", "copy pending backups; without --once, keep going until Ctrl-C",
             "btar sync --metrics-port 9477 --log-format json   # or: btar sync --once",
             _sync_arguments, with_app=cmd_sync, exclusive=lambda args: True,
-            shows_progress=True),
+            shows_progress=True, config_parts=frozenset({"locations", "retention"})),
 ]

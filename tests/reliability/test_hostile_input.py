@@ -178,12 +178,13 @@ def test_any_configuration_file_gives_exit_2_in_one_line_and_writes_nothing(
     f'{{ url = "s3://bucket/p", endpoint_url = "https://k:{SECRET}@s3.example.com" }}',
     f'{{ url = "az://acct/c/p", account_url = "https://acct.blob.example?sig={SECRET}" }}',
 ])
+@pytest.mark.parametrize("command", ["status", "sync"])
 def test_a_location_url_with_a_credential_is_refused_without_echoing_it(
-        tmp_path: Path, location: str) -> None:
+        tmp_path: Path, location: str, command: str) -> None:
     config = tmp_path / "btar.toml"
     config.write_text(f'[regions]\naws-eu-west-1 = "file:///srv/a"\naws-eu-central-1 = '
                       f'{location}\n', encoding="utf-8")
-    code, out, err = cli("--config", str(config), "status")
+    code, out, err = cli("--config", str(config), command)
     refused_in_one_line(code, err)
     assert SECRET not in out + err
     assert "aws-eu-central-1" in err
