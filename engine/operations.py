@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from engine.alerts import AlertsConfig, Level, Problem, ServiceHealth, evaluate
@@ -10,9 +9,9 @@ from engine.api import Btar, ServiceStatus
 from engine.api.fleet_facts import FleetFacts
 from engine.catalog import MirrorRow
 from engine.cost import CostConfig, RegionCost, price
-from engine.gaps import Hole, Refusal, holes, refusals
+from engine.findings import FleetChains, chain_findings
 from engine.lag import PERIODS, Period
-from engine.model import REPLICABLE_TYPES, ItemStatus, RegionRole, RegionState
+from engine.model import ItemStatus, RegionRole, RegionState
 from engine.regions import get_region
 
 PAUSED_PREFIX = "replication paused"
@@ -83,53 +82,6 @@ def mirror_problems(app: Btar, status: ServiceStatus,
     return [Problem(status.name, Level.WARNING, "mirror",
                     f"{status.name}: {row.key} is not mirrored to {region}: {row.blocked}")
             for row in rows if row.blocked]
-
-
-@dataclass(frozen=True)
-class FleetChains:
-    """What `btar check` judges every service's chains from, read once: the status's facts
-    (locations, chain inputs and chains of each region) and each last full listing."""
-
-    facts: FleetFacts
-    full_listings: dict[str, datetime]
-
-
-def chain_findings(app: Btar, name: str, since: datetime | None = None,
-                   fleet: FleetChains | None = None) -> tuple[list[Hole], list[Refusal]]:
-    """The holes of every region of a service (along the timeline recovery follows), and the
-    markers its primary's reader refused since ``since`` (default: its last full listing)
-    that no hole already names. ``fleet``: what was read for every service at once."""
-    service = app.service(name)
-    if service.type not in REPLICABLE_TYPES:
-        return [], []
-    catalog = app.catalog
-    listed = catalog.last_full_listing(name) if fleet is None \
-        else fleet.full_listings.get(name)
-    refused = refusals(catalog, service, since or listed)
-    reasons = {r.item_id: r.reason for r in refused}
-    if fleet is None:
-        found = [hole for loc in catalog.locations(name)
-                 for hole in holes(catalog, service, loc.region, reasons)]
-    else:
-        facts = fleet.facts
-        found = [hole for loc in facts.locations.get(name, [])
-                 for hole in holes(catalog, service, loc.region, reasons,
-                                   facts.inputs(name, loc.region),
-                                   facts.chains(name, loc.region))]
-    named = {f"log/{h.stream}/{h.seq:010d}" for h in found}
-    return found, [r for r in refused if r.item_id not in named]
-
-
-def findings_of(app: Btar, names: list[str],
-                since: datetime) -> tuple[list[Hole], list[Refusal]]:
-    """Holes and refusals of several services (``btar sync --once`` after its run)."""
-    holes: list[Hole] = []
-    refused: list[Refusal] = []
-    for name in names:
-        found, rejected = chain_findings(app, name, since)
-        holes += found
-        refused += rejected
-    return holes, refused
 
 
 def chain_problems(app: Btar, name: str, fleet: FleetChains | None = None) -> list[Problem]:

@@ -41,7 +41,7 @@ def cmd_sync(app: Btar, args: argparse.Namespace, out: TextIO) -> int:
         if o.unexpected:
             line += f"; {o.unexpected}"
         out.write(line + "\n")
-    from engine.operations import findings_of
+    from engine.findings import findings_of
 
     holes, refused = findings_of(app, [o.service for o in outcomes], started)
     if args.json:

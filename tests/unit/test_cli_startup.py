@@ -114,6 +114,31 @@ def test_status_of_a_plain_configuration_imports_no_validation_and_no_fronts(
     assert result.stdout.strip() == "0 []"
 
 
+def test_sync_of_a_plain_configuration_imports_no_validation(tmp_path: Path) -> None:
+    """`btar sync` opens its locations, made from the plain reading of a plain file: pydantic
+    (the configuration's models, the thresholds' and prices') is no part of it."""
+    west, central = tmp_path / "west", tmp_path / "central"
+    (west / "orders").mkdir(parents=True)
+    central.mkdir()
+    (west / "orders" / "notes.txt").write_text("not a backup")
+    config = tmp_path / "btar.toml"
+    config.write_text(f'[regions]\naws-eu-west-1 = "file://{west}"\naws-eu-central-1 = '
+                      f'{{ url = "file://{central}", copy_mode = "stream" }}\n\n'
+                      '[[services]]\nname = "orders"\ntype = "postgresql"\n'
+                      'region = "aws-eu-west-1"\n')
+    assert main(["--config", str(config), "enable", "orders", "--region", "aws-eu-central-1"],
+                io.StringIO(), io.StringIO()) == 0
+    probe = ("import io, sys\nfrom engine.cli.program import main\n"
+             f"code = main(['--config', {str(config)!r}, 'sync', '--once', '--json'], "
+             "io.StringIO(), io.StringIO())\n"
+             "print(code, sorted(m for m in ('pydantic', 'engine.config_schema', "
+             "'engine.storage.location_schema', 'engine.alerts', 'engine.cost') "
+             "if m in sys.modules), 'engine.storage.local' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "0 [] True"
+
+
 def test_a_line_naming_an_engine_command_builds_the_engine_commands_only() -> None:
     from engine.cli.program import commands, commands_for, engine_commands
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from engine.errors import OnlyRestorableCopy, OutsideWindow, UnknownName
+from engine.findings import chain_findings
 from engine.formats.native import write_stream_history
 from engine.model import ItemStatus, RegionRole, TimeRange, iso, parse_iso
-from engine.operations import chain_findings, chain_problems
+from engine.operations import chain_problems
 from engine.retention import RetentionPolicy
 from engine.storage.memory import MemoryStorage
 from engine.timelines import label
