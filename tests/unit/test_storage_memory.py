@@ -12,6 +12,7 @@ import pytest
 
 from engine.errors import BtarError, ChecksumMismatch, ObjectNotFound
 from engine.model import Digest, ObjectInfo
+from engine.storage import memory
 from engine.storage.base import CopyReport, Storage
 from engine.storage.memory import MemoryStorage
 
@@ -47,6 +48,35 @@ def test_pages_agree_with_a_scan_at_every_edge() -> None:
         expected, cursor = _scan(keys, prefix, start_after, limit)
         assert [o.key for o in page.objects] == expected, (prefix, start_after, limit)
         assert page.next_start_after == cursor
+
+
+def test_pages_agree_with_a_scan_as_blocks_split_and_empty(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys in blocks of a few (split, emptied, their last key gone) list as one sorted
+    list would, after every change."""
+    monkeypatch.setattr(memory, "_BLOCK", 2)
+    rng = random.Random(11)
+    storage = MemoryStorage("blocks", clock=lambda: T0)
+    names = [f"{a}/{b}" for a in ("s1", "s2", "s3") for b in "abcdefghij"]
+    keys: set[str] = set()
+    for step in range(1500):
+        key = rng.choice(names)
+        if rng.random() < 0.35:
+            storage.delete(key)
+            keys.discard(key)
+        elif rng.random() < 0.1 and key in keys:
+            storage.corrupt(key)
+        else:
+            storage.write(key, f"{step}".encode())
+            keys.add(key)
+        prefix = rng.choice(["", "s", "s1/", "s2/", "s3/", "s2/c", "t"])
+        start_after = rng.choice([None, rng.choice(names), prefix, "s2"])
+        limit = rng.choice([0, 1, 2, 3, 7, 1000])
+        page = storage.list_page(prefix, start_after, limit)
+        expected, cursor = _scan(sorted(keys), prefix, start_after, limit)
+        assert [o.key for o in page.objects] == expected, (step, prefix, start_after, limit)
+        assert page.next_start_after == cursor
+        assert [o.size for o in page.objects] == [len(storage.read_bytes(k)) for k in expected]
 
 
 def test_a_listing_follows_overwrites_deletions_and_corruption() -> None:
