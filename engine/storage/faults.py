@@ -65,6 +65,9 @@ class FaultyStorage(Storage):
         self.injected[kind] = self.injected.get(kind, 0) + 1
 
     def _check(self, key: str = "") -> None:
+        if not (self.unreachable or self.throttle_next or self.timeout_next) \
+                and self.outage_after is None:
+            return  # nothing armed (most calls): no lock to take
         with self._lock:
             if self.outage_after is not None:
                 if self.outage_after <= 0:
@@ -84,6 +87,8 @@ class FaultyStorage(Storage):
                 raise Unreachable(self.name, key, "no answer: timed out (injected)")
 
     def _count_write(self) -> None:
+        if self.crash_after is None:
+            return
         with self._lock:
             if self.crash_after is not None:
                 if self.crash_after <= 0:
