@@ -12,7 +12,6 @@ management actions: same storage, zero virtual time.
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar, assert_never
 
@@ -54,6 +53,11 @@ def _failed(task: CopyTask, kind: ErrorKind, side: Side, message: str) -> CopyRe
     return CopyResult(task=task, ok=False, error=message, error_kind=kind, failed_side=side)
 
 
+def _completions(done: list[CopyResult | RequestDone], stop_requested: bool) -> Completions:
+    return Completions(tuple(r for r in done if isinstance(r, CopyResult)), stop_requested,
+                       requests=tuple(r for r in done if isinstance(r, RequestDone)))
+
+
 class _InFlight:
     """The copies and requests one driven procedure has in flight, and those finished but
     not yet told."""
@@ -75,8 +79,9 @@ class _InFlight:
         if self._waiter is not None and not self._waiter.triggered:
             self._waiter.succeed()
 
-    def next(self, timeout: float | None) -> Generator[simpy.Event, Any, Completions]:
-        """Completions: at once if some are waiting, else after the first one (or the
+    def next(self, timeout: float | None) -> Generator[
+            simpy.Event, Any, list[CopyResult | RequestDone]]:
+        """What finished: at once if some are waiting, else after the first one (or the
         timeout; with nothing in flight and no timeout, at once)."""
         if not self.finished and (self.running or timeout is not None):
             self._waiter = self.env.event()
@@ -86,8 +91,7 @@ class _InFlight:
             yield self.env.any_of(events)
             self._waiter = None
         done, self.finished = self.finished, []
-        return Completions(tuple(r for r in done if isinstance(r, CopyResult)),
-                           requests=tuple(r for r in done if isinstance(r, RequestDone)))
+        return done
 
 
 #: the effects that take no virtual time (``SimInterpreter.at_once``)
@@ -164,8 +168,8 @@ class SimInterpreter:
                 yield self.env.timeout(world.request_latency(effect.region))
                 return perform_request(world, effect)
             case NextCompletions():
-                done: Completions = yield from copies.next(effect.timeout)
-                return replace(done, stop_requested=self.stop_requested)
+                done = yield from copies.next(effect.timeout)
+                return _completions(done, self.stop_requested)
             case DeleteBatch():
                 yield self.env.timeout(world.request_latency(effect.region))
                 return perform_delete(world, effect)
@@ -208,7 +212,7 @@ class SimInterpreter:
             except simpy.Interrupt:
                 self.journal.add("copy", "cancel", id=number, key=task.key)
                 return None
-            flight = world.fly(frozenset((task.source, task.destination)), link.regions)
+            flight = world.fly(link.ends, link.regions)
             try:
                 result = yield from self._transfer(task, link, size)
             except simpy.Interrupt as interrupt:
@@ -257,17 +261,17 @@ class SimInterpreter:
 
     def _completed(self, number: int, task: CopyTask, result: CopyResult) -> CopyResult:
         world = self.world
-        fields: dict[str, Any] = {"id": number, "key": task.key, "destination": task.destination,
-                                  "expected": task.sha256}
         if result.ok:
             # Ground truth for the checker: what the bytes really hash to on both sides.
-            fields.update(method=result.method, reported_sha256=result.sha256,
-                          stored_sha256=world.physical_sha256(task.destination, task.key),
-                          source_sha256=world.physical_sha256(task.source, task.key))
-            self.journal.add("copy", "ok", **fields)
+            self.journal.add("copy", "ok", id=number, key=task.key,
+                             destination=task.destination, expected=task.sha256,
+                             method=result.method, reported_sha256=result.sha256,
+                             stored_sha256=world.physical_sha256(task.destination, task.key),
+                             source_sha256=world.physical_sha256(task.source, task.key))
         else:
             self.journal.add("copy", "fail", error_kind=result.error_kind,
-                             side=result.failed_side, error=result.error, **fields)
+                             side=result.failed_side, error=result.error, id=number,
+                             key=task.key, destination=task.destination, expected=task.sha256)
         return result
 
 
@@ -281,7 +285,7 @@ def perform_request(world: World, effect: ListPage | ReadObject, *,
         op, fields = "read", {"region": effect.region, "key": effect.key}
     world.journal.add(op, "invoke", **fields)
     try:
-        if throttled:
+        if throttled and world.throttles.get(effect.region):  # the key is text only then
             world.check_throttle(effect.region, str(fields.get("key") or fields["prefix"]))
         store = world.store(effect.region)
         if isinstance(effect, ListPage):
@@ -351,9 +355,7 @@ class SimDriver:
                 return None
             case NextCompletions():
                 done, self._finished = self._finished, []
-                return Completions(
-                    tuple(r for r in done if isinstance(r, CopyResult)),
-                    requests=tuple(r for r in done if isinstance(r, RequestDone)))
+                return _completions(done, False)
             case DeleteBatch():
                 return perform_delete(world, effect)
             case FetchBatch():

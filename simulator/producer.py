@@ -8,8 +8,9 @@ which is what lets a simulated day of backups fit in memory.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -33,8 +34,26 @@ from simulator.scenario import Schedule
 
 #: Bytes an object really occupies at most; its declared size is only simulated.
 PHYSICAL_CAP = 512
-#: ``json.dumps(..., sort_keys=True)`` without building an encoder per call
-_encode = json.JSONEncoder(sort_keys=True).encode
+
+
+def _sorted_keys_encoder() -> Callable[[object], str]:
+    """``json.dumps(value, sort_keys=True)``. JSONEncoder.encode builds json's C encoder anew on
+    every call, which costs more than encoding a record: this one is built once (without the
+    circular-reference check, which a flat record never needs)."""
+    encoder = json.JSONEncoder(sort_keys=True)
+    make: Callable[..., Callable[[object, int], Sequence[str]]] | None = getattr(
+        json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator in this Python
+        return encoder.encode
+    encode = make(None, encoder.default, json.encoder.encode_basestring_ascii, None,
+                  encoder.key_separator, encoder.item_separator, encoder.sort_keys,
+                  encoder.skipkeys, encoder.allow_nan)
+    return lambda value: "".join(encode(value, 0))
+
+
+_encode = _sorted_keys_encoder()
+#: a hundred services end their segments at the same moments
+_iso = functools.lru_cache(maxsize=256)(iso)
 
 
 class Producer:
@@ -97,7 +116,7 @@ class Producer:
         self.points[self.next_seq] = (end, dict(self.state))
         self.journal.add("produce", "ok", service=self.service.name, region=self.service.region,
                          item=log_item_id(self.stream, self.next_seq), kind="log",
-                         start=iso(start), end=iso(end), keys=[key],
+                         start=_iso(start), end=_iso(end), keys=[key],
                          bytes=self.declared[key])
         self.next_seq += 1
         self.last_end = end

@@ -84,6 +84,11 @@ class Link:
     failure_rate: float = 0.0
     up: bool = True
     nominal: tuple[float, float] = (0.0, 0.0)
+    #: the regions at its ends, as a copy over it is in flight between them
+    ends: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ends = frozenset(self.regions)
 
 
 @dataclass(frozen=True)
@@ -144,6 +149,8 @@ class World:
     _now: tuple[float, datetime] = (-1.0, datetime.min)
     #: region -> its request latency (the first region of an id, as a scan would find)
     _latency: dict[str, float] = field(default_factory=dict)
+    #: (source, destination) -> the link between them, as ``link`` found it (every copy asks)
+    _between: dict[tuple[str, str], Link | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from simulator.interpreter import SimDriver  # the driver needs a built world
@@ -220,7 +227,11 @@ class World:
             raise Throttled(self.store(region).name, key, "slow down (injected throttling)")
 
     def link(self, a: str, b: str) -> Link | None:
-        return self.links.get(pair(a, b))
+        try:
+            return self._between[a, b]
+        except KeyError:
+            found = self._between[a, b] = self.links.get(pair(a, b))
+            return found
 
     def physical_sha256(self, region: str, key: str) -> str | None:
         """What an object really hashes to in a region, bypassing faults (the checker's
