@@ -172,7 +172,7 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
         new = catalog.add_items(
             service.name, service.region,
             ((segment, segment.completed_at) for segment in found.segments
-             if segment.item_id not in known), ItemStatus.AVAILABLE, now)
+             if segment.item_id not in known), ItemStatus.AVAILABLE, now, unknown=True)
         if statuses is not None:
             _reconcile(catalog, service, present, statuses, now)
     for marker in found.markers:

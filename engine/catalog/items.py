@@ -108,9 +108,11 @@ class ItemsPart(RunsPart):
 
     def add_items(self, service: str, region: str,
                   items: Iterable[tuple[BackupItem, datetime | None]], status: ItemStatus,
-                  now: datetime) -> int:
+                  now: datetime, *, unknown: bool = False) -> int:
         """Record items (each with its available_at) and their objects in a region, in one
-        transaction; items already recorded are left as they are. Returns how many were new."""
+        transaction; items already recorded are left as they are. Returns how many were new.
+        ``unknown``: the caller has just found none of them in the catalog, with no write
+        between (a pass's listing has), so they are not looked up again."""
         batch = {item.item_id: (item, available_at) for item, available_at in items}
         if not batch:
             return 0  # nothing to write (most markers of a pass are known already)
@@ -118,7 +120,7 @@ class ItemsPart(RunsPart):
         object_status = str(ItemStatus.AVAILABLE if status == ItemStatus.AVAILABLE
                             else ItemStatus.PENDING)
         with self._atomic():
-            known = self.known_among(service, region, batch)
+            known = set() if unknown else self.known_among(service, region, batch)
             new = [pair for item_id, pair in batch.items() if item_id not in known]
             if not new:
                 return 0
