@@ -75,9 +75,10 @@ class Producer:
         self.next_seq = 1
         self.last_end: datetime = now()
         self.state: dict[str, object] = {}
-        #: seq -> (end, state after it) of the segments on the current timeline's history,
-        #: what a point-in-time restore of the primary goes back to (a few keys each)
-        self.points: dict[int, tuple[datetime, dict[str, object]]] = {}
+        #: seq -> (start, end) of the segments on the current timeline's history, what a
+        #: point-in-time restore of the primary goes back to (the state after one is their
+        #: records replayed: a copy of it per segment would be a day's largest allocation)
+        self.points: dict[int, tuple[datetime, datetime]] = {}
 
     @property
     def down(self) -> bool:
@@ -113,7 +114,7 @@ class Producer:
         self.declared[key] = max(self.schedule.log_size, len(data))
         for record in records:
             self.state[str(record["key"])] = record["value"]
-        self.points[self.next_seq] = (end, dict(self.state))
+        self.points[self.next_seq] = (start, end)
         self.journal.add("produce", "ok", service=self.service.name, region=self.service.region,
                          item=log_item_id(self.stream, self.next_seq), kind="log",
                          start=_iso(start), end=_iso(end), keys=[key],
@@ -128,12 +129,15 @@ class Producer:
         last segment ending at or before ``to``; later segments of the old one are abandoned.
         The history file is published at once, as PostgreSQL archives it first."""
         now = self.now()
-        kept = [seq for seq, (end, _) in self.points.items() if end <= to]
+        kept = [seq for seq, (_, end) in self.points.items() if end <= to]
         switch_seq = max(kept) + 1 if kept else min(self.points, default=self.next_seq)
         parent = self.stream
         self.stream = str(int(parent) + 1) if parent.isdigit() else f"{parent}.1"
-        self.state = dict(self.points[switch_seq - 1][1]) if kept else {}
         self.points = {seq: point for seq, point in self.points.items() if seq < switch_seq}
+        self.state = {}
+        for seq in sorted(self.points):
+            for record in records_of(self.service.name, seq, *self.points[seq]):
+                self.state[str(record["key"])] = record["value"]
         abandoned = self.next_seq - switch_seq
         self.next_seq, self.last_end = switch_seq, now
         key = write_stream_history(self.storage.inner, self.service.key_prefix, self.stream,
