@@ -28,7 +28,8 @@ from engine.storage.base import (
     validate_prefix,
 )
 
-#: Listing prefixes remembered as valid (a location is listed under a few prefixes, often).
+#: Listing prefixes remembered as valid with their bounds (a location is listed under a few
+#: prefixes, often).
 _PREFIXES_KEPT = 4096
 #: Keys per block of the index: a block that grows past twice this is split in two.
 _BLOCK = 512
@@ -140,18 +141,19 @@ class MemoryStorage(Storage):
         self._blobs: dict[str, _Blob] = {}
         #: every key, sorted, and what a listing says of each
         self._index = _Index()
-        self._prefixes: set[str] = set()
+        #: prefixes listed lately (valid), each with its upper bound
+        self._prefixes: dict[str, str | None] = {}
         self._lock = threading.Lock()
 
     def list_page(self, prefix: str = "", start_after: str | None = None,
                   limit: int = 1000) -> ListPage:
-        if prefix not in self._prefixes:
+        upper = self._prefixes.get(prefix, prefix)
+        if upper == prefix:  # never a prefix's own bound: not listed lately
             validate_prefix(self.name, prefix)
             if len(self._prefixes) >= _PREFIXES_KEPT:
                 self._prefixes.clear()
-            self._prefixes.add(prefix)
+            upper = self._prefixes[prefix] = _after_prefix(prefix)
         lower = prefix if start_after is None or start_after < prefix else start_after
-        upper = _after_prefix(prefix)
         with self._lock:
             listed, more = self._index.page(lower, start_after, upper, limit)
         chosen = tuple(listed)
