@@ -5,6 +5,7 @@ flight, crashes dropping them, a stop refusing new copies."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 from collections.abc import Generator
 from datetime import timedelta
@@ -28,7 +29,7 @@ from engine.effects import (
 from engine.errors import StorageError, Throttled
 from simulator.interpreter import SimInterpreter
 from simulator.scenario import load_scenario
-from simulator.world import Crash, World
+from simulator.world import RARE_FULL_COLLECTIONS, Crash, World
 from tests.simulation.builders import tiny, write
 
 PRIMARY, SECONDARY = "aws-eu-west-1", "aws-eu-central-1"
@@ -257,3 +258,18 @@ def test_the_application_api_runs_on_virtual_time(tmp_path: Path) -> None:
 
 def _list_primary() -> Generator[Effect, Any, Any]:
     return (yield ListPage(PRIMARY, "orders/"))
+
+
+def test_full_collections_are_rare_while_a_run_loops_and_as_before_after(tmp_path: Path) -> None:
+    world = make_world(tmp_path)
+    before = gc.get_threshold()
+    during: list[tuple[int, ...]] = []
+
+    def look() -> Generator[simpy.Event, Any, None]:
+        yield world.env.timeout(1)
+        during.append(gc.get_threshold())
+
+    world.env.process(look())
+    world.env.run(until=5)
+    assert during == [(before[0], before[1], max(before[2], RARE_FULL_COLLECTIONS))]
+    assert gc.get_threshold() == before
