@@ -7,9 +7,11 @@ decision about backups is the engine's.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import gc
 import random
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +35,40 @@ from simulator.scenario import LoadedScenario, Scenario
 #: the third collection threshold while a run loops (Python's default: 10): a full collection
 #: after this many collections of the middle generation
 RARE_FULL_COLLECTIONS = 1000
+
+
+class _FullCollections:
+    """A run keeps what it makes (the journal, every region's objects): a simulated day of a
+    hundred services holds over a million objects, which each full collection walks again (a
+    tenth of a second at 200,000) to free next to nothing (20 objects in four virtual hours
+    of a hundred services). While runs loop, a full collection waits for some 7 million
+    allocations instead of 80,000; the young generations, where the garbage is, are
+    collected as usual. Replays loop in threads: the last run to end restores the
+    thresholds the first one found."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._looping = 0
+        self._before = gc.get_threshold()
+
+    @contextlib.contextmanager
+    def rare(self) -> Iterator[None]:
+        with self._lock:
+            if self._looping == 0:
+                self._before = gc.get_threshold()
+                first, second, third = self._before
+                gc.set_threshold(first, second, max(third, RARE_FULL_COLLECTIONS))
+            self._looping += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._looping -= 1
+                if self._looping == 0:
+                    gc.set_threshold(*self._before)
+
+
+_full_collections = _FullCollections()
 
 
 class CountingEnvironment(simpy.Environment):
@@ -71,18 +107,11 @@ class CountingEnvironment(simpy.Environment):
             until.callbacks.append(StopSimulation.callback)
         step = simpy.Environment.step
         steps = 0
-        # A run keeps what it makes (the journal, every region's objects): a simulated day of
-        # a hundred services holds over a million objects, which each full collection walks
-        # again (a tenth of a second at 200,000) to free next to nothing (20 objects in four
-        # virtual hours of a hundred services). While the loop runs, a full collection waits
-        # for some 7 million allocations instead of 80,000; the young generations, where the
-        # garbage is, are collected as usual, and the thresholds are restored on return.
-        thresholds = gc.get_threshold()
-        gc.set_threshold(thresholds[0], thresholds[1], max(thresholds[2], RARE_FULL_COLLECTIONS))
         try:
-            while True:
-                steps += 1
-                step(self)
+            with _full_collections.rare():
+                while True:
+                    steps += 1
+                    step(self)
         except StopSimulation as stop:
             return stop.args[0]
         except EmptySchedule:
@@ -91,7 +120,6 @@ class CountingEnvironment(simpy.Environment):
                 raise RuntimeError(f'No scheduled events left but "until" event was not '
                                    f"triggered: {until}") from None
         finally:
-            gc.set_threshold(*thresholds)
             self.events_processed += steps
         return None
 
