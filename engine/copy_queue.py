@@ -2,10 +2,10 @@
 objects still to copy, in flight and verified.
 
 A lane holds, in copy order, the items that may have an object to start. An item whose
-every object is in flight or verified is set aside (``park``) when the scheduler meets it at
-the head of its lane, and put back in its place when a copy of it fails or its completion
-marker becomes due (``finish``): choosing the next copy never walks past the copies in
-flight, however many there are."""
+every object is in flight or verified is parked (set aside) when ``head`` meets it at the
+head of its lane, and put back in its place when a copy of it fails or its completion marker
+becomes due (``finish``): choosing the next copy never walks past the copies in flight,
+however many there are."""
 
 from __future__ import annotations
 

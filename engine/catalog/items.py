@@ -318,8 +318,8 @@ class ItemsPart(RunsPart):
         stamp = self._text(available_at)
         with self._atomic():
             segments: list[Segment] = []
-            for start in range(0, len(pairs), 500):
-                chunk = [item_id for item_id, _ in pairs[start:start + 500]]
+            for start in range(0, len(pairs), _CHUNK):
+                chunk = [item_id for item_id, _ in pairs[start:start + _CHUNK]]
                 segments += self.conn.execute(
                     "select stream, seq, start_time, end_time from items where service = ? "
                     f"and region = ? and item_id in ({','.join('?' * len(chunk))}) "
@@ -381,9 +381,9 @@ class ItemsPart(RunsPart):
             [(sha256, service, region, key) for key, sha256 in pairs for region in regions])
 
     def copy_attempts(self, service: str, region: str) -> list[dict[str, Any]]:
-        return list(self._query(
+        return self._query(
             "select * from copy_attempts where service = ? and region = ? order by id",
-            [service, region]))
+            [service, region])
 
     def withdraw_region(self, service: str, region: str, now: datetime, reason: str) -> None:
         """Nothing in ``region`` counts as restorable any more (its copies are being

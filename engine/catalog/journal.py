@@ -28,9 +28,9 @@ class JournalPart(CatalogBase):
 
     def last_lag(self, service: str, region: str) -> float | None:
         """The lag of the item most recently published in ``region``."""
-        rows = list(self._query(
+        rows = self._query(
             "select lag_seconds from lag_samples where service = ? and region = ? "
-            "order by at desc, id desc limit 1", [service, region]))
+            "order by at desc, id desc limit 1", [service, region])
         return float(rows[0]["lag_seconds"]) if rows else None
 
     def audit(self, now: datetime, actor: str, action: str, service: str,
@@ -43,7 +43,7 @@ class JournalPart(CatalogBase):
         sql, params = "select * from audit", []
         if service is not None:
             sql, params = sql + " where service = ?", [service]
-        return list(self._query(sql + " order by id", params))
+        return self._query(sql + " order by id", params)
 
     def event(self, now: datetime, level: str, service: str, region: str, message: str) -> None:
         self._insert("events", {"at": to_text(now), "level": level, "service": service,
@@ -53,7 +53,7 @@ class JournalPart(CatalogBase):
         sql, params = "select * from events", []
         if service is not None:
             sql, params = sql + " where service = ?", [service]
-        rows = list(self._query(sql + " order by id desc limit ?", [*params, limit]))
+        rows = self._query(sql + " order by id desc limit ?", [*params, limit])
         return [EventRow(from_text(r["at"]), r["level"], r["service"], r["region"],
                          r["message"]) for r in reversed(rows)]
 

@@ -46,7 +46,7 @@ class LocationsPart(JournalPart):
             "select name, type, region, layout, prefix from services")}
 
     def service(self, name: str) -> Service | None:
-        rows = list(self._query("select * from services where name = ?", [name]))
+        rows = self._query("select * from services where name = ?", [name])
         if not rows:
             return None
         r = rows[0]

@@ -345,20 +345,3 @@ def test_time_text_round_trips_and_sorts_in_time_order(a: datetime, b: datetime)
     assert len(to_text(a)) == len(to_text(b)) == 27
     assert _order(to_text(a), to_text(b)) == _order(a, b)
 
-
-def test_a_sync_writes_through_the_plain_connection(tmp_path: Path) -> None:
-    """sqlite_utils (with its plugins, some 0.1 s to import) serves the migrations only: a
-    `btar sync` that copies, publishes and records events never imports it."""
-    import subprocess
-    import sys
-
-    from engine.demo import create_demo
-
-    config = create_demo(tmp_path / "demo")
-    probe = ("import io, sys\nfrom engine.cli.program import main\n"
-             f"code = main(['--config', {str(config)!r}, 'sync', '--once', '--json'], "
-             "io.StringIO(), io.StringIO())\n"
-             "print(code, 'sqlite_utils' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            check=True)
-    assert result.stdout.strip() == "0 False"

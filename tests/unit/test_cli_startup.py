@@ -36,6 +36,18 @@ def _loaded_after(code: str) -> list[str]:
     return loaded
 
 
+def _command_loads(argv: list[str], watched: tuple[str, ...]) -> tuple[int, list[str]]:
+    """Run `btar ARGV` in a fresh interpreter: its exit code, and which of ``watched`` it
+    imported."""
+    probe = ("import io, json, sys\nfrom engine.cli.program import main\n"
+             f"code = main({argv!r}, io.StringIO(), io.StringIO())\n"
+             f"print(json.dumps([code, sorted(m for m in {watched!r} if m in sys.modules)]))")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True)
+    code, loaded = json.loads(result.stdout)
+    return code, loaded
+
+
 def test_importing_the_command_line_imports_no_engine_part_and_no_library() -> None:
     assert _loaded_after("import engine.cli.program") == []
 
@@ -102,16 +114,11 @@ def test_status_of_a_plain_configuration_imports_no_validation_and_no_fronts(
     config.write_text(f'[regions]\naws-eu-west-1 = "file://{folder}"\n\n[[services]]\n'
                       'name = "orders"\ntype = "postgresql"\nregion = "aws-eu-west-1"\n')
     assert main(["--config", str(config), "status"], io.StringIO(), io.StringIO()) == 0
-    probe = ("import io, sys\nfrom engine.cli.program import main\n"
-             f"code = main(['--config', {str(config)!r}, 'status', '--json'], io.StringIO(), "
-             "io.StringIO())\n"
-             "print(code, sorted(m for m in ('pydantic', 'importlib.metadata', "
-             "'sqlite_utils', 'engine.scheduler', 'engine.fork', 'engine.restore', "
-             "'engine.alerts', 'engine.storage.locations', 'engine.runtime', "
-             "'engine.effects', 'engine.lag', 'importlib.resources') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            check=True)
-    assert result.stdout.strip() == "0 []"
+    assert _command_loads(
+        ["--config", str(config), "status", "--json"],
+        ("pydantic", "importlib.metadata", "sqlite_utils", "engine.scheduler", "engine.fork",
+         "engine.restore", "engine.alerts", "engine.storage.locations", "engine.runtime",
+         "engine.effects", "engine.lag", "importlib.resources")) == (0, [])
 
 
 def test_sync_of_a_plain_configuration_imports_no_validation(tmp_path: Path) -> None:
@@ -128,15 +135,20 @@ def test_sync_of_a_plain_configuration_imports_no_validation(tmp_path: Path) -> 
                       'region = "aws-eu-west-1"\n')
     assert main(["--config", str(config), "enable", "orders", "--region", "aws-eu-central-1"],
                 io.StringIO(), io.StringIO()) == 0
-    probe = ("import io, sys\nfrom engine.cli.program import main\n"
-             f"code = main(['--config', {str(config)!r}, 'sync', '--once', '--json'], "
-             "io.StringIO(), io.StringIO())\n"
-             "print(code, sorted(m for m in ('pydantic', 'engine.config_schema', "
-             "'engine.storage.location_schema', 'engine.alerts', 'engine.cost') "
-             "if m in sys.modules), 'engine.storage.local' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                            check=True)
-    assert result.stdout.strip() == "0 [] True"
+    assert _command_loads(
+        ["--config", str(config), "sync", "--once", "--json"],
+        ("pydantic", "engine.config_schema", "engine.storage.location_schema",
+         "engine.alerts", "engine.cost", "engine.storage.local")) == (0, ["engine.storage.local"])
+
+
+def test_a_sync_that_copies_and_publishes_writes_without_sqlite_utils(tmp_path: Path) -> None:
+    """sqlite_utils (with its plugins, some 0.1 s to import) serves the catalog's migrations
+    only: a `btar sync` that copies, publishes and records events never imports it."""
+    from engine.demo import create_demo
+
+    config = create_demo(tmp_path / "demo")
+    assert _command_loads(["--config", str(config), "sync", "--once", "--json"],
+                          ("sqlite_utils",)) == (0, [])
 
 
 def test_a_line_naming_an_engine_command_builds_the_engine_commands_only() -> None:
