@@ -74,6 +74,12 @@ class CopyProgress:
 
 #: seconds between two looks at a stop request while copies are in flight
 STOP_CHECK = 0.2
+#: after a wake's first completion, how long to wait for more while others are in flight. A
+#: wake's catalog writes are one transaction per destination, and each SQLite call of the
+#: decision thread hands the GIL to the copy threads and waits to get it back: fewer, larger
+#: batches cost less (2,000 small local copies: 0.80 -> 0.67 s of CPU; 2,000 server-side S3
+#: copies: 1.79 -> 1.69 s), for at most this much more lag.
+GATHER = 0.005
 #: lists, reads and deletions carried out at once (beside the copies). An idle pass is three
 #: short requests: 1,000 services listed every 10 s make 300 a second, and a listing takes S3
 #: 20-50 ms, so 4 threads (at most 80-200 a second) held the passes back; 16 make 320-800.
@@ -258,7 +264,7 @@ class LiveDriver:
 
     def _next_completions(self, effect: NextCompletions) -> Completions:
         """Wait for the first copy or request to finish (or the timeout, or a stop), then
-        take every other that finished by then."""
+        for more while others are in flight (up to GATHER), and take every one finished."""
         finished: list[CopyResult | RequestDone] = []
         if self._in_flight == 0:
             if effect.timeout is not None:
@@ -274,6 +280,16 @@ class LiveDriver:
                 finished.append(self._finished.get(timeout=wait_for))
             except queue.Empty:
                 if self.stop_requested.is_set():
+                    break
+        if finished and len(finished) < self._in_flight:
+            gather_until = time.monotonic() + GATHER
+            while len(finished) < self._in_flight:
+                left = gather_until - time.monotonic()
+                if left <= 0:
+                    break
+                try:
+                    finished.append(self._finished.get(timeout=left))
+                except queue.Empty:
                     break
         while True:
             try:
