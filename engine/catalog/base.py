@@ -150,19 +150,18 @@ class CatalogBase:
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
-    def _insert(self, table: str, record: dict[str, Any]) -> None:
-        """Insert one row (committed at once unless a transaction is open)."""
+    def _insert(self, table: str, record: dict[str, Any], on_conflict: str = "") -> None:
+        """Insert one row (committed at once unless a transaction is open); ``on_conflict``:
+        an upsert clause that follows the values."""
         self._write(f"insert into {table} ({', '.join(record)}) "
-                    f"values ({', '.join('?' * len(record))})", list(record.values()))
+                    f"values ({', '.join('?' * len(record))}){on_conflict}",
+                    list(record.values()))
 
     def _upsert(self, table: str, record: dict[str, Any], pk: tuple[str, ...]) -> None:
         """Insert a row, or set the columns ``record`` names on the row with its key (as
         sqlite_utils' ``upsert``: the other columns keep their values)."""
         updates = ", ".join(f"{c} = excluded.{c}" for c in record if c not in pk)
-        self._write(f"insert into {table} ({', '.join(record)}) "
-                    f"values ({', '.join('?' * len(record))}) "
-                    f"on conflict ({', '.join(pk)}) do update set {updates}",
-                    list(record.values()))
+        self._insert(table, record, f" on conflict ({', '.join(pk)}) do update set {updates}")
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """The rows of a query, as tuples (a plain read opens no transaction)."""
