@@ -23,12 +23,12 @@ import itertools
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from operator import attrgetter, itemgetter
+from operator import attrgetter, is_, itemgetter
 from typing import Any
 
 from engine.catalog import Catalog
 from engine.effects import Effect, ListPage
-from engine.formats.base import BackupLayout
+from engine.formats.base import BackupLayout, Discovery
 from engine.model import ObjectInfo, Service
 from engine.storage.base import ListPage as ListPageResult
 
@@ -47,6 +47,54 @@ class PrimaryListing:
     full: bool
     #: the cursors it listed after (empty for a full listing)
     cursors: dict[str, str]
+    #: each listing area's keys in key order, when the listing worked them out already
+    members: dict[str, list[ObjectInfo]] | None = None
+    #: a full listing's runs of keys, end to end
+    runs: tuple[ListedRun, ...] = ()
+
+
+#: keys per unit of a full listing's reuse: a page is compared in runs of this many keys, so
+#: that keys added at its end leave the runs before them reused
+_RUN = 64
+
+
+@dataclass(slots=True)
+class ListedRun:
+    """A run of keys of a full listing, worked out: as the storage listed them, relative to
+    the service prefix, each listing area's share of them, and what the layout found in
+    them."""
+
+    listed: tuple[ObjectInfo, ...]
+    objects: tuple[ObjectInfo, ...]
+    members: dict[str, list[ObjectInfo]]
+    #: the latest time of its keys
+    newest: datetime
+    found: Discovery | None = None
+    found_by: BackupLayout | None = None
+
+    def discovery(self, layout: BackupLayout, known: set[str]) -> Discovery:
+        """``layout.discover`` of the run, found again only when the run is new or a segment
+        it named as known no longer is. (A segment it described as new that is known now is
+        left so: the caller adds only what it does not know.)"""
+        found = self.found
+        if found is None or self.found_by is not layout or \
+                not known.issuperset(found.known_segments):
+            found = self.found = layout.discover(self.objects, known)
+            self.found_by = layout
+        return found
+
+
+class FullListingMemo:
+    """A service's last full listing, worked out, for the next one to reuse where the storage
+    hands out the very ObjectInfos it did then (``ListPage.stable_infos``). A full listing
+    reads every key of the history, so without it each costs as much as the history is long
+    and a run's listings cost the square of its length; with it, only the runs of keys that
+    changed (the last, mostly) are worked out again. It holds only what the storage said,
+    never what the catalog says: it is right whatever the catalog does."""
+
+    def __init__(self) -> None:
+        #: the runs of each page, by its request (region, start after, page size)
+        self.pages: dict[tuple[str, str | None, int], list[ListedRun]] = {}
 
 
 def list_all(region: str, prefix: str, page_size: int,
@@ -85,14 +133,18 @@ def _covered(area: str, cursor: str, cursors: dict[str, str]) -> bool:
 
 
 def list_primary(catalog: Catalog, layout: BackupLayout, service: Service, *, full: bool,
-                 page_size: int) -> Generator[Effect, Any, PrimaryListing]:
-    """List the primary in full, or each listing area after its cursor."""
+                 page_size: int, memo: FullListingMemo | None = None,
+                 ) -> Generator[Effect, Any, PrimaryListing]:
+    """List the primary in full, or each listing area after its cursor. ``memo``: the
+    service's last full listing, which a full one reuses and replaces."""
     prefix = f"{service.key_prefix}/"
-    cursors = {} if full else _cursors(catalog, layout, service)
-    ranges = [(prefix, None)] if full else [
-        (prefix + area, prefix + cursor if cursor else None)
-        for area, cursor in sorted(cursors.items()) if not _covered(area, cursor, cursors)]
-    # Keys relative to the service prefix, page by page (a full listing can be millions).
+    if full:
+        return (yield from _list_in_full(layout, service, prefix, page_size,
+                                         memo or FullListingMemo()))
+    cursors = _cursors(catalog, layout, service)
+    ranges = [(prefix + area, prefix + cursor if cursor else None)
+              for area, cursor in sorted(cursors.items()) if not _covered(area, cursor, cursors)]
+    # Keys relative to the service prefix, page by page.
     # Areas nest (log/ holds log/<stream>/): a key listed twice is one object.
     found: dict[str, ObjectInfo] = {}
     cut = len(prefix)
@@ -106,8 +158,45 @@ def list_primary(catalog: Catalog, layout: BackupLayout, service: Service, *, fu
             if page.next_start_after is None:
                 break
             cursor = page.next_start_after
-    objects = found.values() if full else (found[key] for key in sorted(found))
-    return PrimaryListing(tuple(objects), full, cursors)
+    return PrimaryListing(tuple(found[key] for key in sorted(found)), False, cursors)
+
+
+def _list_in_full(layout: BackupLayout, service: Service, prefix: str, page_size: int,
+                  memo: FullListingMemo) -> Generator[Effect, Any, PrimaryListing]:
+    """Every key under ``prefix``, page by page (a full listing can be millions of keys),
+    each run of keys worked out once until it changes (FullListingMemo)."""
+    cut = len(prefix)
+    kept: dict[tuple[str, str | None, int], list[ListedRun]] = {}
+    runs: list[ListedRun] = []
+    cursor = None
+    while True:
+        page: ListPageResult = yield ListPage(service.region, prefix, cursor, page_size)
+        slot = (service.region, cursor, page_size)
+        before = memo.pages.get(slot, []) if page.stable_infos else []
+        page_runs = []
+        for index, start in enumerate(range(0, len(page.objects), _RUN)):
+            listed = page.objects[start:start + _RUN]
+            run = before[index] if index < len(before) else None
+            if run is None or len(run.listed) != len(listed) or \
+                    not all(map(is_, listed, run.listed)):
+                objects = tuple(ObjectInfo(info.key[cut:], info.size, info.last_modified, None,
+                                           info.digests) for info in listed)
+                run = ListedRun(listed, objects, _members_by_area(layout, objects),
+                                max(info.last_modified for info in listed))
+            page_runs.append(run)
+        if page.stable_infos:
+            kept[slot] = page_runs
+        runs += page_runs
+        if page.next_start_after is None:
+            break
+        cursor = page.next_start_after
+    memo.pages = kept
+    members: dict[str, list[ObjectInfo]] = {}
+    for run in runs:
+        for area, infos in run.members.items():
+            members.setdefault(area, []).extend(infos)
+    return PrimaryListing(tuple(itertools.chain.from_iterable(r.objects for r in runs)),
+                          True, {}, members, tuple(runs))
 
 
 def advance_cursors(catalog: Catalog, layout: BackupLayout, service: Service,
@@ -117,9 +206,12 @@ def advance_cursors(catalog: Catalog, layout: BackupLayout, service: Service,
     settled_before = now - timedelta(seconds=settle)
     known = _KnownSegments(catalog, service)
     cursors: dict[str, str] = {}
-    for area, members in _members_by_area(layout, listing.objects).items():
+    by_area = listing.members if listing.members is not None else \
+        _members_by_area(layout, listing.objects)
+    young = _young_keys(listing, settled_before) if listing.full else None
+    for area, members in by_area.items():
         stored = listing.cursors.get(area)
-        cursor = _walk(layout, members, stored or "", full=listing.full,
+        cursor = _walk(layout, members, stored or "", young=young,
                        settled_before=settled_before, known=known)
         if cursor != stored:
             cursors[area] = cursor
@@ -144,19 +236,29 @@ def _members_by_area(layout: BackupLayout,
     return members
 
 
-def _walk(layout: BackupLayout, members: list[ObjectInfo], cursor: str, *, full: bool,
-          settled_before: datetime, known: _KnownSegments) -> str:
+def _young_keys(listing: PrimaryListing, settled_before: datetime) -> list[str]:
+    """The keys of a full listing younger than the settling time, in key order: those of
+    the runs that hold any (a full listing holds every segment of the history; a few are
+    young)."""
+    if not listing.runs:
+        return [info.key for info in listing.objects if info.last_modified > settled_before]
+    return [info.key for run in listing.runs if run.newest > settled_before
+            for info in run.objects if info.last_modified > settled_before]
+
+
+def _walk(layout: BackupLayout, members: list[ObjectInfo], cursor: str, *,
+          young: Sequence[str] | None, settled_before: datetime,
+          known: _KnownSegments) -> str:
     """The greatest key of an area after ``cursor`` up to which every key is settled (or
-    ``cursor`` when the first is not). In a full listing every key older than the settling
-    time is settled, so only the younger ones are judged one by one (a full listing holds
-    every segment of the history; a few are young)."""
+    ``cursor`` when the first is not). ``young``: in a full listing, where every key older
+    than the settling time is settled, the keys younger than it, the only ones judged one
+    by one (None in an incremental listing)."""
     start = bisect.bisect_right(members, cursor, key=_KEY)
     if start == len(members):
         return cursor
     candidates: Iterable[int] = range(start, len(members))
-    if full:
-        candidates = [index for index in candidates
-                      if members[index].last_modified > settled_before]
+    if young is not None:
+        candidates = _positions(members, young, start)
     for index in candidates:
         info = members[index]
         position = layout.log_position(info.key)
@@ -166,15 +268,26 @@ def _walk(layout: BackupLayout, members: list[ObjectInfo], cursor: str, *, full:
         else:
             # A segment settles once its predecessor is known (the key just before in this
             # listing, or the catalog), or when it starts its stream. A gap is passed only
-            # by a full listing and only once old, so a segment that never comes holds no
-            # cursor for long.
+            # by a full listing (which does not judge old keys) and only once old, so a
+            # segment that never comes holds no cursor for long.
             stream, seq = position
             previous = layout.log_position(members[index - 1].key) if index > start else None
-            settled = (full and old) or previous == (stream, seq - 1) \
+            settled = previous == (stream, seq - 1) \
                 or seq == known.start(stream) or known.has(stream, seq - 1)
         if not settled:
             return members[index - 1].key if index > start else cursor
     return members[-1].key
+
+
+def _positions(members: list[ObjectInfo], keys: Sequence[str], start: int) -> list[int]:
+    """Where each of ``keys`` (in key order) is among ``members`` from ``start``, for those
+    that are there."""
+    found = []
+    for key in keys:
+        index = bisect.bisect_left(members, key, lo=start, key=_KEY)
+        if index < len(members) and members[index].key == key:
+            found.append(index)
+    return found
 
 
 class _KnownSegments:

@@ -21,8 +21,8 @@ from engine.effects import (
     ReadObject,
 )
 from engine.errors import CorruptBackup, InvalidKey
-from engine.formats.base import BackupLayout
-from engine.listing import advance_cursors, list_primary
+from engine.formats.base import BackupLayout, Discovery
+from engine.listing import FullListingMemo, advance_cursors, list_primary
 from engine.model import (
     BackupItem,
     Digest,
@@ -140,20 +140,24 @@ def read_marker(layout: BackupLayout, service: Service, marker: ObjectInfo,
 def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
                      settings: ReplicationSettings, *, full: bool,
                      on_mirrored: Callable[[str, Sequence[ObjectInfo]], None] | None = None,
-                     ) -> Generator[Effect, Any, int]:
+                     memo: FullListingMemo | None = None) -> Generator[Effect, Any, int]:
     """Record the primary's complete items that the catalog does not know yet (rule 3: an item
     exists for btar only once its completion marker does). A ``full`` listing also notices
     items gone from the primary; otherwise only what is new is listed (engine.listing).
     ``on_mirrored`` hears the files a full listing shows that the layout mirrors
-    (engine.mirror). Returns how many items were new."""
+    (engine.mirror); ``memo``: the service's last full listing (engine.listing). Returns how
+    many items were new."""
     listing = yield from list_primary(catalog, layout, service, full=full,
-                                      page_size=settings.list_page_size)
-    # A full listing reads every id's status once: what is known (the layout need not
-    # describe those again), and what _reconcile judges (the rows this pass adds are available
-    # and present, so they change neither of its sets).
-    statuses = catalog.item_statuses(service.name, service.region) if listing.full else None
+                                      page_size=settings.list_page_size, memo=memo)
+    # A full listing reads every known id once (the layout need not describe those again)
+    # and the statuses _reconcile judges (the rows this pass adds are available and present,
+    # so they change neither of its sets).
+    judged = catalog.listed_statuses(service.name, service.region) if listing.full else None
     try:
-        found = layout.discover(listing.objects, statuses or frozenset())
+        if judged is not None and layout.sorts_keys_alone:
+            found = Discovery.joined([run.discovery(layout, judged[0]) for run in listing.runs])
+        else:
+            found = layout.discover(listing.objects, judged[0] if judged else frozenset())
         marker_ids = {marker.key: layout.item_id_of_marker(marker.key)
                       for marker in found.markers}
     except Exception as error:  # a reader's bug on a hostile listing must not crash the pass
@@ -165,7 +169,7 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
         on_mirrored(service.name, found.mirrored)
     present = {segment.item_id for segment in found.segments} | set(marker_ids.values())
     present.update(found.known_segments)
-    known: AbstractSet[str] = statuses.keys() if statuses is not None \
+    known: AbstractSet[str] = judged[0] if judged is not None \
         else catalog.known_among(service.name, service.region, present)
     now: datetime = yield Now()
     with catalog.transaction():
@@ -173,8 +177,8 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
             service.name, service.region,
             ((segment, segment.completed_at) for segment in found.segments
              if segment.item_id not in known), ItemStatus.AVAILABLE, now, unknown=True)
-        if statuses is not None:
-            _reconcile(catalog, service, present, statuses, now)
+        if judged is not None:
+            _reconcile(catalog, service, present, *judged, now)
     for marker in found.markers:
         if marker_ids[marker.key] in known:
             continue
@@ -190,20 +194,18 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
     return new
 
 
-def _reconcile(catalog: Catalog, service: Service, present: set[str],
-               statuses: dict[str, str], now: datetime) -> None:
+def _reconcile(catalog: Catalog, service: Service, present: set[str], known: set[str],
+               others: dict[str, str], now: datetime) -> None:
     """After a full listing: what the primary no longer holds stops counting, and what a
-    listing missed once and shows again counts again (``statuses``: each item's status
-    before the listing's new items were added)."""
-    available = {item_id for item_id, status in statuses.items()
-                 if status == ItemStatus.AVAILABLE}
-    for item_id in sorted(available - present):
+    listing missed once and shows again counts again (``known``: every item id before the
+    listing's new items were added; ``others``: the status of those not available)."""
+    for item_id in sorted(known - present - others.keys()):
         # Gone from the primary (its retention ran out): no longer a source or a cover.
         catalog.set_item_status(service.name, service.region, item_id,
                                 ItemStatus.FAILED, now, "no longer in the primary")
     # Those failed just above are not present: only the ones failed before can be listed again.
-    gone = {item_id for item_id, status in statuses.items() if status == ItemStatus.FAILED}
-    again = sorted(gone & present)
+    again = sorted(item_id for item_id in others.keys() & present
+                   if others[item_id] == ItemStatus.FAILED)
     for item_id in again:
         # Listed again: a listing that missed it once (eventual consistency, a flaky
         # page) must not drop it from replication for good.

@@ -247,7 +247,7 @@ class Scheduler:
         try:
             state.outcome.discovered += yield from discover_primary(
                 catalog, state.job.layout, service, self.settings, full=full,
-                on_mirrored=self.mirror.saw)
+                on_mirrored=self.mirror.saw, memo=state.listing_memo)
         except (StorageError, CorruptBackup) as error:
             now = yield Now()
             state.primary_down = True

@@ -4,10 +4,11 @@ run, the hooks a front listens on, and the pace of a service's listings."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from engine.formats.base import BackupLayout
+from engine.listing import FullListingMemo
 from engine.model import Service
 from engine.replication import PassOutcome
 from engine.retention import RetentionPolicy
@@ -62,3 +63,5 @@ class ServiceRun:
     primary_down: bool = False
     cycles: int = 0
     retention_due: bool = False
+    #: the pages of its last full listing, for the next one to reuse
+    listing_memo: FullListingMemo = field(default_factory=FullListingMemo)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -79,11 +80,17 @@ class ItemsPart(RunsPart):
             "select item_id from items where service = ? and region = ? and status = ?",
             (service, region, str(status)))}
 
-    def item_statuses(self, service: str, region: str) -> dict[str, str]:
-        """Every item id of a region and its status (one scan, for a full listing)."""
-        return dict(self.conn.execute(
-            "select item_id, status from items where service = ? and region = ?",
-            (service, region)).fetchall())
+    def listed_statuses(self, service: str, region: str) -> tuple[set[str], dict[str, str]]:
+        """What a full listing judges: every item id of a region, read from the primary key's
+        index alone (no table row), and the status of those that are not available (in a
+        primary, the few a listing missed or that left it)."""
+        known = set(itertools.chain.from_iterable(self.conn.execute(
+            "select item_id from items where service = ? and region = ?",
+            (service, region)).fetchall()))
+        others = dict(self.conn.execute(
+            "select item_id, status from items where service = ? and region = ? and "
+            "status != ?", (service, region, str(ItemStatus.AVAILABLE))).fetchall())
+        return known, others
 
     def known_among(self, service: str, region: str, item_ids: Iterable[str]) -> set[str]:
         """Which of ``item_ids`` the catalog knows in a region (index seeks, no scan)."""

@@ -169,6 +169,8 @@ class BarmanCloudLayout:
 
     name = "barman-cloud"
     root_areas: tuple[str, ...] = ()
+    #: a backup's files travel with its marker, wherever they sort
+    sorts_keys_alone = False
 
     def __init__(self, server: str = DEFAULT_SERVER) -> None:
         if not re.fullmatch(SERVER_PATTERN, server):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Container, Iterable
+import itertools
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -42,12 +43,25 @@ class Discovery:
     #: ids of listed log segments left out of ``segments`` because the caller knows them
     known_segments: tuple[str, ...] = ()
 
+    @classmethod
+    def joined(cls, parts: Sequence[Discovery]) -> Discovery:
+        """The discoveries of consecutive runs of a listing, end to end (see
+        BackupLayout.sorts_keys_alone)."""
+        chain = itertools.chain.from_iterable
+        return cls(tuple(chain(p.markers for p in parts)), tuple(chain(p.segments for p in parts)),
+                   tuple(chain(p.mirrored for p in parts)),
+                   tuple(chain(p.known_segments for p in parts)))
+
 
 class BackupLayout(Protocol):
     name: str
     #: listing areas that always exist, even before anything is written in them; () for a
     #: layout that is listed in full every pass (see engine.listing)
     root_areas: tuple[str, ...]
+    #: discover sorts each key on its own (what a key is depends on that key and ``known``
+    #: alone): the discovery of a listing is then the discoveries of its runs of keys end
+    #: to end, and a full listing reuses those of the runs that did not change
+    sorts_keys_alone: bool
 
     def discover(self, objects: Iterable[ObjectInfo],
                  known: Container[str] = frozenset()) -> Discovery:

@@ -161,6 +161,7 @@ class NativeLayout:
 
     name = "native"
     root_areas: tuple[str, ...] = ("base/", "log/")
+    sorts_keys_alone = True
 
     def __init__(self) -> None:
         #: key (relative to a service prefix) -> what its name says; a pure function of the

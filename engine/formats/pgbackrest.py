@@ -235,6 +235,8 @@ class PgBackRestLayout:
 
     name = "pgbackrest"
     root_areas: tuple[str, ...] = ()
+    #: a backup's files travel with its marker, wherever they sort
+    sorts_keys_alone = False
 
     def __init__(self, stanza: str = DEFAULT_STANZA) -> None:
         if not re.fullmatch(STANZA_PATTERN, stanza):

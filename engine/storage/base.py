@@ -11,7 +11,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol, cast
 
 from engine.errors import ChecksumMismatch, InvalidKey
@@ -26,10 +26,15 @@ TEMP_MARKER = ".btar-tmp-"
 
 @dataclass(frozen=True)
 class ListPage:
-    """One page of a listing, keys in ascending order. ``next_start_after`` is None at the end."""
+    """One page of a listing, keys in ascending order. ``next_start_after`` is None at the end.
+
+    ``stable_infos``: the backend hands out the same ObjectInfo for a key until the object
+    changes (the memory backend), so a full listing finds what did not change since the last
+    one by identity, at little cost, and reuses the work it did on it (engine.listing)."""
 
     objects: tuple[ObjectInfo, ...]
     next_start_after: str | None
+    stable_infos: bool = field(default=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,8 @@ class MemoryStorage(Storage):
         with self._lock:
             listed, more = self._index.page(lower, start_after, upper, limit)
         chosen = tuple(listed)
-        return ListPage(chosen, chosen[-1].key if more and chosen else None)
+        # the index keeps one ObjectInfo per key until the key is written again
+        return ListPage(chosen, chosen[-1].key if more and chosen else None, stable_infos=True)
 
     def stat(self, key: str) -> ObjectInfo:
         data, modified, _, meta = self._blob(key)
