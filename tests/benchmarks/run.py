@@ -22,6 +22,9 @@ same server in the same run. Cases (--cases, comma separated; default all):
   `btar check` as commands, window and restore plan of one service (harness/catalog_scale.py).
 - twin: the twin-run scenario on the real runtime (local folders, a throttled link, 40 s of
   wall time) against the simulator: log lag p50/p99 per service, to agree within 10 %.
+- simulator: 100 services x 1 virtual day of 1-minute WAL in the simulator (--quick: 10
+  services, projected): its time, its overhead over a bare SimPy loop, and whether a pass
+  costs the same at the end of the day as at its start (harness/simulator.py).
 
 Each timed value is the median of --repeat runs (a fresh destination and catalog per catch-up
 run). Prints a table (progress on stderr) and writes --json (default bench-results.json).
@@ -49,6 +52,7 @@ from tests.benchmarks.harness import (
     noop,
     peers,
     planning,
+    simulator,
     twin,
 )
 from tests.benchmarks.harness.btar import BTAR, has_full_listing
@@ -57,7 +61,7 @@ from tests.benchmarks.harness.results import Case, table, write_json
 from tests.benchmarks.harness.s3 import Moto, benchmark_environment, moto_server
 
 CASES = ("catchup-local", "catchup-s3", "noop-local", "noop-s3", "lag", "planning", "twin",
-         "fleet", "catalog")
+         "fleet", "catalog", "simulator")
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -164,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
                                                      args.catalog_items)
                 elif name == "twin":
                     case = twin.run(folder)
+                elif name == "simulator":
+                    case = simulator.run_case(folder, args.quick)
                 else:
                     case = planning.run(args.planning_segments)
             except Exception as error:  # report the others; this case failed
