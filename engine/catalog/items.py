@@ -87,9 +87,11 @@ class ItemsPart(RunsPart):
         known = set(itertools.chain.from_iterable(self.conn.execute(
             "select item_id from items where service = ? and region = ?",
             (service, region)).fetchall()))
+        # a seek per status (an index's range, not the service's every row)
+        statuses = [str(s) for s in ItemStatus if s != ItemStatus.AVAILABLE]
         others = dict(self.conn.execute(
-            "select item_id, status from items where service = ? and region = ? and "
-            "status != ?", (service, region, str(ItemStatus.AVAILABLE))).fetchall())
+            "select item_id, status from items where service = ? and region = ? and status in "
+            f"({','.join('?' * len(statuses))})", (service, region, *statuses)).fetchall())
         return known, others
 
     def known_among(self, service: str, region: str, item_ids: Iterable[str]) -> set[str]:
