@@ -89,8 +89,9 @@ class FullListingMemo:
     hands out the very ObjectInfos it did then (``ListPage.stable_infos``). A full listing
     reads every key of the history, so without it each costs as much as the history is long
     and a run's listings cost the square of its length; with it, only the runs of keys that
-    changed (the last, mostly) are worked out again. It holds only what the storage said,
-    never what the catalog says: it is right whatever the catalog does."""
+    changed (the last, mostly) are worked out again. Of the catalog it keeps only which
+    segments a run's discovery took as known, checked again at every reuse
+    (ListedRun.discovery): it is right whatever the catalog does in between."""
 
     def __init__(self) -> None:
         #: the runs of each page, by its request (region, start after, page size)

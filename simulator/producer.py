@@ -92,8 +92,10 @@ class Producer:
     # -- log segments -------------------------------------------------------------------------
 
     def _logs(self) -> Generator[simpy.Event, Any, None]:
+        wait = self.schedule.first_log or self.schedule.log_every
         while True:
-            yield self.env.timeout(self.schedule.log_every)
+            yield self.env.timeout(wait)
+            wait = self.schedule.log_every
             if self.down:
                 continue  # the WAL waits on the server; the next segment covers the gap
             self.segment()

@@ -87,6 +87,9 @@ class Schedule(_Model):
     log_size: Size = 16 * 2**20
     #: when the first base backup starts (offset or time)
     first_base: Moment = 0.0
+    #: how long after the start the first log segment ends (it covers that time; then one
+    #: every log_every); default log_every. Services of a fleet write at different moments.
+    first_log: Annotated[float | None, BeforeValidator(parse_duration), Field(gt=0)] = None
 
 
 class ServiceSpec(_Model):

@@ -16,6 +16,10 @@ Issue 17's target 2: 100 services x 1 day of 1-minute WAL in <= 60 s wall, an ov
 the bare loop, cost linear in history. ``--hours 24 --services 100`` measures it; other shapes
 print a projection that assumes linearity (say so, and mind the last-hour figure). ``make
 bench`` runs it as its ``simulator`` case (``--json`` hands it the figures).
+
+``--fleet --hours 1 --services 1000`` replays target 1's fleet instead (the ``fleet`` case's
+services and pace, in virtual time): the worst service's lag p99 after a warm-up, against the
+same bound as the real daemon's.
 """
 
 from __future__ import annotations
@@ -56,6 +60,47 @@ def scenario_text(hours: float, services: int, wal: str) -> str:
     lines.append('[replicator]\npoll_interval = "1m"\nconcurrency = 16\n')
     lines.append('[[expect]]\nkind = "never_published_unverified"\n')
     return "\n".join(lines)
+
+
+#: issue 17, target 1 ("also 1 h virtual of the same fleet in the simulator"): the fleet
+#: case's services, pace and lag bound (tests/benchmarks/harness/fleet.py)
+FLEET_POLL_INTERVAL = 10.0
+FLEET_LAG_TARGET = FLEET_POLL_INTERVAL + 5
+#: the fleet case measures after its warm-up; so does its simulation
+FLEET_WARMUP = 600.0
+
+
+def fleet_scenario_text(hours: float, services: int) -> str:
+    """Target 1's fleet: each service writes a 64 KiB segment a minute, at its own moment of
+    the minute as the fleet case spreads them, after a small base backup (one a day); the
+    replicator at btar's default pace (engine.config) and S3-like request times."""
+    lines = ["schema = 1", 'name = "fleet"', "seed = 1", "start = 2026-11-02T00:00:00Z",
+             f'duration = "{hours}h"', 'sample_every = "1h"', "",
+             '[[regions]]\nid = "aws-eu-west-1"\n', '[[regions]]\nid = "aws-eu-central-1"\n',
+             '[[links]]\nbetween = ["aws-eu-west-1", "aws-eu-central-1"]\n'
+             'bandwidth = "100MB/s"\nlatency = "20ms"\n']
+    for index in range(services):
+        lines.append(f'[[services]]\nname = "f{index:04d}"\ntype = "postgresql"\n'
+                     'region = "aws-eu-west-1"\nadditional_region = "aws-eu-central-1"\n'
+                     '[services.schedule]\nbase_every = "24h"\nbase_duration = "1m"\n'
+                     'base_size = "128KiB"\nbase_objects = 2\nlog_every = "1m"\n'
+                     f'log_size = "64KiB"\nfirst_log = "{60 + 60 * index / services:.3f}s"\n')
+    lines.append(f'[replicator]\npoll_interval = "{FLEET_POLL_INTERVAL:g}s"\n'
+                 'busy_poll_interval = "0.5s"\nconcurrency = 8\n')
+    lines.append('[[expect]]\nkind = "never_published_unverified"\n')
+    return "\n".join(lines)
+
+
+def fleet_lags(result: RunResult, since: float) -> dict[str, float]:
+    """Each service's p99 (nearest rank) of the lags of its log segments published after
+    ``since`` seconds."""
+    lags: dict[str, list[float]] = {}
+    for entry in result.journal.entries:
+        if entry["op"] == "publish" and entry["item"].startswith("log/") \
+                and entry["published_at"] > since:
+            lags.setdefault(entry["service"], []).append(entry["lag"])
+    return {service: sorted(values)[math.ceil(len(values) * 0.99) - 1]
+            for service, values in lags.items()}
 
 
 def bare_loop(events: int) -> float:
@@ -121,7 +166,13 @@ def main() -> None:
     parser.add_argument("--wal", default="1m", help="WAL/binlog cadence (default 1m)")
     parser.add_argument("--repeat", type=int, default=1, help="runs; medians are printed")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE")
+    parser.add_argument("--fleet", action="store_true",
+                        help="target 1's fleet instead (a 64 KiB segment a minute per service, "
+                             "btar's default pace): its lag")
     args = parser.parse_args()
+    if args.fleet:
+        fleet(args)
+        return
     loaded = parse_scenario(scenario_text(args.hours, args.services, args.wal).encode(),
                             "benchmark.btar.toml")
     runs = [run_by_hours(loaded) for _ in range(max(1, args.repeat))]
@@ -182,6 +233,32 @@ def main() -> None:
             "bare_wall_s": bare, "bare_cpu_s": bare_cpu,
             "day_at_100_wall_s": wall * scale, "day_at_100_cpu_s": cpu * scale,
             "measured": exact}, indent=1))
+
+
+def fleet(args: argparse.Namespace) -> None:
+    """Target 1's fleet for ``args.hours`` virtual hours: the time the simulation takes, and
+    each service's lag after the warm-up against the fleet case's bound."""
+    loaded = parse_scenario(fleet_scenario_text(args.hours, args.services).encode(),
+                            "fleet.btar.toml")
+    measured = run_by_hours(loaded)
+    result = measured.result
+    assert result.ok, [v for v in result.verdicts if not v.holds]
+    passes = sum(1 for e in result.journal.entries if e["op"] == "pass" and e["phase"] == "ok")
+    lags = fleet_lags(result, FLEET_WARMUP)
+    worst = max(lags.values()) if lags else math.inf
+    print(f"fleet of {args.services} services, {args.hours:g} virtual hours: {passes} engine "
+          f"passes, {result.wall_seconds:.1f} s wall, {measured.cpu:.1f} s CPU "
+          f"({measured.cpu / max(passes, 1) * 1000:.2f} ms per pass)")
+    median = statistics.median(lags.values()) if lags else math.inf
+    print(f"lag p99 after {FLEET_WARMUP:.0f} s of warm-up: worst service {worst:.2f} s "
+          f"(target <= {FLEET_LAG_TARGET:.0f} s): "
+          f"{'met' if worst <= FLEET_LAG_TARGET else 'not met'}; median service {median:.2f} s; "
+          f"{len(lags)} services published")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "services": args.services, "hours": args.hours, "passes": passes,
+            "wall_s": result.wall_seconds, "cpu_s": measured.cpu, "worst_p99_s": worst,
+            "median_p99_s": median, "services_published": len(lags)}, indent=1))
 
 
 if __name__ == "__main__":

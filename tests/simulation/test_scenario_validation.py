@@ -183,3 +183,18 @@ def test_a_state_expectation_takes_a_state_prefix_and_fault_classes(tmp_path: Pa
                 'check = "paused"\nlevel = "warning"\n' + STATE + 'state = "primary"\n')
     expect = load_scenario(write(tmp_path, text)).scenario.expect
     assert [e.state for e in expect] == ["paused: aws-eu", "primary"]  # type: ignore[union-attr]
+
+
+def test_first_log_sets_when_the_first_segment_ends(tmp_path: Path) -> None:
+    from simulator.runner import run_scenario
+
+    text = tiny(duration="20m").replace('log_every = "5m"', 'log_every = "5m"\nfirst_log = "90s"')
+    result = run_scenario(load_scenario(write(tmp_path, text)))
+    ends = [e["end"] for e in result.journal.entries
+            if e["op"] == "produce" and e["kind"] == "log"]
+    assert ends == ["2026-11-02T00:01:30Z", "2026-11-02T00:06:30Z", "2026-11-02T00:11:30Z",
+                    "2026-11-02T00:16:30Z"]
+    zero = tiny().replace('log_every = "5m"', 'log_every = "5m"\nfirst_log = "0s"')
+    assert problems_of(tmp_path, zero) == [
+        f"{tmp_path / 'case.btar.toml'}:29: services[0].schedule.first_log: Input should be "
+        "greater than 0; got '0s'"]
