@@ -34,7 +34,7 @@ class ListPage:
 
     objects: tuple[ObjectInfo, ...]
     next_start_after: str | None
-    stable_infos: bool = field(default=False, compare=False, repr=False)
+    stable_infos: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
