@@ -45,12 +45,17 @@ TARGET_SECONDS_PER_DAY_AT_100 = 60.0
 TARGET_OVERHEAD = 20.0
 
 
+def _two_regions(name: str, hours: float) -> list[str]:
+    """A scenario's head: its name and length, two regions and the link between them."""
+    return ["schema = 1", f'name = "{name}"', "seed = 1", "start = 2026-11-02T00:00:00Z",
+            f'duration = "{hours}h"', 'sample_every = "1h"', "",
+            '[[regions]]\nid = "aws-eu-west-1"\n', '[[regions]]\nid = "aws-eu-central-1"\n',
+            '[[links]]\nbetween = ["aws-eu-west-1", "aws-eu-central-1"]\n'
+            'bandwidth = "100MB/s"\nlatency = "20ms"\n']
+
+
 def scenario_text(hours: float, services: int, wal: str) -> str:
-    lines = ["schema = 1", 'name = "benchmark"', "seed = 1", "start = 2026-11-02T00:00:00Z",
-             f'duration = "{hours}h"', 'sample_every = "1h"', "",
-             '[[regions]]\nid = "aws-eu-west-1"\n', '[[regions]]\nid = "aws-eu-central-1"\n',
-             '[[links]]\nbetween = ["aws-eu-west-1", "aws-eu-central-1"]\n'
-             'bandwidth = "100MB/s"\nlatency = "20ms"\n']
+    lines = _two_regions("benchmark", hours)
     for index in range(services):
         kind = "postgresql" if index % 2 == 0 else "mysql"
         lines.append(f'[[services]]\nname = "svc-{index:02d}"\ntype = "{kind}"\n'
@@ -74,11 +79,7 @@ def fleet_scenario_text(hours: float, services: int) -> str:
     """Target 1's fleet: each service writes a 64 KiB segment a minute, at its own moment of
     the minute as the fleet case spreads them, after a small base backup (one a day); the
     replicator at btar's default pace (engine.config) and S3-like request times."""
-    lines = ["schema = 1", 'name = "fleet"', "seed = 1", "start = 2026-11-02T00:00:00Z",
-             f'duration = "{hours}h"', 'sample_every = "1h"', "",
-             '[[regions]]\nid = "aws-eu-west-1"\n', '[[regions]]\nid = "aws-eu-central-1"\n',
-             '[[links]]\nbetween = ["aws-eu-west-1", "aws-eu-central-1"]\n'
-             'bandwidth = "100MB/s"\nlatency = "20ms"\n']
+    lines = _two_regions("fleet", hours)
     for index in range(services):
         lines.append(f'[[services]]\nname = "f{index:04d}"\ntype = "postgresql"\n'
                      'region = "aws-eu-west-1"\nadditional_region = "aws-eu-central-1"\n'
