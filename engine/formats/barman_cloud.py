@@ -198,15 +198,9 @@ class BarmanCloudLayout:
         histories: dict[int, ObjectInfo] = {}
         wal: dict[tuple[int, int], ObjectInfo] = {}
         for info in objects:
-            if match := self._folder.match(info.key):
-                if match["name"] == "backup.info":
-                    if (info.key, info.size, info.last_modified) not in self._not_done:
-                        infos[match["id"]] = info
-                else:
-                    folders.setdefault(match["id"], []).append(info)
-            elif match := self._history.match(info.key):
-                histories.setdefault(int(match["timeline"], 16), info)
-            elif match := self._wal.match(info.key):
+            # WAL first, most of a listing: no key matches two of these patterns, so their
+            # order changes nothing else
+            if match := self._wal.match(info.key):
                 try:
                     position = wal_position(match["name"])
                 except ValueError:
@@ -215,6 +209,14 @@ class BarmanCloudLayout:
                     # one object per segment: the first name in key order (uncompressed
                     # before .bz2 before .gz), as barman-cloud-wal-restore's listing keeps one
                     wal.setdefault(position, info)
+            elif match := self._folder.match(info.key):
+                if match["name"] == "backup.info":
+                    if (info.key, info.size, info.last_modified) not in self._not_done:
+                        infos[match["id"]] = info
+                else:
+                    folders.setdefault(match["id"], []).append(info)
+            elif match := self._history.match(info.key):
+                histories.setdefault(int(match["timeline"], 16), info)
         # backup.info names none of its files: they travel with it (BackupMarker)
         markers = [BackupMarker.of(i, folders.get(backup_id, []))
                    for backup_id, i in sorted(infos.items())]
@@ -231,13 +233,13 @@ class BarmanCloudLayout:
         return stream_position(match["name"]) if match else None
 
     def item_id_of_marker(self, key: str) -> str:
-        if match := self._info.match(key):
-            return f"base/{match['id']}"
-        if match := self._history.match(key):
-            return f"history/{int(match['timeline'], 16)}"
-        if match := self._wal.match(key):
+        if match := self._wal.match(key):  # most markers: a segment each
             with contextlib.suppress(ValueError):
                 return log_item_id(*wal_position(match["name"]))
+        elif match := self._info.match(key):
+            return f"base/{match['id']}"
+        elif match := self._history.match(key):
+            return f"history/{int(match['timeline'], 16)}"
         raise CorruptBackup(key, f"not a marker of Barman server {self.server!r}")
 
     def parse_marker(self, marker: ObjectInfo, data: bytes) -> BackupItem:

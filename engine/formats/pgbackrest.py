@@ -270,23 +270,28 @@ class PgBackRestLayout:
         wal: dict[tuple[int, int], ObjectInfo] = {}
         info: dict[str, ObjectInfo] = {}
         for entry in objects:
-            if match := self._folder.match(entry.key):
+            # The archive's keys, most of a listing, are tried against its own patterns
+            # only (every pattern starts with its folder's name, so none other can match).
+            if entry.key.startswith("archive/"):
+                if match := self._wal.match(entry.key):
+                    try:
+                        position = wal_position(match["name"])
+                    except ValueError:
+                        continue
+                    if match["dir"] == match["name"][:16]:
+                        wal.setdefault(position, entry)  # one archive id per segment
+                elif self._backup_file.match(entry.key):
+                    backup_files.append(entry)
+                elif self._history.match(entry.key):
+                    histories.append(entry)
+                elif entry.key in self._info:
+                    info[entry.key] = entry
+            elif match := self._folder.match(entry.key):
                 folders.setdefault(match["label"], []).append(entry)
             elif match := self._seal.match(entry.key):
                 seals[match["label"]] = entry
             elif match := self._kept.match(entry.key):
                 kept[match["label"]] = entry
-            elif self._backup_file.match(entry.key):
-                backup_files.append(entry)
-            elif self._history.match(entry.key):
-                histories.append(entry)
-            elif match := self._wal.match(entry.key):
-                try:
-                    position = wal_position(match["name"])
-                except ValueError:
-                    continue
-                if match["dir"] == match["name"][:16]:
-                    wal.setdefault(position, entry)  # one archive id per segment
             elif entry.key in self._info:
                 info[entry.key] = entry
         bases: list[ObjectInfo] = []
@@ -317,15 +322,15 @@ class PgBackRestLayout:
         return stream_position(match["name"]) if match else None
 
     def item_id_of_marker(self, key: str) -> str:
-        if match := self._seal.match(key) or self._manifest.match(key):
-            return f"base/{match['label']}"
-        if match := self._history.match(key):
-            return f"history/{int(match['timeline'], 16)}"
-        if match := self._wal.match(key):
+        if match := self._wal.match(key):  # most markers: a segment each
             try:
                 return log_item_id(*wal_position(match["name"]))
             except ValueError:
                 pass
+        elif match := self._seal.match(key) or self._manifest.match(key):
+            return f"base/{match['label']}"
+        elif match := self._history.match(key):
+            return f"history/{int(match['timeline'], 16)}"
         raise CorruptBackup(key, f"not a marker of pgBackRest stanza {self.stanza!r}")
 
     def parse_marker(self, marker: ObjectInfo, data: bytes) -> BackupItem:

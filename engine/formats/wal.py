@@ -22,9 +22,13 @@ NO_COMMIT = PG_EPOCH
 
 # -- names -----------------------------------------------------------------------------------
 
+#: a WAL file name (a repository lists thousands: compiled once, not looked up per name)
+_WAL_NAME = re.compile(r"[0-9A-F]{24}")
+
+
 def wal_position(name: str) -> tuple[int, int]:
     """(timeline, segment number) of a 24-hex WAL file name."""
-    if not re.fullmatch(r"[0-9A-F]{24}", name):
+    if not _WAL_NAME.fullmatch(name):
         raise ValueError(f"{name!r} is not a WAL file name")
     timeline, log, seg = int(name[:8], 16), int(name[8:16], 16), int(name[16:], 16)
     if seg >= SEGMENTS_PER_LOG:

@@ -479,3 +479,36 @@ def test_a_fork_at_the_backups_own_end_still_reads_its_wal(tmp_path: Path) -> No
     assert (into / "wal-allowed").read_text().split() == [wal_file_name(1, 2),
                                                           wal_file_name(1, 3)]
     assert (into / "repo" / wal_key(1, 3)).exists()
+
+
+#: what each part of a Barman key can be: the right values and near misses
+_BARMAN_PARTS = {
+    "server": ["main", "other"],
+    "dir": ["0000000100000000", "0000000100000001", "00000001"],
+    "name": ["000000010000000000000002", "000000010000000000000100", "00000002", "backup.info",
+             "data.tar", "0000000100000000000000"],
+    "ext": ["", ".gz", ".bz2", ".xz", ".zip", ".history", ".history.gz"],
+    "id": ["20261126T080000", "20261126T08000", "0000000100000000"],
+}
+_BARMAN_SHAPES = ["{server}/wals/{dir}/{name}{ext}", "{server}/wals/{name}{ext}",
+                  "{server}/base/{id}/{name}{ext}", "{server}/{dir}/{id}/{name}"]
+_BARMAN_ANY = sorted({part for parts in _BARMAN_PARTS.values() for part in parts})
+
+
+@st.composite
+def _barman_keys(draw: st.DrawFn) -> str:
+    shape = draw(st.sampled_from(_BARMAN_SHAPES))
+    return shape.format(**{slot: draw(st.sampled_from(values) | st.sampled_from(_BARMAN_ANY))
+                           for slot, values in _BARMAN_PARTS.items()})
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_barman_keys())
+def test_each_barman_key_is_one_kind_of_file(key: str) -> None:
+    """The reader tries the WAL pattern first, most of a listing: that changes nothing
+    because no key is two kinds of file at once."""
+    layout = BarmanCloudLayout()
+    found = [p.pattern for p in (layout._wal, layout._folder, layout._history) if p.match(key)]
+    assert len(found) <= 1, (key, found)
+    markers = [p.pattern for p in (layout._wal, layout._info, layout._history) if p.match(key)]
+    assert len(markers) <= 1, (key, markers)

@@ -12,6 +12,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.errors import CorruptBackup
 from engine.formats.base import BackupMarker, MirroredFiles
@@ -231,3 +233,55 @@ def test_a_fork_of_a_sealed_backup_without_mirrored_info_uses_the_seal(tmp_path:
     assert read_bounds(plan_for(FULL), tmp_path)["archive_stop"] == "000000010000000000000003"
     with pytest.raises(BackupNotInMirroredInfo):
         lay_out_pgbackrest(plan_for(INCR), tmp_path)
+
+
+_SHA1 = "a" * 40
+#: what each part of a repository key can be: the right values and near misses
+_PARTS = {
+    "stanza": ["main", "other"],
+    "ver": ["15-1", "1-2", "15"],
+    "dir": ["0000000100000000", "0000000100000001", "00000001"],
+    "file": [f"000000010000000000000002-{_SHA1}.gz", f"000000010000000000000002-{_SHA1}",
+             f"000000010000000000000100-{_SHA1}.gz", f"000000010000000000000002-{_SHA1}.xz",
+             "000000010000000000000002.00000028.backup", "000000010000000000000002",
+             "00000002.history", "0000002.history"],
+    "info": ["archive.info", "archive.info.copy", "backup.info", "backup.info.copy"],
+    "label": ["20261126-080000F", "20261126-080000F_20261126-090000I", "2026112-080000F",
+              "backup.history"],
+    "name": ["backup.manifest", "backup.manifest.copy", "bundle/1", "pg_data/PG_VERSION"],
+    "year": ["2026", "26"],
+}
+#: where a repository's files are
+_SHAPES = ["archive/{stanza}/{ver}/{dir}/{file}", "archive/{stanza}/{ver}/{file}",
+           "archive/{stanza}/{info}", "backup/{stanza}/{label}/{name}",
+           "backup/{stanza}/backup.history/{year}/{label}.manifest.gz", "backup/{stanza}/{info}",
+           "btar-seal/{stanza}/{label}.json", "{stanza}/{label}/{file}"]
+_ANY_PART = sorted({part for parts in _PARTS.values() for part in parts})
+
+
+@st.composite
+def _repository_keys(draw: st.DrawFn) -> str:
+    """A key of some shape, each part its own kind of value or, now and then, another's."""
+    shape = draw(st.sampled_from(_SHAPES))
+    return shape.format(**{slot: draw(st.sampled_from(values) | st.sampled_from(_ANY_PART))
+                           for slot, values in _PARTS.items()})
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_repository_keys())
+def test_each_repository_key_is_one_kind_of_file(key: str) -> None:
+    """The reader tries the archive's patterns only on the archive's keys, and each of its
+    patterns in any order: that holds because no key is two kinds of file at once, and the
+    archive's patterns match only under archive/."""
+    archive = [LAYOUT._wal, LAYOUT._backup_file, LAYOUT._history]
+    others = [LAYOUT._folder, LAYOUT._seal, LAYOUT._kept]
+    matched = [p.pattern for p in (*archive, *others) if p.match(key)]
+    matched += ["info"] if key in LAYOUT._info else []
+    assert len(matched) <= 1, (key, matched)
+    if any(p.match(key) for p in archive):
+        assert key.startswith("archive/")
+    if any(p.match(key) for p in others):
+        assert not key.startswith("archive/")
+    markers = [p.pattern for p in (LAYOUT._wal, LAYOUT._seal, LAYOUT._manifest, LAYOUT._history)
+               if p.match(key)]
+    assert len(markers) <= 1, (key, markers)
