@@ -33,6 +33,7 @@ from engine.model import ObjectInfo, Service
 from engine.storage.base import ListPage as ListPageResult
 
 _KEY = attrgetter("key")
+_MODIFIED = attrgetter("last_modified")
 _AREAS = itemgetter(0)
 #: where a stream without a history item starts (native segments and binlogs count from 1)
 FIRST_SEQ = 1
@@ -174,16 +175,18 @@ def _list_in_full(layout: BackupLayout, service: Service, prefix: str, page_size
         page: ListPageResult = yield ListPage(service.region, prefix, cursor, page_size)
         slot = (service.region, cursor, page_size)
         before = memo.pages.get(slot, []) if page.stable_infos else []
+        # A page that cannot be reused is one run: smaller ones would only cost.
+        size = _RUN if page.stable_infos else max(1, len(page.objects))
         page_runs = []
-        for index, start in enumerate(range(0, len(page.objects), _RUN)):
-            listed = page.objects[start:start + _RUN]
+        for index, start in enumerate(range(0, len(page.objects), size)):
+            listed = page.objects[start:start + size]
             run = before[index] if index < len(before) else None
             if run is None or len(run.listed) != len(listed) or \
                     not all(map(is_, listed, run.listed)):
                 objects = tuple(ObjectInfo(info.key[cut:], info.size, info.last_modified, None,
                                            info.digests) for info in listed)
                 run = ListedRun(listed, objects, _members_by_area(layout, objects),
-                                max(info.last_modified for info in listed))
+                                max(map(_MODIFIED, listed)))
             page_runs.append(run)
         if page.stable_infos:
             kept[slot] = page_runs
