@@ -53,6 +53,7 @@ from engine.storage.locations import (
 )
 from engine.storage.memory import MemoryStorage
 from tests.drills.test_pgbackrest_reader import commit, segment
+from tests.key_shapes import shaped_keys
 from tests.worlds import ManualClock
 
 T0 = datetime(2026, 12, 6, 14, 0, tzinfo=UTC)
@@ -492,18 +493,10 @@ _BARMAN_PARTS = {
 }
 _BARMAN_SHAPES = ["{server}/wals/{dir}/{name}{ext}", "{server}/wals/{name}{ext}",
                   "{server}/base/{id}/{name}{ext}", "{server}/{dir}/{id}/{name}"]
-_BARMAN_ANY = sorted({part for parts in _BARMAN_PARTS.values() for part in parts})
-
-
-@st.composite
-def _barman_keys(draw: st.DrawFn) -> str:
-    shape = draw(st.sampled_from(_BARMAN_SHAPES))
-    return shape.format(**{slot: draw(st.sampled_from(values) | st.sampled_from(_BARMAN_ANY))
-                           for slot, values in _BARMAN_PARTS.items()})
 
 
 @settings(max_examples=3000, deadline=None)
-@given(_barman_keys())
+@given(shaped_keys(_BARMAN_SHAPES, _BARMAN_PARTS))
 def test_each_barman_key_is_one_kind_of_file(key: str) -> None:
     """The reader tries the WAL pattern first, most of a listing: that changes nothing
     because no key is two kinds of file at once."""

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from engine.errors import CorruptBackup
 from engine.formats.base import BackupMarker, MirroredFiles
@@ -26,6 +25,7 @@ from engine.restore_tools.pgbackrest import (
     read_bounds,
 )
 from engine.storage.memory import MemoryStorage
+from tests.key_shapes import shaped_keys
 from tests.pgbackrest_repo import (
     FULL,
     INCR,
@@ -256,19 +256,10 @@ _SHAPES = ["archive/{stanza}/{ver}/{dir}/{file}", "archive/{stanza}/{ver}/{file}
            "archive/{stanza}/{info}", "backup/{stanza}/{label}/{name}",
            "backup/{stanza}/backup.history/{year}/{label}.manifest.gz", "backup/{stanza}/{info}",
            "btar-seal/{stanza}/{label}.json", "{stanza}/{label}/{file}"]
-_ANY_PART = sorted({part for parts in _PARTS.values() for part in parts})
-
-
-@st.composite
-def _repository_keys(draw: st.DrawFn) -> str:
-    """A key of some shape, each part its own kind of value or, now and then, another's."""
-    shape = draw(st.sampled_from(_SHAPES))
-    return shape.format(**{slot: draw(st.sampled_from(values) | st.sampled_from(_ANY_PART))
-                           for slot, values in _PARTS.items()})
 
 
 @settings(max_examples=3000, deadline=None)
-@given(_repository_keys())
+@given(shaped_keys(_SHAPES, _PARTS))
 def test_each_repository_key_is_one_kind_of_file(key: str) -> None:
     """The reader tries the archive's patterns only on the archive's keys, and each of its
     patterns in any order: that holds because no key is two kinds of file at once, and the
