@@ -112,6 +112,16 @@ def list_all(region: str, prefix: str, page_size: int,
         cursor = page.next_start_after
 
 
+def list_under(service: Service, prefix: str,
+               page_size: int) -> Generator[Effect, Any, list[ObjectInfo]]:
+    """Every object of the service's primary under ``prefix``, both relative to the service
+    prefix (what a layout names for a marker's payload or its mirrored files)."""
+    cut = len(service.key_prefix) + 1
+    return [ObjectInfo(info.key[cut:], info.size, info.last_modified, None, info.digests)
+            for info in (yield from list_all(service.region, f"{service.key_prefix}/{prefix}",
+                                             page_size))]
+
+
 def full_listing_due(catalog: Catalog, layout: BackupLayout, service: Service,
                      now: datetime, interval: float) -> bool:
     """Must this pass list the primary in full?"""

@@ -45,6 +45,7 @@ from engine.effects import (
 )
 from engine.errors import StorageError
 from engine.formats.base import BackupLayout, MirroredFiles
+from engine.listing import list_under
 from engine.model import ItemStatus, ObjectInfo, Service
 from engine.replication import verify
 
@@ -88,8 +89,10 @@ class Mirror:
     """Mirrored files of every service of one replication run: the entries each service's
     last listing showed, the writes due, and those in flight."""
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, *, page_size: int) -> None:
         self.catalog = catalog
+        #: of the listings of the files to mirror (engine.listing.list_under)
+        self.page_size = page_size
         self.listed: dict[str, tuple[ObjectInfo, ...]] = {}
         #: (service, key) -> (size, time, bytes) of the version last read at the primary
         self.read: dict[tuple[str, str], tuple[int, datetime, bytes]] = {}
@@ -101,17 +104,24 @@ class Mirror:
     def in_flight(self) -> int:
         return len(self.flights)
 
-    def saw(self, service: str, entries: Sequence[ObjectInfo]) -> None:
-        """The mirrored files a full listing of the service's primary showed."""
-        self.listed[service] = tuple(entries)
+    def saw(self, service: str, entries: Sequence[ObjectInfo] | None) -> None:
+        """The mirrored files a full listing of the service's primary showed; None when the
+        tool rewrote them since (an incremental listing found a new backup): the next
+        prepare lists them again."""
+        if entries is None:
+            self.listed.pop(service, None)
+        else:
+            self.listed[service] = tuple(entries)
 
     def prepare(self, layout: BackupLayout, service: Service,
                 queues: Sequence[DestinationQueue]) -> Generator[Effect, Any, None]:
         """Queue a write of each listed file that changed and is ready for a destination
         (one that is not paused: a paused region is written to when it resumes)."""
-        entries = self.listed.get(service.name, ())
-        # Entries first: an isinstance check against a Protocol is slow, and most layouts
-        # mirror nothing.
+        entries = self.listed.get(service.name)
+        if entries is None:
+            # Not seen in this run yet, or rewritten since: an incremental listing leaves
+            # them out (they are in no listing area), so they are listed on their own.
+            entries = yield from self._list(layout, service)
         if not entries or not isinstance(layout, MirroredFiles):
             return
         now: datetime = yield Now()
@@ -127,6 +137,26 @@ class Mirror:
                 data = yield from self._read(service, entry, now)
                 if data is not None:
                     self._judge(layout, service, region, entry, row, data, now)
+
+    def _list(self, layout: BackupLayout,
+              service: Service) -> Generator[Effect, Any, tuple[ObjectInfo, ...]]:
+        """The files to mirror, listed under the layout's prefixes for them (nothing for a
+        layout that mirrors none: an isinstance check against a Protocol is slow, so it is
+        made once per service)."""
+        entries: tuple[ObjectInfo, ...] = ()
+        if isinstance(layout, MirroredFiles):
+            listed: list[ObjectInfo] = []
+            try:
+                for prefix in layout.mirrored_prefixes():
+                    listed += yield from list_under(service, prefix, self.page_size)
+            except StorageError as error:
+                now: datetime = yield Now()
+                self.catalog.event(now, "warning", service.name, service.region,
+                                   f"the files to mirror cannot be listed: {error}")
+                return ()  # listed again at the next pass
+            entries = layout.mirrored_files(listed)
+        self.listed[service.name] = entries
+        return entries
 
     def _read(self, service: Service, entry: ObjectInfo,
               now: datetime) -> Generator[Effect, Any, bytes | None]:

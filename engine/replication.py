@@ -21,8 +21,13 @@ from engine.effects import (
     ReadObject,
 )
 from engine.errors import CorruptBackup, InvalidKey
-from engine.formats.base import BackupLayout, Discovery
-from engine.listing import FullListingMemo, advance_cursors, list_primary
+from engine.formats.base import (
+    BackupLayout,
+    BackupMarker,
+    Discovery,
+    ListedPayload,
+)
+from engine.listing import FullListingMemo, advance_cursors, list_primary, list_under
 from engine.model import (
     BackupItem,
     Digest,
@@ -139,14 +144,15 @@ def read_marker(layout: BackupLayout, service: Service, marker: ObjectInfo,
 
 def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
                      settings: ReplicationSettings, *, full: bool,
-                     on_mirrored: Callable[[str, Sequence[ObjectInfo]], None] | None = None,
+                     on_mirrored: Callable[[str, Sequence[ObjectInfo] | None], None]
+                     | None = None,
                      memo: FullListingMemo | None = None) -> Generator[Effect, Any, int]:
     """Record the primary's complete items that the catalog does not know yet (rule 3: an item
     exists for btar only once its completion marker does). A ``full`` listing also notices
     items gone from the primary; otherwise only what is new is listed (engine.listing).
-    ``on_mirrored`` hears the files a full listing shows that the layout mirrors
-    (engine.mirror); ``memo``: the service's last full listing (engine.listing). Returns how
-    many items were new."""
+    ``on_mirrored`` hears the files a full listing shows that the layout mirrors, or None
+    when an incremental one found that the tool rewrote them (engine.mirror); ``memo``: the
+    service's last full listing (engine.listing). Returns how many items were new."""
     listing = yield from list_primary(catalog, layout, service, full=full,
                                       page_size=settings.list_page_size, memo=memo)
     # A full listing reads every known id once (the layout need not describe those again)
@@ -160,6 +166,8 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
             found = layout.discover(listing.objects, judged[0] if judged else frozenset())
         marker_ids = {marker.key: layout.item_id_of_marker(marker.key)
                       for marker in found.markers}
+        announced = {} if listing.full else \
+            {key: layout.item_id_of_marker(key) for key in found.announced}
     except Exception as error:  # a reader's bug on a hostile listing must not crash the pass
         detail = " ".join(str(error).split())[:200]
         raise CorruptBackup(f"{service.key_prefix}/", f"the listing cannot be read as the "
@@ -170,7 +178,10 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
     present = {segment.item_id for segment in found.segments} | set(marker_ids.values())
     present.update(found.known_segments)
     known: AbstractSet[str] = judged[0] if judged is not None \
-        else catalog.known_among(service.name, service.region, present)
+        else catalog.known_among(service.name, service.region,
+                                 present | set(announced.values()))
+    markers = list(found.markers)
+    markers += yield from _look_up_announced(service, settings, announced, known, on_mirrored)
     now: datetime = yield Now()
     with catalog.transaction():
         new = catalog.add_items(
@@ -179,10 +190,15 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
              if segment.item_id not in known), ItemStatus.AVAILABLE, now, unknown=True)
         if judged is not None:
             _reconcile(catalog, service, present, *judged, now)
-    for marker in found.markers:
-        if marker_ids[marker.key] in known:
-            continue
+    unknown = [marker for marker in markers
+               if (marker_ids.get(marker.key) or announced[marker.key]) not in known]
+    # (an isinstance check against a Protocol is slow: only when there is something to read)
+    payload_of = layout.payload_prefixes if unknown and isinstance(layout, ListedPayload) \
+        else None
+    for marker in unknown:
         data: bytes = yield ReadObject(service.region, _full(service, marker.key))
+        if payload_of is not None:
+            marker = yield from _with_payload(payload_of, service, settings, marker, data)
         try:
             item = read_marker(layout, service, marker, data)
         except CorruptBackup as error:
@@ -192,6 +208,41 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
                                  ItemStatus.AVAILABLE, now)
     advance_cursors(catalog, layout, service, listing, now, settings.listing_settle)
     return new
+
+
+def _look_up_announced(service: Service, settings: ReplicationSettings,
+                       announced: dict[str, str], known: AbstractSet[str],
+                       on_mirrored: Callable[[str, Sequence[ObjectInfo] | None], None] | None,
+                       ) -> Generator[Effect, Any, list[ObjectInfo]]:
+    """The listing entries of the announced markers of new items (Discovery.announced). A new
+    backup also rewrote the files its tool keeps in place: the mirror hears that they must
+    be listed again (else it would wait for the next full listing)."""
+    wanted = [key for key, item_id in announced.items() if item_id not in known]
+    entries = []
+    for key in wanted:
+        listed = yield from list_under(service, key, settings.list_page_size)
+        entries += [entry for entry in listed if entry.key == key]  # gone: expired since
+    if wanted and on_mirrored is not None:
+        on_mirrored(service.name, None)
+    return entries
+
+
+def _with_payload(payload_of: Callable[[str, bytes], tuple[str, ...]], service: Service,
+                  settings: ReplicationSettings, marker: ObjectInfo,
+                  data: bytes) -> Generator[Effect, Any, ObjectInfo]:
+    """The marker with the objects the listings its bytes point to show (ListedPayload),
+    whichever listing found it: an item is the same whether a full or an incremental listing
+    found it first."""
+    try:
+        prefixes = payload_of(marker.key, data)
+    except Exception:  # a reader's bug on hostile bytes: parse_marker reports the marker
+        prefixes = ()
+    if not prefixes:
+        return marker
+    listed: list[ObjectInfo] = []
+    for prefix in prefixes:
+        listed += yield from list_under(service, prefix, settings.list_page_size)
+    return BackupMarker.of(marker, listed)
 
 
 def _reconcile(catalog: Catalog, service: Service, present: set[str], known: set[str],

@@ -78,7 +78,7 @@ class Scheduler:
         # pass (`sync --once`) judges each service by its own look, and so makes the same
         # requests whatever the timing of the answers.
         self.faults = FaultBook(catalog, fresh=0.0 if once else settings.poll_interval)
-        self.mirror = Mirror(catalog)
+        self.mirror = Mirror(catalog, page_size=settings.list_page_size)
         self.settings = settings
         self.once = once
         self.full_listing = full_listing

@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from engine.formats.pgbackrest import wal_file_name
+from engine.formats.base import BackupMarker
+from engine.formats.pgbackrest import PgBackRestLayout, wal_file_name
+from engine.model import BackupItem, ObjectInfo
 from engine.storage.base import Storage
 from tests.drills.test_pgbackrest_reader import commit, segment
 
@@ -56,7 +58,8 @@ class Backup:
                  f'backup-lsn-start="{self.lsn_start}"', 'backup-lsn-stop="0/3000100"',
                  f"backup-timestamp-start={int(self.start.timestamp())}",
                  f"backup-timestamp-stop={int(self.stop.timestamp())}",
-                 f'backup-type="{kind}"', "", "[backup:option]", 'option-compress-type="gz"',
+                 f'backup-type="{kind}"', "", "[backup:db]", "db-id=1", 'db-version="15"', "",
+                 "[backup:option]", 'option-compress-type="gz"',
                  "", "[target:file]"]
         for name, data in sorted(self.files.items()):
             entry: dict[str, object] = {"checksum": "0" * 40, "repo-size": len(data),
@@ -74,6 +77,17 @@ class Backup:
         for name, label in sorted(self.referenced.items()):
             lines.append(f"{name}={json.dumps({'reference': label, 'size': 8192})}")
         return ("\n".join(lines) + "\n").encode()
+
+
+def read_base(layout: PgBackRestLayout, listed: list[ObjectInfo], marker: ObjectInfo,
+              data: bytes) -> BackupItem:
+    """The item a discovered manifest describes, its payload taken from ``listed`` (the
+    whole repository, relative keys) under the prefixes it names, as the engine lists them
+    (engine.replication ``_with_payload``)."""
+    prefixes = layout.payload_prefixes(marker.key, data)
+    if prefixes:
+        marker = BackupMarker.of(marker, [o for o in listed if o.key.startswith(prefixes)])
+    return layout.parse_marker(marker, data)
 
 
 def backup_info(*labels: str) -> bytes:

@@ -42,6 +42,11 @@ class Discovery:
     mirrored: tuple[ObjectInfo, ...] = ()
     #: ids of listed log segments left out of ``segments`` because the caller knows them
     known_segments: tuple[str, ...] = ()
+    #: keys of completion markers that a listed key says exist, where the listing may not
+    #: show them (pgBackRest's kept manifest is written after its backup's manifest, in an
+    #: area an incremental listing reads; the backup's folder is in none). An incremental
+    #: listing looks up those of new items; a full one shows every marker there is.
+    announced: tuple[str, ...] = ()
 
     @classmethod
     def joined(cls, parts: Sequence[Discovery]) -> Discovery:
@@ -50,7 +55,8 @@ class Discovery:
         chain = itertools.chain.from_iterable
         return cls(tuple(chain(p.markers for p in parts)), tuple(chain(p.segments for p in parts)),
                    tuple(chain(p.mirrored for p in parts)),
-                   tuple(chain(p.known_segments for p in parts)))
+                   tuple(chain(p.known_segments for p in parts)),
+                   tuple(chain(p.announced for p in parts)))
 
 
 class BackupLayout(Protocol):
@@ -101,10 +107,31 @@ class MirroredFiles(Protocol):
         """The listed files to mirror, in the order they must be written."""
         ...
 
+    def mirrored_prefixes(self) -> tuple[str, ...]:
+        """Prefixes whose listings show every file to mirror (relative to the service prefix):
+        what a pass that found a new backup without a full listing lists, since the tool
+        rewrote them then."""
+        ...
+
     def mirror_blockers(self, key: str, data: bytes, published: Container[str]) -> tuple[str, ...]:
         """The item ids that file's bytes name and ``published`` (the items available in a
         destination) lacks: empty when those bytes may be written there. ValueError when the
         bytes cannot be read (they are then not written)."""
+        ...
+
+
+@runtime_checkable
+class ListedPayload(Protocol):
+    """A layout whose backup marker names its objects only in part (pgBackRest's manifest:
+    bundles without sizes of their own, companions outside the backup's folder). Its payload
+    is what listings show under the prefixes the marker's bytes point to: the engine lists
+    them once it has read the marker, whichever listing found it, and hands the marker to
+    parse_marker as a BackupMarker carrying those objects."""
+
+    def payload_prefixes(self, key: str, data: bytes) -> tuple[str, ...]:
+        """The prefixes (relative to the service prefix) to list for the payload of the
+        marker ``key`` whose bytes are ``data``; () when the marker names its objects itself
+        or cannot be read (parse_marker then says why)."""
         ...
 
 

@@ -17,8 +17,8 @@ How btar reads it:
   ``backupComplete`` (src/command/backup/backup.c), after every file of the backup; its own
   reconstruction of backup.info takes a folder with that file as a backup (``infoBackupLoad
   FileReconstruct``, src/info/infoBackup.c). The manifest is the completion marker; its
-  payload is what the listing shows in the folder, plus the backup's ``.backup`` file and
-  ``backup.history`` manifest when listed (BackupMarker). A file stored outside bundles
+  payload is what listings of the folder, the kept manifest and the backup's ``.backup`` file
+  show once the manifest is read (payload_prefixes, BackupMarker). A file stored outside bundles
   carries ``rck`` (SHA-1 of the stored bytes, pgBackRest >= 2.44) and ``repo-size``: that is
   the digest its copy is verified against; bundles, and files of older manifests, take the
   listing's digest or none (docs/verification.md);
@@ -28,7 +28,10 @@ How btar reads it:
 * ``backup.info`` / ``archive.info`` (and their ``.copy``) are not items, since pgBackRest
   rewrites them in place: engine.mirror copies their current version into each destination,
   a backup.info only once every backup it lists is published there (mirrored_files,
-  mirror_blockers).
+  mirror_blockers);
+* between full listings only the archive and the kept manifests are listed, after their
+  cursors (engine.listing): a new kept manifest announces its backup's manifest, which the
+  engine then looks up, and the info files are listed again.
 
 Streams are timelines; ``seq`` is the WAL segment number (``log * 0x100 + seg``, 16 MiB
 segments).
@@ -86,6 +89,7 @@ STANZA_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
 _LABEL = r"\d{8}-\d{6}F(?:_\d{8}-\d{6}[DI])?"
 _COMPRESSED = {"": "", ".gz": "gz", ".bz2": "bz2", ".lz4": "lz4", ".zst": "zst"}
 _EXTENSION = {"none": "", "gz": ".gz", "bz2": ".bz2", "lz4": ".lz4", "zst": ".zst"}
+BACKUP_HISTORY = "backup.history"
 INFO_FILES = ("backup/{s}/backup.info", "backup/{s}/backup.info.copy",
               "archive/{s}/archive.info", "archive/{s}/archive.info.copy")
 
@@ -147,6 +151,9 @@ class ManifestSummary:
     files: dict[str, RepoFile]
     #: the bundles (``bundle/<id>``) holding this backup's other files
     bundles: tuple[int, ...]
+    #: the archive id its WAL is stored under (``<db-version>-<db-id>`` of ``[backup:db]``),
+    #: None when the manifest does not say
+    archive_id: str | None = None
 
 
 def summarize_manifest(text: str) -> ManifestSummary:
@@ -176,6 +183,9 @@ def summarize_manifest(text: str) -> ManifestSummary:
                 size: Any = entry["repo-size"] if "repo-size" in entry else entry["size"]
                 files[stored] = RepoFile(int(size),
                                          Digest("sha1", str(rck)).value if rck else None)
+        db = doc.get("backup:db", {})
+        archive_id = f"{db['db-version']}-{int(db['db-id'])}" \
+            if "db-version" in db and "db-id" in db else None
         return ManifestSummary(
             label=label, backup_type=str(backup["backup-type"]),
             start_time=datetime.fromtimestamp(int(backup["backup-timestamp-start"]), UTC),
@@ -184,7 +194,7 @@ def summarize_manifest(text: str) -> ManifestSummary:
             archive_stop=str(backup["backup-archive-stop"]),
             lsn_start=str(backup["backup-lsn-start"]), lsn_stop=str(backup["backup-lsn-stop"]),
             compress_extension=extension, references=tuple(sorted(references - {label})),
-            files=files, bundles=tuple(sorted(bundles)))
+            files=files, bundles=tuple(sorted(bundles)), archive_id=archive_id)
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"not a pgBackRest backup manifest: {exc}") from None
 
@@ -234,8 +244,8 @@ class PgBackRestLayout:
     """Reader of one stanza of a pgBackRest repository."""
 
     name = "pgbackrest"
-    root_areas: tuple[str, ...] = ()
-    #: a backup's files travel with its marker, wherever they sort
+    #: discovery groups a backup folder's keys (a seal stands for its label only while the
+    #: folder holds a manifest)
     sorts_keys_alone = False
 
     def __init__(self, stanza: str = DEFAULT_STANZA) -> None:
@@ -248,14 +258,21 @@ class PgBackRestLayout:
             r"(?P<name>[0-9A-F]{24})-(?P<sha1>[0-9a-f]{40})(?P<ext>\.gz|\.bz2|\.lz4|\.zst)?$")
         self._history = re.compile(
             rf"^archive/{s}/(?P<archive>\d+-\d+)/(?P<timeline>[0-9A-F]{{8}})\.history$")
-        self._backup_file = re.compile(
-            rf"^archive/{s}/\d+-\d+/[0-9A-F]{{16}}/[0-9A-F]{{24}}\.[0-9A-F]{{8}}\.backup$")
         self._seal = re.compile(rf"^{SEAL_FOLDER}/{s}/(?P<label>{_LABEL})\.json$")
         self._folder = re.compile(rf"^backup/{s}/(?P<label>{_LABEL})/(?P<name>.+)$")
         self._kept = re.compile(
             rf"^backup/{s}/backup\.history/\d{{4}}/(?P<label>{_LABEL})\.manifest\.gz$")
         self._manifest = re.compile(rf"^backup/{s}/(?P<label>{_LABEL})/backup\.manifest$")
         self._info = info_keys(stanza)
+        # Listing areas (engine.listing): the archive, and each archive id's folder in it
+        # (a stanza-upgrade's new id may sort before the old one), where WAL is written in
+        # order as native segments are; and the kept manifests, one per completed backup in
+        # label order, each written after its backup's manifest (backupComplete). A backup's
+        # own folder is in no area: its manifest sorts before the files written before it.
+        self._archive = f"archive/{stanza}/"
+        self._kept_area = (f"backup/{stanza}/backup.history/",)
+        self.root_areas: tuple[str, ...] = (self._archive, *self._kept_area)
+        self._archive_areas: dict[str, tuple[str, ...]] = {}
 
     def for_stanza(self, stanza: str) -> PgBackRestLayout:
         return self if stanza == self.stanza else _layout_for(stanza)
@@ -263,9 +280,8 @@ class PgBackRestLayout:
     def discover(self, objects: Iterable[ObjectInfo],
                  known: Container[str] = frozenset()) -> Discovery:
         seals: dict[str, ObjectInfo] = {}
-        folders: dict[str, list[ObjectInfo]] = {}
-        kept: dict[str, ObjectInfo] = {}
-        backup_files: list[ObjectInfo] = []
+        folders: dict[str, dict[str, ObjectInfo]] = {}
+        kept: list[str] = []
         histories: list[ObjectInfo] = []
         wal: dict[tuple[int, int], ObjectInfo] = {}
         info: dict[str, ObjectInfo] = {}
@@ -280,41 +296,47 @@ class PgBackRestLayout:
                         continue
                     if match["dir"] == match["name"][:16]:
                         wal.setdefault(position, entry)  # one archive id per segment
-                elif self._backup_file.match(entry.key):
-                    backup_files.append(entry)
                 elif self._history.match(entry.key):
                     histories.append(entry)
                 elif entry.key in self._info:
                     info[entry.key] = entry
             elif match := self._folder.match(entry.key):
-                folders.setdefault(match["label"], []).append(entry)
+                if entry.key.count("/") == 3:  # the folder's own files, not pg_data/**
+                    folders.setdefault(match["label"], {})[match["name"]] = entry
             elif match := self._seal.match(entry.key):
                 seals[match["label"]] = entry
             elif match := self._kept.match(entry.key):
-                kept[match["label"]] = entry
+                kept.append(match["label"])
             elif entry.key in self._info:
                 info[entry.key] = entry
         bases: list[ObjectInfo] = []
-        for label, listed in sorted(folders.items()):
-            names = {o.key.rsplit("/", 1)[-1]: o for o in listed
-                     if o.key.count("/") == 3}
+        for label, names in sorted(folders.items()):
             if label in seals and names.keys() & {"backup.manifest", "backup.manifest.copy"}:
                 # Sealed by an older btar: the seal stays the marker (same item id). A seal
                 # whose backup pgBackRest expired no longer stands for a backup.
                 bases.append(seals[label])
             elif "backup.manifest" in names:
-                # The candidates for the backup's .backup file travel along: which one is
-                # its own, only the manifest says (its start segment and offset).
-                companions = [*backup_files, *([kept[label]] if label in kept else [])]
-                bases.append(BackupMarker.of(names["backup.manifest"],
-                                             [*listed, *companions]))
+                bases.append(names["backup.manifest"])  # its payload: payload_prefixes
+        announced = tuple(f"backup/{self.stanza}/{label}/backup.manifest" for label in kept
+                          if "backup.manifest" not in folders.get(label, {}))
         markers = (*bases, *sorted(histories, key=lambda o: o.key),
                    *(wal[position] for position in sorted(wal)))
-        return Discovery(markers, (), self.mirrored_files(info.values()))
+        return Discovery(markers, (), self.mirrored_files(info.values()), announced=announced)
 
     def listing_areas(self, key: str) -> tuple[str, ...]:
-        # A backup's payload is taken from the listing that finds its manifest, and the info
-        # files are mirrored from it: list in full every pass.
+        if key.startswith(self._archive):
+            archive_id, slash, _ = key[len(self._archive):].partition("/")
+            if not slash:
+                return ()  # archive.info: rewritten in place, and it sorts after the ids
+            areas = self._archive_areas.get(archive_id)
+            if areas is None:
+                if len(self._archive_areas) >= _AREAS_KEPT:  # a hostile listing's folders
+                    self._archive_areas.clear()
+                areas = self._archive_areas[archive_id] = (
+                    self._archive, f"{self._archive}{archive_id}/")
+            return areas
+        if key.startswith(self._kept_area[0]):
+            return self._kept_area
         return ()
 
     def log_position(self, key: str) -> tuple[str, int] | None:
@@ -353,6 +375,9 @@ class PgBackRestLayout:
         listed = {o.key: o for o in objects if o.key in self._info}
         return tuple(listed[key] for key in self._info if key in listed)
 
+    def mirrored_prefixes(self) -> tuple[str, ...]:
+        return (f"backup/{self.stanza}/backup.info", f"archive/{self.stanza}/archive.info")
+
     def mirror_blockers(self, key: str, data: bytes, published: Container[str]) -> tuple[str, ...]:
         if not key.startswith(f"backup/{self.stanza}/backup.info"):
             return ()  # archive.info names no backup
@@ -365,6 +390,26 @@ class PgBackRestLayout:
                      if f"base/{label}" not in published)
 
     # -- markers --------------------------------------------------------------------------------
+
+    def payload_prefixes(self, key: str, data: bytes) -> tuple[str, ...]:
+        """A manifest's backup is its folder, its kept manifest and the backup history file
+        PostgreSQL archived at its stop (in the archive id and segment folder the manifest
+        names; a manifest without ``[backup:db]`` has none)."""
+        match = self._manifest.match(key)
+        if match is None:
+            return ()
+        try:
+            summary = summarize_manifest(data.decode("utf-8"))
+            history_file = backup_file_name(summary)
+        except (UnicodeDecodeError, ValueError):
+            return ()  # parse_marker says why
+        label, stanza = match["label"], self.stanza
+        prefixes = [f"backup/{stanza}/{label}/",
+                    f"backup/{stanza}/{BACKUP_HISTORY}/{label[:4]}/{label}.manifest.gz"]
+        if summary.archive_id is not None:
+            prefixes.append(f"archive/{stanza}/{summary.archive_id}/"
+                            f"{summary.archive_start[:16]}/{history_file}")
+        return tuple(prefixes)
 
     def wal_item_id(self, name: str) -> str:
         return wal_item_id(name)
@@ -385,15 +430,15 @@ class PgBackRestLayout:
 
     def _parse_manifest(self, marker: ObjectInfo, data: bytes, ref: ObjectRef,
                         label: str) -> BackupItem:
-        if not isinstance(marker, BackupMarker):
-            raise CorruptBackup(marker.key, "a backup.manifest can only be read with the "
-                                "listing of its backup's folder (discover it first)")
         try:
             summary = summarize_manifest(data.decode("utf-8"))
             timeline, segno = wal_position(summary.archive_start)
             wanted = backup_file_name(summary)
         except (UnicodeDecodeError, ValueError) as exc:
             raise CorruptBackup(marker.key, str(exc)) from None
+        if not isinstance(marker, BackupMarker):
+            raise CorruptBackup(marker.key, "a backup.manifest can only be read with the "
+                                "listings its payload_prefixes name")
         if summary.label != label:
             raise CorruptBackup(marker.key, f"it describes backup {summary.label}")
         if summary.end_time < summary.start_time:
@@ -468,6 +513,10 @@ class PgBackRestLayout:
             kind=ItemKind.BASE, item_id=f"base/{label}", start_time=start, end_time=end,
             stream=str(timeline), seq=segno, payload=payload, marker=ref,
             completed_at=marker.last_modified)
+
+
+#: archive ids whose areas are remembered at most (a repository has one per stanza-upgrade)
+_AREAS_KEPT = 256
 
 
 @functools.lru_cache(maxsize=64)

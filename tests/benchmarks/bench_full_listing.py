@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+import sys
 import time
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script
 
 from engine.effects import Effect, ListPage, Now
 from engine.formats import get_layout

@@ -153,7 +153,8 @@ def _manifest(label: str, files: dict[str, bytes]) -> str:
              'backup-lsn-start="0/2000028"', 'backup-lsn-stop="0/3000100"',
              f"backup-timestamp-start={int(T0.timestamp())}",
              f"backup-timestamp-stop={int(T0.timestamp()) + 4}", 'backup-type="full"', "",
-             "[backup:option]", 'option-compress-type="gz"', "", "[target:file]"]
+             "[backup:db]", "db-id=1", 'db-version="15"', "", "[backup:option]",
+             'option-compress-type="gz"', "", "[target:file]"]
     for name, data in files.items():
         entry = {"checksum": "0" * 40, "rck": hashlib.sha1(data).hexdigest(),
                  "repo-size": len(data), "size": 8192}
@@ -173,16 +174,17 @@ def test_the_manifest_stands_for_its_backup_and_rck_verifies_its_files() -> None
     store.write(f"r/backup/main/{label}/backup.manifest.copy", manifest)
     layout = PgBackRestLayout("main")
 
-    def markers() -> list[ObjectInfo]:
-        listed = [ObjectInfo(o.key[2:], o.size, T0) for o in store.iter_objects("r/")]
-        return list(layout.discover(listed).markers)
+    def listed() -> list[ObjectInfo]:
+        return [ObjectInfo(o.key[2:], o.size, T0) for o in store.iter_objects("r/")]
 
-    assert markers() == []  # still running: only the copy is there
+    assert layout.discover(listed()).markers == ()  # still running: only the copy is there
     store.write(f"r/backup/main/{label}/backup.manifest", manifest)
     backup_file = "archive/main/15-1/0000000100000000/000000010000000000000002.00000028.backup"
     store.write(f"r/{backup_file}", b"START WAL LOCATION: 0/2000028\n")
-    [marker] = markers()
-    item = layout.parse_marker(marker, manifest)
+    [marker] = layout.discover(listed()).markers
+    from tests.pgbackrest_repo import read_base  # it builds on this module's WAL
+
+    item = read_base(layout, listed(), marker, manifest)
     assert (item.kind, item.item_id, item.stream, item.seq) == (ItemKind.BASE, f"base/{label}",
                                                                  "1", 2)
     assert (item.start_time, item.end_time) == (T0, T0 + timedelta(seconds=4))

@@ -14,7 +14,7 @@ from engine.alerts import AlertsConfig
 from engine.api import Btar
 from engine.catalog import Catalog
 from engine.copy_queue import DestinationQueue
-from engine.effects import CopyResult, DeleteBatch, Now, ReadObject, StartCopy, drive
+from engine.effects import CopyResult, DeleteBatch, ListPage, Now, ReadObject, StartCopy, drive
 from engine.formats import get_layout
 from engine.mirror import Mirror
 from engine.model import ItemStatus, ObjectInfo, RegionRole, Service, ServiceType
@@ -186,7 +186,7 @@ def test_a_write_is_recorded_only_once_verified_and_other_bytes_are_removed() ->
     app, _, clock = pg_world()
     service = app.service("orders")
     catalog = app.catalog
-    mirror = Mirror(catalog)
+    mirror = Mirror(catalog, page_size=1000)
     entry = ObjectInfo("archive/main/archive.info", len(ARCHIVE_INFO), clock.now())
     mirror.saw("orders", [entry])
     asked: list[object] = []
@@ -231,3 +231,37 @@ def test_a_write_is_recorded_only_once_verified_and_other_bytes_are_removed() ->
     drive(mirror.prepare(get_layout(service.layout), service, [queue]), perform)
     assert all(isinstance(e, Now) for e in asked)  # unchanged: no read, no write
     assert not mirror.due
+
+
+def test_the_files_to_mirror_are_listed_when_no_full_listing_showed_them() -> None:
+    """Between full listings nothing lists the info files (they are in no listing area): the
+    mirror lists them itself the first time it prepares a service, and again once a listing
+    said the tool rewrote them (``saw(service, None)``), and not in between."""
+    app, stores, clock = pg_world()
+    service = app.service("orders")
+    write_info(stores[PRIMARY], "orders", FULL)
+    mirror = Mirror(app.catalog, page_size=1000)
+    pages: list[ListPage] = []
+
+    def perform(effect: object) -> object:
+        if isinstance(effect, ListPage):
+            pages.append(effect)
+            return stores[PRIMARY].list_page(effect.prefix, effect.start_after, effect.limit)
+        if isinstance(effect, ReadObject):
+            return stores[PRIMARY].read_bytes(effect.key)
+        return clock.now()
+
+    queue = DestinationQueue(service, SECONDARY, RegionRole.SECONDARY)
+    layout = get_layout(service.layout)
+    drive(mirror.prepare(layout, service, [queue]), perform)
+    assert [p.prefix for p in pages] == ["orders/backup/main/backup.info",
+                                         "orders/archive/main/archive.info"]
+    assert [o.key for o in mirror.listed["orders"]] == [
+        "backup/main/backup.info", "backup/main/backup.info.copy",
+        "archive/main/archive.info", "archive/main/archive.info.copy"]
+    pages.clear()
+    drive(mirror.prepare(layout, service, [queue]), perform)
+    assert pages == []
+    mirror.saw("orders", None)
+    drive(mirror.prepare(layout, service, [queue]), perform)
+    assert len(pages) == 2

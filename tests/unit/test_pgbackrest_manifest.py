@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 
 from engine.errors import CorruptBackup
-from engine.formats.base import BackupMarker, MirroredFiles
+from engine.formats.base import MirroredFiles
 from engine.formats.pgbackrest import PgBackRestLayout, summarize_manifest
-from engine.model import Digest, ItemKind, ObjectInfo, RegionRole, RestoreWindow
+from engine.model import BackupItem, Digest, ItemKind, ObjectInfo, RegionRole, RestoreWindow
 from engine.restore import RestorePlan
 from engine.restore_tools.pgbackrest import (
     BackupNotInMirroredInfo,
@@ -32,6 +32,7 @@ from tests.pgbackrest_repo import (
     T0,
     Backup,
     backup_info,
+    read_base,
     write_backup,
     write_info,
 )
@@ -49,10 +50,11 @@ def listing(store: MemoryStorage, prefix: str = "r") -> list[ObjectInfo]:
             for o in store.iter_objects(f"{prefix}/")]
 
 
-def base_item(store: MemoryStorage, label: str = FULL):  # type: ignore[no-untyped-def]
-    found = LAYOUT.discover(listing(store))
+def base_item(store: MemoryStorage, label: str = FULL) -> BackupItem:
+    listed = listing(store)
+    found = LAYOUT.discover(listed)
     [marker] = [m for m in found.markers if LAYOUT.item_id_of_marker(m.key) == f"base/{label}"]
-    return LAYOUT.parse_marker(marker, store.read_bytes(f"r/{marker.key}"))
+    return read_base(LAYOUT, listed, marker, store.read_bytes(f"r/{marker.key}"))
 
 
 def test_the_manifest_is_the_marker_and_rck_verifies_each_file() -> None:
@@ -60,12 +62,17 @@ def test_the_manifest_is_the_marker_and_rck_verifies_each_file() -> None:
     backup = Backup(FULL, FILES, bundled={1: ("pg_data/base/1/1259", "pg_data/base/1/1260")})
     write_backup(store, "r", backup)
     write_info(store, "r", FULL)
-    found = LAYOUT.discover(listing(store))
+    listed = listing(store)
+    found = LAYOUT.discover(listed)
     [marker] = [m for m in found.markers if "/backup.manifest" in m.key]
-    assert isinstance(marker, BackupMarker)
     assert marker.key == f"{backup.folder}/backup.manifest"
     assert LAYOUT.item_id_of_marker(marker.key) == f"base/{FULL}"
-    item = LAYOUT.parse_marker(marker, store.read_bytes(f"r/{marker.key}"))
+    data = store.read_bytes(f"r/{marker.key}")
+    # its payload: what its folder, kept manifest and backup history file list
+    assert LAYOUT.payload_prefixes(marker.key, data) == (
+        f"{backup.folder}/", f"backup/main/backup.history/2026/{FULL}.manifest.gz",
+        backup.backup_file)
+    item = read_base(LAYOUT, listed, marker, data)
     assert (item.kind, item.item_id, item.stream, item.seq) == (ItemKind.BASE, f"base/{FULL}",
                                                                  "1", 2)
     assert (item.start_time, item.end_time) == (T0, T0 + timedelta(seconds=4))
@@ -149,8 +156,10 @@ def test_a_hostile_manifest_is_a_corrupt_backup() -> None:
             b'"rck": "', b'"rck": "X'), backup.manifest().replace(FULL.encode(), INCR.encode())):
         with pytest.raises(CorruptBackup):
             LAYOUT.parse_marker(marker, data)
-    with pytest.raises(CorruptBackup, match="discover it first"):
+    with pytest.raises(CorruptBackup, match="listings its payload_prefixes name"):
         LAYOUT.parse_marker(ObjectInfo(marker.key, 1, T0), backup.manifest())
+    # bytes that are no manifest name no payload: parse_marker says what is wrong
+    assert LAYOUT.payload_prefixes(marker.key, b"\xff\xfe") == ()
 
 
 def seal_document(label: str, objects: dict[str, bytes]) -> bytes:
@@ -264,7 +273,7 @@ def test_each_repository_key_is_one_kind_of_file(key: str) -> None:
     """The reader tries the archive's patterns only on the archive's keys, and each of its
     patterns in any order: that holds because no key is two kinds of file at once, and the
     archive's patterns match only under archive/."""
-    archive = [LAYOUT._wal, LAYOUT._backup_file, LAYOUT._history]
+    archive = [LAYOUT._wal, LAYOUT._history]
     others = [LAYOUT._folder, LAYOUT._seal, LAYOUT._kept]
     matched = [p.pattern for p in (*archive, *others) if p.match(key)]
     matched += ["info"] if key in LAYOUT._info else []
@@ -276,3 +285,13 @@ def test_each_repository_key_is_one_kind_of_file(key: str) -> None:
     markers = [p.pattern for p in (LAYOUT._wal, LAYOUT._seal, LAYOUT._manifest, LAYOUT._history)
                if p.match(key)]
     assert len(markers) <= 1, (key, markers)
+    # Listing areas: the archive's segments and histories, and the kept manifests; never a
+    # backup's folder (its manifest sorts before its files) or a file rewritten in place.
+    areas = LAYOUT.listing_areas(key)
+    assert all(key.startswith(area) for area in areas)
+    if match := LAYOUT._wal.match(key) or LAYOUT._history.match(key):
+        assert areas == ("archive/main/", f"archive/main/{match['archive']}/")
+    if LAYOUT._kept.match(key):
+        assert areas == ("backup/main/backup.history/",)
+    if key in LAYOUT._info or LAYOUT._folder.match(key) or LAYOUT._seal.match(key):
+        assert areas == ()
