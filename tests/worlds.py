@@ -15,6 +15,7 @@ from engine.formats.native import write_stream_history
 from engine.model import ItemStatus, Service, ServiceType
 from engine.replication import ReplicationSettings
 from engine.runtime import LiveDriver
+from engine.storage.base import ListPage, Storage
 from engine.storage.faults import FaultyStorage, InjectedCrash
 from engine.storage.locations import MemoryLocation
 from engine.storage.memory import MemoryStorage
@@ -35,6 +36,22 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.moment += timedelta(seconds=seconds)
+
+
+class ListingLog(FaultyStorage):
+    """A storage that keeps the (prefix, start after) of every listing page asked of it."""
+
+    def __init__(self, inner: Storage) -> None:
+        super().__init__(inner)
+        self.pages: list[tuple[str, str | None]] = []
+
+    def list_page(self, prefix: str = "", start_after: str | None = None,
+                  limit: int = 1000) -> ListPage:
+        self.pages.append((prefix, start_after))
+        return super().list_page(prefix, start_after, limit)
+
+    def prefixes(self) -> set[str]:
+        return {prefix for prefix, _ in self.pages}
 
 
 class _Died(BaseException):

@@ -16,7 +16,7 @@ Barman records no checksum of anything, so:
 * ``backup.info`` is the completion marker of a backup: barman-cloud-backup uploads it after
   every tar file is closed, with ``status=DONE``. A backup that fails also gets one, with
   ``status=FAILED``: that one is refused (never copied). Its payload is every other object
-  listed under the backup's folder, taken from the listing (backup.info names none of them),
+  under the backup's folder, listed once backup.info is read (backup.info names none of them),
   with no SHA-256; a copy is verified against the source's bytes per backend (see
   docs/verification.md), or against the listing's own digest where the provider gives one;
 * a WAL segment is its own completion marker, read once at discovery as for pgBackRest
@@ -168,8 +168,7 @@ class BarmanCloudLayout:
     """Reader of one server of a Barman Cloud prefix."""
 
     name = "barman-cloud"
-    root_areas: tuple[str, ...] = ()
-    #: a backup's files travel with its marker, wherever they sort
+    #: discovery groups keys (one object per segment: the first name in key order)
     sorts_keys_alone = False
 
     def __init__(self, server: str = DEFAULT_SERVER) -> None:
@@ -183,6 +182,13 @@ class BarmanCloudLayout:
         self._history = re.compile(
             rf"^{s}/wals/(?P<timeline>[0-9A-F]{{8}})\.history{_COMPRESSIONS}$")
         self._info = re.compile(rf"^{s}/base/(?P<id>{_BACKUP_ID})/backup\.info$")
+        # Listing areas (engine.listing): the WAL, written in the order of its names (a new
+        # timeline's history and segments sort after the older timelines'), and the
+        # backup.info of each backup, in the order of the backup ids (their start times).
+        # A backup's tar files are in no area: a tablespace's (``<oid>.tar``) sort before
+        # its backup.info; the engine lists the folder once backup.info is read.
+        self._bases, self._wals = (f"{server}/base/",), (f"{server}/wals/",)
+        self.root_areas: tuple[str, ...] = (*self._bases, *self._wals)
         #: backup.info objects (key, size, time) that recorded a status other than DONE.
         #: barman-cloud never rewrites one (a new backup gets a new id), so such a backup is
         #: refused once per process, not read and reported again on every pass.
@@ -194,7 +200,6 @@ class BarmanCloudLayout:
     def discover(self, objects: Iterable[ObjectInfo],
                  known: Container[str] = frozenset()) -> Discovery:
         infos: dict[str, ObjectInfo] = {}
-        folders: dict[str, list[ObjectInfo]] = {}
         histories: dict[int, ObjectInfo] = {}
         wal: dict[tuple[int, int], ObjectInfo] = {}
         for info in objects:
@@ -210,23 +215,28 @@ class BarmanCloudLayout:
                     # before .bz2 before .gz), as barman-cloud-wal-restore's listing keeps one
                     wal.setdefault(position, info)
             elif match := self._folder.match(info.key):
-                if match["name"] == "backup.info":
-                    if (info.key, info.size, info.last_modified) not in self._not_done:
-                        infos[match["id"]] = info
-                else:
-                    folders.setdefault(match["id"], []).append(info)
+                if match["name"] == "backup.info" and \
+                        (info.key, info.size, info.last_modified) not in self._not_done:
+                    infos[match["id"]] = info
             elif match := self._history.match(info.key):
                 histories.setdefault(int(match["timeline"], 16), info)
-        # backup.info names none of its files: they travel with it (BackupMarker)
-        markers = [BackupMarker.of(i, folders.get(backup_id, []))
-                   for backup_id, i in sorted(infos.items())]
+        # backup.info names none of its files: its folder is listed once it is read
+        # (payload_prefixes)
+        markers = [infos[backup_id] for backup_id in sorted(infos)]
         return Discovery((*markers, *(histories[t] for t in sorted(histories)),
                           *(wal[p] for p in sorted(wal))), ())
 
     def listing_areas(self, key: str) -> tuple[str, ...]:
-        # A backup's payload is taken from the listing that finds its backup.info, and tar
-        # files sort on both sides of it: list in full every pass.
+        if key.startswith(self._wals[0]):
+            return self._wals
+        if key.endswith("/backup.info") and key.startswith(self._bases[0]):
+            return self._bases
         return ()
+
+    def payload_prefixes(self, key: str, data: bytes) -> tuple[str, ...]:
+        """A backup is every other object of its folder (backup.info names none)."""
+        match = self._info.match(key)
+        return (f"{self.server}/base/{match['id']}/",) if match else ()
 
     def log_position(self, key: str) -> tuple[str, int] | None:
         match = self._wal.match(key)
@@ -257,7 +267,7 @@ class BarmanCloudLayout:
                       backup_id: str) -> BackupItem:
         if not isinstance(marker, BackupMarker):
             raise CorruptBackup(marker.key, "a backup.info can only be read with the listing "
-                                "of its backup's folder (discover it first)")
+                                "of its backup's folder (payload_prefixes)")
         try:
             info = summarize_backup_info(backup_id, data.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
@@ -272,12 +282,13 @@ class BarmanCloudLayout:
                                 "which btar does not copy")
         if info.end_time < info.begin_time:
             raise CorruptBackup(marker.key, "end_time is before begin_time")
-        problem = missing_tar_files(marker.payload, info)
+        # the folder's own files, as its listing shows them, but backup.info itself
+        files = [o for o in marker.payload if o.key != marker.key and self._folder.match(o.key)]
+        problem = missing_tar_files(files, info)
         if problem:
             raise CorruptBackup(marker.key, problem)
         timeline, segno = wal_position(info.begin_wal)
-        payload = tuple(ObjectRef(o.key, o.size, None, listing_digest(o))
-                        for o in marker.payload)
+        payload = tuple(ObjectRef(o.key, o.size, None, listing_digest(o)) for o in files)
         return BackupItem(
             kind=ItemKind.BASE, item_id=f"base/{backup_id}", start_time=info.begin_time,
             end_time=consistent_from(info.end_time), stream=str(timeline), seq=segno,

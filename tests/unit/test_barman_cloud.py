@@ -54,7 +54,7 @@ from engine.storage.locations import (
 from engine.storage.memory import MemoryStorage
 from tests.drills.test_pgbackrest_reader import commit, segment
 from tests.key_shapes import shaped_keys
-from tests.worlds import ManualClock
+from tests.worlds import ListingLog, ManualClock
 
 T0 = datetime(2026, 12, 6, 14, 0, tzinfo=UTC)
 LAYOUT = BarmanCloudLayout("pg")
@@ -90,8 +90,12 @@ def wal_key(timeline: int, segno: int, ext: str = ".gz") -> str:
 
 
 def marker_for(listing: list[ObjectInfo], layout: BarmanCloudLayout = LAYOUT) -> ObjectInfo:
+    """The backup's marker as the engine hands it to parse_marker: discovered, with what the
+    listing shows under its payload_prefixes (engine.replication ``_with_payload``)."""
     key = f"pg/base/{BACKUP}/backup.info"
-    return next(m for m in layout.discover(listing).markers if m.key == key)
+    marker = next(m for m in layout.discover(listing).markers if m.key == key)
+    prefixes = layout.payload_prefixes(key, b"")
+    return BackupMarker.of(marker, [o for o in listing if o.key.startswith(prefixes)])
 
 
 # --- discovery -----------------------------------------------------------------------------
@@ -114,15 +118,18 @@ def test_discovery_finds_backups_wal_and_histories_of_its_server() -> None:
     ids = [LAYOUT.item_id_of_marker(m.key) for m in found.markers]
     assert ids == [f"base/{BACKUP}", "history/2", "history/3", "log/1/0000000002",
                    "log/1/0000000003", "log/1/0000000005"]
-    backup = found.markers[0]
-    assert isinstance(backup, BackupMarker)
-    assert [o.key.rsplit("/", 1)[1] for o in backup.payload] == [
-        "16385.tar.gz", "data.tar.gz", "data_0001.tar.gz"]
+    assert LAYOUT.payload_prefixes(found.markers[0].key, b"") == (f"pg/base/{BACKUP}/",)
+    assert LAYOUT.payload_prefixes(wal_key(1, 2), b"") == ()
     # the first name of a segment in key order, as barman-cloud-wal-restore's listing
     assert found.markers[3].key == wal_key(1, 2, "")
     assert LAYOUT.log_position(wal_key(1, 0x1FF)) == ("1", 0x1FF)
     assert LAYOUT.log_position(f"pg/base/{BACKUP}/data.tar") is None
-    assert LAYOUT.listing_areas(wal_key(1, 2)) == ()
+    # listing areas: the WAL, and each backup's backup.info (its tar files sort on both sides)
+    assert LAYOUT.listing_areas(wal_key(1, 2)) == ("pg/wals/",)
+    assert LAYOUT.listing_areas("pg/wals/00000002.history") == ("pg/wals/",)
+    assert LAYOUT.listing_areas(f"pg/base/{BACKUP}/backup.info") == ("pg/base/",)
+    assert LAYOUT.listing_areas(f"pg/base/{BACKUP}/16385.tar.gz") == ()
+    assert LAYOUT.listing_areas("other/base/20261206T140000/backup.info") == ()
 
 
 def test_get_layout_takes_the_server_as_option() -> None:
@@ -203,7 +210,7 @@ def test_a_failed_backup_is_refused_once_not_on_every_pass() -> None:
 
 def test_a_backup_info_without_its_listing_is_refused() -> None:
     key = f"pg/base/{BACKUP}/backup.info"
-    with pytest.raises(CorruptBackup, match="discover it first"):
+    with pytest.raises(CorruptBackup, match=r"listing of its backup's folder"):
         LAYOUT.parse_marker(ObjectInfo(key, 10, T0), backup_info())
 
 
@@ -382,6 +389,69 @@ def test_replication_window_and_fork_plan(tmp_path: Path) -> None:
         app.wal_fetch("orders", SECONDARY, "00000001.history", tmp_path / "history")
 
 
+def test_between_full_listings_only_the_wal_and_each_backup_info_are_listed() -> None:
+    """A pass between full listings lists ``wals/`` and ``base/`` after their cursors, and
+    the cursor of ``base/`` moves over backup.info keys only: a tablespace's tar sorts before
+    its backup.info, and the folder of a backup under way is listed until its backup.info
+    comes. The new backup's folder is listed once its backup.info is read: the same item a
+    full listing describes."""
+    clock = ManualClock()
+    stores = {r: ListingLog(MemoryStorage(r, clock.now)) for r in (PRIMARY, SECONDARY)}
+    primary = stores[PRIMARY]
+    service = Service("orders", ServiceType.POSTGRESQL, PRIMARY, "barman-cloud:pg", "orders")
+
+    def world() -> Btar:
+        app = Btar([service], {r: MemoryLocation(url=f"memory://{r}") for r in stores},
+                   Catalog.in_memory(), LiveDriver(stores.__getitem__, clock=clock),
+                   settings=ReplicationSettings(concurrency=2))
+        app.enable("orders", SECONDARY)
+        return app
+
+    def wal(segno: int) -> None:
+        moment = clock.now()
+        raw = segment(1, segno, [commit(moment - timedelta(seconds=1)), commit(moment)])
+        primary.write(f"orders/{wal_key(1, segno)}", gzip.compress(raw, compresslevel=1))
+
+    primary.write(f"orders/pg/base/{BACKUP}/data.tar", b"tar bytes")
+    primary.write(f"orders/pg/base/{BACKUP}/backup.info", backup_info())
+    for segno in (2, 3):
+        wal(segno)
+    clock.advance(120)
+    app = world()
+    app.sync(["orders"])  # the first pass lists in full
+    assert ("orders/", None) in primary.pages
+
+    later = "20261206T150000"
+    clock.advance(60)
+    wal(4)
+    primary.write(f"orders/pg/base/{later}/16385.tar", b"tablespace")  # under way
+    primary.write(f"orders/pg/base/{later}/data.tar", b"data")
+    clock.advance(61)  # settled: a cursor over every key would pass them
+    primary.pages.clear()
+    app.sync(["orders"])
+    assert primary.prefixes() == {"orders/pg/base/", "orders/pg/wals/"}
+    assert "log/1/0000000004" in app.catalog.item_ids("orders", SECONDARY, ItemStatus.AVAILABLE)
+
+    clock.advance(60)
+    primary.write(f"orders/pg/base/{later}/backup.info", backup_info(
+        begin_wal="000000010000000000000004", end_wal="000000010000000000000004",
+        tablespaces="[('tbs', 16385, '/tbs')]"))
+    primary.pages.clear()
+    app.sync(["orders"])
+    assert primary.prefixes() == {"orders/pg/base/", "orders/pg/wals/",
+                                  f"orders/pg/base/{later}/"}
+    assert f"base/{later}" in app.catalog.item_ids("orders", SECONDARY, ItemStatus.AVAILABLE)
+    keys = {o.key for o in app.catalog.item_refs("orders", PRIMARY, f"base/{later}")}
+    assert keys == {f"pg/base/{later}/{name}" for name in ("16385.tar", "data.tar",
+                                                           "backup.info")}
+    clock.advance(60)
+    again = world()
+    again.sync(["orders"], full_listing=True)
+    for item_id in (f"base/{BACKUP}", f"base/{later}", "log/1/0000000004"):
+        assert again.catalog.item_refs("orders", PRIMARY, item_id) == \
+            app.catalog.item_refs("orders", PRIMARY, item_id), item_id
+
+
 def tar_of(files: dict[str, bytes], compress: bool) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz" if compress else "w") as archive:
@@ -505,3 +575,13 @@ def test_each_barman_key_is_one_kind_of_file(key: str) -> None:
     assert len(found) <= 1, (key, found)
     markers = [p.pattern for p in (layout._wal, layout._info, layout._history) if p.match(key)]
     assert len(markers) <= 1, (key, markers)
+    # Listing areas: the WAL and each backup's backup.info, never a backup's tar files (a
+    # tablespace's sorts before its backup.info, PGDATA's after).
+    areas = layout.listing_areas(key)
+    assert all(key.startswith(area) for area in areas)
+    if layout._wal.match(key) or layout._history.match(key):
+        assert areas == ("main/wals/",)
+    if layout._info.match(key):
+        assert areas == ("main/base/",)
+    if layout._folder.match(key) and not layout._info.match(key):
+        assert areas == ()

@@ -13,8 +13,6 @@ from engine.catalog import Catalog
 from engine.model import ItemStatus, Service, ServiceType
 from engine.replication import ReplicationSettings
 from engine.runtime import LiveDriver
-from engine.storage.base import ListPage
-from engine.storage.faults import FaultyStorage
 from engine.storage.locations import MemoryLocation
 from engine.storage.memory import MemoryStorage
 from tests.pgbackrest_repo import (
@@ -27,24 +25,11 @@ from tests.pgbackrest_repo import (
     write_info,
     write_wal,
 )
-from tests.worlds import ManualClock
+from tests.worlds import ListingLog, ManualClock
 
 PRIMARY, SECONDARY = "aws-eu-west-1", "aws-eu-central-1"
 FILES = {"pg_data/PG_VERSION": b"15\n-gz", "pg_data/global/pg_control": b"control bytes"}
 SERVICE = Service("orders", ServiceType.POSTGRESQL, PRIMARY, "pgbackrest:main", "orders")
-
-
-class ListingLog(FaultyStorage):
-    """A storage that keeps the (prefix, start after) of every listing page asked of it."""
-
-    def __init__(self, inner: MemoryStorage) -> None:
-        super().__init__(inner)
-        self.pages: list[tuple[str, str | None]] = []
-
-    def list_page(self, prefix: str = "", start_after: str | None = None,
-                  limit: int = 1000) -> ListPage:
-        self.pages.append((prefix, start_after))
-        return super().list_page(prefix, start_after, limit)
 
 
 def world(stores: dict[str, ListingLog], clock: ManualClock) -> Btar:
@@ -86,7 +71,7 @@ def test_between_full_listings_only_the_archive_and_the_kept_manifests_are_liste
     write_backup(primary, "orders", incremental(), complete=False)
     primary.pages.clear()
     app.sync(["orders"])
-    prefixes = {prefix for prefix, _ in primary.pages}
+    prefixes = primary.prefixes()
     assert "orders/" not in prefixes
     assert {"orders/archive/main/", "orders/backup/main/backup.history/"} <= prefixes
     assert all(after is not None for prefix, after in primary.pages
@@ -101,7 +86,7 @@ def test_between_full_listings_only_the_archive_and_the_kept_manifests_are_liste
     write_info(primary, "orders", FULL, INCR)
     primary.pages.clear()
     app.sync(["orders"])
-    prefixes = {prefix for prefix, _ in primary.pages}
+    prefixes = primary.prefixes()
     assert "orders/" not in prefixes
     assert f"orders/backup/main/{INCR}/" in prefixes  # its payload, listed on its own
     assert f"base/{INCR}" in published(app)
