@@ -183,9 +183,12 @@ def summarize_manifest(text: str) -> ManifestSummary:
                 size: Any = entry["repo-size"] if "repo-size" in entry else entry["size"]
                 files[stored] = RepoFile(int(size),
                                          Digest("sha1", str(rck)).value if rck else None)
+        # The archive id names a folder to list (payload_prefixes): only what pgBackRest
+        # writes (a PostgreSQL version, "9.6" or "16", and a number) is taken.
         db = doc.get("backup:db", {})
-        archive_id = f"{db['db-version']}-{int(db['db-id'])}" \
-            if "db-version" in db and "db-id" in db else None
+        version, db_id = str(db.get("db-version", "")), str(db.get("db-id", ""))
+        archive_id = f"{version}-{db_id}" \
+            if re.fullmatch(r"\d+(?:\.\d+)?", version) and db_id.isdigit() else None
         return ManifestSummary(
             label=label, backup_type=str(backup["backup-type"]),
             start_time=datetime.fromtimestamp(int(backup["backup-timestamp-start"]), UTC),
@@ -400,6 +403,7 @@ class PgBackRestLayout:
             return ()
         try:
             summary = summarize_manifest(data.decode("utf-8"))
+            wal_position(summary.archive_start)  # a folder name, then: only a WAL name
             history_file = backup_file_name(summary)
         except (UnicodeDecodeError, ValueError):
             return ()  # parse_marker says why

@@ -160,6 +160,11 @@ def test_a_hostile_manifest_is_a_corrupt_backup() -> None:
         LAYOUT.parse_marker(ObjectInfo(marker.key, 1, T0), backup.manifest())
     # bytes that are no manifest name no payload: parse_marker says what is wrong
     assert LAYOUT.payload_prefixes(marker.key, b"\xff\xfe") == ()
+    # a manifest names folders to list: only what pgBackRest writes there is taken
+    hostile = backup.manifest().replace(b'db-version="15"', b'db-version="../../x"')
+    assert all(".." not in p for p in LAYOUT.payload_prefixes(marker.key, hostile))
+    hostile = backup.manifest().replace(b'"000000010000000000000002"', b'"../../../x"')
+    assert LAYOUT.payload_prefixes(marker.key, hostile) == ()
 
 
 def seal_document(label: str, objects: dict[str, bytes]) -> bytes:
