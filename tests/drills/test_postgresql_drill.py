@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
@@ -138,26 +139,37 @@ def replicate_and_read_window(config: Path, watch: Stopwatch, commits: dict[int,
     return secondary
 
 
-def commit_in_batches(source: Postgres) -> tuple[dict[int, datetime], datetime]:
-    """Commit BATCHES batches of rows into table ``drill``, PAUSE apart, each closed by a WAL
-    switch, and wait until the last is archived. The commit time of each row, and a target
-    halfway between batches 1 and 2 (rows of batches 0 and 1 at or before it)."""
-    last_segment = ""
-    for batch in range(BATCHES):
-        for k in range(ROWS_PER_BATCH):
-            source.sql(f"insert into drill (i, batch) values "
-                       f"({batch * ROWS_PER_BATCH + k + 1}, {batch})")
-        last_segment = source.sql("select pg_walfile_name(pg_switch_wal())")
-        if batch < BATCHES - 1:
-            time.sleep(PAUSE)
+def commit_batch(source: Postgres, batch: int) -> str:
+    """Commit batch ``batch`` of rows into table ``drill``, closed by a WAL switch: the name
+    of the segment it closed."""
+    for k in range(ROWS_PER_BATCH):
+        source.sql(f"insert into drill (i, batch) values "
+                   f"({batch * ROWS_PER_BATCH + k + 1}, {batch})")
+    return source.sql("select pg_walfile_name(pg_switch_wal())")
+
+
+def archived_commits(source: Postgres, last_segment: str) -> dict[int, datetime]:
+    """Once ``last_segment`` is archived, the commit time of each row of ``drill``."""
     deadline = time.monotonic() + 60
     while (source.sql("select coalesce(last_archived_wal, '') from pg_stat_archiver")
            < last_segment):
         assert time.monotonic() < deadline, "WAL not archived"
         time.sleep(0.05)
-    commits = {int(i): parse_iso(t) for i, t in (
+    return {int(i): parse_iso(t) for i, t in (
         line.split("|") for line in source.sql(
             "select i, pg_xact_commit_timestamp(xmin) from drill order by i").splitlines())}
+
+
+def commit_in_batches(source: Postgres) -> tuple[dict[int, datetime], datetime]:
+    """Commit BATCHES batches of rows, PAUSE apart, and wait until the last is archived. The
+    commit time of each row, and a target halfway between batches 1 and 2 (rows of batches 0
+    and 1 at or before it)."""
+    last_segment = ""
+    for batch in range(BATCHES):
+        last_segment = commit_batch(source, batch)
+        if batch < BATCHES - 1:
+            time.sleep(PAUSE)
+    commits = archived_commits(source, last_segment)
     batch_of = {i: (i - 1) // ROWS_PER_BATCH for i in commits}
     before = max(t for i, t in commits.items() if batch_of[i] == 1)
     after = min(t for i, t in commits.items() if batch_of[i] == 2)
@@ -165,6 +177,48 @@ def commit_in_batches(source: Postgres) -> tuple[dict[int, datetime], datetime]:
     assert sorted(i for i, t in commits.items() if t <= target) == \
         list(range(1, 2 * ROWS_PER_BATCH + 1))
     return commits, target
+
+
+def incremental_round(conf: Path, config: Path, source: Postgres, env: dict[str, str],
+                      watch: Stopwatch, repo: Path,
+                      copy: Path) -> tuple[dict[int, datetime], dict[str, Any]]:
+    """A second `btar sync --once`, within the full listing interval of the first: listed
+    incrementally (docs/pgbackrest-layout.md). An incremental backup and a batch of rows
+    after it are found, the backup through its kept manifest, and copied whole: its folder,
+    kept manifest and backup history file, with backup.info and archive.info mirrored again.
+    The commit time of every row, and the secondary's window as JSON."""
+    assert USER is not None
+    with watch.step("backup (incr) + a batch of rows"):
+        pgbackrest(USER, conf, env, "--type=incr", "backup")
+        commits = archived_commits(source, commit_batch(source, BATCHES))
+    label = json.loads(pgbackrest(USER, conf, env, "--output=json", "info"))[0]["backup"][-1][
+        "label"]
+    assert label.endswith("I")
+    full_listed = full_listings(config)
+    with watch.step("btar sync --once (incremental listing)"):
+        code, out, err = btar("--config", str(config), "sync", "--once", "--strict")
+    assert code == 0, err
+    assert full_listings(config) == full_listed  # no full listing in between
+    own = [p.relative_to(repo) for p in repo.rglob("*") if p.is_file() and label in str(p)]
+    assert any(p.name == "backup.manifest" for p in own)
+    assert any(p.name.endswith(".manifest.gz") for p in own)  # the kept manifest
+    for relative in [*own, Path("backup", STANZA, "backup.info"),
+                     Path("archive", STANZA, "archive.info")]:
+        assert (copy / relative).read_bytes() == (repo / relative).read_bytes(), relative
+    backup_files = sorted(p.name for p in repo.rglob("*.backup"))
+    assert sorted(p.name for p in copy.rglob("*.backup")) == backup_files
+    code, out, err = btar("--config", str(config), "window", "orders", "--json")
+    assert code == 0, err
+    windows = {w["role"]: w for w in json.loads(out)["regions"]}
+    assert parse_iso(windows["secondary"]["end"]) == max(commits.values())
+    return commits, windows["secondary"]
+
+
+def full_listings(config: Path) -> list[tuple[str, str]]:
+    """When each service's primary was last listed in full, from the catalog beside
+    ``config``."""
+    with contextlib.closing(sqlite3.connect(config.parent / "btar.sqlite")) as catalog:
+        return catalog.execute("select service, at from full_listings").fetchall()
 
 
 def stop_forks(user: OsUser, env: dict[str, str], *folders: Path) -> None:
@@ -292,6 +346,8 @@ def run_drill(backend: str, root: Path, repo: Path, source: Postgres, direct: Po
     secondary = replicate_and_read_window(config, watch, commits, target)
     if backend == "local":
         assert_byte_identical(repo, root / "secondary" / "orders")
+        commits, secondary = incremental_round(conf, config, source, env, watch, repo,
+                                               root / "secondary" / "orders")
 
     # Baseline: pgbackrest restore straight from the primary repository, same target.
     restore_started = time.monotonic()
