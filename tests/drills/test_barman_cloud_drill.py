@@ -22,14 +22,19 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from engine.model import iso, parse_iso
 from tests.drills.test_postgresql_drill import (
+    BATCHES,
     Postgres,
+    archived_commits,
+    commit_batch,
     commit_in_batches,
     fork_to,
+    full_listings,
     replicate_and_read_window,
     stop_forks,
 )
@@ -141,8 +146,6 @@ def run_drill(root: Path, source: Postgres, direct: Postgres, forks: list[Path],
     secondary = replicate_and_read_window(config, watch, commits, target)
     assert_same_objects(primary_s3.endpoint, s3, prefix,
                         root / "secondary" if backend == "local" else None)
-    verified = verified_by(config.parent / "btar.sqlite")
-    assert all(verified.values()), verified  # no copy published unverified
 
     # Baseline: Barman's own restore straight from the primary bucket, same target. The
     # primary is the same in both variants: the S3 one measures it, the local one saves the
@@ -152,6 +155,12 @@ def run_drill(root: Path, source: Postgres, direct: Postgres, forks: list[Path],
         rto_direct = restore_directly(root, direct, env, cloud, url, target, watch)
         assert direct.rows() == expected_at_target
         direct.stop()
+
+    commits, secondary = second_backup_round(config, source, env, cloud, url, watch)
+    assert_same_objects(primary_s3.endpoint, s3, prefix,
+                        root / "secondary" if backend == "local" else None)
+    verified = verified_by(config.parent / "btar.sqlite")
+    assert all(verified.values()), verified  # no copy published unverified
 
     # The primary region goes away, with the database.
     source.stop()
@@ -235,6 +244,32 @@ def restore_directly(root: Path, direct: Postgres, env: dict[str, str], cloud: l
                      f"-c unix_socket_directories='{direct.sockets}'")
         direct.wait_out_of_recovery()
     return time.monotonic() - restore_started
+
+
+def second_backup_round(config: Path, source: Postgres, env: dict[str, str], cloud: list[str],
+                        url: str,
+                        watch: Stopwatch) -> tuple[dict[int, datetime], dict[str, Any]]:
+    """A second backup and a batch of rows after it, then a second `btar sync --once` within
+    the full listing interval of the first: listed incrementally (the WAL and each
+    backup.info after their cursors; docs/barman-cloud-layout.md), the backup's folder, its
+    tablespace's tar sorting before its backup.info, listed once backup.info is read. The
+    commit time of every row, and the secondary's window as JSON."""
+    assert USER is not None
+    with watch.step("barman-cloud-backup (second) + a batch of rows"):
+        run(USER, ["barman-cloud-backup", "-z", "--immediate-checkpoint", *cloud,
+                   "-h", str(source.sockets), "-p", str(source.port), "-U", "postgres",
+                   url, SERVER], env=env, timeout=300)
+        commits = archived_commits(source, commit_batch(source, BATCHES))
+    full_listed = full_listings(config)
+    with watch.step("btar sync --once (incremental listing)"):
+        code, out, err = btar("--config", str(config), "sync", "--once", "--strict")
+    assert code == 0, err
+    assert full_listings(config) == full_listed  # no full listing in between
+    code, out, err = btar("--config", str(config), "window", "orders", "--json")
+    assert code == 0, err
+    windows = {w["role"]: w for w in json.loads(out)["regions"]}
+    assert parse_iso(windows["secondary"]["end"]) == max(commits.values())
+    return commits, windows["secondary"]
 
 
 def verified_by(catalog: Path) -> dict[str, str]:
