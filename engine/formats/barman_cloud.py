@@ -329,10 +329,10 @@ def missing_tar_files(payload: Iterable[ObjectInfo], info: BackupInfo) -> str:
     """Why the objects listed in a backup's folder cannot be the whole backup, or "".
 
     barman-cloud-restore extracts ``data.tar`` and one ``<oid>.tar`` per tablespace of
-    backup.info, each followed by its ``_NNNN`` parts, and fails on a missing main file. Tar
-    files of tablespaces sort before ``backup.info``: a listing that reached them before they
-    were uploaded and reached backup.info after would miss them. The next full listing sees
-    them; until then the backup is not an item."""
+    backup.info, each followed by its ``_NNNN`` parts, and fails on a missing main file. The
+    folder is listed after backup.info exists, which barman-cloud-backup uploads once every
+    tar file is closed: a file missing then was deleted (or never written), and the backup is
+    not an item until a listing shows it."""
     parts: dict[str, set[int]] = {}
     for o in payload:
         name = o.key.rsplit("/", 1)[-1]
