@@ -12,15 +12,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from engine.api import Btar
+from engine.catalog import Catalog
 from engine.formats.base import BackupMarker
 from engine.formats.pgbackrest import PgBackRestLayout, wal_file_name
-from engine.model import BackupItem, ObjectInfo
+from engine.model import BackupItem, ObjectInfo, Service, ServiceType
+from engine.replication import ReplicationSettings
+from engine.runtime import LiveDriver
 from engine.storage.base import Storage
+from engine.storage.locations import MemoryLocation
+from engine.storage.memory import MemoryStorage
 from tests.drills.test_pgbackrest_reader import commit, segment
+from tests.worlds import ListingLog, ManualClock
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 FULL = "20261126-080000F"
 INCR = "20261126-080000F_20261126-090000I"
+PRIMARY, SECONDARY = "aws-eu-west-1", "aws-eu-central-1"
+FILES = {"pg_data/PG_VERSION": b"15\n-gz", "pg_data/global/pg_control": b"control bytes"}
 
 
 @dataclass
@@ -77,6 +86,30 @@ class Backup:
         for name, label in sorted(self.referenced.items()):
             lines.append(f"{name}={json.dumps({'reference': label, 'size': 8192})}")
         return ("\n".join(lines) + "\n").encode()
+
+
+def incremental() -> Backup:
+    """An incremental backup on FULL, a minute later, starting in segment 5."""
+    return Backup(INCR, {"pg_data/base/1/1259": b"changed"},
+                  referenced={"pg_data/PG_VERSION": FULL}, start=T0 + timedelta(minutes=1),
+                  stop=T0 + timedelta(minutes=1, seconds=2),
+                  archive_start="000000010000000000000005",
+                  archive_stop="000000010000000000000005", lsn_start="0/5000060")
+
+
+def pg_world(stores: dict[str, ListingLog] | None = None, clock: ManualClock | None = None,
+             ) -> tuple[Btar, dict[str, ListingLog], ManualClock]:
+    """Service ``orders`` of the pgBackRest layout (stanza main) replicated from PRIMARY to
+    SECONDARY with a catalog of its own: memory storages that log their listings (or
+    ``stores``), the live driver, a manual clock (or ``clock``)."""
+    clock = clock or ManualClock(T0 + timedelta(minutes=5))
+    stores = stores or {r: ListingLog(MemoryStorage(r, clock.now)) for r in (PRIMARY, SECONDARY)}
+    service = Service("orders", ServiceType.POSTGRESQL, PRIMARY, "pgbackrest:main", "orders")
+    app = Btar([service], {r: MemoryLocation(url=f"memory://{r}") for r in stores},
+               Catalog.in_memory(), LiveDriver(stores.__getitem__, clock=clock),
+               settings=ReplicationSettings(concurrency=2, max_attempts=1))
+    app.enable("orders", SECONDARY)
+    return app, stores, clock
 
 
 def read_base(layout: PgBackRestLayout, listed: list[ObjectInfo], marker: ObjectInfo,

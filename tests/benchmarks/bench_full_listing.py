@@ -16,13 +16,10 @@ import argparse
 import functools
 import sys
 import time
-from collections.abc import Generator
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script
 
-from engine.effects import Effect, ListPage, Now
 from engine.formats import get_layout
 from engine.listing import FullListingMemo
 from engine.replication import discover_primary
@@ -30,6 +27,7 @@ from engine.replication_settings import ReplicationSettings
 from simulator.runner import build, guarded
 from simulator.scenario import parse_scenario
 from tests.benchmarks.bench_simulator import scenario_text
+from tests.benchmarks.in_memory import MemoryEffects
 
 
 def main() -> None:
@@ -43,26 +41,14 @@ def main() -> None:
     catalog, service = world.app.catalog, world.app.service("svc-00")
     layout, store, now = get_layout(service.layout), world.stores[service.region], world.now()
 
-    def drive(procedure: Generator[Effect, Any, int]) -> None:
-        answer: Any = None
-        try:
-            while True:
-                effect = procedure.send(answer)
-                if isinstance(effect, ListPage):
-                    answer = store.list_page(effect.prefix, effect.start_after, effect.limit)
-                elif isinstance(effect, Now):
-                    answer = now
-                else:  # a marker to read: the history holds none unread
-                    raise RuntimeError(f"unexpected effect {effect!r}")
-        except StopIteration:
-            return
+    effects = MemoryEffects(store, lambda: now)
 
     def best(memo: FullListingMemo | None) -> float:
         times = []
         for _ in range(max(1, args.repeat)):
             started = time.perf_counter()
-            drive(discover_primary(catalog, layout, service, ReplicationSettings(), full=True,
-                                   memo=memo))
+            effects.drive(discover_primary(catalog, layout, service, ReplicationSettings(),
+                                           full=True, memo=memo))
             times.append(time.perf_counter() - started)
         return min(times)
 

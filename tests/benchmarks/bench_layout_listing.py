@@ -19,16 +19,14 @@ import argparse
 import hashlib
 import sys
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script
 
 from engine.catalog import Catalog
-from engine.effects import Effect, ListPage, Now, ReadObject
 from engine.formats import get_layout
 from engine.formats.pgbackrest import log_item_id, wal_file_name
 from engine.listing import FullListingMemo
@@ -36,6 +34,7 @@ from engine.model import BackupItem, ItemKind, ItemStatus, ObjectRef, Service, S
 from engine.replication import discover_primary
 from engine.replication_settings import ReplicationSettings
 from engine.storage.memory import MemoryStorage
+from tests.benchmarks.in_memory import MemoryEffects
 from tests.pgbackrest_repo import Backup, write_backup, write_info
 from tests.unit.test_barman_cloud import backup_info
 
@@ -118,29 +117,12 @@ def main() -> None:
     service = Service(PREFIX, ServiceType.POSTGRESQL, "primary", repository.layout, PREFIX)
     lay_out(repository, store, catalog, service, segments)
     layout, settings = get_layout(service.layout), ReplicationSettings()
-    pages = [0]
-
-    def drive(procedure: Generator[Effect, Any, int]) -> None:
-        answer: Any = None
-        try:
-            while True:
-                effect = procedure.send(answer)
-                if isinstance(effect, ListPage):
-                    pages[0] += 1
-                    answer = store.list_page(effect.prefix, effect.start_after, effect.limit)
-                elif isinstance(effect, ReadObject):
-                    answer = store.read_bytes(effect.key)
-                elif isinstance(effect, Now):
-                    answer = moment[0]
-                else:
-                    raise RuntimeError(f"unexpected effect {effect!r}")
-        except StopIteration:
-            return
+    effects = MemoryEffects(store, lambda: moment[0])
 
     memo = FullListingMemo()
     written = [segments]
     moment[0] = T0 + timedelta(days=args.days, hours=1)
-    drive(discover_primary(catalog, layout, service, settings, full=True, memo=memo))
+    effects.drive(discover_primary(catalog, layout, service, settings, full=True, memo=memo))
 
     def best(full: bool) -> tuple[float, float]:
         """The best time of a pass that finds one new segment, and its listing requests."""
@@ -152,11 +134,12 @@ def main() -> None:
                               [known_segment(repository, written[0])],
                               ItemStatus.AVAILABLE, moment[0])  # no read of its bytes
             moment[0] += timedelta(seconds=settings.listing_settle + 1)
-            pages[0] = 0
+            effects.pages = 0
             started = time.perf_counter()
-            drive(discover_primary(catalog, layout, service, settings, full=full, memo=memo))
+            effects.drive(discover_primary(catalog, layout, service, settings, full=full,
+                                           memo=memo))
             times.append(time.perf_counter() - started)
-            requests.append(pages[0])
+            requests.append(effects.pages)
         return min(times), max(requests)
 
     incremental, full = best(False), best(True)

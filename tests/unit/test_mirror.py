@@ -12,54 +12,32 @@ from pathlib import Path
 
 from engine.alerts import AlertsConfig
 from engine.api import Btar
-from engine.catalog import Catalog
 from engine.copy_queue import DestinationQueue
 from engine.effects import CopyResult, DeleteBatch, ListPage, Now, ReadObject, StartCopy, drive
 from engine.formats import get_layout
 from engine.mirror import Mirror
-from engine.model import ItemStatus, ObjectInfo, RegionRole, Service, ServiceType
+from engine.model import ItemStatus, ObjectInfo, RegionRole
 from engine.operations import check
-from engine.replication import ReplicationSettings
 from engine.restore_tools import ToolOptions
-from engine.runtime import LiveDriver
 from engine.storage.faults import FaultyStorage
-from engine.storage.locations import MemoryLocation
-from engine.storage.memory import MemoryStorage
 from tests.pgbackrest_repo import (
     ARCHIVE_INFO,
+    FILES,
     FULL,
     INCR,
+    PRIMARY,
+    SECONDARY,
     T0,
     Backup,
     backup_info,
+    incremental,
+    pg_world,
     write_backup,
     write_info,
     write_wal,
 )
-from tests.worlds import ManualClock
 
-PRIMARY, SECONDARY = "aws-eu-west-1", "aws-eu-central-1"
-FILES = {"pg_data/PG_VERSION": b"15\n-gz", "pg_data/global/pg_control": b"control bytes"}
 INFO = "orders/backup/main/backup.info"
-
-
-def pg_world() -> tuple[Btar, dict[str, FaultyStorage], ManualClock]:
-    clock = ManualClock(T0 + timedelta(minutes=5))
-    stores = {r: FaultyStorage(MemoryStorage(r, clock.now)) for r in (PRIMARY, SECONDARY)}
-    service = Service("orders", ServiceType.POSTGRESQL, PRIMARY, "pgbackrest:main", "orders")
-    app = Btar([service], {r: MemoryLocation(url=f"memory://{r}") for r in stores},
-               Catalog.in_memory(), LiveDriver(stores.__getitem__, clock=clock),
-               settings=ReplicationSettings(concurrency=2, max_attempts=1))
-    app.enable("orders", SECONDARY)
-    return app, stores, clock
-
-
-def incremental() -> Backup:
-    return Backup(INCR, {"pg_data/base/1/1259": b"changed"},
-                  referenced={"pg_data/PG_VERSION": FULL}, start=T0 + timedelta(minutes=1),
-                  stop=T0 + timedelta(minutes=1, seconds=2),
-                  archive_start="000000010000000000000005",
-                  archive_stop="000000010000000000000005", lsn_start="0/5000060")
 
 
 def exists(store: FaultyStorage, key: str) -> bool:

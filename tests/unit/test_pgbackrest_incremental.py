@@ -9,43 +9,22 @@ from __future__ import annotations
 from datetime import timedelta
 
 from engine.api import Btar
-from engine.catalog import Catalog
-from engine.model import ItemStatus, Service, ServiceType
-from engine.replication import ReplicationSettings
-from engine.runtime import LiveDriver
-from engine.storage.locations import MemoryLocation
-from engine.storage.memory import MemoryStorage
+from engine.model import ItemStatus
 from tests.pgbackrest_repo import (
+    FILES,
     FULL,
     INCR,
+    PRIMARY,
+    SECONDARY,
     T0,
     Backup,
     backup_info,
+    incremental,
+    pg_world,
     write_backup,
     write_info,
     write_wal,
 )
-from tests.worlds import ListingLog, ManualClock
-
-PRIMARY, SECONDARY = "aws-eu-west-1", "aws-eu-central-1"
-FILES = {"pg_data/PG_VERSION": b"15\n-gz", "pg_data/global/pg_control": b"control bytes"}
-SERVICE = Service("orders", ServiceType.POSTGRESQL, PRIMARY, "pgbackrest:main", "orders")
-
-
-def world(stores: dict[str, ListingLog], clock: ManualClock) -> Btar:
-    app = Btar([SERVICE], {r: MemoryLocation(url=f"memory://{r}") for r in stores},
-               Catalog.in_memory(), LiveDriver(stores.__getitem__, clock=clock),
-               settings=ReplicationSettings(concurrency=2))
-    app.enable("orders", SECONDARY)
-    return app
-
-
-def incremental() -> Backup:
-    return Backup(INCR, {"pg_data/base/1/1259": b"changed"},
-                  referenced={"pg_data/PG_VERSION": FULL}, start=T0 + timedelta(minutes=1),
-                  stop=T0 + timedelta(minutes=1, seconds=2),
-                  archive_start="000000010000000000000006",
-                  archive_stop="000000010000000000000006", lsn_start="0/6000060")
 
 
 def published(app: Btar) -> set[str]:
@@ -53,10 +32,8 @@ def published(app: Btar) -> set[str]:
 
 
 def test_between_full_listings_only_the_archive_and_the_kept_manifests_are_listed() -> None:
-    clock = ManualClock(T0 + timedelta(minutes=5))
-    stores = {r: ListingLog(MemoryStorage(r, clock.now)) for r in (PRIMARY, SECONDARY)}
+    app, stores, clock = pg_world()
     primary = stores[PRIMARY]
-    app = world(stores, clock)
     write_backup(primary, "orders", Backup(FULL, FILES))
     write_wal(primary, "orders", range(2, 6), T0)
     write_info(primary, "orders", FULL)
@@ -96,7 +73,7 @@ def test_between_full_listings_only_the_archive_and_the_kept_manifests_are_liste
 
     # The same repository listed in full by another catalog: the same items, object by object.
     clock.advance(60)
-    again = world({r: ListingLog(s.inner) for r, s in stores.items()}, clock)
+    again, _, _ = pg_world(stores, clock)  # the same repository, a catalog of its own
     again.sync(["orders"], full_listing=True)
     for item_id in (f"base/{FULL}", f"base/{INCR}", "log/1/0000000007"):
         assert again.catalog.item_refs("orders", PRIMARY, item_id) == \
@@ -109,10 +86,8 @@ def test_between_full_listings_only_the_archive_and_the_kept_manifests_are_liste
 
 
 def test_a_kept_manifest_whose_backup_expired_since_is_no_item() -> None:
-    clock = ManualClock(T0 + timedelta(minutes=5))
-    stores = {r: ListingLog(MemoryStorage(r, clock.now)) for r in (PRIMARY, SECONDARY)}
+    app, stores, clock = pg_world()
     primary = stores[PRIMARY]
-    app = world(stores, clock)
     write_backup(primary, "orders", Backup(FULL, FILES))
     write_info(primary, "orders", FULL)
     app.sync(["orders"])
