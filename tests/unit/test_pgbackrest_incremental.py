@@ -93,7 +93,7 @@ def test_a_kept_manifest_whose_backup_expired_since_is_no_item() -> None:
     app.sync(["orders"])
     clock.advance(60)
     write_backup(primary, "orders", incremental())
-    for info in primary.inner.iter_objects(f"orders/backup/main/{INCR}/"):
+    for info in list(primary.inner.iter_objects(f"orders/backup/main/{INCR}/")):
         primary.inner.delete(info.key)  # expired between its completion and this pass
     app.sync(["orders"])
     assert f"base/{INCR}" not in app.catalog.item_ids("orders", PRIMARY, ItemStatus.AVAILABLE)
