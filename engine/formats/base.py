@@ -12,12 +12,11 @@ from engine.model import BackupItem, ObjectInfo
 
 @dataclass(frozen=True, slots=True)
 class BackupMarker(ObjectInfo):
-    """A completion marker as discovery found it: its listing entry plus the objects listed
-    with it that belong to its backup (its folder, and companions elsewhere). A marker that
-    names none of its files (Barman's backup.info), or whose files' digests come partly from
-    the listing (pgBackRest's bundles), can only be described from the listing that found
-    it, and parse_marker sees only the marker: so the entries travel with it (the engine
-    hands back the very objects discover returned)."""
+    """A completion marker's listing entry plus the objects listed under the prefixes it
+    points to (ListedPayload: its folder, and companions elsewhere). A marker that names none
+    of its files (Barman's backup.info), or whose files' digests come partly from a listing
+    (pgBackRest's bundles), can only be described with those listings, and parse_marker sees
+    only the marker: so the entries travel with it."""
 
     payload: tuple[ObjectInfo, ...] = ()
 
