@@ -6,11 +6,12 @@ server running in its own process (the primary region), barman-cloud-backup take
 into the same bucket, and rows are committed in batches a second and a half apart (commit
 timestamps recorded with track_commit_timestamp). Nothing else runs at the primary: no btar
 step after a backup. `btar sync --once` copies everything to the secondary bucket (the
-session's moto server), then the primary goes away (its S3 server stopped, the database with
-it) and `btar fork` restores from the secondary with barman-cloud-restore and
-barman-cloud-wal-restore: to a time between two batches, then to latest; a target past the
-window is refused. A barman-cloud-restore straight from the primary to the same target, taken
-before the outage, gives the RTO to compare with.
+session's moto server); a second backup and more rows follow, which a second sync finds by
+listing the prefix incrementally (no full listing in between). Then the primary goes away
+(its S3 server stopped, the database with it) and `btar fork` restores from the secondary
+with barman-cloud-restore and barman-cloud-wal-restore: to a time between two batches, then
+to latest; a target past the window is refused. A barman-cloud-restore straight from the
+primary to the same target, taken before the outage, gives the RTO to compare with.
 """
 
 from __future__ import annotations

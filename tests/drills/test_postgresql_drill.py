@@ -8,7 +8,9 @@ backend), or uploaded into a bucket of a moto S3 server running in its own proce
 pgBackRest's own S3 client needs TLS, and moto speaks plain HTTP; uploading the finished
 repository gives btar exactly the objects pgBackRest would have written there). Nothing runs
 at the primary besides pgBackRest: `btar sync --once` copies everything to the secondary
-(each backup once its backup.manifest is there, the info files mirrored), then the primary
+(each backup once its backup.manifest is there, the info files mirrored); locally, an
+incremental backup and more rows follow, which a second sync finds by listing the repository
+incrementally (no full listing in between). Then the primary
 goes away (its folder renamed, or its S3 server stopped) and `btar fork` restores from the
 secondary: to a time between two batches, then to latest; a target past the window is
 refused. A plain `pgbackrest restore` with its own configuration pointed at the secondary
