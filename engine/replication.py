@@ -182,6 +182,7 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
                                  present | set(announced.values()))
     markers = list(found.markers)
     markers += yield from _look_up_announced(service, settings, announced, known, on_mirrored)
+    marker_ids.update(announced)
     now: datetime = yield Now()
     with catalog.transaction():
         new = catalog.add_items(
@@ -190,8 +191,7 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
              if segment.item_id not in known), ItemStatus.AVAILABLE, now, unknown=True)
         if judged is not None:
             _reconcile(catalog, service, present, *judged, now)
-    unknown = [marker for marker in markers
-               if (marker_ids.get(marker.key) or announced[marker.key]) not in known]
+    unknown = [marker for marker in markers if marker_ids[marker.key] not in known]
     # (an isinstance check against a Protocol is slow: only when there is something to read)
     payload_of = layout.payload_prefixes if unknown and isinstance(layout, ListedPayload) \
         else None

@@ -13,17 +13,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from engine.api import Btar
-from engine.catalog import Catalog
 from engine.formats.base import BackupMarker
 from engine.formats.pgbackrest import PgBackRestLayout, wal_file_name
-from engine.model import BackupItem, ObjectInfo, Service, ServiceType
-from engine.replication import ReplicationSettings
-from engine.runtime import LiveDriver
+from engine.model import BackupItem, ObjectInfo
 from engine.storage.base import Storage
-from engine.storage.locations import MemoryLocation
 from engine.storage.memory import MemoryStorage
 from tests.drills.test_pgbackrest_reader import commit, segment
-from tests.worlds import ListingLog, ManualClock
+from tests.worlds import ListingLog, ManualClock, orders_app
 
 T0 = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 FULL = "20261126-080000F"
@@ -104,12 +100,7 @@ def pg_world(stores: dict[str, ListingLog] | None = None, clock: ManualClock | N
     ``stores``), the live driver, a manual clock (or ``clock``)."""
     clock = clock or ManualClock(T0 + timedelta(minutes=5))
     stores = stores or {r: ListingLog(MemoryStorage(r, clock.now)) for r in (PRIMARY, SECONDARY)}
-    service = Service("orders", ServiceType.POSTGRESQL, PRIMARY, "pgbackrest:main", "orders")
-    app = Btar([service], {r: MemoryLocation(url=f"memory://{r}") for r in stores},
-               Catalog.in_memory(), LiveDriver(stores.__getitem__, clock=clock),
-               settings=ReplicationSettings(concurrency=2, max_attempts=1))
-    app.enable("orders", SECONDARY)
-    return app, stores, clock
+    return orders_app("pgbackrest:main", stores, clock, max_attempts=1), stores, clock
 
 
 def read_base(layout: PgBackRestLayout, listed: list[ObjectInfo], marker: ObjectInfo,

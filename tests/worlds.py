@@ -4,6 +4,7 @@ clock, the application API over an in-memory catalog, and demo producers."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,6 +37,21 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.moment += timedelta(seconds=seconds)
+
+
+def orders_app(layout: str, stores: Mapping[str, Storage], clock: ManualClock, *,
+               enable: str | None = REGIONS[1], **settings: Any) -> Btar:
+    """Service ``orders`` of ``layout`` with its primary in REGIONS[0], over ``stores`` (by
+    region) as memory locations, the live driver on ``clock`` and a catalog of its own;
+    ``enable``: the additional region enabled, if any; ``settings``: ReplicationSettings'
+    (concurrency 2 unless given)."""
+    service = Service("orders", ServiceType.POSTGRESQL, REGIONS[0], layout, "orders")
+    app = Btar([service], {r: MemoryLocation(url=f"memory://{r}") for r in stores},
+               Catalog.in_memory(), LiveDriver(stores.__getitem__, clock=clock),
+               settings=ReplicationSettings(**{"concurrency": 2, **settings}))
+    if enable is not None:
+        app.enable("orders", enable)
+    return app
 
 
 class ListingLog(FaultyStorage):

@@ -19,16 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.api import Btar
-from engine.catalog import Catalog, ItemRow, ObjectRow
+from engine.catalog import ItemRow, ObjectRow
 from engine.formats.pgbackrest import wal_file_name
-from engine.model import ItemKind, ItemStatus, Service, ServiceType
-from engine.replication import ReplicationSettings
-from engine.runtime import LiveDriver
-from engine.storage.locations import MemoryLocation
+from engine.model import ItemKind, ItemStatus
 from engine.storage.memory import MemoryStorage
 from tests.pgbackrest_repo import T0, Backup, write_backup, write_info
 from tests.unit.test_barman_cloud import backup_info as barman_info
-from tests.worlds import ManualClock
+from tests.worlds import ManualClock, orders_app
 
 PRIMARY, SECONDARY = "aws-eu-west-1", "aws-eu-central-1"
 FULL_LISTING_INTERVAL = 600.0
@@ -95,13 +92,7 @@ steps = st.sampled_from([("backup", 0), ("backup", 0), ("clock", 1), ("clock", 6
 
 def world(clock: ManualClock, primary: MemoryStorage, layout: str) -> Btar:
     stores = {PRIMARY: primary, SECONDARY: MemoryStorage(SECONDARY, clock.now)}
-    service = Service("orders", ServiceType.POSTGRESQL, PRIMARY, layout, "orders")
-    app = Btar([service], {r: MemoryLocation(url=f"memory://{r}") for r in stores},
-               Catalog.in_memory(), LiveDriver(stores.__getitem__, clock=clock),
-               settings=ReplicationSettings(concurrency=2,
-                                            full_listing_interval=FULL_LISTING_INTERVAL))
-    app.enable("orders", SECONDARY)
-    return app
+    return orders_app(layout, stores, clock, full_listing_interval=FULL_LISTING_INTERVAL)
 
 
 def bases(app: Btar) -> dict[str, tuple[ItemRow, list[ObjectRow]]]:

@@ -21,7 +21,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.api import Btar
-from engine.catalog import Catalog
 from engine.config import parse_config
 from engine.errors import BadInput, ConfigError, CorruptBackup, ObjectNotFound
 from engine.fork import local_path
@@ -33,8 +32,7 @@ from engine.formats.barman_cloud import (
 )
 from engine.formats.base import BackupMarker
 from engine.formats.pgbackrest import NO_COMMIT, wal_file_name
-from engine.model import Digest, ItemKind, ItemStatus, ObjectInfo, Service, ServiceType
-from engine.replication import ReplicationSettings
+from engine.model import Digest, ItemKind, ItemStatus, ObjectInfo
 from engine.restore_tools import ToolOptions
 from engine.restore_tools.barman_cloud import (
     allowed_wal,
@@ -43,18 +41,16 @@ from engine.restore_tools.barman_cloud import (
     lay_out_barman_cloud,
     recovery_settings,
 )
-from engine.runtime import LiveDriver
 from engine.storage.locations import (
     AzureLocation,
     GcsLocation,
     LocalLocation,
-    MemoryLocation,
     S3Location,
 )
 from engine.storage.memory import MemoryStorage
 from tests.drills.test_pgbackrest_reader import commit, segment
 from tests.key_shapes import shaped_keys
-from tests.worlds import ListingLog, ManualClock
+from tests.worlds import ListingLog, ManualClock, orders_app
 
 T0 = datetime(2026, 12, 6, 14, 0, tzinfo=UTC)
 LAYOUT = BarmanCloudLayout("pg")
@@ -315,11 +311,7 @@ PRIMARY, SECONDARY = "aws-eu-west-1", "aws-eu-central-1"
 def barman_world() -> tuple[Btar, dict[str, MemoryStorage], ManualClock]:
     clock = ManualClock()
     stores = {r: MemoryStorage(r, clock.now) for r in (PRIMARY, SECONDARY)}
-    service = Service("orders", ServiceType.POSTGRESQL, PRIMARY, "barman-cloud:pg", "orders")
-    app = Btar([service], {r: MemoryLocation(url=f"memory://{r}") for r in stores},
-               Catalog.in_memory(), LiveDriver(stores.__getitem__, clock=clock),
-               settings=ReplicationSettings(concurrency=2))
-    return app, stores, clock
+    return orders_app("barman-cloud:pg", stores, clock, enable=None), stores, clock
 
 
 def test_replication_window_and_fork_plan(tmp_path: Path) -> None:
@@ -398,14 +390,9 @@ def test_between_full_listings_only_the_wal_and_each_backup_info_are_listed() ->
     clock = ManualClock()
     stores = {r: ListingLog(MemoryStorage(r, clock.now)) for r in (PRIMARY, SECONDARY)}
     primary = stores[PRIMARY]
-    service = Service("orders", ServiceType.POSTGRESQL, PRIMARY, "barman-cloud:pg", "orders")
 
     def world() -> Btar:
-        app = Btar([service], {r: MemoryLocation(url=f"memory://{r}") for r in stores},
-                   Catalog.in_memory(), LiveDriver(stores.__getitem__, clock=clock),
-                   settings=ReplicationSettings(concurrency=2))
-        app.enable("orders", SECONDARY)
-        return app
+        return orders_app("barman-cloud:pg", stores, clock)
 
     def wal(segno: int) -> None:
         moment = clock.now()
