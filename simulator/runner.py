@@ -6,12 +6,14 @@ byte for byte. ``replay_command`` is what a failing run prints.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from engine.catalog.store import IN_MEMORY_LIMIT
 from engine.model import iso
 from simulator.expectations import Verdict, judge
 from simulator.faults import Timeline
@@ -112,11 +114,26 @@ def guarded(world: World, work: Callable[[], object]) -> str | None:
     """Run ``work`` (part of a run); the traceback, journaled, when it blows up."""
     try:
         work()
-    except Exception:  # an engine or simulator bug: the run is the finding
+    except Exception as error:  # an engine or simulator bug: the run is the finding
+        if _catalog_full(error):  # not a bug: a limit of the run's size
+            crashed = (f"the simulated catalog is full: SQLite holds at most "
+                       f"{IN_MEMORY_LIMIT >> 20} MiB in memory; replay fewer services or a "
+                       "shorter duration per scenario")
+            world.journal.add("run", "crash", error=crashed)
+            return crashed
         crashed = traceback.format_exc()
         world.journal.add("run", "crash", error=crashed.strip().splitlines()[-1])
         return crashed
     return None
+
+
+def _catalog_full(error: BaseException | None) -> bool:
+    while error is not None:
+        if isinstance(error, sqlite3.OperationalError) \
+                and getattr(error, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def conclude(loaded: LoadedScenario, seed: int, world: World, sampler: Sampler,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 import engine.scheduler
+from engine.catalog import Catalog
 from engine.cli import main as btar_main
 from engine.effects import CopyResult
 from simulator.cli import main
@@ -37,6 +38,25 @@ def test_a_failing_expectation_exits_4_and_prints_the_replay_command(tmp_path: P
     assert code == 4
     assert "FAIL  expect[1] lag of orders p99 <= 1s: p50" in out
     assert f"replay: btar simulate {path} --seed 17" in out
+
+
+def test_a_full_catalog_stops_the_run_with_one_sentence(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's in-memory limit (1 GiB) is the run's size, not an engine bug: no traceback."""
+    made = Catalog.in_memory
+
+    def nearly_full() -> Catalog:
+        catalog = made()
+        pages = catalog.conn.execute("PRAGMA page_count").fetchone()[0]
+        catalog.conn.execute(f"PRAGMA max_page_count = {pages + 8}")
+        return catalog
+
+    monkeypatch.setattr(Catalog, "in_memory", staticmethod(nearly_full))
+    code, out, _ = simulate(str(write(tmp_path, tiny(PASSING))))
+    assert code == 4
+    assert "CRASH the run raised:\n    the simulated catalog is full: SQLite holds at most " \
+        "1024 MiB in memory; replay fewer services or a shorter duration per scenario" in out
+    assert "Traceback" not in out
 
 
 def test_an_invalid_scenario_exits_2_and_runs_nothing(tmp_path: Path) -> None:

@@ -63,6 +63,13 @@ def test_file_catalog_is_in_wal_mode_at_the_current_schema(tmp_path: Path) -> No
         cat.close()
 
 
+def test_in_memory_catalogs_are_private_to_each_other() -> None:
+    first, second = Catalog.in_memory(), Catalog.in_memory()
+    first.add_item(SVC, PRIMARY, base_item(), ItemStatus.AVAILABLE, T0)
+    assert first.conn.execute("select count(*) from items").fetchone()[0] == 1
+    assert second.conn.execute("select count(*) from items").fetchone()[0] == 0
+
+
 def test_opening_twice_is_idempotent(tmp_path: Path) -> None:
     path = tmp_path / "btar.sqlite"
     first = Catalog.open(path)
