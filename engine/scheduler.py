@@ -94,8 +94,9 @@ class Scheduler:
         #: queue -> its index in ``order`` (None: to be counted again, ``order`` changed)
         self.positions: dict[tuple[str, str], int] | None = None
         #: per lane, every queue whose lane may hold items (a superset: _next drops the
-        #: empty ones). A wake looks at these, not at every queue of the fleet.
-        self.with_work: dict[Lane, set[tuple[str, str]]] = {lane: set() for lane in LANES}
+        #: empty ones), sorted as ``order``. A wake looks at these, not at every queue of the
+        #: fleet, from where the lane's turn is: no sort per copy started.
+        self.with_work: dict[Lane, list[tuple[str, str]]] = {lane: [] for lane in LANES}
         #: queues a throttling pause was ever set on (a superset of those held now)
         self.held: set[tuple[str, str]] = set()
         self.in_flight: dict[Lane, int] = dict.fromkeys(LANES, 0)
@@ -387,9 +388,13 @@ class Scheduler:
 
     def _note_work(self, queue: DestinationQueue) -> None:
         """Items were queued (the only way into a lane): the queue is a candidate again."""
+        name = queue.name
         for lane in LANES:
             if queue.lanes[lane]:
-                self.with_work[lane].add(queue.name)
+                ranked = self.with_work[lane]
+                at = bisect.bisect_left(ranked, name)
+                if at == len(ranked) or ranked[at] != name:
+                    ranked.insert(at, name)
 
     def _next(self, now: datetime) -> tuple[DestinationQueue, ItemCopies, ObjectRow] | None:
         """The next copy to start: a log lane's turn first; a base only while bases hold
@@ -400,26 +405,29 @@ class Scheduler:
         for lane in LANES:
             if lane == Lane.BASE and self.in_flight[Lane.BASE] >= self.settings.base_stream_limit:
                 continue
-            candidates = self.with_work[lane]
-            if not candidates:
+            ranked = self.with_work[lane]
+            if not self.order:
+                ranked.clear()  # every queue was dropped
+            if not ranked:
                 continue
             if self.positions is None:
                 self.positions = {name: index for index, name in enumerate(self.order)}
-            positions, count, start = self.positions, len(self.order), self.turn[lane]
-            turns: list[tuple[int, tuple[str, str]]] = []
-            for name in list(candidates):
+            positions = self.positions
+            # The queues in turn from where the last turn ended (an index into ``order``,
+            # which is sorted as ``ranked``), round the end and back.
+            split = bisect.bisect_left(ranked, self.order[self.turn[lane] % len(self.order)])
+            for name in ranked[split:] + ranked[:split]:
                 queue = self.queues.get(name)
                 if queue is None or not queue.lanes[lane]:
-                    candidates.discard(name)
-                else:
-                    turns.append(((positions[name] - start) % count, name))
-            for _, name in sorted(turns):
-                queue = self.queues[name]
+                    at = bisect.bisect_left(ranked, name)
+                    if at < len(ranked) and ranked[at] == name:
+                        del ranked[at]
+                    continue
                 if not queue.ready(now) or self.services[queue.service.name].primary_down:
                     continue
                 found = self._take(queue, lane, now)
                 if found is not None:
-                    self.turn[lane] = (positions[name] + 1) % count
+                    self.turn[lane] = (positions[name] + 1) % len(self.order)
                     return queue, found[0], found[1]
         return None
 
