@@ -363,9 +363,9 @@ class Scheduler:
             catalog.set_copy_mark(service.name, region)
             location = catalog.location(service.name, region) if queue.paused else None
             if location is not None:
-                for item_id in added:
-                    catalog.set_item_status(service.name, region, item_id, ItemStatus.PAUSED,
-                                            now, location.reason)
+                for row in added:
+                    catalog.set_item_status(service.name, region, row.item_id,
+                                            ItemStatus.PAUSED, now, location.reason)
         if queue.paused:
             return
         queue.attempts.clear()
@@ -374,7 +374,7 @@ class Scheduler:
             queue.loaded = True
             self._note_work(queue)
             return
-        queue.add(catalog.items_by_id(service.name, region, added))
+        queue.add(added)
         failed = sorted((w.row for w in queue.items.values()
                          if w.row.status == ItemStatus.FAILED),
                         key=lambda r: (r.end_time, r.item_id), reverse=True)

@@ -173,40 +173,48 @@ class ItemsPart(RunsPart):
                 stamp, item.parent)
 
     def add_missing(self, service: str, source: str, destination: str, now: datetime, *,
-                    since_rowid: int = 0) -> list[str]:
+                    since_rowid: int = 0) -> list[ItemRow]:
         """Record as pending in ``destination`` every item available in ``source`` that
         ``destination`` has no record of, looking only at source rows after ``since_rowid``
-        (0: all). Returns the ids added."""
+        (0: all). Returns the rows added, oldest end time first.
+
+        Three statements whatever the number of items (a catch-up queues thousands at once):
+        the rows and their objects copied over by INSERT ... SELECT, then the new rows read
+        back by rowid, which only grows (the copy marks rely on it too)."""
         stamp = self._text(now)
         with self._atomic():
+            last = self.conn.execute("select coalesce(max(rowid), 0) from items").fetchone()[0]
             # After a mark, the rows since it (a rowid range: the rows every service added
             # since this one's last pass) and not every available row of the service: the
             # unary + keeps SQLite from choosing the (service, region, status) index.
             plus = "+" if since_rowid > 0 else ""
-            ids = [r[0] for r in self.conn.execute(
-                f"select p.item_id from items as p where p.rowid > ? and {plus}p.service = ? "
-                f"and {plus}p.region = ? and {plus}p.status = ? and not exists (select 1 from "
-                "items as d where d.service = p.service and d.region = ? and "
-                "d.item_id = p.item_id)",
-                [since_rowid, service, source, str(ItemStatus.AVAILABLE),
-                 destination])]
-            if not ids:
-                return ids
-            rows = [(destination, str(ItemStatus.PENDING), stamp, service, source, item_id)
-                    for item_id in ids]  # read twice below
-            self.conn.executemany(
+            added = self.conn.execute(
                 "insert into items (service, region, item_id, kind, stream, seq, start_time, "
                 "end_time, size, object_count, status, reason, completed_at, available_at, "
                 "lag_seconds, updated_at, parent) "
-                "select service, ?, item_id, kind, stream, seq, start_time, end_time, size, "
-                "object_count, ?, '', completed_at, null, null, ?, parent from items "
-                "where service = ? and region = ? and item_id = ?", rows)
-            self.conn.executemany(
+                "select p.service, ?, p.item_id, p.kind, p.stream, p.seq, p.start_time, "
+                "p.end_time, p.size, p.object_count, ?, '', p.completed_at, null, null, ?, "
+                f"p.parent from items as p where p.rowid > ? and {plus}p.service = ? and "
+                f"{plus}p.region = ? and {plus}p.status = ? and not exists (select 1 from "
+                "items as d where d.service = p.service and d.region = ? and "
+                "d.item_id = p.item_id)",
+                [destination, str(ItemStatus.PENDING), stamp, since_rowid, service, source,
+                 str(ItemStatus.AVAILABLE), destination]).rowcount
+            if added <= 0:
+                return []
+            # CROSS JOIN: the new rows (a rowid range) drive, each a seek into objects;
+            # SQLite would otherwise scan objects and look for each one's row.
+            self.conn.execute(
                 "insert or ignore into objects (service, region, item_id, key, size, sha256, "
                 "is_marker, status, method, verified_by, attempts, updated_at, digest) "
-                "select service, ?, item_id, key, size, sha256, is_marker, ?, '', '', 0, ?, "
-                "digest from objects where service = ? and region = ? and item_id = ?", rows)
-        return ids
+                "select o.service, ?, o.item_id, o.key, o.size, o.sha256, o.is_marker, ?, '', "
+                "'', 0, ?, o.digest from items as d cross join objects as o on "
+                "o.service = d.service and o.region = ? and o.item_id = d.item_id "
+                "where d.rowid > ?",
+                [destination, str(ItemStatus.PENDING), stamp, source, last])
+            rows = [item_row(r) for r in self.conn.execute(
+                f"select {ITEM_COLUMNS} from items where rowid > ?", [last])]
+        return sorted(rows, key=lambda r: (r.end_time, r.kind, r.item_id))
 
     def stream_start(self, service: str, region: str, stream: str) -> int | None:
         """The seq a stream starts at, when a history item records its branching."""
@@ -269,17 +277,6 @@ class ItemsPart(RunsPart):
             params.append(str(kind))
         sql += " order by end_time, kind, item_id"
         return [item_row(r) for r in self.conn.execute(sql, params)]
-
-    def items_by_id(self, service: str, region: str, item_ids: Iterable[str]) -> list[ItemRow]:
-        """The rows of the given items in a region, oldest end time first."""
-        wanted = list(item_ids)
-        rows: list[ItemRow] = []
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start:start + 500]
-            rows += [item_row(r) for r in self.conn.execute(
-                f"select {ITEM_COLUMNS} from items where service = ? and region = ? and "
-                f"item_id in ({','.join('?' * len(chunk))})", (service, region, *chunk))]
-        return sorted(rows, key=lambda r: (r.end_time, r.kind, r.item_id))
 
     def set_item_status(self, service: str, region: str, item_id: str, status: ItemStatus,
                         now: datetime, reason: str = "") -> None:

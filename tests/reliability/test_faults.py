@@ -236,8 +236,9 @@ def lacking(world: World, region: str) -> list[str]:
     """What a long-running replicator's next look at ``region`` queues: the available primary
     rows past the region's copy mark that it has no row of (as Scheduler._refill asks)."""
     catalog = world.catalog
-    return catalog.add_missing("orders", PRIMARY, region, world.clock.now(),
-                               since_rowid=catalog.copy_mark("orders", region))
+    return [row.item_id for row in catalog.add_missing(
+        "orders", PRIMARY, region, world.clock.now(),
+        since_rowid=catalog.copy_mark("orders", region))]
 
 
 def look(world: World, region: str) -> None:
