@@ -95,8 +95,11 @@ class FullListingMemo:
     (ListedRun.discovery): it is right whatever the catalog does in between."""
 
     def __init__(self) -> None:
-        #: the runs of each page, by its request (region, start after, page size)
-        self.pages: dict[tuple[str, str | None, int], list[ListedRun]] = {}
+        #: the runs of the last full listing, each by the id of the ObjectInfo it starts
+        #: with: found again wherever that key now sits, so that keys added before it (a
+        #: new base sorts before every segment) leave it reused. The run holds that
+        #: ObjectInfo, so no other object can have its id while the run is kept.
+        self.runs: dict[int, ListedRun] = {}
 
 
 def list_all(region: str, prefix: str, page_size: int,
@@ -178,39 +181,59 @@ def _list_in_full(layout: BackupLayout, service: Service, prefix: str, page_size
     """Every key under ``prefix``, page by page (a full listing can be millions of keys),
     each run of keys worked out once until it changes (FullListingMemo)."""
     cut = len(prefix)
-    kept: dict[tuple[str, str | None, int], list[ListedRun]] = {}
+    kept: dict[int, ListedRun] = {}
     runs: list[ListedRun] = []
     cursor = None
     while True:
         page: ListPageResult = yield ListPage(service.region, prefix, cursor, page_size)
-        slot = (service.region, cursor, page_size)
-        before = memo.pages.get(slot, []) if page.stable_infos else []
-        # A page that cannot be reused is one run: smaller ones would only cost.
-        size = _RUN if page.stable_infos else max(1, len(page.objects))
-        page_runs = []
-        for index, start in enumerate(range(0, len(page.objects), size)):
-            listed = page.objects[start:start + size]
-            run = before[index] if index < len(before) else None
-            if run is None or len(run.listed) != len(listed) or \
-                    not all(map(is_, listed, run.listed)):
-                objects = tuple(ObjectInfo(info.key[cut:], info.size, info.last_modified, None,
-                                           info.digests) for info in listed)
-                run = ListedRun(listed, objects, _members_by_area(layout, objects),
-                                max(map(_MODIFIED, listed)))
-            page_runs.append(run)
         if page.stable_infos:
-            kept[slot] = page_runs
-        runs += page_runs
+            page_runs = _runs_of(layout, page.objects, cut, memo.runs)
+            kept.update((id(run.listed[0]), run) for run in page_runs)
+            runs += page_runs
+        elif page.objects:  # a page that cannot be reused is one run: smaller ones would cost
+            runs.append(_run_of(layout, page.objects, cut))
         if page.next_start_after is None:
             break
         cursor = page.next_start_after
-    memo.pages = kept
+    memo.runs = kept
     members: dict[str, list[ObjectInfo]] = {}
     for run in runs:
         for area, infos in run.members.items():
             members.setdefault(area, []).extend(infos)
     return PrimaryListing(tuple(itertools.chain.from_iterable(r.objects for r in runs)),
                           True, {}, members, tuple(runs))
+
+
+def _runs_of(layout: BackupLayout, listed: Sequence[ObjectInfo], cut: int,
+             before: dict[int, ListedRun]) -> list[ListedRun]:
+    """A page's keys end to end in runs: the last listing's where the very same keys follow
+    one another, new runs of at most ``_RUN`` keys for the rest, each ending where a kept
+    run starts. A kept run shorter than ``_RUN`` followed by new keys (the history's last:
+    segments are added after it) is worked out again with them, so that runs stay long."""
+    runs: list[ListedRun] = []
+    count, at = len(listed), 0
+    while at < count:
+        run = before.get(id(listed[at]))
+        if run is not None:
+            end = at + len(run.listed)
+            if end <= count and all(map(is_, listed[at:end], run.listed)) and (
+                    end == count or len(run.listed) >= _RUN or id(listed[end]) in before):
+                runs.append(run)
+                at = end
+                continue
+        end, limit = at + 1, min(count, at + _RUN)
+        while end < limit and id(listed[end]) not in before:
+            end += 1
+        runs.append(_run_of(layout, listed[at:end], cut))
+        at = end
+    return runs
+
+
+def _run_of(layout: BackupLayout, listed: Sequence[ObjectInfo], cut: int) -> ListedRun:
+    objects = tuple(ObjectInfo(info.key[cut:], info.size, info.last_modified, None,
+                               info.digests) for info in listed)
+    return ListedRun(tuple(listed), objects, _members_by_area(layout, objects),
+                     max(map(_MODIFIED, listed)))
 
 
 def advance_cursors(catalog: Catalog, layout: BackupLayout, service: Service,

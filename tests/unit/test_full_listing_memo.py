@@ -136,6 +136,30 @@ def test_only_the_runs_that_changed_are_worked_out_again() -> None:
                                                                         True]
 
 
+def test_keys_written_before_the_others_leave_their_runs_reused() -> None:
+    """A new base sorts before every segment: the pages start at other keys, yet the runs of
+    the keys that did not change are found again where they now are."""
+    storage = MemoryStorage("primary", clock=lambda: T0)
+    for seq in range(1, 11):
+        storage.write(f"orders/{key_of('segment', '1', seq)}", b"x")
+    layout, memo = NativeLayout(), FullListingMemo()
+
+    def runs() -> list[listing_module.ListedRun]:
+        return list(drive(storage, list_primary(None, layout, SERVICE, full=True,  # type: ignore[arg-type]
+                                                page_size=PAGE, memo=memo)).runs)
+
+    with mock.patch.object(listing_module, "_RUN", RUN):
+        first = runs()
+        storage.write(f"orders/{key_of('manifest', '1', 1)}", b"x")
+        second = runs()
+        # pages of 7: [b1 1-6] [7-10]; only the new key's run is new
+        assert [len(run.objects) for run in second] == [1, 3, 3, 1, 3]
+        assert [run.objects[0].key for run in second
+                if not any(run is old for old in first)] == [
+            key_of("manifest", "1", 1)]
+        assert all(any(run is old for run in second) for old in first)
+
+
 def test_a_storage_that_hands_out_new_objects_is_worked_out_every_time() -> None:
     storage = MemoryStorage("primary", clock=lambda: T0)
     storage.write(f"orders/{key_of('segment', '1', 1)}", b"x")
@@ -153,4 +177,4 @@ def test_a_storage_that_hands_out_new_objects_is_worked_out_every_time() -> None
     second = drive(storage, list_primary(None, layout, SERVICE, full=True,  # type: ignore[arg-type]
                                          page_size=PAGE, memo=memo))
     assert first.runs[0] is not second.runs[0]
-    assert memo.pages == {}
+    assert memo.runs == {}
