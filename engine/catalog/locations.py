@@ -34,6 +34,15 @@ _ROWS_KEPT = 4096
 class LocationsPart(JournalPart):
     """Services, locations, reachability, listing cursors and copy marks."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        #: each service's locations as last read, kept while no other connection has
+        #: written the catalog (``PRAGMA data_version``) and this one has not written them:
+        #: the scheduler reads them several times a pass, a management command seldom
+        #: changes them
+        self._locations: dict[str, list[LocationRow]] = {}
+        self._locations_version = -1
+        super().__init__(*args, **kwargs)
+
     def upsert_service(self, service: Service, now: datetime) -> None:
         self._upsert(
             "services", {"name": service.name, "type": str(service.type),
@@ -56,6 +65,7 @@ class LocationsPart(JournalPart):
                      now: datetime, reason: str = "") -> None:
         existing = self.location(service, region)
         since = existing.since if existing and existing.role == role else now
+        self._locations.pop(service, None)
         self._upsert(
             "locations", {"service": service, "region": region, "role": str(role),
                           "state": str(state), "reason": reason, "since": to_text(since),
@@ -100,6 +110,7 @@ class LocationsPart(JournalPart):
              str(ItemStatus.RETAINED)])
 
     def remove_location(self, service: str, region: str) -> None:
+        self._locations.pop(service, None)
         for table in ("locations", "reachability"):
             self._write(f"delete from {table} where service = ? and region = ?",
                             [service, region])
@@ -110,24 +121,39 @@ class LocationsPart(JournalPart):
 
     def locations(self, service: str, *, region: str | None = None,
                   roles: Iterable[RegionRole] | None = None) -> list[LocationRow]:
-        # Plain tuples: the scheduler reads a service's locations a few times per pass.
-        sql = "select region, role, state, reason, since from locations where service = ?"
-        params: list[Any] = [service]
+        """A service's locations (those in ``region``, or with one of ``roles``), oldest
+        first."""
+        rows = self._locations_of(service)
         if region is not None:
-            sql += " and region = ?"
-            params.append(region)
+            rows = [row for row in rows if row.region == region]
         if roles is not None:
-            wanted = [str(r) for r in roles]
-            sql += f" and role in ({','.join('?' * len(wanted))})"
-            params.extend(wanted)
-        sql += " order by since, region"
+            wanted = frozenset(roles)
+            rows = [row for row in rows if row.role in wanted]
+        return list(rows)
+
+    def _locations_of(self, service: str) -> list[LocationRow]:
+        conn = self.conn
+        if conn.in_transaction:  # what this connection may yet roll back is never kept
+            return self._read_locations(service)
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._locations_version:
+            self._locations.clear()
+            self._locations_version = version
+        rows = self._locations.get(service)
+        if rows is None:
+            rows = self._locations[service] = self._read_locations(service)
+        return rows
+
+    def _read_locations(self, service: str) -> list[LocationRow]:
+        # Plain tuples, each made into a row once (_LOCATION_ROWS).
         rows: list[LocationRow] = []
-        for found in self._read(sql, params):
+        for found in self._read("select region, role, state, reason, since from locations "
+                                "where service = ? order by since, region", [service]):
             key = (service, *found)
             row = _LOCATION_ROWS.get(key)
             if row is None:
-                region_, role, state, reason, since = found
-                row = LocationRow(service, region_, RegionRole(role), RegionState(state),
+                region, role, state, reason, since = found
+                row = LocationRow(service, region, RegionRole(role), RegionState(state),
                                   reason, from_text(since))
                 if len(_LOCATION_ROWS) >= _ROWS_KEPT:
                     _LOCATION_ROWS.clear()

@@ -20,7 +20,14 @@ from engine.catalog import (
     from_text,
     to_text,
 )
-from engine.model import BackupItem, ItemKind, ItemStatus, ObjectRef
+from engine.model import (
+    BackupItem,
+    ItemKind,
+    ItemStatus,
+    ObjectRef,
+    RegionRole,
+    RegionState,
+)
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 SVC, PRIMARY, SECONDARY = "orders", "aws-eu-west-1", "aws-eu-central-1"
@@ -68,6 +75,44 @@ def test_in_memory_catalogs_are_private_to_each_other() -> None:
     first.add_item(SVC, PRIMARY, base_item(), ItemStatus.AVAILABLE, T0)
     assert first.conn.execute("select count(*) from items").fetchone()[0] == 1
     assert second.conn.execute("select count(*) from items").fetchone()[0] == 0
+
+
+def test_locations_are_read_again_once_another_connection_changed_them(
+        tmp_path: Path) -> None:
+    """The daemon keeps a service's locations between passes; `btar disable` or the TUI
+    changes them from another process."""
+    path = tmp_path / "btar.sqlite"
+    daemon, command = Catalog.open(path), Catalog.open(path)
+    try:
+        daemon.set_location(SVC, SECONDARY, RegionRole.SECONDARY, RegionState.ACTIVE, T0)
+        assert [loc.state for loc in daemon.locations(SVC)] == [RegionState.ACTIVE]
+        command.set_location(SVC, SECONDARY, RegionRole.SECONDARY, RegionState.PAUSED, t(1),
+                             "maintenance")
+        assert [(loc.state, loc.reason) for loc in daemon.locations(SVC)] == [
+            (RegionState.PAUSED, "maintenance")]
+        command.remove_location(SVC, SECONDARY)
+        assert daemon.location(SVC, SECONDARY) is None
+    finally:
+        daemon.close()
+        command.close()
+
+
+def test_a_location_written_in_a_transaction_rolled_back_is_not_kept(catalog: Catalog) -> None:
+    catalog.set_location(SVC, SECONDARY, RegionRole.SECONDARY, RegionState.ACTIVE, T0)
+    assert catalog.location(SVC, SECONDARY).state == RegionState.ACTIVE  # type: ignore[union-attr]
+
+    def failing_pass() -> None:
+        with catalog.transaction():
+            catalog.set_location(SVC, SECONDARY, RegionRole.SECONDARY, RegionState.PAUSED,
+                                 t(1))
+            seen = catalog.location(SVC, SECONDARY)
+            assert seen is not None
+            assert seen.state == RegionState.PAUSED
+            raise RuntimeError("the pass failed")
+
+    with pytest.raises(RuntimeError):
+        failing_pass()
+    assert catalog.location(SVC, SECONDARY).state == RegionState.ACTIVE  # type: ignore[union-attr]
 
 
 def test_opening_twice_is_idempotent(tmp_path: Path) -> None:
