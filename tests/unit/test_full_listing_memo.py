@@ -5,7 +5,7 @@ the same cursors and what the layout finds in them; and what did not change is r
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from datetime import timedelta
 from typing import Any
 from unittest import mock
@@ -112,7 +112,8 @@ def test_a_reused_full_listing_sees_what_a_fresh_one_sees(
             assert [id(run) for run in again.runs] == [id(run) for run in reused.runs]
 
 
-def test_only_the_runs_that_changed_are_worked_out_again() -> None:
+def ten_segments() -> tuple[MemoryStorage, Callable[[], list[listing_module.ListedRun]]]:
+    """Segments 1 to 10 of a stream, and its full listings' runs, one memo for all."""
     storage = MemoryStorage("primary", clock=lambda: T0)
     for seq in range(1, 11):
         storage.write(f"orders/{key_of('segment', '1', seq)}", b"x")
@@ -122,6 +123,11 @@ def test_only_the_runs_that_changed_are_worked_out_again() -> None:
         return list(drive(storage, list_primary(None, layout, SERVICE, full=True,  # type: ignore[arg-type]
                                                 page_size=PAGE, memo=memo)).runs)
 
+    return storage, runs
+
+
+def test_only_the_runs_that_changed_are_worked_out_again() -> None:
+    storage, runs = ten_segments()
     with mock.patch.object(listing_module, "_RUN", RUN):
         first = runs()
         # pages of 7 in runs of 3: [1-3][4-6][7] [8-10]
@@ -139,15 +145,7 @@ def test_only_the_runs_that_changed_are_worked_out_again() -> None:
 def test_keys_written_before_the_others_leave_their_runs_reused() -> None:
     """A new base sorts before every segment: the pages start at other keys, yet the runs of
     the keys that did not change are found again where they now are."""
-    storage = MemoryStorage("primary", clock=lambda: T0)
-    for seq in range(1, 11):
-        storage.write(f"orders/{key_of('segment', '1', seq)}", b"x")
-    layout, memo = NativeLayout(), FullListingMemo()
-
-    def runs() -> list[listing_module.ListedRun]:
-        return list(drive(storage, list_primary(None, layout, SERVICE, full=True,  # type: ignore[arg-type]
-                                                page_size=PAGE, memo=memo)).runs)
-
+    storage, runs = ten_segments()
     with mock.patch.object(listing_module, "_RUN", RUN):
         first = runs()
         storage.write(f"orders/{key_of('manifest', '1', 1)}", b"x")
