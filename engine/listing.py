@@ -90,9 +90,11 @@ class FullListingMemo:
     hands out the very ObjectInfos it did then (``ListPage.stable_infos``). A full listing
     reads every key of the history, so without it each costs as much as the history is long
     and a run's listings cost the square of its length; with it, only the runs of keys that
-    changed (the last, mostly) are worked out again. Of the catalog it keeps only which
-    segments a run's discovery took as known, checked again at every reuse
-    (ListedRun.discovery): it is right whatever the catalog does in between."""
+    changed (the last, mostly) are worked out again. Of the catalog it keeps which segments
+    a run's discovery took as known, checked again at every reuse (ListedRun.discovery),
+    and the primary's item ids, checked at every full listing against what could have
+    changed them (engine.replication._judged): it is right whatever the catalog does in
+    between."""
 
     def __init__(self) -> None:
         #: the runs of the last full listing, each by the id of the ObjectInfo it starts
@@ -100,6 +102,12 @@ class FullListingMemo:
         #: new base sorts before every segment) leave it reused. The run holds that
         #: ObjectInfo, so no other object can have its id while the run is kept.
         self.runs: dict[int, ListedRun] = {}
+        #: the primary's item ids as this connection last read them and added to them since
+        #: (None: read them at the next full listing), and what they were read against:
+        #: the region, the catalog's data_version and its count of item deletions
+        #: (engine.replication._judged)
+        self.known: set[str] | None = None
+        self.known_at: tuple[str, int, int] = ("", -1, -1)
 
 
 def list_all(region: str, prefix: str, page_size: int,

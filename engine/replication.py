@@ -158,7 +158,7 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
     # A full listing reads every known id once (the layout need not describe those again)
     # and the statuses _reconcile judges (the rows this pass adds are available and present,
     # so they change neither of its sets).
-    judged = catalog.listed_statuses(service.name, service.region) if listing.full else None
+    judged = _judged(catalog, service, memo) if listing.full else None
     try:
         if judged is not None and layout.sorts_keys_alone:
             found = Discovery.joined([run.discovery(layout, judged[0]) for run in listing.runs])
@@ -184,11 +184,12 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
     markers += yield from _look_up_announced(service, settings, announced, known, on_mirrored)
     marker_ids.update(announced)
     now: datetime = yield Now()
+    fresh = [segment for segment in found.segments if segment.item_id not in known]
+    added = [segment.item_id for segment in fresh]
     with catalog.transaction():
         new = catalog.add_items(
-            service.name, service.region,
-            ((segment, segment.completed_at) for segment in found.segments
-             if segment.item_id not in known), ItemStatus.AVAILABLE, now, unknown=True)
+            service.name, service.region, ((segment, segment.completed_at) for segment in fresh),
+            ItemStatus.AVAILABLE, now, unknown=True)
         if judged is not None:
             _reconcile(catalog, service, present, *judged, now)
     unknown = [marker for marker in markers if marker_ids[marker.key] not in known]
@@ -206,8 +207,37 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
             continue
         new += catalog.add_items(service.name, service.region, [(item, item.completed_at)],
                                  ItemStatus.AVAILABLE, now)
+        added.append(item.item_id)
+    if memo is not None and memo.known is not None:
+        if catalog.in_transaction or memo.known_at[0] != service.region:
+            memo.known = None  # what an enclosing transaction may roll back is never kept
+        else:
+            memo.known.update(added)
     advance_cursors(catalog, layout, service, listing, now, settings.listing_settle)
     return new
+
+
+def _judged(catalog: Catalog, service: Service,
+            memo: FullListingMemo | None) -> tuple[set[str], dict[str, str]]:
+    """What a full listing judges: every item id of the primary, and the status of those not
+    available. The ids are the one read of a full listing that grows with the history, so
+    the service's memo keeps them, told of what each pass adds (discover_primary), and they
+    are read again unless nothing else can have changed them: no other connection wrote the
+    catalog (data_version), this one deleted no item row, and the count of the primary's
+    items is the kept set's size. (Kept ids were all inserted and none deleted since, so
+    with the counts equal the sets are equal. A kept id whose row is gone would hide its
+    segment from this listing, and from replication.)"""
+    name, region = service.name, service.region
+    if memo is None or catalog.in_transaction:
+        return catalog.listed_statuses(name, region)
+    at = (region, catalog.data_version(), catalog.item_deletions)
+    known = memo.known
+    if known is not None and memo.known_at == at and \
+            catalog.item_count(name, region) == len(known):
+        return known, catalog.unavailable_statuses(name, region)
+    known, others = catalog.listed_statuses(name, region)
+    memo.known, memo.known_at = known, at
+    return known, others
 
 
 def _look_up_announced(service: Service, settings: ReplicationSettings,

@@ -102,6 +102,8 @@ class CatalogBase:
         self.name = name
         #: the file (None in memory): its lock file sits beside it (CatalogLock)
         self.path = path
+        #: item rows this connection deleted, ever (what a reader keeping ids checks)
+        self.item_deletions = 0
         self._migrate()
 
     @property
@@ -162,6 +164,14 @@ class CatalogBase:
         sqlite_utils' ``upsert``: the other columns keep their values)."""
         updates = ", ".join(f"{c} = excluded.{c}" for c in record if c not in pk)
         self._insert(table, record, f" on conflict ({', '.join(pk)}) do update set {updates}")
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
+    def data_version(self) -> int:
+        """SQLite's ``PRAGMA data_version``: it moves when another connection commits."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """The rows of a query, as tuples (a plain read opens no transaction)."""

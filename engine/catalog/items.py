@@ -87,12 +87,20 @@ class ItemsPart(RunsPart):
         known = set(itertools.chain.from_iterable(self.conn.execute(
             "select item_id from items where service = ? and region = ?",
             (service, region)).fetchall()))
-        # a seek per status (an index's range, not the service's every row)
+        return known, self.unavailable_statuses(service, region)
+
+    def item_count(self, service: str, region: str) -> int:
+        """How many items a region holds, whatever their status (from item_counts)."""
+        return int(self.conn.execute(
+            "select coalesce(sum(items), 0) from item_counts where service = ? and region = ?",
+            (service, region)).fetchone()[0])
+
+    def unavailable_statuses(self, service: str, region: str) -> dict[str, str]:
+        """The status of each item of a region that is not available (a seek per status)."""
         statuses = [str(s) for s in ItemStatus if s != ItemStatus.AVAILABLE]
-        others = dict(self.conn.execute(
+        return dict(self.conn.execute(
             "select item_id, status from items where service = ? and region = ? and status in "
             f"({','.join('?' * len(statuses))})", (service, region, *statuses)).fetchall())
-        return known, others
 
     def known_among(self, service: str, region: str, item_ids: Iterable[str]) -> set[str]:
         """Which of ``item_ids`` the catalog knows in a region (index seeks, no scan)."""
@@ -308,6 +316,7 @@ class ItemsPart(RunsPart):
                     "(select item_id from items where service = ? and region = ? "
                     "and status != ?)",
                     [service, region, service, region, str(ItemStatus.RETAINED)])
+            self.item_deletions += 1
             self._cap_copy_marks()
 
     def publish_item(self, service: str, region: str, item_id: str, available_at: datetime,
@@ -445,4 +454,5 @@ class ItemsPart(RunsPart):
             for table in ("items", "objects", "log_runs"):
                 self._write(f"delete from {table} where service = ? and region = ?",
                                 [service, region])
+            self.item_deletions += 1
             self._cap_copy_marks()

@@ -135,7 +135,7 @@ class LocationsPart(JournalPart):
         conn = self.conn
         if conn.in_transaction:  # what this connection may yet roll back is never kept
             return self._read_locations(service)
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        version = self.data_version()
         if version != self._locations_version:
             self._locations.clear()
             self._locations_version = version
