@@ -209,10 +209,10 @@ def discover_primary(catalog: Catalog, layout: BackupLayout, service: Service,
                                  ItemStatus.AVAILABLE, now)
         added.append(item.item_id)
     if memo is not None and memo.known is not None:
-        if catalog.in_transaction or memo.known_at[0] != service.region:
+        if catalog.in_transaction:
             memo.known = None  # what an enclosing transaction may roll back is never kept
         else:
-            memo.known.update(added)
+            memo.known.update(added)  # (those of another region: _judged reads them again)
     advance_cursors(catalog, layout, service, listing, now, settings.listing_settle)
     return new
 

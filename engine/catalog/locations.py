@@ -132,8 +132,7 @@ class LocationsPart(JournalPart):
         return list(rows)
 
     def _locations_of(self, service: str) -> list[LocationRow]:
-        conn = self.conn
-        if conn.in_transaction:  # what this connection may yet roll back is never kept
+        if self.in_transaction:  # what this connection may yet roll back is never kept
             return self._read_locations(service)
         version = self.data_version()
         if version != self._locations_version:
