@@ -71,8 +71,10 @@ _ITEM = ("insert into items (service, region, item_id, kind, stream, seq, start_
 _OBJECT = ("insert into objects (service, region, item_id, key, size, sha256, is_marker, status, "
            "method, verified_by, attempts, updated_at, digest) values (?, ?, ?, ?, 16777216, ?, "
            "1, 'available', 'stream', 'sha256-streamed', 1, ?, '')")
-_RUN = ("update log_runs set last_seq = ?, last_end = ? where service = ? and region = ? and "
-        "stream = '1' and last_seq = ?")
+#: the region's newest run grows by the segment (a destination's may have fallen behind)
+_RUN = ("update log_runs set last_seq = ?, last_end = ? where rowid = (select rowid from "
+        "log_runs where service = ? and region = ? and stream = '1' order by first_seq desc "
+        "limit 1)")
 _LAG = ("insert into lag_samples (service, region, item_id, at, lag_seconds) "
         "values (?, ?, ?, ?, 0.2)")
 _ATTEMPT = ("insert into copy_attempts (service, region, key, at, ok, method, verified_by, "
@@ -102,7 +104,7 @@ def segment_writes(connection: sqlite3.Connection, services: list[str],
             for region in (PRIMARY, DESTINATION):
                 connection.execute(_ITEM, (service, region, item, seq, start, end, end, end, end))
                 connection.execute(_OBJECT, (service, region, item, key, sha, end))
-                connection.execute(_RUN, (seq, end, service, region, seq - 1))
+                connection.execute(_RUN, (seq, end, service, region))
             connection.execute(_LAG, (service, DESTINATION, item, end))
             connection.execute(_ATTEMPT, (service, DESTINATION, key, end))
             connection.execute("commit")
