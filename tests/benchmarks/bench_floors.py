@@ -31,7 +31,6 @@ import argparse
 import functools
 import hashlib
 import os
-import shutil
 import sqlite3
 import statistics
 import sys
@@ -270,6 +269,8 @@ def main() -> None:
     unknown = set(parts) - {"simulator", "s3", "local"}
     if unknown:
         parser.error(f"unknown parts: {', '.join(sorted(unknown))}")
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     with tempfile.TemporaryDirectory(prefix="btar-floors-") as folder:
         work = Path(folder)
         if "simulator" in parts:
@@ -278,7 +279,6 @@ def main() -> None:
             s3_part(work / "s3", args.repeat)
         if "local" in parts:
             local_part(work / "local", args.repeat)
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
