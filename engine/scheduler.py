@@ -388,13 +388,9 @@ class Scheduler:
 
     def _note_work(self, queue: DestinationQueue) -> None:
         """Items were queued (the only way into a lane): the queue is a candidate again."""
-        name = queue.name
         for lane in LANES:
             if queue.lanes[lane]:
-                ranked = self.with_work[lane]
-                at = bisect.bisect_left(ranked, name)
-                if at == len(ranked) or ranked[at] != name:
-                    ranked.insert(at, name)
+                _add_sorted(self.with_work[lane], queue.name)
 
     def _next(self, now: datetime) -> tuple[DestinationQueue, ItemCopies, ObjectRow] | None:
         """The next copy to start: a log lane's turn first; a base only while bases hold
@@ -419,9 +415,7 @@ class Scheduler:
             for name in ranked[split:] + ranked[:split]:
                 queue = self.queues.get(name)
                 if queue is None or not queue.lanes[lane]:
-                    at = bisect.bisect_left(ranked, name)
-                    if at < len(ranked) and ranked[at] == name:
-                        del ranked[at]
+                    _discard_sorted(ranked, name)
                     continue
                 if not queue.ready(now) or self.services[queue.service.name].primary_down:
                     continue
@@ -666,3 +660,17 @@ def replicate(catalog: Catalog, jobs: Sequence[ServiceJob], settings: Replicatio
     scheduler = Scheduler(catalog, jobs, settings, once=once, full_listing=full_listing,
                           hooks=hooks)
     return (yield from scheduler.run())
+
+
+def _add_sorted(ranked: list[tuple[str, str]], name: tuple[str, str]) -> None:
+    """Add ``name`` to a sorted list of distinct names, unless it is there."""
+    at = bisect.bisect_left(ranked, name)
+    if at == len(ranked) or ranked[at] != name:
+        ranked.insert(at, name)
+
+
+def _discard_sorted(ranked: list[tuple[str, str]], name: tuple[str, str]) -> None:
+    """Take ``name`` out of a sorted list of distinct names, if it is there."""
+    at = bisect.bisect_left(ranked, name)
+    if at < len(ranked) and ranked[at] == name:
+        del ranked[at]

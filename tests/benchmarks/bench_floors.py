@@ -181,6 +181,8 @@ def s3_part(work: Path, repeat: int) -> None:
                                   "CopySource": {"Bucket": "floors-src", "Key": obj.key}})
             lean.append(time.process_time() - began)
         catch_ups, idle, rclones = [], [], []
+        work.mkdir(parents=True, exist_ok=True)
+        rclone_env = peers.rclone_environment(env, moto.endpoint, work / "rclone.conf")
         for run_index in range(repeat):
             progress(f"floors: s3 run {run_index + 1}/{repeat}")
             bucket = f"floors-btar-{run_index}"
@@ -193,7 +195,6 @@ def s3_part(work: Path, repeat: int) -> None:
             if rclone:
                 target = f"floors-rclone-{run_index}"
                 moto.create_bucket(target)
-                rclone_env = peers.rclone_environment(env, moto.endpoint, work / "rclone.conf")
                 rclones.append(peers.rclone_s3(f"floors-src/{PREFIX}", f"{target}/{PREFIX}",
                                                rclone_env).check("rclone copy"))
     per_thousand = 1000 / OBJECTS
